@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+// MedSelect: choose which medical images are worth annotating, train on them, and report per-site shift.
+// Module layout and dependency direction: Docs/DESIGN.md (formats -> images -> data -> learning/selection -> experiments -> CLI).
+import PackageDescription
+
+let package = Package(
+    name: "MedSelect",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "medselect", targets: ["medselect"]),
+        .library(name: "MedImage", targets: ["MedImage"]),
+        .library(name: "MedFormats", targets: ["MedFormats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C adapters: module maps and tiny shims around system libraries. Internal, never products.
+        .target(
+            name: "CNIfTI",
+            cSettings: [.define("HAVE_ZLIB")],
+            linkerSettings: [.linkedLibrary("nifti2"), .linkedLibrary("znz"), .linkedLibrary("z"), .linkedLibrary("m")]
+        ),
+        .target(
+            name: "CPNG",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]
+        ),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+
+        .target(name: "MedImage"),
+        .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"]),
+        .executableTarget(
+            name: "medselect",
+            dependencies: [
+                "MedImage", "MedFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).
+        .executableTarget(name: "medselect-fuzz", dependencies: ["MedFormats"]),
+
+        .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats"], path: "Tests/TestSupport"),
+        .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
+        .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,107 @@
+#include "CNIfTI.h"
+#include <nifti/nifti2_io.h>
+#include <string.h>
+#include <math.h>
+
+static void quiet(void) {
+    static int done = 0;
+    if (!done) { nifti_set_debug_level(0); done = 1; }
+}
+
+static void copy_mat(const nifti_dmat44 *m, double out[16]) {
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) out[r * 4 + c] = m->m[r][c];
+}
+
+void *msnifti_open(const char *path, msnifti_header *out) {
+    quiet();
+    nifti_image *nim = nifti_image_read(path, 0);
+    if (!nim) return NULL;
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < 8; i++) { out->dim[i] = nim->dim[i]; out->pixdim[i] = nim->pixdim[i]; }
+    out->datatype = nim->datatype;
+    out->nbyper = nim->nbyper;
+    out->scl_slope = nim->scl_slope;
+    out->scl_inter = nim->scl_inter;
+    out->cal_min = nim->cal_min;
+    out->cal_max = nim->cal_max;
+    out->qform_code = nim->qform_code;
+    out->sform_code = nim->sform_code;
+    copy_mat(&nim->qto_xyz, out->qto_xyz);
+    copy_mat(&nim->sto_xyz, out->sto_xyz);
+    out->quatern_b = nim->quatern_b; out->quatern_c = nim->quatern_c; out->quatern_d = nim->quatern_d;
+    out->qoffset_x = nim->qoffset_x; out->qoffset_y = nim->qoffset_y; out->qoffset_z = nim->qoffset_z;
+    out->qfac = nim->qfac;
+    out->xyz_units = nim->xyz_units;
+    out->time_units = nim->time_units;
+    out->nifti_type = nim->nifti_type;
+    out->intent_code = nim->intent_code;
+    out->byteorder = nim->byteorder;
+    out->iname_offset = nim->iname_offset;
+    out->toffset = nim->toffset;
+    memcpy(out->descrip, nim->descrip, 80); out->descrip[80] = 0;
+    memcpy(out->intent_name, nim->intent_name, 16); out->intent_name[16] = 0;
+    return nim;
+}
+
+int msnifti_load_into(void *handle, void *dest, int64_t nbytes) {
+    nifti_image *nim = (nifti_image *)handle;
+    if (!nim || !dest) return -1;
+    if ((int64_t)nim->nvox * nim->nbyper != nbytes) return -2;
+    nim->data = dest;                    /* libnifti reads into a caller buffer when data is set */
+    int rc = nifti_image_load(nim);
+    nim->data = NULL;                    /* never let libnifti free the caller's buffer */
+    return rc;
+}
+
+void msnifti_close(void *handle) {
+    nifti_image *nim = (nifti_image *)handle;
+    if (!nim) return;
+    nim->data = NULL;
+    nifti_image_free(nim);
+}
+
+int msnifti_write(const char *path, const msnifti_write_spec *spec, const void *data) {
+    quiet();
+    nifti_image *nim = nifti_make_new_nim(spec->dim, spec->datatype, 0);
+    if (!nim) return -1;
+    for (int i = 1; i < 8; i++) nim->pixdim[i] = (float)spec->pixdim[i];
+    nim->dx = nim->pixdim[1]; nim->dy = nim->pixdim[2]; nim->dz = nim->pixdim[3];
+    nim->dt = nim->pixdim[4]; nim->du = nim->pixdim[5]; nim->dv = nim->pixdim[6]; nim->dw = nim->pixdim[7];
+
+    nifti_dmat44 A;
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) A.m[r][c] = spec->affine[r * 4 + c];
+    nim->qform_code = spec->qform_code;
+    nim->sform_code = spec->sform_code;
+    nim->sto_xyz = A;
+    nim->sto_ijk = nifti_dmat44_inverse(A);
+    double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
+    nifti_dmat44_to_quatern(A, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
+    nim->quatern_b = qb; nim->quatern_c = qc; nim->quatern_d = qd;
+    nim->qoffset_x = qx; nim->qoffset_y = qy; nim->qoffset_z = qz;
+    nim->qfac = qfac;
+    nim->pixdim[0] = qfac;
+    nim->qto_xyz = nifti_quatern_to_dmat44(qb, qc, qd, qx, qy, qz, spec->pixdim[1], spec->pixdim[2], spec->pixdim[3], qfac);
+    nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
+    nim->scl_slope = spec->scl_slope;
+    nim->scl_inter = spec->scl_inter;
+    nim->xyz_units = spec->xyz_units;
+    nim->time_units = spec->time_units;
+    nim->intent_code = spec->intent_code;
+    memcpy(nim->descrip, spec->descrip, 79); nim->descrip[79] = 0;
+
+    int single = 1;
+    size_t n = strlen(path);
+    if ((n >= 4 && strcmp(path + n - 4, ".hdr") == 0) || (n >= 7 && strcmp(path + n - 7, ".hdr.gz") == 0)) single = 0;
+    if (spec->nifti_version == 2) nim->nifti_type = single ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI2_2;
+    else nim->nifti_type = single ? NIFTI_FTYPE_NIFTI1_1 : NIFTI_FTYPE_NIFTI1_2;
+
+    if (nifti_set_filenames(nim, path, 0, 1) != 0) { nifti_image_free(nim); return -2; }
+    nim->data = (void *)data;
+    znzFile fp = nifti_image_write_hdr_img(nim, 1, "wb");
+    if (fp) znzclose(fp);
+    nim->data = NULL;
+    nifti_image_free(nim);
+    return 0;
+}

@@ -1,0 +1,2 @@
+/* CZlib: zlib for MetaImage .zraw / CompressedData and for gzip detection. */
+#include <zlib.h>

@@ -1,0 +1,164 @@
+import Foundation
+import MedImage
+internal import CZlib
+
+/// The formats MedSelect reads and writes.
+public enum ImageFormat: String, Sendable, CaseIterable {
+    case nifti, png, metaImage = "metaimage", npy
+
+    /// The format an output path asks for, by its extension.
+    public static func forOutput(_ path: String) throws -> ImageFormat {
+        let l = path.lowercased()
+        if l.hasSuffix(".nii") || l.hasSuffix(".nii.gz") || l.hasSuffix(".hdr") || l.hasSuffix(".hdr.gz") { return .nifti }
+        if l.hasSuffix(".png") { return .png }
+        if l.hasSuffix(".mha") || l.hasSuffix(".mhd") { return .metaImage }
+        if l.hasSuffix(".npy") { return .npy }
+        throw FormatError.unsupported(path: path, reason: "unknown output extension; use .nii, .nii.gz, .hdr, .png, .mha, .mhd or .npy")
+    }
+}
+
+/// Format detection by content and dispatch to the readers and writers.
+public enum ImageIO {
+    /// Detects the format from the file's first bytes (the extension only breaks ties, e.g. `.img` data files).
+    public static func detect(_ path: String) throws -> ImageFormat {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".img") || lower.hasSuffix(".img.gz") {
+            return .nifti      // an ANALYZE/NIfTI data file: the reader finds its .hdr
+        }
+        let head = try FileIO.readPrefix(path, count: 1024)
+        if head.isEmpty { throw FormatError.truncated(path: path, reason: "file is empty") }
+        if head.starts(with: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) { return .png }
+        if head.starts(with: NPYReader.magic) { return .npy }
+        if head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+            let inner = (try? NIfTIReader.gzipPrefix(path, count: 4)) ?? []
+            if isNIfTISize(inner) { return .nifti }
+            if lower.hasSuffix(".nii.gz") || lower.hasSuffix(".hdr.gz") { return .nifti }
+            throw FormatError.unsupported(path: path, reason: "gzip file that does not hold a NIfTI image")
+        }
+        if isNIfTISize(head) { return .nifti }
+        if let text = String(bytes: head.prefix(200), encoding: .isoLatin1) {
+            let first = text.split(separator: "\n").first.map(String.init) ?? ""
+            let key = first.split(separator: "=").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+            if first.contains("="), ["objecttype", "ndims", "dimsize", "comment", "objectsubtype", "transformtype",
+                                      "binarydata", "elementtype"].contains(key) {
+                return .metaImage
+            }
+        }
+        throw FormatError.unsupported(path: path, reason: describeUnknown(head, path: path))
+    }
+
+    static func isNIfTISize(_ b: [UInt8]) -> Bool {
+        guard b.count >= 4 else { return false }
+        let le = Int32(b[0]) | Int32(b[1]) << 8 | Int32(b[2]) << 16 | Int32(b[3]) << 24
+        return le == 348 || le == 540 || le.byteSwapped == 348 || le.byteSwapped == 540
+    }
+
+    static func describeUnknown(_ head: [UInt8], path: String) -> String {
+        if head.starts(with: [0x49, 0x49, 0x2a, 0]) || head.starts(with: [0x4d, 0x4d, 0, 0x2a]) {
+            return "TIFF is not supported; convert it to PNG first (e.g. `convert in.tif out.png` with ImageMagick, or tifffile + Pillow)"
+        }
+        if head.count >= 132 && Array(head[128..<132]) == Array("DICM".utf8) {
+            return "DICOM is not supported; convert the series to NIfTI first (e.g. dcm2niix)"
+        }
+        if head.starts(with: [0xff, 0xd8, 0xff]) { return "JPEG is not supported; use PNG (lossless) instead" }
+        return "unknown file format (not NIfTI, PNG, MetaImage or NPY)"
+    }
+
+    /// Reads any supported image as a ``MedicalImage``.
+    public static func read(_ path: String, options: ReadOptions = .default) throws -> MedicalImage {
+        switch try detect(path) {
+        case .nifti: return try NIfTIReader.read(path, options: options)
+        case .png: return try PNGReader.read(path, options: options)
+        case .metaImage: return try MetaImageReader.read(path, options: options)
+        case .npy: return try image(from: try NPYReader.read(path, options: options), path: path)
+        }
+    }
+
+    /// Reads the array that `convert` writes to `.npy` (the reference-library contract in ``MedFormatsModule``).
+    public static func readArray(_ path: String, options: ReadOptions = .default) throws -> NDArray {
+        switch try detect(path) {
+        case .nifti: return try NIfTIReader.readArray(path, options: options)
+        case .png: return try PNGReader.readArray(path, options: options)
+        case .metaImage: return try MetaImageReader.readArray(path, options: options)
+        case .npy: return try NPYReader.read(path, options: options)
+        }
+    }
+
+    /// An image from an array whose axes are (x, y[, z[, t]]) (NiBabel order); identity affine, spacing unknown.
+    public static func image(from array: NDArray, path: String) throws -> MedicalImage {
+        let s = array.shape
+        guard (1...4).contains(s.count), s.allSatisfy({ $0 > 0 }) else {
+            throw FormatError.cannotRepresent(path: path, reason: "array of shape \(s) is not an image (1 to 4 non-empty axes)")
+        }
+        let dims = s + [Int](repeating: 1, count: 4 - s.count)
+        var voxels = array.floats()
+        if !array.fortranOrder && s.count > 1 {
+            // C order: last axis fastest. Reorder to x fastest.
+            var out = [Float](repeating: 0, count: voxels.count)
+            let (nx, ny, nz, nt) = (dims[0], dims[1], dims[2], dims[3])
+            for i in 0..<nx { for j in 0..<ny { for k in 0..<nz { for t in 0..<nt {
+                out[i + nx * (j + ny * (k + nz * t))] = voxels[((i * ny + j) * nz + k) * nt + t]
+            } } } }
+            voxels = out
+        }
+        let info = ImageInfo(storedType: array.dtype, format: "npy", spacingIsKnown: false)
+        return MedicalImage(shape: ImageShape(dims[0], dims[1], dims[2], dims[3]), voxels: voxels, info: info)
+    }
+
+    /// The array form of an image: PNG-like 2-D images as (height, width[, channels]) in C order, everything else as
+    /// (x, y, z[, t]) in Fortran order; integer stored types are kept when the values fit, else float32.
+    public static func array(from image: MedicalImage, path: String = "<memory>") -> NDArray {
+        var type = image.info.storedType
+        if type == .rgb24 || type == .rgba32 { type = .uint8 }
+        let storage = (try? ElementConversion.encode(image.voxels, as: type, path: path))
+        let s = image.shape
+        if image.info.format == "png", s.z == 1, let st = storage {
+            let n = s.x * s.y, ch = s.t, b = type.byteCount
+            var inter = [UInt8](repeating: 0, count: st.count)
+            for i in 0..<n { for c in 0..<ch { for k in 0..<b { inter[(i * ch + c) * b + k] = st[(c * n + i) * b + k] } } }
+            return NDArray(dtype: type, shape: ch == 1 ? [s.y, s.x] : [s.y, s.x, ch], fortranOrder: false, storage: inter)
+        }
+        let dims = s.t > 1 ? [s.x, s.y, s.z, s.t] : [s.x, s.y, s.z]
+        if let st = storage, type != .float16 { return NDArray(dtype: type, shape: dims, fortranOrder: true, storage: st) }
+        return NDArray(float32: image.voxels, shape: dims, fortranOrder: true)
+    }
+
+    /// Output options for ``write(_:to:options:)``.
+    public struct WriteOptions: Sendable {
+        /// Element type on disk (NIfTI, MetaImage); nil keeps the image's stored type where the format allows.
+        public var storedType: VoxelType?
+        /// PNG bit depth (8 or 16); nil chooses from the values.
+        public var pngBitDepth: Int?
+        /// MetaImage: zlib-compress the data.
+        public var compress: Bool
+        public init(storedType: VoxelType? = nil, pngBitDepth: Int? = nil, compress: Bool = false) {
+            self.storedType = storedType
+            self.pngBitDepth = pngBitDepth
+            self.compress = compress
+        }
+    }
+
+    /// Writes an image in the format its extension names (atomically).
+    public static func write(_ image: MedicalImage, to path: String, options: WriteOptions = WriteOptions()) throws {
+        switch try ImageFormat.forOutput(path) {
+        case .nifti: try NIfTIWriter.write(image, to: path, options: .init(storedType: options.storedType))
+        case .png: try PNGWriter.write(image, to: path, options: .init(bitDepth: options.pngBitDepth))
+        case .metaImage:
+            try MetaImageWriter.write(image, to: path, storedType: options.storedType,
+                                      compressed: options.compress || path.lowercased().hasSuffix(".mha") && options.compress)
+        case .npy: try NPYWriter.write(array(from: image, path: path), to: path)
+        }
+    }
+
+    /// Converts between formats. To `.npy` the exact stored values are written in the reference-library layout;
+    /// otherwise the image is decoded and re-encoded (types kept where the target format has them).
+    public static func convert(_ input: String, to output: String, options: WriteOptions = WriteOptions(),
+                               readOptions: ReadOptions = .default) throws {
+        let target = try ImageFormat.forOutput(output)
+        if target == .npy && options.storedType == nil {
+            try NPYWriter.write(try readArray(input, options: readOptions), to: output)
+            return
+        }
+        try write(try read(input, options: readOptions), to: output, options: options)
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import MedImage
+internal import CPNG
+
+/// What a PNG header says.
+public struct PNGHeader: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// As stored: 1, 2, 4, 8 or 16.
+    public var bitDepth: Int
+    /// As stored: 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA.
+    public var colorType: Int
+    public var interlaced: Bool
+    /// Pixel spacing in mm from a pHYs chunk in metres, else nil.
+    public var spacing: (x: Double, y: Double)?
+    /// Channels and bit depth of the decoded array (see the `.npy` contract in ``MedFormatsModule``).
+    public var channels: Int
+    public var outputBitDepth: Int
+
+    public static func == (a: PNGHeader, b: PNGHeader) -> Bool {
+        a.width == b.width && a.height == b.height && a.bitDepth == b.bitDepth && a.colorType == b.colorType
+            && a.interlaced == b.interlaced && a.spacing?.x == b.spacing?.x && a.spacing?.y == b.spacing?.y
+            && a.channels == b.channels && a.outputBitDepth == b.outputBitDepth
+    }
+}
+
+/// Reads PNG through libpng's low-level API: exact samples (no gamma), 16-bit kept, Adam7 handled.
+///
+/// Decoded layout (Pillow's `numpy.asarray(Image.open(p))`, with the documented differences):
+/// - gray 1/2/4-bit scaled to 8 bits by bit replication, as Pillow's `L` mode (1-bit: 0/255);
+/// - palette expanded to RGB, to RGBA when it has tRNS, or to gray when every entry is gray and there is no tRNS;
+/// - gray+alpha keeps 2 channels; 16-bit gray and 16-bit colour keep 16 bits (OpenCV's `IMREAD_UNCHANGED`, RGB order);
+/// - tRNS on gray/RGB images adds no channel (Pillow keeps it as metadata).
+///
+/// Geometry: i runs along a row, j down the rows; spacing from pHYs in metres, else 1 mm marked unknown; the affine
+/// is diagonal (natural images carry no anatomical orientation).
+public enum PNGReader {
+    public static func readHeader(_ path: String, options: ReadOptions = .default) throws -> PNGHeader {
+        // The header lives in the first chunks; 64 KiB covers IHDR, PLTE, tRNS and pHYs in practice.
+        let bytes = try FileIO.readPrefix(path, count: 1 << 16)
+        return try bytes.withUnsafeBufferPointer { buf in
+            try withDecoder(buf, path: path) { _, info in header(info) }
+        }
+    }
+
+    public static func read(_ path: String, options: ReadOptions = .default) throws -> MedicalImage {
+        let bytes = try FileIO.readAll(path)
+        return try decode(bytes, path: path, options: options)
+    }
+
+    /// Decodes a PNG held in memory (`path` only names it in errors).
+    public static func decode(_ bytes: [UInt8], path: String, options: ReadOptions = .default) throws -> MedicalImage {
+        let (array, h) = try decodeArray(bytes, path: path, options: options)
+        return image(from: array, header: h)
+    }
+
+    /// The decoded samples in Pillow's array layout: shape (height, width[, channels]), C order, uint8 or uint16.
+    public static func readArray(_ path: String, options: ReadOptions = .default) throws -> NDArray {
+        try decodeArray(try FileIO.readAll(path), path: path, options: options).0
+    }
+
+    static func header(_ info: mspng_info) -> PNGHeader {
+        var spacing: (Double, Double)? = nil
+        if info.has_phys != 0 && info.phys_unit == 1 && info.phys_x > 0 && info.phys_y > 0 {
+            spacing = (1000.0 / Double(info.phys_x), 1000.0 / Double(info.phys_y))
+        }
+        var channels = Int(info.out_channels)
+        if info.out_is_index != 0 {
+            channels = paletteChannels(info)
+        }
+        return PNGHeader(width: Int(info.width), height: Int(info.height), bitDepth: Int(info.bit_depth),
+                         colorType: Int(info.color_type), interlaced: info.interlaced != 0, spacing: spacing,
+                         channels: channels, outputBitDepth: Int(info.out_bit_depth))
+    }
+
+    static func paletteChannels(_ info: mspng_info) -> Int {
+        if info.trans_size > 0 { return 4 }
+        let n = Int(info.palette_size)
+        let allGray = withUnsafeBytes(of: info.palette) { (p: UnsafeRawBufferPointer) -> Bool in
+            for i in 0..<n {
+                let r: UInt8 = p[3 * i], g: UInt8 = p[3 * i + 1], b: UInt8 = p[3 * i + 2]
+                if r != g || r != b { return false }
+            }
+            return true
+        }
+        return allGray ? 1 : 3
+    }
+
+    static func withDecoder<T>(_ buf: UnsafeBufferPointer<UInt8>, path: String,
+                               _ body: (OpaquePointer, mspng_info) throws -> T) throws -> T {
+        var info = mspng_info()
+        var message = [CChar](repeating: 0, count: 256)
+        guard let dec = mspng_open(buf.baseAddress, buf.count, &info, &message, message.count) else {
+            throw pngError(path, message)
+        }
+        defer { mspng_close(dec) }
+        return try body(dec, info)
+    }
+
+    static func pngError(_ path: String, _ message: [CChar]) -> FormatError {
+        let text = cString(message)
+        if text.contains("signature") { return .unsupported(path: path, reason: text) }
+        if text.contains("truncated") || text.contains("Not enough") || text.contains("Read Error") {
+            return .truncated(path: path, reason: "PNG data ends early (\(text))")
+        }
+        if text.contains("CRC") || text.contains("zlib") || text.contains("stream") || text.contains("IDAT")
+            || text.contains("invalid") || text.contains("bad") || text.contains("Invalid") {
+            return .corrupt(path: path, reason: "PNG data is damaged (\(text))")
+        }
+        return .invalidHeader(path: path, reason: text.isEmpty ? "libpng rejected the file" : text)
+    }
+
+    static func decodeArray(_ bytes: [UInt8], path: String, options: ReadOptions) throws -> (NDArray, PNGHeader) {
+        try bytes.withUnsafeBufferPointer { buf in
+            try withDecoder(buf, path: path) { dec, info in
+                let h = header(info)
+                let w = h.width, ht = h.height
+                let stored = Int(info.out_channels)
+                let bps = Int(info.out_bit_depth) / 8
+                try options.check(elements: Int64(w) * Int64(ht) * Int64(max(stored, h.channels)),
+                                  bytesPerElement: bps, path: path)
+                let rowBytes = w * stored * bps
+                var pixels = [UInt8](unsafeUninitializedCapacity: rowBytes * ht) { _, n in n = rowBytes * ht }
+                var message = [CChar](repeating: 0, count: 256)
+                let rc = pixels.withUnsafeMutableBufferPointer { mspng_decode(dec, $0.baseAddress, rowBytes, &message, message.count) }
+                if rc != 0 { throw pngError(path, message) }
+                let dtype: VoxelType = bps == 2 ? .uint16 : .uint8
+                if info.out_is_index != 0 {
+                    pixels = expandPalette(pixels, info: info, channels: h.channels)
+                }
+                let shape = h.channels == 1 ? [ht, w] : [ht, w, h.channels]
+                return (NDArray(dtype: dtype, shape: shape, fortranOrder: false, storage: pixels), h)
+            }
+        }
+    }
+
+    static func expandPalette(_ indices: [UInt8], info: mspng_info, channels: Int) -> [UInt8] {
+        var lut = [UInt8](repeating: 0, count: 256 * 4)   // missing entries: black, opaque
+        withUnsafeBytes(of: info.palette) { pal in
+            withUnsafeBytes(of: info.trans) { tr in
+                for i in 0..<256 {
+                    if i < Int(info.palette_size) {
+                        lut[4 * i] = pal[3 * i]; lut[4 * i + 1] = pal[3 * i + 1]; lut[4 * i + 2] = pal[3 * i + 2]
+                    }
+                    lut[4 * i + 3] = i < Int(info.trans_size) ? tr[i] : 255
+                }
+            }
+        }
+        var out = [UInt8](repeating: 0, count: indices.count * channels)
+        indices.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for (k, idx) in src.enumerated() {
+                    let b = Int(idx) * 4
+                    for c in 0..<channels { dst[k * channels + c] = lut[b + c] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Builds the planar Float32 image from the interleaved decoded array.
+    static func image(from array: NDArray, header h: PNGHeader) -> MedicalImage {
+        let w = h.width, ht = h.height, ch = h.channels
+        let n = w * ht
+        let voxels = [Float](unsafeUninitializedCapacity: n * ch) { out, count in
+            array.storage.withUnsafeBytes { raw in
+                let dst = out.baseAddress!
+                if ch == 1 {
+                    ElementConversion.convert(raw, type: array.dtype, count: n, slope: nil, inter: 0, into: dst)
+                } else if array.dtype == .uint16 {
+                    let p = raw.bindMemory(to: UInt16.self)
+                    ElementConversion.parallelChunks(n) { r in
+                        for i in r { for c in 0..<ch { dst[c * n + i] = Float(p[i * ch + c]) } }
+                    }
+                } else {
+                    let p = raw.bindMemory(to: UInt8.self)
+                    ElementConversion.parallelChunks(n) { r in
+                        for i in r { for c in 0..<ch { dst[c * n + i] = Float(p[i * ch + c]) } }
+                    }
+                }
+            }
+            count = n * ch
+        }
+        let sp = h.spacing
+        let affine = Affine.diagonal(spacing: [sp?.x ?? 1, sp?.y ?? 1, 1])
+        let info = ImageInfo(storedType: array.dtype, format: "png", spacingIsKnown: sp != nil,
+                             components: ch > 1 ? .color : .scalar)
+        return MedicalImage(shape: ImageShape(w, ht, 1, ch), voxels: voxels, affine: affine, info: info)
+    }
+}
+
+func cString(_ chars: [CChar]) -> String {
+    String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Writes 8- and 16-bit PNG: gray, gray+alpha, RGB, RGBA (1, 2, 3 or 4 channels on the fourth axis) and label maps.
+/// Values must be integers in the bit depth's range; spacing goes into pHYs (pixels per metre, rounded).
+public enum PNGWriter {
+    public struct Options: Sendable {
+        /// 8 or 16; nil picks 16 for images read as uint16 or with values above 255, else 8.
+        public var bitDepth: Int?
+        /// zlib level 0-9.
+        public var compressionLevel: Int
+        public init(bitDepth: Int? = nil, compressionLevel: Int = 6) {
+            self.bitDepth = bitDepth
+            self.compressionLevel = compressionLevel
+        }
+    }
+
+    /// Encodes to PNG bytes in memory.
+    public static func encode(_ image: MedicalImage, path: String = "<memory>", options: Options = Options()) throws -> [UInt8] {
+        let s = image.shape
+        guard s.z == 1 else {
+            throw FormatError.cannotRepresent(path: path, reason: "PNG holds 2-D images; this one is \(s) (take a slice first)")
+        }
+        let ch = s.t
+        guard (1...4).contains(ch) else {
+            throw FormatError.cannotRepresent(path: path, reason: "PNG holds 1 to 4 channels; this image has \(ch)")
+        }
+        let hi = image.statistics?.max ?? 0
+        let depth = options.bitDepth ?? ((image.info.storedType == .uint16 || hi > 255) ? 16 : 8)
+        guard depth == 8 || depth == 16 else {
+            throw FormatError.cannotRepresent(path: path, reason: "PNG bit depth must be 8 or 16, not \(depth)")
+        }
+        let type: VoxelType = depth == 16 ? .uint16 : .uint8
+        let planar = try ElementConversion.encode(image.voxels, as: type, path: path)
+        let n = s.x * s.y
+        let bps = depth / 8
+        var inter = [UInt8](repeating: 0, count: planar.count)
+        if ch == 1 {
+            inter = planar
+        } else {
+            planar.withUnsafeBytes { src in
+                inter.withUnsafeMutableBytes { dst in
+                    for i in 0..<n {
+                        for c in 0..<ch {
+                            for b in 0..<bps { dst[(i * ch + c) * bps + b] = src[(c * n + i) * bps + b] }
+                        }
+                    }
+                }
+            }
+        }
+        let colorType: Int32 = [1: 0, 2: 4, 3: 2, 4: 6][ch]!
+        var ppmX: UInt32 = 0, ppmY: UInt32 = 0
+        if image.info.spacingIsKnown {
+            let sp = image.spacing
+            if sp[0] > 0 && sp[1] > 0 {
+                ppmX = UInt32(max(1, min(Double(UInt32.max), (1000.0 / sp[0]).rounded())))
+                ppmY = UInt32(max(1, min(Double(UInt32.max), (1000.0 / sp[1]).rounded())))
+            }
+        }
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var size = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let rc = inter.withUnsafeBufferPointer {
+            mspng_encode($0.baseAddress, UInt32(s.x), UInt32(s.y), colorType, Int32(depth), ppmX, ppmY,
+                         Int32(options.compressionLevel), &out, &size, &message, message.count)
+        }
+        guard rc == 0, let p = out else {
+            throw FormatError.writeFailed(path: path, reason: cString(message))
+        }
+        defer { mspng_free(p) }
+        return Array(UnsafeBufferPointer(start: p, count: size))
+    }
+
+    public static func write(_ image: MedicalImage, to path: String, options: Options = Options()) throws {
+        let bytes = try encode(image, path: path, options: options)
+        try FileIO.writeAtomically(bytes, to: path)
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import MedFormats
+import MedImage
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert an image between NIfTI, PNG, MetaImage and NPY (by OUT's extension).",
+        discussion: """
+        To .npy: NIfTI/MetaImage give NiBabel's get_fdata() layout (nx, ny, nz[, nt]); PNG gives Pillow's \
+        numpy.asarray(Image.open(p)) layout (height, width[, channels]); integer types are kept.
+        Example: medselect convert Samples/prostate/RUNMC/Case00.nii.gz case00.npy
+        """
+    )
+
+    @Argument(help: "Input image.") var input: String
+    @Argument(help: "Output path: .nii, .nii.gz, .hdr, .png, .mha, .mhd or .npy.") var output: String
+
+    @Option(help: "Element type to store (uint8, int16, float32, ...); default keeps the input's.")
+    var type: String?
+
+    @Option(name: .customLong("bit-depth"), help: "PNG bit depth, 8 or 16 (default: from the values).")
+    var bitDepth: Int?
+
+    @Flag(help: "Compress MetaImage data with zlib.") var compress = false
+
+    @OptionGroup var limits: ReadLimitOptions
+
+    func validate() throws {
+        if let t = type, VoxelType(rawValue: t) == nil {
+            throw ValidationError("--type must be one of \(VoxelType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let b = bitDepth, b != 8 && b != 16 { throw ValidationError("--bit-depth must be 8 or 16") }
+    }
+
+    func run() throws {
+        let options = ImageIO.WriteOptions(storedType: type.flatMap(VoxelType.init(rawValue:)), pngBitDepth: bitDepth,
+                                           compress: compress)
+        try ImageIO.convert(input, to: output, options: options, readOptions: limits.readOptions)
+        FileHandle.standardError.write(Data("wrote \(output)\n".utf8))
+    }
+}
