@@ -39,7 +39,7 @@ let package = Package(
         // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).
         .executableTarget(name: "medselect-fuzz", dependencies: ["MedFormats"]),
 
-        .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport"]),

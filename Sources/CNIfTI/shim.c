@@ -94,11 +94,30 @@ int msnifti_write(const char *path, const msnifti_write_spec *spec, const void *
     int single = 1;
     size_t n = strlen(path);
     if ((n >= 4 && strcmp(path + n - 4, ".hdr") == 0) || (n >= 7 && strcmp(path + n - 7, ".hdr.gz") == 0)) single = 0;
-    if (spec->nifti_version == 2) nim->nifti_type = single ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI2_2;
-    else nim->nifti_type = single ? NIFTI_FTYPE_NIFTI1_1 : NIFTI_FTYPE_NIFTI1_2;
-
+    nim->nifti_type = single ? NIFTI_FTYPE_NIFTI1_1 : NIFTI_FTYPE_NIFTI1_2;
     if (nifti_set_filenames(nim, path, 0, 1) != 0) { nifti_image_free(nim); return -2; }
+    /* nifti_set_filenames resets the type from the name (always NIfTI-1): choose the version afterwards. */
+    if (spec->nifti_version == 2) nim->nifti_type = single ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI2_2;
     nim->data = (void *)data;
+    if (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1) {
+        /* libnifti 3.0.1 writes single-file NIfTI-2 as a header-less data file (it treats type 4 as a pair):
+         * build the header with libnifti, then write header, empty extension flag and data ourselves. */
+        nifti_2_header n2;
+        int rc = nifti_convert_nim2n2hdr(nim, &n2);
+        nim->data = NULL;
+        if (rc != 0) { nifti_image_free(nim); return -3; }
+        n2.vox_offset = 544;
+        memcpy(n2.magic, "n+2\0\r\n\032\n", 8);
+        znzFile f = znzopen(path, "wb", nifti_is_gzfile(path));
+        if (znz_isnull(f)) { nifti_image_free(nim); return -4; }
+        char ext[4] = {0, 0, 0, 0};
+        size_t nbytes = (size_t)nim->nvox * (size_t)nim->nbyper;
+        int ok = znzwrite(&n2, 1, sizeof(n2), f) == sizeof(n2) && znzwrite(ext, 1, 4, f) == 4
+                 && znzwrite(data, 1, nbytes, f) == nbytes;
+        znzclose(f);
+        nifti_image_free(nim);
+        return ok ? 0 : -5;
+    }
     znzFile fp = nifti_image_write_hdr_img(nim, 1, "wb");
     if (fp) znzclose(fp);
     nim->data = NULL;
