@@ -45,13 +45,34 @@ void *msnifti_open(const char *path, msnifti_header *out) {
 }
 
 int msnifti_load_into(void *handle, void *dest, int64_t nbytes) {
+    /* Not nifti_image_load: it frees the caller's buffer when a read fails, and nifti_read_buffer replaces NaN and
+     * infinite floats by 0, which NiBabel does not. Read the bytes through znzlib at the header's offset instead. */
     nifti_image *nim = (nifti_image *)handle;
-    if (!nim || !dest) return -1;
+    if (!nim || !dest || !nim->iname) return -1;
     if ((int64_t)nim->nvox * nim->nbyper != nbytes) return -2;
-    nim->data = dest;                    /* libnifti reads into a caller buffer when data is set */
-    int rc = nifti_image_load(nim);
-    nim->data = NULL;                    /* never let libnifti free the caller's buffer */
-    return rc;
+    int gz = nifti_is_gzfile(nim->iname);
+    znzFile fp = znzopen(nim->iname, "rb", gz);
+    if (znz_isnull(fp)) return -3;
+    int64_t offset = nim->iname_offset;
+    if (offset < 0) {                       /* ANALYZE convention: data at the end of the file */
+        int64_t size = nifti_get_filesize(nim->iname);
+        if (gz || size < nbytes) { znzclose(fp); return -4; }
+        offset = size - nbytes;
+    }
+    if (znzseek(fp, (long)offset, SEEK_SET) < 0) { znzclose(fp); return -5; }
+    int64_t done = 0;
+    const int64_t chunk = (int64_t)1 << 30;
+    while (done < nbytes) {
+        int64_t want = nbytes - done < chunk ? nbytes - done : chunk;
+        size_t n = znzread((char *)dest + done, 1, (size_t)want, fp);
+        if (n == 0 || n > (size_t)want) break;   /* gzread's -1 arrives as a huge size_t */
+        done += (int64_t)n;
+    }
+    znzclose(fp);
+    if (done != nbytes) return -6;
+    if (nim->swapsize > 1 && nim->byteorder != nifti_short_order())
+        nifti_swap_Nbytes(nbytes / nim->swapsize, nim->swapsize, dest);
+    return 0;
 }
 
 void msnifti_close(void *handle) {
