@@ -3,6 +3,9 @@
 // Module layout and dependency direction: Docs/DESIGN.md (formats -> images -> data -> learning/selection -> experiments -> CLI).
 import PackageDescription
 
+/// Scripts/fuzz sets MEDSELECT_FUZZ=1 to build the reader fuzz target with libFuzzer and AddressSanitizer.
+let fuzzing = Context.environment["MEDSELECT_FUZZ"] == "1"
+
 let package = Package(
     name: "MedSelect",
     platforms: [.macOS(.v14)],
@@ -37,7 +40,12 @@ let package = Package(
             ]
         ),
         // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).
-        .executableTarget(name: "medselect-fuzz", dependencies: ["MedFormats"]),
+        .executableTarget(
+            name: "medselect-fuzz",
+            dependencies: ["MedFormats"],
+            swiftSettings: fuzzing ? [.define("FUZZING"), .unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])] : [],
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+        ),
 
         .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),

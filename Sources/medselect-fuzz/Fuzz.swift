@@ -18,7 +18,7 @@ func runOne(_ data: UnsafeRawBufferPointer) {
     case "nifti", "nifti-gz", "metaimage":
         let ext = ["nifti": ".nii", "nifti-gz": ".nii.gz", "metaimage": ".mha"][fuzzTarget]!
         let path = scratch + ext
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         if fuzzTarget == "metaimage" { _ = try? MetaImageReader.read(path, options: options) }
         else { _ = try? NIfTIReader.read(path, options: options) }
     default:
@@ -32,11 +32,31 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-#if !FUZZING
-// Replay mode: medselect-fuzz FILE...
-for file in CommandLine.arguments.dropFirst() {
-    let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
-    bytes.withUnsafeBytes { runOne($0) }
-    print("ok \(file)")
+#if FUZZING
+// SwiftPM links executables with `main` defined as `medselect_fuzz_main`: hand control to libFuzzer's driver there.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("medselect_fuzz_main")
+func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = argv
+    return LLVMFuzzerRunDriver(&count, &vector) { data, size in fuzzOne(data, size) }
+}
+#else
+/// Replay mode: `medselect-fuzz FILE...` runs each file through the reader chosen by MEDSELECT_FUZZ_TARGET.
+@main
+struct FuzzReplay {
+    static func main() {
+        for file in CommandLine.arguments.dropFirst() {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+            bytes.withUnsafeBytes { runOne($0) }
+            print("ok \(file)")
+        }
+    }
 }
 #endif
