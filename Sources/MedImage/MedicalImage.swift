@@ -126,7 +126,7 @@ public struct MedicalImage: Sendable, Equatable {
         voxels = newVoxels
     }
 
-    /// Minimum, maximum and mean of all voxels (NaNs ignored); nil for an image of only NaNs.
+    /// Minimum, maximum and mean of the finite voxels (NaN and infinities ignored); nil when none is finite.
     public var statistics: (min: Float, max: Float, mean: Double)? {
         var lo = Float.infinity, hi = -Float.infinity
         var sum = 0.0
@@ -134,7 +134,7 @@ public struct MedicalImage: Sendable, Equatable {
         voxels.withUnsafeBufferPointer { buf in
             var blockSum: Float = 0
             var blockCount = 0
-            for v in buf where !v.isNaN {
+            for v in buf where v.isFinite {
                 if v < lo { lo = v }
                 if v > hi { hi = v }
                 blockSum += v

@@ -68,9 +68,9 @@ struct MedicalImageTests {
         #expect(ImageShape(5, 6, 1, 3).dimensions == [5, 6, 1, 3])
     }
 
-    @Test("statistics ignore NaN and match a hand computation")
+    @Test("statistics ignore NaN and infinities and match a hand computation")
     func stats() throws {
-        let img = MedicalImage(shape: ImageShape(4, 1), voxels: [1, .nan, 3, -2])
+        let img = MedicalImage(shape: ImageShape(5, 1), voxels: [1, .nan, 3, -2, .infinity])
         let s = try #require(img.statistics)
         #expect(s.min == -2 && s.max == 3 && abs(s.mean - 2.0 / 3.0) < 1e-12)
         #expect(MedicalImage(shape: ImageShape(1, 1), voxels: [.nan]).statistics == nil)
