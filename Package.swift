@@ -5,6 +5,9 @@ import PackageDescription
 
 /// Scripts/fuzz sets MEDSELECT_FUZZ=1 to build the reader fuzz target with libFuzzer and AddressSanitizer.
 let fuzzing = Context.environment["MEDSELECT_FUZZ"] == "1"
+/// Coverage instrumentation for the code under fuzzing (the readers and their C adapters).
+let fuzzSwift: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+let fuzzC: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
 
 let package = Package(
     name: "MedSelect",
@@ -21,17 +24,18 @@ let package = Package(
         // C adapters: module maps and tiny shims around system libraries. Internal, never products.
         .target(
             name: "CNIfTI",
-            cSettings: [.define("HAVE_ZLIB")],
+            cSettings: [.define("HAVE_ZLIB")] + fuzzC,
             linkerSettings: [.linkedLibrary("nifti2"), .linkedLibrary("znz"), .linkedLibrary("z"), .linkedLibrary("m")]
         ),
         .target(
             name: "CPNG",
+            cSettings: fuzzC,
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
-        .target(name: "MedImage"),
-        .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"]),
+        .target(name: "MedImage", swiftSettings: fuzzSwift),
+        .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
         .executableTarget(
             name: "medselect",
             dependencies: [

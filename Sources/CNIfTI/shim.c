@@ -53,6 +53,9 @@ int msnifti_load_into(void *handle, void *dest, int64_t nbytes) {
     int gz = nifti_is_gzfile(nim->iname);
     znzFile fp = znzopen(nim->iname, "rb", gz);
     if (znz_isnull(fp)) return -3;
+#ifdef HAVE_ZLIB
+    if (fp->zfptr) gzbuffer(fp->zfptr, 1 << 18);   /* fewer, larger reads than zlib's 8 KiB default */
+#endif
     int64_t offset = nim->iname_offset;
     if (offset < 0) {                       /* ANALYZE convention: data at the end of the file */
         int64_t size = nifti_get_filesize(nim->iname);
