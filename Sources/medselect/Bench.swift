@@ -49,7 +49,7 @@ struct BenchIO: ParsableCommand {
                     "dtype": img.info.storedType.rawValue, "file_mb": Double(size) / 1e6,
                     "median_ms": (median * 100).rounded() / 100, "min_ms": (times[0] * 100).rounded() / 100, "n": iters,
                 ]
-                let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(String(format: "%@  %@  %@  median %.2f ms  min %.2f ms  (%.0f MB/s)", file, img.shape.description,

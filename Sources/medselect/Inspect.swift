@@ -64,7 +64,7 @@ struct Inspect: ParsableCommand {
             if let z = zooms { obj["zooms"] = z }
             if let s = stats { obj["min"] = Double(s.min); obj["max"] = Double(s.max); obj["mean"] = s.mean }
             for (k, v) in extra { obj[k] = v }
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
         }
