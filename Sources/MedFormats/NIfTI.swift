@@ -280,6 +280,9 @@ public enum NIfTIReader {
             for d in 1...rank { dims.append(Int64(i16(40 + 2 * d, swap))) }
             datatype = Int32(i16(70, swap))
             voxOffset = Double(f32(108, swap))
+            if !voxOffset.isFinite || voxOffset > 9.0e15 {
+                throw FormatError.invalidHeader(path: path, reason: "vox_offset \(voxOffset) is not a valid file offset")
+            }
             if single && !pair && !(voxOffset >= 352) {
                 throw FormatError.invalidHeader(path: path, reason: "vox_offset \(voxOffset) lies inside the 352-byte header")
             }
@@ -299,7 +302,7 @@ public enum NIfTIReader {
             }
             _ = f64(176, swap)
         }
-        if !voxOffset.isFinite || voxOffset < 0 {
+        if !voxOffset.isFinite || voxOffset < 0 || voxOffset > 9.0e15 {
             throw FormatError.invalidHeader(path: path, reason: "vox_offset \(voxOffset) is not a valid file offset")
         }
         for (i, d) in dims.enumerated() where d <= 0 {

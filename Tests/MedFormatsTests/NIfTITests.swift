@@ -161,7 +161,7 @@ struct NIfTIBadInputTests {
         expectFormatError(p, { if case .invalidHeader = $0 { return true }; return false }) { _ = try NIfTIReader.read(p) }
     }
 
-    @Test("vox_offset inside the header, or not a number", arguments: [Float(100), -5, .nan])
+    @Test("vox_offset inside the header, not a number, or beyond any file (fuzzer find)", arguments: [Float(100), -5, .nan, .infinity, 1e30])
     func badOffset(offset: Float) {
         let s = Scratch("bad"); defer { s.cleanup() }
         var h = b; h.voxOffset = offset
@@ -262,6 +262,25 @@ struct NIfTIWriterTests {
         #expect(s.entries.isEmpty)
         expectFormatError(s.file("no/x.nii"), { if case .writeFailed = $0 { return true }; return false }) {
             try NIfTIWriter.write(img, to: s.file("no/x.nii"))
+        }
+    }
+}
+
+@Suite("Fuzzer finds stay fixed")
+struct FuzzRegressionTests {
+    /// Inputs that crashed a reader under Scripts/fuzz; each must now fail with a FormatError.
+    static var fixtures: [String] {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fuzz")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.sorted().map { dir.appendingPathComponent($0).path }
+    }
+
+    @Test("every recorded crash input is a clean error")
+    func replay() throws {
+        #expect(!Self.fixtures.isEmpty)
+        for path in Self.fixtures {
+            let options = ReadOptions(maxBytes: 64 << 20)
+            #expect(throws: FormatError.self, "\(path)") { _ = try ImageIO.read(path, options: options) }
         }
     }
 }
