@@ -25,7 +25,7 @@ let package = Package(
         .target(
             name: "CNIfTI",
             cSettings: [.define("HAVE_ZLIB")] + fuzzC,
-            linkerSettings: [.linkedLibrary("nifti2"), .linkedLibrary("znz"), .linkedLibrary("z"), .linkedLibrary("m")]
+            linkerSettings: [.linkedLibrary("nifti2"), .linkedLibrary("znz"), .linkedLibrary("deflate"), .linkedLibrary("z"), .linkedLibrary("m")]
         ),
         .target(
             name: "CPNG",

@@ -2,6 +2,42 @@
 #include <nifti/nifti2_io.h>
 #include <string.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <libdeflate.h>
+
+/* Whole-member gzip decompression with libdeflate (about twice zlib's speed). Returns 0 on success, 1 when the file
+ * is not suitable (multi-member, larger than 4 GiB, too short) so the caller falls back to zlib streaming, and
+ * -6 when the data is damaged. */
+static int deflate_read(const char *path, int64_t offset, void *dest, int64_t nbytes) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return 1; }
+    long size = ftell(f);
+    if (size < 18) { fclose(f); return 1; }
+    rewind(f);
+    unsigned char *in = malloc((size_t)size);
+    if (!in) { fclose(f); return 1; }
+    size_t got = fread(in, 1, (size_t)size, f);
+    fclose(f);
+    if (got != (size_t)size) { free(in); return 1; }
+    uint32_t isize = (uint32_t)in[size - 4] | (uint32_t)in[size - 3] << 8 | (uint32_t)in[size - 2] << 16 | (uint32_t)in[size - 1] << 24;
+    int64_t need = offset + nbytes;
+    if (need >= ((int64_t)1 << 32) || (int64_t)isize < need) { free(in); return isize < need && need < ((int64_t)1 << 32) ? -6 : 1; }
+    unsigned char *out = malloc(isize ? isize : 1);
+    if (!out) { free(in); return 1; }
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    if (!d) { free(in); free(out); return 1; }
+    size_t in_used = 0, out_len = 0;
+    enum libdeflate_result r = libdeflate_gzip_decompress_ex(d, in, (size_t)size, out, isize, &in_used, &out_len);
+    libdeflate_free_decompressor(d);
+    free(in);
+    if (r != LIBDEFLATE_SUCCESS) { free(out); return -6; }
+    if (in_used != (size_t)size || out_len < (size_t)need) { free(out); return 1; }
+    memcpy(dest, out + offset, (size_t)nbytes);
+    free(out);
+    return 0;
+}
 
 static void quiet(void) {
     static int done = 0;
@@ -51,6 +87,11 @@ int msnifti_load_into(void *handle, void *dest, int64_t nbytes) {
     if (!nim || !dest || !nim->iname) return -1;
     if ((int64_t)nim->nvox * nim->nbyper != nbytes) return -2;
     int gz = nifti_is_gzfile(nim->iname);
+    if (gz && nim->iname_offset >= 0) {
+        int rc = deflate_read(nim->iname, nim->iname_offset, dest, nbytes);
+        if (rc == 0) goto swap;
+        if (rc < 0) return rc;
+    }
     znzFile fp = znzopen(nim->iname, "rb", gz);
     if (znz_isnull(fp)) return -3;
 #ifdef HAVE_ZLIB
@@ -73,6 +114,7 @@ int msnifti_load_into(void *handle, void *dest, int64_t nbytes) {
     }
     znzclose(fp);
     if (done != nbytes) return -6;
+swap:
     if (nim->swapsize > 1 && nim->byteorder != nifti_short_order())
         nifti_swap_Nbytes(nbytes / nim->swapsize, nim->swapsize, dest);
     return 0;
