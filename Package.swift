@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "medselect", targets: ["medselect"]),
         .library(name: "MedImage", targets: ["MedImage"]),
         .library(name: "MedFormats", targets: ["MedFormats"]),
+        .library(name: "MedMetrics", targets: ["MedMetrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,10 +37,11 @@ let package = Package(
 
         .target(name: "MedImage", swiftSettings: fuzzSwift),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
+        .target(name: "MedMetrics", dependencies: ["MedImage"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats",
+                "MedImage", "MedFormats", "MedMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +56,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"]),
+        .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport"]),
     ]
 )

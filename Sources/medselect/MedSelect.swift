@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MedFormats
 import MedImage
+import MedMetrics
 
 /// The `medselect` command-line tool: one subcommand per user task, each a thin layer over the libraries.
 struct MedSelect: ParsableCommand {
@@ -10,7 +11,7 @@ struct MedSelect: ParsableCommand {
         abstract: "Choose which medical images are worth annotating, and prove it.",
         discussion: "Errors print one line `error: <path>: <reason>` and exit with status 1.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, Bench.self]
     )
 }
 
@@ -36,6 +37,10 @@ enum Main {
             var command = try MedSelect.parseAsRoot()
             try command.run()
         } catch let error as FormatError {
+            fail(error.description)
+        } catch let error as MetricsError {
+            fail(error.description)
+        } catch let error as ImageError {
             fail(error.description)
         } catch let error as CommandError {
             fail(error.description)

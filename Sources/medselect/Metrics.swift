@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import MedFormats
+import MedImage
+import MedMetrics
+
+/// Options shared by `metrics` and `evaluate`.
+struct MetricOptions: ParsableArguments {
+    @Option(help: "Label values to evaluate, e.g. 1,2 (default: every non-zero value present).")
+    var labels: String?
+
+    @Option(name: .customLong("hd95"), help: "How HD95 pools the two directed distance sets: max (MONAI, default) or pooled (MedPy).")
+    var hd95: String = "max"
+
+    @Option(name: .customLong("both-empty"), help: "Dice when prediction and reference are both empty: nan (MONAI, default) or 1.")
+    var bothEmpty: String = "nan"
+
+    @Option(name: .customLong("one-empty"), help: "Distances when exactly one mask is empty: inf (default) or nan.")
+    var oneEmpty: String = "inf"
+
+    func validate() throws {
+        if HD95Pooling(rawValue: hd95) == nil { throw ValidationError("--hd95 must be max or pooled") }
+        if !["nan", "1"].contains(bothEmpty) { throw ValidationError("--both-empty must be nan or 1") }
+        if !["inf", "nan"].contains(oneEmpty) { throw ValidationError("--one-empty must be inf or nan") }
+        _ = try labelList()
+    }
+
+    func labelList() throws -> [Int]? {
+        guard let l = labels else { return nil }
+        let parts = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Int($0) }
+        guard values.count == parts.count, !values.isEmpty, values.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--labels must be positive integers separated by commas, e.g. 1,2")
+        }
+        return values
+    }
+
+    var policy: EmptyMaskPolicy {
+        EmptyMaskPolicy(bothEmptyOverlap: bothEmpty == "1" ? 1 : .nan, bothEmptyDistance: .nan,
+                        oneEmptyDistance: oneEmpty == "nan" ? .nan : .infinity)
+    }
+
+    func compute(prediction: String, reference: String, limits: ReadOptions) throws -> [Int: LabelMetrics] {
+        let ref = try ImageIO.read(reference, options: limits)
+        var pred = try ImageIO.read(prediction, options: limits)
+        guard ref.shape.spatialCount == pred.shape.spatialCount, ref.shape.x == pred.shape.x, ref.shape.y == pred.shape.y else {
+            throw CommandError(subject: prediction, reason: "shape \(pred.shape) differs from the reference \(ref.shape) (\(reference))")
+        }
+        pred.kind = .labelMap
+        return try SegmentationMetrics.compute(prediction: pred, reference: ref, labels: try labelList(),
+                                               hd95: HD95Pooling(rawValue: hd95)!, empty: policy)
+    }
+}
+
+/// JSON numbers cannot be NaN or infinite: those become the strings "nan", "inf", "-inf" (as pandas reads them).
+func jsonNumber(_ v: Double) -> Any {
+    if v.isNaN { return "nan" }
+    if v.isInfinite { return v > 0 ? "inf" : "-inf" }
+    return v
+}
+
+func formatMetric(_ v: Double) -> String {
+    if v.isNaN { return "nan" }
+    if v.isInfinite { return v > 0 ? "inf" : "-inf" }
+    return String(format: "%.4f", v)
+}
+
+struct Metrics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dice, IoU, precision, sensitivity, Hausdorff, HD95 and ASSD (mm) of one prediction against a reference.",
+        discussion: "Distances use the reference image's spacing. Example: medselect metrics pred.nii.gz ref.nii.gz --labels 1 --json"
+    )
+
+    @Argument(help: "Predicted label map.") var prediction: String
+    @Argument(help: "Reference label map.") var reference: String
+    @Flag(help: "Print one JSON object: {\"labels\": {\"1\": {\"dice\": ..., \"hausdorff95\": ...}}, ...}.") var json = false
+    @OptionGroup var metricOptions: MetricOptions
+    @OptionGroup var limits: ReadLimitOptions
+
+    func run() throws {
+        let result = try metricOptions.compute(prediction: prediction, reference: reference, limits: limits.readOptions)
+        if json {
+            var labels: [String: Any] = [:]
+            for (label, m) in result {
+                var o: [String: Any] = [:]
+                for (k, v) in m.values { o[k] = jsonNumber(v) }
+                o["predicted_voxels"] = m.predictedVoxels
+                o["reference_voxels"] = m.referenceVoxels
+                labels[String(label)] = o
+            }
+            let obj: [String: Any] = ["prediction": prediction, "reference": reference, "labels": labels,
+                                      "hd95": metricOptions.hd95, "units": "mm"]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("label  dice    iou     precision  sensitivity  hausdorff_mm  hd95_mm  assd_mm")
+        for label in result.keys.sorted() {
+            let m = result[label]!
+            print([String(label).padding(toLength: 6, withPad: " ", startingAt: 0), formatMetric(m.dice), formatMetric(m.iou),
+                   formatMetric(m.precision).padding(toLength: 9, withPad: " ", startingAt: 0),
+                   formatMetric(m.sensitivity).padding(toLength: 11, withPad: " ", startingAt: 0),
+                   formatMetric(m.hausdorff).padding(toLength: 12, withPad: " ", startingAt: 0),
+                   formatMetric(m.hausdorff95).padding(toLength: 7, withPad: " ", startingAt: 0), formatMetric(m.assd)].joined(separator: "  "))
+        }
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Metrics for every prediction in a folder against the reference with the same case id; per-case table and summary.",
+        discussion: """
+        Case ids are file names without their image extension (.nii.gz, .nii, .png, .mha, .mhd, .npy); a reference named \
+        CASE_segmentation or CASE_seg also matches the prediction CASE. Summary: mean, std, median over cases with finite \
+        values; NaN and infinite values are counted, not hidden.
+        Example: medselect evaluate --pred runs/pred --ref data/labelsTs --csv metrics.csv
+        """
+    )
+
+    @Option(help: "Folder of predicted label maps.") var pred: String
+    @Option(help: "Folder of reference label maps.") var ref: String
+    @Option(help: "Write the per-case table to this CSV file.") var csv: String?
+    @OptionGroup var metricOptions: MetricOptions
+    @OptionGroup var limits: ReadLimitOptions
+
+    static let extensions = [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".npy", ".hdr"]
+
+    static func caseID(_ name: String) -> String? {
+        guard let ext = extensions.first(where: { name.lowercased().hasSuffix($0) }) else { return nil }
+        var id = String(name.dropLast(ext.count))
+        for suffix in ["_segmentation", "_Segmentation", "_seg", "_mask", "_label"] where id.hasSuffix(suffix) {
+            id = String(id.dropLast(suffix.count))
+        }
+        return id
+    }
+
+    static func index(_ folder: String) throws -> [String: String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw CommandError(subject: folder, reason: "not a folder")
+        }
+        var out: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() where !name.hasPrefix(".") {
+            if let id = caseID(name) { out[id] = (folder as NSString).appendingPathComponent(name) }
+        }
+        return out
+    }
+
+    func run() throws {
+        let preds = try Self.index(pred), refs = try Self.index(ref)
+        let ids = preds.keys.filter { refs[$0] != nil }.sorted()
+        guard !ids.isEmpty else { throw CommandError(subject: pred, reason: "no prediction has a reference with the same case id in \(ref)") }
+        let missing = refs.keys.filter { preds[$0] == nil }.sorted()
+        if !missing.isEmpty {
+            FileHandle.standardError.write(Data("warning: \(missing.count) reference case(s) have no prediction: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")\n".utf8))
+        }
+        let names = ["dice", "iou", "precision", "sensitivity", "hausdorff", "hausdorff95", "assd"]
+        var rows: [[String]] = []
+        var byLabel: [Int: [String: [Double]]] = [:]
+        for (n, id) in ids.enumerated() {
+            FileHandle.standardError.write(Data("\r[\(n + 1)/\(ids.count)] \(id)".utf8))
+            let result = try metricOptions.compute(prediction: preds[id]!, reference: refs[id]!, limits: limits.readOptions)
+            for label in result.keys.sorted() {
+                let m = result[label]!
+                rows.append([id, String(label)] + m.values.map { formatMetric($0.1) })
+                for (k, v) in m.values { byLabel[label, default: [:]][k, default: []].append(v) }
+            }
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        let header = ["case", "label"] + names
+        print(header.joined(separator: "\t"))
+        for r in rows { print(r.joined(separator: "\t")) }
+        print("\nsummary (finite values; nan and inf counted)")
+        print(["label", "metric", "mean", "std", "median", "n", "nan", "inf"].joined(separator: "\t"))
+        for label in byLabel.keys.sorted() {
+            for k in names {
+                let s = MetricSummary(byLabel[label]![k] ?? [])
+                print([String(label), k, formatMetric(s.mean), formatMetric(s.std), formatMetric(s.median),
+                       String(s.count), String(s.nanCount), String(s.infiniteCount)].joined(separator: "\t"))
+            }
+        }
+        if let csv {
+            let text = ([header] + rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
+            try writeTextAtomically(text, to: csv)
+            FileHandle.standardError.write(Data("wrote \(csv)\n".utf8))
+        }
+    }
+}
+
+/// Writes text through a temporary file in the same folder and a rename.
+func writeTextAtomically(_ text: String, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    do {
+        try Data(text.utf8).write(to: url, options: .atomic)
+    } catch {
+        throw CommandError(subject: path, reason: "cannot write: \(error.localizedDescription)")
+    }
+}
