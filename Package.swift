@@ -55,7 +55,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
-        .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"]),
+        .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport"]),
     ]

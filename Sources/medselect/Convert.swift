@@ -10,6 +10,7 @@ struct Convert: ParsableCommand {
         To .npy: NIfTI/MetaImage give NiBabel's get_fdata() layout (nx, ny, nz[, nt]); PNG gives Pillow's \
         numpy.asarray(Image.open(p)) layout (height, width[, channels]); integer types are kept.
         Example: medselect convert Samples/prostate/RUNMC/Case00.nii.gz case00.npy
+        With operations: medselect convert Case00.nii.gz ras.nii.gz --reorient RAS --spacing 0.6,0.6,3 --normalize zscore
         """
     )
 
@@ -25,6 +26,7 @@ struct Convert: ParsableCommand {
     @Flag(help: "Compress MetaImage data with zlib.") var compress = false
 
     @OptionGroup var limits: ReadLimitOptions
+    @OptionGroup(title: "Operations (applied in this order)") var ops: PreprocessOptions
 
     func validate() throws {
         if let t = type, VoxelType(rawValue: t) == nil {
@@ -36,7 +38,12 @@ struct Convert: ParsableCommand {
     func run() throws {
         let options = ImageIO.WriteOptions(storedType: type.flatMap(VoxelType.init(rawValue:)), pngBitDepth: bitDepth,
                                            compress: compress)
-        try ImageIO.convert(input, to: output, options: options, readOptions: limits.readOptions)
+        if ops.isEmpty {
+            try ImageIO.convert(input, to: output, options: options, readOptions: limits.readOptions)
+        } else {
+            let image = try ops.apply(try ImageIO.read(input, options: limits.readOptions))
+            try ImageIO.write(image, to: output, options: options)
+        }
         FileHandle.standardError.write(Data("wrote \(output)\n".utf8))
     }
 }
