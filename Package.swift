@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage"]),
     ]
 )

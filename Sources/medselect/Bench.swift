@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import MedFormats
 import MedImage
+import MedMetrics
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure MedSelect's speed (compare against ../shared/bench with Scripts/bench).",
-        subcommands: [BenchIO.self]
+        subcommands: [BenchIO.self, BenchOps.self]
     )
 }
 
@@ -54,6 +55,46 @@ struct BenchIO: ParsableCommand {
             } else {
                 print(String(format: "%@  %@  %@  median %.2f ms  min %.2f ms  (%.0f MB/s)", file, img.shape.description,
                              img.info.storedType.rawValue, median, times[0], rawMB / (median / 1000)))
+            }
+        }
+    }
+}
+
+/// Times the distance transform, HD95 and 2-D resampling on files (Scripts/bench-ops writes them).
+struct BenchOps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops",
+        abstract: "Time the distance transform and HD95 of a mask pair, and a 2-D resampling to 256x256.",
+        discussion: "Example (after Scripts/bench-ops wrote the data): medselect bench ops --pred p.nii.gz --ref r.nii.gz --image i.npy --json"
+    )
+    @Option(help: "Predicted mask.") var pred: String
+    @Option(help: "Reference mask.") var ref: String
+    @Option(help: "2-D image to resample to 256x256.") var image: String
+    @Option(help: "Timed runs per figure.") var iters: Int = 3
+    @Flag(help: "One JSON object per figure.") var json = false
+
+    func run() throws {
+        let p = try ImageIO.read(pred), r = try ImageIO.read(ref), img = try ImageIO.read(image)
+        func time(_ body: () throws -> Void) rethrows -> Double {
+            try body()
+            var ts: [Double] = []
+            for _ in 0..<iters {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try body()
+                ts.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            return ts.sorted()[ts.count / 2]
+        }
+        let figures: [(String, Double)] = [
+            ("edt", try time { _ = DistanceTransform.euclidean(p) }),
+            ("hd95", try time { _ = try SegmentationMetrics.compute(prediction: p, reference: r, labels: [1]) }),
+            ("resample2d", try time { _ = try img.resampled(toShape: [256, 256, 1]) }),
+        ]
+        for (name, ms) in figures {
+            if json {
+                print("{\"bench\": \"\(name)\", \"lib\": \"medselect\", \"median_ms\": \(String(format: "%.2f", ms))}")
+            } else {
+                print(String(format: "%-11@ %10.2f ms", name, ms))
             }
         }
     }
