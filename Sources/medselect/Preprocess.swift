@@ -18,6 +18,9 @@ struct PreprocessOptions: ParsableArguments {
     @Option(help: "Resample to this grid size, e.g. 256,256,1.")
     var shape: String?
 
+    @Option(help: "Resample onto this image's grid through world coordinates (e.g. a prediction back to the original space).")
+    var onto: String?
+
     @Option(help: "Interpolation for images: nearest, linear or cubic (label maps always use nearest).")
     var interpolation: String = "linear"
 
@@ -34,7 +37,8 @@ struct PreprocessOptions: ParsableArguments {
     var remap: String?
 
     var isEmpty: Bool {
-        !label && reorient == nil && spacing == nil && shape == nil && clipPercentiles == nil && normalize == nil && remap == nil
+        !label && reorient == nil && spacing == nil && shape == nil && onto == nil && clipPercentiles == nil && normalize == nil
+            && remap == nil
     }
 
     static func numbers(_ text: String, count: Int, name: String) throws -> [Double] {
@@ -47,7 +51,7 @@ struct PreprocessOptions: ParsableArguments {
 
     func validate() throws {
         if let r = reorient, Orientation(codes: r) == nil { throw ValidationError("--reorient needs three axis codes such as RAS or LPS") }
-        if spacing != nil && shape != nil { throw ValidationError("give --spacing or --shape, not both") }
+        if [spacing, shape, onto].compactMap({ $0 }).count > 1 { throw ValidationError("give one of --spacing, --shape and --onto") }
         if let s = spacing, try Self.numbers(s, count: 3, name: "--spacing").contains(where: { $0 <= 0 }) {
             throw ValidationError("--spacing values must be positive")
         }
@@ -86,7 +90,10 @@ struct PreprocessOptions: ParsableArguments {
         if let s = shape {
             img = try img.resampled(toShape: try Self.numbers(s, count: 3, name: "--shape").map { Int($0) }, interpolation: mode, antialias: !noAntialias)
         }
-        if img.kind == .scalar && (spacing != nil || shape != nil) && mode != .nearest && img.info.storedType.isInteger {
+        if let reference = onto {
+            img = try img.resampled(onto: try ImageIO.read(reference), interpolation: mode)
+        }
+        if img.kind == .scalar && (spacing != nil || shape != nil || onto != nil) && mode != .nearest && img.info.storedType.isInteger {
             img.info.storedType = .float32      // interpolated values are not integers
         }
         if let c = clipPercentiles {
