@@ -15,7 +15,7 @@ enum FileIO {
         if (st.st_mode & S_IFMT) == S_IFDIR { throw FormatError.unreadable(path: path, reason: "is a folder, not a file") }
         let size = Int64(st.st_size)
         if size > limit { throw FormatError.tooLarge(path: path, bytes: size, limit: limit) }
-        var out = [UInt8](repeating: 0, count: Int(size))
+        var out = [UInt8](unsafeUninitializedCapacity: Int(size)) { _, n in n = Int(size) }
         var done = 0
         try out.withUnsafeMutableBytes { buf in
             while done < Int(size) {

@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MedFormats
 import MedImage
 import MedMetrics
@@ -33,6 +36,12 @@ struct ReadLimitOptions: ParsableArguments {
 @main
 enum Main {
     static func main() {
+        #if canImport(Glibc)
+        // Large image buffers come and go on every load: keep them in the heap for reuse instead of fresh mmap'd
+        // pages that must be faulted in each time (glibc's default threshold is 128 KiB, adapting up to 32 MiB).
+        _ = glibcMallopt(-3, 512 << 20)   // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)     // M_TRIM_THRESHOLD
+        #endif
         do {
             var command = try MedSelect.parseAsRoot()
             try command.run()
@@ -54,6 +63,12 @@ enum Main {
         exit(1)
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `mallopt` (declared in malloc.h, which the Glibc module does not export).
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
 
 /// An error of the tool itself (bad combination of inputs), printed as `error: <subject>: <reason>`.
 struct CommandError: Error, CustomStringConvertible {
