@@ -36,7 +36,7 @@ static void read_mem(png_structp png, png_bytep out, png_size_t n) {
     d->pos += n;
 }
 
-mspng_decoder *mspng_open(const uint8_t *bytes, size_t size, mspng_info *info, char *message, size_t message_size) {
+mspng_decoder *mspng_open(const uint8_t *bytes, size_t size, int host_order16, mspng_info *info, char *message, size_t message_size) {
     memset(info, 0, sizeof(*info));
     if (message_size) message[0] = 0;
     if (size < 8 || png_sig_cmp(bytes, 0, 8) != 0) {
@@ -91,7 +91,7 @@ mspng_decoder *mspng_open(const uint8_t *bytes, size_t size, mspng_info *info, c
     } else {
         if (png_get_valid(d->png, d->info, PNG_INFO_tRNS)) info->has_trns_color = 1;
         if (bd < 8) png_set_expand_gray_1_2_4_to_8(d->png);   /* bit replication: 1->255, 2-bit x85, 4-bit x17 */
-        if (bd == 16) png_set_swap(d->png);                  /* host (little-endian) order */
+        if (bd == 16 && host_order16) png_set_swap(d->png);  /* host (little-endian) order */
         info->out_bit_depth = bd == 16 ? 16 : 8;
         switch (ct) {
             case PNG_COLOR_TYPE_GRAY: info->out_channels = 1; break;

@@ -39,7 +39,7 @@ public enum PNGReader {
         // The header lives in the first chunks; 64 KiB covers IHDR, PLTE, tRNS and pHYs in practice.
         let bytes = try FileIO.readPrefix(path, count: 1 << 16)
         return try bytes.withUnsafeBufferPointer { buf in
-            try withDecoder(buf, path: path) { _, info in header(info) }
+            try withDecoder(buf, path: path, hostOrder: true) { _, info in header(info) }
         }
     }
 
@@ -50,8 +50,9 @@ public enum PNGReader {
 
     /// Decodes a PNG held in memory (`path` only names it in errors).
     public static func decode(_ bytes: [UInt8], path: String, options: ReadOptions = .default) throws -> MedicalImage {
-        let (array, h) = try decodeArray(bytes, path: path, options: options)
-        return image(from: array, header: h)
+        // 16-bit samples stay big-endian here: the byte swap is fused into the Float conversion.
+        let (array, h) = try decodeArray(bytes, path: path, options: options, hostOrder: false)
+        return image(from: array, header: h, bigEndian16: true)
     }
 
     /// The decoded samples in Pillow's array layout: shape (height, width[, channels]), C order, uint8 or uint16.
@@ -86,11 +87,11 @@ public enum PNGReader {
         return allGray ? 1 : 3
     }
 
-    static func withDecoder<T>(_ buf: UnsafeBufferPointer<UInt8>, path: String,
+    static func withDecoder<T>(_ buf: UnsafeBufferPointer<UInt8>, path: String, hostOrder: Bool,
                                _ body: (OpaquePointer, mspng_info) throws -> T) throws -> T {
         var info = mspng_info()
         var message = [CChar](repeating: 0, count: 256)
-        guard let dec = mspng_open(buf.baseAddress, buf.count, &info, &message, message.count) else {
+        guard let dec = mspng_open(buf.baseAddress, buf.count, hostOrder ? 1 : 0, &info, &message, message.count) else {
             throw pngError(path, message)
         }
         defer { mspng_close(dec) }
@@ -110,9 +111,11 @@ public enum PNGReader {
         return .invalidHeader(path: path, reason: text.isEmpty ? "libpng rejected the file" : text)
     }
 
-    static func decodeArray(_ bytes: [UInt8], path: String, options: ReadOptions) throws -> (NDArray, PNGHeader) {
+    /// Decodes to the interleaved array; with `hostOrder` false, 16-bit samples keep the file's big-endian order
+    /// (only for callers that swap while converting).
+    static func decodeArray(_ bytes: [UInt8], path: String, options: ReadOptions, hostOrder: Bool = true) throws -> (NDArray, PNGHeader) {
         try bytes.withUnsafeBufferPointer { buf in
-            try withDecoder(buf, path: path) { dec, info in
+            try withDecoder(buf, path: path, hostOrder: hostOrder) { dec, info in
                 let h = header(info)
                 let w = h.width, ht = h.height
                 let stored = Int(info.out_channels)
@@ -159,13 +162,22 @@ public enum PNGReader {
     }
 
     /// Builds the planar Float32 image from the interleaved decoded array.
-    static func image(from array: NDArray, header h: PNGHeader) -> MedicalImage {
+    static func image(from array: NDArray, header h: PNGHeader, bigEndian16: Bool = false) -> MedicalImage {
         let w = h.width, ht = h.height, ch = h.channels
         let n = w * ht
         let voxels = [Float](unsafeUninitializedCapacity: n * ch) { out, count in
             array.storage.withUnsafeBytes { raw in
                 let dst = out.baseAddress!
-                if ch == 1 {
+                if array.dtype == .uint16 && bigEndian16 {
+                    let p = raw.bindMemory(to: UInt16.self)
+                    if ch == 1 {
+                        ElementConversion.parallelChunks(n) { r in for i in r { dst[i] = Float(UInt16(bigEndian: p[i])) } }
+                    } else {
+                        ElementConversion.parallelChunks(n) { r in
+                            for i in r { for c in 0..<ch { dst[c * n + i] = Float(UInt16(bigEndian: p[i * ch + c])) } }
+                        }
+                    }
+                } else if ch == 1 {
                     ElementConversion.convert(raw, type: array.dtype, count: n, slope: nil, inter: 0, into: dst)
                 } else if array.dtype == .uint16 {
                     let p = raw.bindMemory(to: UInt16.self)

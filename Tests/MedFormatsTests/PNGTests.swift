@@ -38,6 +38,7 @@ struct PNGDecodeTests {
             let arr = try PNGReader.decodeArray(bytes, path: "x.png", options: .default).0
             #expect(arr.shape == (ch == 1 ? [9, 9] : [9, 9, ch]))
             #expect(arr.dtype == (depth == 16 ? .uint16 : .uint8))
+            #expect(arr.doubles() == r.flatMap { $0 }.map(Double.init))
         }
     }
 

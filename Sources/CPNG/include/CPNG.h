@@ -29,8 +29,8 @@ typedef struct mspng_decoder mspng_decoder;
 
 /* Parses the signature and the chunks up to the first IDAT from an in-memory file; sets up the transforms
  * (sub-byte gray scaled to 8 bits by bit replication as Pillow's L mode, palettes left as one index per byte,
- * 16-bit swapped to host order). Returns NULL and a message on failure. */
-mspng_decoder *mspng_open(const uint8_t *bytes, size_t size, mspng_info *info, char *message, size_t message_size);
+ * 16-bit swapped to host order when host_order16 is set, else left big-endian as stored). Returns NULL and a message on failure. */
+mspng_decoder *mspng_open(const uint8_t *bytes, size_t size, int host_order16, mspng_info *info, char *message, size_t message_size);
 /* Decodes every row (all Adam7 passes) into `pixels`, rows of `row_bytes` = width * out_channels * out_bit_depth/8. */
 int mspng_decode(mspng_decoder *decoder, uint8_t *pixels, size_t row_bytes, char *message, size_t message_size);
 void mspng_close(mspng_decoder *decoder);
