@@ -49,8 +49,8 @@ enum ElementConversion {
     /// Arrays above this many elements are converted in parallel chunks.
     static let parallelThreshold = 1 << 19
 
-    static func parallelChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
-        if count < parallelThreshold {
+    static func parallelChunks(_ count: Int, minimum: Int = parallelThreshold, _ body: (Range<Int>) -> Void) {
+        if count < minimum {
             body(0..<count)
             return
         }

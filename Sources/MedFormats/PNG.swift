@@ -185,9 +185,19 @@ public enum PNGReader {
                         for i in r { for c in 0..<ch { dst[c * n + i] = Float(p[i * ch + c]) } }
                     }
                 } else {
-                    let p = raw.bindMemory(to: UInt8.self)
-                    ElementConversion.parallelChunks(n) { r in
-                        for i in r { for c in 0..<ch { dst[c * n + i] = Float(p[i * ch + c]) } }
+                    let p = raw.bindMemory(to: UInt8.self).baseAddress!
+                    let d0 = dst, d1 = dst + n, d2 = dst + 2 * n, d3 = dst + min(3, ch - 1) * n
+                    ElementConversion.parallelChunks(n, minimum: 1 << 16) { r in
+                        switch ch {
+                        case 3:
+                            for i in r { d0[i] = Float(p[3 * i]); d1[i] = Float(p[3 * i + 1]); d2[i] = Float(p[3 * i + 2]) }
+                        case 4:
+                            for i in r {
+                                d0[i] = Float(p[4 * i]); d1[i] = Float(p[4 * i + 1]); d2[i] = Float(p[4 * i + 2]); d3[i] = Float(p[4 * i + 3])
+                            }
+                        default:
+                            for i in r { d0[i] = Float(p[2 * i]); d1[i] = Float(p[2 * i + 1]) }
+                        }
                     }
                 }
             }

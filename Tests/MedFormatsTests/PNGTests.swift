@@ -83,10 +83,18 @@ struct PNGBadInputTests {
         expectFormatError(q, { if case .truncated = $0 { return true }; return false }) { _ = try PNGReader.read(q) }
     }
 
-    @Test func badCRC() {
+    @Test("damaged pixel data is an error; a damaged IDAT CRC alone is tolerated (as Pillow) and the pixels are exact")
+    func damaged() throws {
         let s = Scratch("png"); defer { s.cleanup() }
-        let p = s.write(PNGBuilder.make(width: 5, height: 3, bitDepth: 8, colorType: 0, rows: rows, corruptCRC: true), "c.png")
-        expectFormatError(p, { if case .corrupt = $0 { return true }; return false }) { _ = try PNGReader.read(p) }
+        let big = (0..<40).map { y in (0..<40).map { ($0 * 7 + y * 3) % 256 } }
+        let p = s.write(PNGBuilder.make(width: 40, height: 40, bitDepth: 8, colorType: 0, rows: big, corruptData: true), "d.png")
+        expectFormatError(p, { if case .corrupt = $0 { return true }; if case .truncated = $0 { return true }; return false }) {
+            _ = try PNGReader.read(p)
+        }
+        let one = s.write(PNGBuilder.make(width: 40, height: 40, bitDepth: 8, colorType: 0, rows: big, storedIDAT: true, flipOneByte: true), "one.png")
+        expectFormatError(one, { if case .corrupt = $0 { return true }; return false }) { _ = try PNGReader.read(one) }
+        let q = s.write(PNGBuilder.make(width: 5, height: 3, bitDepth: 8, colorType: 0, rows: rows, corruptCRC: true), "c.png")
+        #expect(try PNGReader.read(q).voxels == rows.flatMap { $0 }.map(Float.init))
     }
 
     @Test("IHDR claiming 60000 x 60000 RGBA 16-bit is refused before allocating")

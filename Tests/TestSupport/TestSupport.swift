@@ -22,11 +22,11 @@ public struct Scratch: Sendable {
     public var entries: [String] { (try? FileManager.default.contentsOfDirectory(atPath: path))?.sorted() ?? [] }
 }
 
-public func zlibCompress(_ input: [UInt8]) -> [UInt8] {
+public func zlibCompress(_ input: [UInt8], level: Int32 = 6) -> [UInt8] {
     var bound = compressBound(uLong(input.count))
     var out = [UInt8](repeating: 0, count: Int(bound))
     _ = out.withUnsafeMutableBufferPointer { o in
-        input.withUnsafeBufferPointer { i in compress2(o.baseAddress, &bound, i.baseAddress, uLong(i.count), 6) }
+        input.withUnsafeBufferPointer { i in compress2(o.baseAddress, &bound, i.baseAddress, uLong(i.count), level) }
     }
     return Array(out.prefix(Int(bound)))
 }
@@ -69,7 +69,8 @@ public enum PNGBuilder {
     public static func make(width: Int, height: Int, bitDepth: Int, colorType: Int, rows: [[Int]],
                             palette: [(UInt8, UInt8, UInt8)]? = nil, trns: [UInt8]? = nil,
                             physPerMetre: (UInt32, UInt32)? = nil, interlaced: Bool = false,
-                            truncateIDAT: Bool = false, corruptCRC: Bool = false) -> [UInt8] {
+                            truncateIDAT: Bool = false, corruptCRC: Bool = false, corruptData: Bool = false,
+                            storedIDAT: Bool = false, flipOneByte: Bool = false) -> [UInt8] {
         let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][colorType]!
         var raw: [UInt8] = []
         if interlaced {
@@ -94,8 +95,10 @@ public enum PNGBuilder {
         if let p = physPerMetre { out += chunk("pHYs", be32(p.0) + be32(p.1) + [1]) }
         if let pal = palette { out += chunk("PLTE", pal.flatMap { [$0.0, $0.1, $0.2] }) }
         if let t = trns { out += chunk("tRNS", t) }
-        var idat = zlibCompress(raw)
+        var idat = zlibCompress(raw, level: storedIDAT ? 0 : 6)
+        if flipOneByte { idat[idat.count / 2] ^= 0x04 }   // in a stored block: inflate accepts it, Adler-32 does not
         if truncateIDAT { idat = Array(idat.prefix(idat.count / 2)) }
+        if corruptData { for i in 2..<(idat.count - 4) { idat[i] ^= 0x21 } }   // damage the deflate payload
         var c = chunk("IDAT", idat)
         if corruptCRC { c[c.count - 1] ^= 0xff }
         out += c
