@@ -120,6 +120,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Folder of predicted label maps.") var pred: String
     @Option(help: "Folder of reference label maps.") var ref: String
     @Option(help: "Write the per-case table to this CSV file.") var csv: String?
+    @Option(help: "CSV mapping case ids to sites (columns case,site; a header line is optional): summaries per site too.")
+    var sites: String?
     @OptionGroup var metricOptions: MetricOptions
     @OptionGroup var limits: ReadLimitOptions
 
@@ -146,7 +148,24 @@ struct Evaluate: ParsableCommand {
         return out
     }
 
+    static func readSites(_ path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError(subject: path, reason: "cannot read the sites CSV")
+        }
+        var out: [String: String] = [:]
+        for (n, line) in text.split(whereSeparator: \.isNewline).enumerated() {
+            let cols = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            if n == 0 && cols.first?.lowercased() == "case" { continue }
+            guard cols.count >= 2, !cols[0].isEmpty else {
+                throw CommandError(subject: path, reason: "line \(n + 1) is not 'case,site': \(line.prefix(60))")
+            }
+            out[cols[0]] = cols[1]
+        }
+        return out
+    }
+
     func run() throws {
+        let siteOf = try sites.map(Self.readSites) ?? [:]
         let preds = try Self.index(pred), refs = try Self.index(ref)
         let ids = preds.keys.filter { refs[$0] != nil }.sorted()
         guard !ids.isEmpty else { throw CommandError(subject: pred, reason: "no prediction has a reference with the same case id in \(ref)") }
@@ -157,17 +176,22 @@ struct Evaluate: ParsableCommand {
         let names = ["dice", "iou", "precision", "sensitivity", "hausdorff", "hausdorff95", "assd"]
         var rows: [[String]] = []
         var byLabel: [Int: [String: [Double]]] = [:]
+        var bySite: [String: [Int: [String: [Double]]]] = [:]
         for (n, id) in ids.enumerated() {
             FileHandle.standardError.write(Data("\r[\(n + 1)/\(ids.count)] \(id)".utf8))
             let result = try metricOptions.compute(prediction: preds[id]!, reference: refs[id]!, limits: limits.readOptions)
             for label in result.keys.sorted() {
                 let m = result[label]!
-                rows.append([id, String(label)] + m.values.map { formatMetric($0.1) })
-                for (k, v) in m.values { byLabel[label, default: [:]][k, default: []].append(v) }
+                let site = siteOf[id] ?? ""
+                rows.append([id] + (sites != nil ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
+                for (k, v) in m.values {
+                    byLabel[label, default: [:]][k, default: []].append(v)
+                    if sites != nil { bySite[site.isEmpty ? "(no site)" : site, default: [:]][label, default: [:]][k, default: []].append(v) }
+                }
             }
         }
         FileHandle.standardError.write(Data("\n".utf8))
-        let header = ["case", "label"] + names
+        let header = ["case"] + (sites != nil ? ["site"] : []) + ["label"] + names
         print(header.joined(separator: "\t"))
         for r in rows { print(r.joined(separator: "\t")) }
         print("\nsummary (finite values; nan and inf counted)")
@@ -177,6 +201,19 @@ struct Evaluate: ParsableCommand {
                 let s = MetricSummary(byLabel[label]![k] ?? [])
                 print([String(label), k, formatMetric(s.mean), formatMetric(s.std), formatMetric(s.median),
                        String(s.count), String(s.nanCount), String(s.infiniteCount)].joined(separator: "\t"))
+            }
+        }
+        if !bySite.isEmpty {
+            print("\nper-site summary")
+            print(["site", "label", "metric", "mean", "std", "median", "n", "nan", "inf"].joined(separator: "\t"))
+            for site in bySite.keys.sorted() {
+                for label in bySite[site]!.keys.sorted() {
+                    for k in names {
+                        let s = MetricSummary(bySite[site]![label]![k] ?? [])
+                        print([site, String(label), k, formatMetric(s.mean), formatMetric(s.std), formatMetric(s.median),
+                               String(s.count), String(s.nanCount), String(s.infiniteCount)].joined(separator: "\t"))
+                    }
+                }
             }
         }
         if let csv {

@@ -57,6 +57,13 @@ struct MetricsCLITests {
         #expect(csv.count == 3 && csv[0].hasPrefix("case,label,dice"))
         #expect(csv[1].hasPrefix("Case00,1,0.6667") && csv[2].hasPrefix("Case01,1,1.0000"))
         #expect(out.stdout.contains("summary"))
+        _ = s.write(Array("case,site\nCase00,RUNMC\nCase01,BMC\n".utf8), "sites.csv")
+        let bySite = try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref", s.file("ref"), "--sites", s.file("sites.csv")])
+        #expect(bySite.status == 0 && bySite.stdout.contains("per-site summary"))
+        #expect(bySite.stdout.contains("RUNMC\t1\tdice\t0.6667") && bySite.stdout.contains("BMC\t1\tdice\t1.0000"))
+        _ = s.write(Array("just-one-column\n".utf8), "bad.csv")
+        let bad = try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref", s.file("ref"), "--sites", s.file("bad.csv")])
+        #expect(bad.status == 1 && bad.stderr.contains("is not 'case,site'"))
         let none = try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref", s.file("nothing")])
         #expect(none.status == 1 && none.stderr.hasPrefix("error: \(s.file("nothing")): not a folder"))
     }
