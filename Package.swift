@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "MedImage", targets: ["MedImage"]),
         .library(name: "MedFormats", targets: ["MedFormats"]),
         .library(name: "MedMetrics", targets: ["MedMetrics"]),
+        .library(name: "MedSelection", targets: ["MedSelection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,10 +35,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
 
         .target(name: "MedImage", swiftSettings: fuzzSwift),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
+        .target(name: "MedSelection", dependencies: ["COpenBLAS"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
@@ -56,6 +59,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage"]),
     ]

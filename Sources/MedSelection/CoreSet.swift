@@ -1,0 +1,126 @@
+import Foundation
+internal import COpenBLAS
+
+/// How k-center greedy chooses its first centre when nothing is labeled yet.
+public enum FirstCentre: Sendable, Equatable {
+    /// A row drawn with the seeded generator.
+    case random(seed: UInt64)
+    /// The row nearest to the mean embedding.
+    case nearestToMean
+    /// A given row.
+    case index(Int)
+}
+
+/// CoreSet (Sener & Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set Approach", ICLR 2018):
+/// k-center greedy. Each pick is the pool point farthest from its nearest already-chosen centre,
+/// argmax_i min_{c in S} ||x_i - x_c||, which 2-approximates the minimax coverage radius.
+///
+/// Cost: one pass over the pool per pick (||x||^2 - 2 X c + ||c||^2 through SGEMV), O(N D) memory-light per step.
+public enum CoreSet {
+    public struct Pick: Sendable, Equatable {
+        /// Row index of the chosen sample.
+        public var index: Int
+        /// Its distance to the nearest earlier centre (labeled or picked) at the time of the pick; +inf for the first.
+        public var distance: Float
+    }
+
+    /// Selects `budget` rows. `labeled` rows act as centres from the start (warm start) and are never picked.
+    public static func select(_ pool: Embeddings, budget: Int, labeled: [Int] = [], first: FirstCentre = .nearestToMean) throws -> [Pick] {
+        let n = pool.count, d = pool.dimensions
+        guard budget >= 1, budget + Set(labeled).count <= n else {
+            throw SelectionError.invalidInput("budget \(budget) with \(labeled.count) labeled exceeds the pool of \(n)")
+        }
+        if let bad = labeled.first(where: { $0 < 0 || $0 >= n }) {
+            throw SelectionError.invalidInput("labeled row \(bad) is outside 0..<\(n)")
+        }
+        let norms = pool.squaredNorms
+        var minD = [Float](repeating: .infinity, count: n)
+        var taken = [Bool](repeating: false, count: n)
+        var dots = [Float](repeating: 0, count: n)
+
+        func addCentre(_ c: Int) {
+            taken[c] = true
+            pool.values.withUnsafeBufferPointer { v in
+                dots.withUnsafeMutableBufferPointer { out in
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), 1, v.baseAddress!, Int32(d),
+                                v.baseAddress! + c * d, 1, 0, out.baseAddress!, 1)
+                }
+            }
+            let cn = norms[c]
+            minD.withUnsafeMutableBufferPointer { m in
+                dots.withUnsafeBufferPointer { dt in
+                    norms.withUnsafeBufferPointer { nb in
+                        for i in 0..<n { m[i] = min(m[i], max(0, nb[i] - 2 * dt[i] + cn)) }
+                    }
+                }
+            }
+            minD[c] = 0
+        }
+
+        var picks: [Pick] = []
+        for c in Set(labeled).sorted() { addCentre(c) }
+        if labeled.isEmpty {
+            let start: Int
+            switch first {
+            case .random(let seed):
+                var g = SeededGenerator(seed: seed)
+                start = Int.random(in: 0..<n, using: &g)
+            case .index(let i):
+                guard (0..<n).contains(i) else { throw SelectionError.invalidInput("first centre \(i) is outside 0..<\(n)") }
+                start = i
+            case .nearestToMean:
+                var mean = [Float](repeating: 0, count: d)
+                for i in 0..<n { for j in 0..<d { mean[j] += pool.values[i * d + j] } }
+                for j in 0..<d { mean[j] /= Float(n) }
+                var best = 0, bestD = Float.infinity
+                for i in 0..<n {
+                    var s: Float = 0
+                    for j in 0..<d { let t = pool.values[i * d + j] - mean[j]; s += t * t }
+                    if s < bestD { bestD = s; best = i }
+                }
+                start = best
+            }
+            picks.append(Pick(index: start, distance: .infinity))
+            addCentre(start)
+        }
+        while picks.count < budget {
+            var best = -1
+            var bestD: Float = -1
+            for i in 0..<n where !taken[i] && minD[i] > bestD { bestD = minD[i]; best = i }
+            picks.append(Pick(index: best, distance: bestD.squareRoot()))
+            addCentre(best)
+        }
+        return picks
+    }
+}
+
+/// Seeded random selection, optionally stratified by group (site): each group gets a share proportional to its size
+/// (largest remainder), then rows are drawn uniformly within groups.
+public enum RandomSelection {
+    public static func select(count n: Int, budget: Int, seed: UInt64, groups: [String]? = nil) throws -> [Int] {
+        guard budget >= 1, budget <= n else { throw SelectionError.invalidInput("budget \(budget) is outside 1...\(n)") }
+        var g = SeededGenerator(seed: seed)
+        guard let groups else {
+            var idx = Array(0..<n)
+            idx.shuffle(using: &g)
+            return Array(idx.prefix(budget))
+        }
+        guard groups.count == n else { throw SelectionError.invalidInput("\(groups.count) group labels for \(n) rows") }
+        var members: [String: [Int]] = [:]
+        for (i, s) in groups.enumerated() { members[s, default: []].append(i) }
+        let names = members.keys.sorted()
+        let exact = names.map { Double(members[$0]!.count) * Double(budget) / Double(n) }
+        var quota = exact.map { Int($0.rounded(.down)) }
+        let order = names.indices.sorted { (exact[$0] - Double(quota[$0]), $1) > (exact[$1] - Double(quota[$1]), $0) }
+        var left = budget - quota.reduce(0, +)
+        for i in order where left > 0 { quota[i] += 1; left -= 1 }
+        var out: [Int] = []
+        for (i, name) in names.enumerated() {
+            var rows = members[name]!
+            rows.shuffle(using: &g)
+            out += rows.prefix(quota[i])
+        }
+        out.shuffle(using: &g)
+        return out
+    }
+}
