@@ -1,0 +1,189 @@
+import Foundation
+internal import COpenBLAS
+
+/// XSSR: greedy selection by density, novelty and diversity, with the novelty-diversity trade-off calibrated
+/// automatically.
+///
+/// For every candidate i of the target pool T (N x D), with optional source embeddings S and labeled rows L:
+/// - density  d(i) = 1 / (mean distance to its k nearest pool neighbours, self excluded + 1e-12): how typical i is of
+///   the pool (TypiClust's typicality, Hacohen et al. 2022);
+/// - novelty  n(i) = mean distance to its k nearest source embeddings: how far i is from what the model already saw;
+/// - diversity v(i) = distance to the nearest row of L ∪ (rows picked so far), recomputed after each pick.
+/// Each term is min-max normalised over the candidates still available (density and novelty once, diversity after
+/// every pick), so none dominates by scale: d̂, n̂, v̂ in [0, 1]. The score is
+///
+///     score(i) = [α n̂(i) + (1 − α) v̂(i)] · (1 + d̂(i)) / 2
+///
+/// Novelty and diversity decide *where* to look (α trades them); density decides *which* point there, by a factor
+/// between 1/2 and 1. (An additive rule d̂ + α n̂ + (1 − α) v̂ was tried first and fails: a small, sparse cluster has
+/// d̂ ≈ 0 and loses to points of an already covered dense cluster, so rare modes are never selected.)
+/// Each step picks the highest score (ties: lowest row). Before anything is labeled or picked, v̂ = 1 for all.
+/// Switched-off terms (ablation, `terms`): without density the factor is 1; without novelty the bracket is v̂;
+/// without diversity it is n̂; with density alone the score is d̂. Without source embeddings novelty is off.
+///
+/// Automatic α: the selection is run for every α in `alphaGrid` (default 0, 0.1, ..., 1); the kept α minimises the
+/// coverage criterion C(α) = mean over pool rows of the distance to the nearest selected-or-labeled row (the mean
+/// coverage radius); ties go to the smaller maximum radius, then to the smaller α.
+public enum XSSR {
+    public struct Terms: OptionSet, Sendable, Hashable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let density = Terms(rawValue: 1)
+        public static let novelty = Terms(rawValue: 2)
+        public static let diversity = Terms(rawValue: 4)
+        public static let all: Terms = [.density, .novelty, .diversity]
+
+        /// Parses "density,novelty,diversity" (any subset, comma-separated).
+        public init(parsing text: String) throws {
+            var t: Terms = []
+            for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+                switch part {
+                case "density": t.insert(.density)
+                case "novelty": t.insert(.novelty)
+                case "diversity": t.insert(.diversity)
+                default: throw SelectionError.invalidInput("unknown XSSR term '\(part)' (use density, novelty, diversity)")
+                }
+            }
+            guard !t.isEmpty else { throw SelectionError.invalidInput("at least one XSSR term is needed") }
+            self = t
+        }
+    }
+
+    /// One pick: the row, its score and its three normalised terms at the time of the pick (0 when switched off).
+    public struct Pick: Sendable, Equatable {
+        public var index: Int
+        public var score: Float
+        public var density: Float
+        public var novelty: Float
+        public var diversity: Float
+    }
+
+    public struct Result: Sendable {
+        public var picks: [Pick]
+        public var alpha: Double
+        /// (α, mean coverage radius, max coverage radius) for every α tried.
+        public var coverageCurve: [(alpha: Double, meanRadius: Double, maxRadius: Double)]
+    }
+
+    public static let defaultAlphaGrid: [Double] = (0...10).map { Double($0) / 10 }
+
+    public static func select(pool: Embeddings, source: Embeddings? = nil, labeled: [Int] = [], budget: Int, k: Int = 10,
+                              terms: Terms = .all, alphaGrid: [Double] = defaultAlphaGrid) throws -> Result {
+        let n = pool.count
+        let labeledSet = Set(labeled)
+        guard budget >= 1, budget + labeledSet.count <= n else {
+            throw SelectionError.invalidInput("budget \(budget) with \(labeledSet.count) labeled exceeds the pool of \(n)")
+        }
+        if let bad = labeled.first(where: { $0 < 0 || $0 >= n }) {
+            throw SelectionError.invalidInput("labeled row \(bad) is outside 0..<\(n)")
+        }
+        guard !alphaGrid.isEmpty, alphaGrid.allSatisfy({ (0...1).contains($0) }) else {
+            throw SelectionError.invalidInput("alpha values must lie in [0, 1]")
+        }
+        if let s = source, s.dimensions != pool.dimensions {
+            throw SelectionError.invalidInput("source embeddings have \(s.dimensions) dimensions, the pool \(pool.dimensions)")
+        }
+        let kPool = min(k, n - 1)
+        var density = [Float](repeating: 0, count: n)
+        if terms.contains(.density) && kPool >= 1 {
+            let nn = try NearestNeighbors.exact(queries: pool, targets: pool, k: kPool, excludeSelf: true)
+            for i in 0..<n {
+                var s: Float = 0
+                for t in 0..<kPool { s += nn.distances[i * kPool + t] }
+                density[i] = 1 / (s / Float(kPool) + 1e-12)
+            }
+        }
+        var novelty = [Float](repeating: 0, count: n)
+        let useNovelty = terms.contains(.novelty) && source != nil
+        if useNovelty, let s = source {
+            let kS = min(k, s.count)
+            let nn = try NearestNeighbors.exact(queries: pool, targets: s, k: kS)
+            for i in 0..<n {
+                var sum: Float = 0
+                for t in 0..<kS { sum += nn.distances[i * kS + t] }
+                novelty[i] = sum / Float(kS)
+            }
+        }
+        let candidates = (0..<n).filter { !labeledSet.contains($0) }
+        let dHat = normalised(density, over: candidates)
+        let nHat = normalised(novelty, over: candidates)
+        // α only matters when both novelty and diversity are on.
+        let grid = useNovelty && terms.contains(.diversity) ? alphaGrid : [alphaGrid[0]]
+        var best: (picks: [Pick], alpha: Double, mean: Double, max: Double)? = nil
+        var curve: [(Double, Double, Double)] = []
+        for alpha in grid {
+            let (picks, minD) = greedy(pool: pool, labeled: labeledSet, budget: budget, dHat: terms.contains(.density) ? dHat : nil,
+                                       nHat: useNovelty ? nHat : nil, diversity: terms.contains(.diversity), alpha: alpha,
+                                       rawDensity: density, rawNovelty: novelty)
+            let radii = minD.map { Double($0.squareRoot()) }
+            let mean = radii.reduce(0, +) / Double(n), mx = radii.max() ?? 0
+            curve.append((alpha, mean, mx))
+            if best == nil || mean < best!.mean - 1e-12 || (abs(mean - best!.mean) <= 1e-12 && mx < best!.max) {
+                best = (picks, alpha, mean, mx)
+            }
+        }
+        return Result(picks: best!.picks, alpha: best!.alpha, coverageCurve: curve.map { (alpha: $0.0, meanRadius: $0.1, maxRadius: $0.2) })
+    }
+
+    /// Min-max normalisation over `rows` (others unchanged); a constant term becomes 0.
+    static func normalised(_ v: [Float], over rows: [Int]) -> [Float] {
+        guard let lo = rows.map({ v[$0] }).min(), let hi = rows.map({ v[$0] }).max(), hi > lo else {
+            return [Float](repeating: 0, count: v.count)
+        }
+        return v.map { ($0 - lo) / (hi - lo) }
+    }
+
+    /// One greedy run; returns the picks and every row's final squared distance to the nearest selected-or-labeled row.
+    static func greedy(pool: Embeddings, labeled: Set<Int>, budget: Int, dHat: [Float]?, nHat: [Float]?, diversity: Bool,
+                       alpha: Double, rawDensity: [Float], rawNovelty: [Float]) -> ([Pick], [Float]) {
+        let n = pool.count, d = pool.dimensions
+        let norms = pool.squaredNorms
+        var minD = [Float](repeating: .infinity, count: n)
+        var taken = [Bool](repeating: false, count: n)
+        var dots = [Float](repeating: 0, count: n)
+        func addCentre(_ c: Int) {
+            taken[c] = true
+            pool.values.withUnsafeBufferPointer { v in
+                dots.withUnsafeMutableBufferPointer { out in
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), 1, v.baseAddress!, Int32(d),
+                                v.baseAddress! + c * d, 1, 0, out.baseAddress!, 1)
+                }
+            }
+            let cn = norms[c]
+            for i in 0..<n { minD[i] = min(minD[i], max(0, norms[i] - 2 * dots[i] + cn)) }
+            minD[c] = 0
+        }
+        for c in labeled.sorted() { addCentre(c) }
+        let a = Float(alpha)
+        var picks: [Pick] = []
+        while picks.count < budget {
+            // Diversity: distance to the nearest centre, min-max normalised over the remaining candidates.
+            var lo = Float.infinity, hi = -Float.infinity
+            let any = minD.contains { $0.isFinite }
+            if diversity && any {
+                for i in 0..<n where !taken[i] { let v = minD[i].squareRoot(); lo = min(lo, v); hi = max(hi, v) }
+            }
+            var best = -1
+            var bestScore = -Float.infinity
+            var bestV: Float = 0
+            for i in 0..<n where !taken[i] {
+                var v: Float = 1
+                if diversity && any { v = hi > lo ? (minD[i].squareRoot() - lo) / (hi - lo) : 0 }
+                var g: Float
+                switch (nHat, diversity) {
+                case (let nh?, true): g = a * nh[i] + (1 - a) * v
+                case (let nh?, false): g = nh[i]
+                case (nil, true): g = v
+                case (nil, false): g = 1
+                }
+                let s: Float
+                if let dh = dHat { s = (nHat == nil && !diversity) ? dh[i] : g * (1 + dh[i]) / 2 } else { s = g }
+                if s > bestScore { bestScore = s; best = i; bestV = v }
+            }
+            picks.append(Pick(index: best, score: bestScore, density: dHat?[best] ?? 0, novelty: nHat?[best] ?? 0,
+                              diversity: diversity ? bestV : 0))
+            addCentre(best)
+        }
+        return (picks, minD)
+    }
+}
