@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats", "MedMetrics",
+                "MedImage", "MedFormats", "MedMetrics", "MedSelection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage"]),
+        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection"]),
     ]
 )

@@ -6,6 +6,7 @@ import Glibc
 import MedFormats
 import MedImage
 import MedMetrics
+import MedSelection
 
 /// The `medselect` command-line tool: one subcommand per user task, each a thin layer over the libraries.
 struct MedSelect: ParsableCommand {
@@ -14,7 +15,7 @@ struct MedSelect: ParsableCommand {
         abstract: "Choose which medical images are worth annotating, and prove it.",
         discussion: "Errors print one line `error: <path>: <reason>` and exit with status 1.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Select.self, Bench.self]
     )
 }
 
@@ -51,6 +52,8 @@ enum Main {
             fail(error.description)
         } catch let error as ImageError {
             fail(error.description)
+        } catch let error as SelectionError {
+            fail("selection: \(error.description)")
         } catch let error as CommandError {
             fail(error.description)
         } catch {

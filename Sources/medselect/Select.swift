@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import MedFormats
+import MedSelection
+
+struct Select: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Choose which samples to annotate from an N x D embedding matrix (.npy).",
+        discussion: """
+        Strategies so far: random (seeded; --stratify-by for per-site quotas), coreset (k-center greedy), xssr \
+        (density-weighted novelty/diversity with automatic alpha). Output: JSON with the ordered `selected` ids, per-pick \
+        scores and terms, parameters, seed, input hashes and timings; a CSV beside it.
+        Example: medselect select --embeddings target.npy --ids ids.csv --source source.npy --strategy xssr --budget 5% --seed 0 --out selection.json
+        """
+    )
+
+    @Option(help: "Target pool embeddings: .npy of shape (N, D), float32 or float64.") var embeddings: String
+    @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped).") var ids: String?
+    @Option(help: "Source-domain embeddings (.npy, same D) for the novelty term.") var source: String?
+    @Option(help: "Already labeled samples: comma-separated ids, or a file with one id per line.") var labeled: String?
+    @Option(help: "random, coreset or xssr.") var strategy: String
+    @Option(help: "How many to pick: a count (22) or a share of the pool (5%).") var budget: String
+    @Option(help: "Seed for every random choice.") var seed: UInt64 = 0
+    @Option(help: "Output JSON path (a .csv is written beside it).") var out: String
+    @Option(help: "Neighbours for density and novelty (xssr).") var k: Int = 10
+    @Option(help: "XSSR terms to use, e.g. density,diversity (ablations).") var terms: String = "density,novelty,diversity"
+    @Option(name: .customLong("stratify-by"), help: "random: a file with one group (site) per row, for proportional quotas.")
+    var stratifyBy: String?
+
+    static let strategies = ["random", "coreset", "xssr"]
+
+    func validate() throws {
+        guard Self.strategies.contains(strategy.lowercased()) else {
+            throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", ")) (coldstart, typiclust and probcover are not built yet)")
+        }
+        guard k >= 1 else { throw ValidationError("--k must be at least 1") }
+        _ = try XSSR.Terms(parsing: terms)
+        if budget.hasSuffix("%") {
+            guard let p = Double(budget.dropLast()), p > 0, p <= 100 else { throw ValidationError("--budget as a share must be in (0%, 100%]") }
+        } else {
+            guard let n = Int(budget), n >= 1 else { throw ValidationError("--budget must be a positive count or a percentage such as 5%") }
+        }
+    }
+
+    static func loadMatrix(_ path: String) throws -> (values: [Float], rows: Int, cols: Int) {
+        let a = try NPYReader.read(path)
+        guard a.shape.count == 2, a.shape[0] > 0, a.shape[1] > 0 else {
+            throw CommandError(subject: path, reason: "embeddings must be a 2-D array (N, D); this one has shape \(a.shape)")
+        }
+        guard a.dtype != .bool else { throw CommandError(subject: path, reason: "boolean arrays are not embeddings") }
+        var v = a.floats()
+        let (n, d) = (a.shape[0], a.shape[1])
+        if a.fortranOrder {     // column-major: transpose to rows
+            var t = [Float](repeating: 0, count: n * d)
+            for i in 0..<n { for j in 0..<d { t[i * d + j] = v[j * n + i] } }
+            v = t
+        }
+        return (v, n, d)
+    }
+
+    static func readLines(_ path: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError(subject: path, reason: "cannot read the file")
+        }
+        var lines = text.split(whereSeparator: \.isNewline).map { String($0.split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces) }
+        if let first = lines.first, ["id", "ids", "case", "site", "group"].contains(first.lowercased()) { lines.removeFirst() }
+        return lines
+    }
+
+    /// FNV-1a 64-bit of a file's bytes: identifies the exact inputs of a run (not a security hash).
+    static func fileHash(_ path: String) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "unreadable" }
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in data { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return String(format: "fnv1a64:%016llx", h)
+    }
+
+    func run() throws {
+        let t0 = Date()
+        let m = try Self.loadMatrix(embeddings)
+        var idList: [String]? = nil
+        if let ids {
+            let l = try Self.readLines(ids)
+            guard l.count == m.rows else { throw CommandError(subject: ids, reason: "\(l.count) ids for \(m.rows) embedding rows") }
+            guard Set(l).count == l.count else { throw CommandError(subject: ids, reason: "ids are not unique") }
+            idList = l
+        }
+        let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.cols, ids: idList)
+        var sourceMatrix: Embeddings? = nil
+        if let source {
+            let s = try Self.loadMatrix(source)
+            guard s.cols == m.cols else { throw CommandError(subject: source, reason: "\(s.cols) dimensions, the pool has \(m.cols)") }
+            sourceMatrix = try Embeddings(values: s.values, count: s.rows, dimensions: s.cols)
+        }
+        var labeledRows: [Int] = []
+        if let labeled {
+            let names = FileManager.default.fileExists(atPath: labeled) ? try Self.readLines(labeled)
+                : labeled.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let index = Dictionary(uniqueKeysWithValues: pool.ids.enumerated().map { ($1, $0) })
+            for name in names {
+                guard let i = index[name] else { throw CommandError(subject: labeled, reason: "labeled id '\(name)' is not in the pool") }
+                labeledRows.append(i)
+            }
+        }
+        let n = pool.count
+        let count: Int = budget.hasSuffix("%") ? max(1, Int((Double(budget.dropLast())! / 100 * Double(n)).rounded())) : Int(budget)!
+        guard count + Set(labeledRows).count <= n else {
+            throw CommandError(subject: embeddings, reason: "budget \(count) plus \(labeledRows.count) labeled exceeds the pool of \(n)")
+        }
+        let t1 = Date()
+        var picks: [[String: Any]] = []
+        var extra: [String: Any] = [:]
+        var parameters: [String: Any] = [:]
+        switch strategy.lowercased() {
+        case "random":
+            var groups: [String]? = nil
+            if let stratifyBy {
+                let g = try Self.readLines(stratifyBy)
+                guard g.count == n else { throw CommandError(subject: stratifyBy, reason: "\(g.count) groups for \(n) rows") }
+                groups = g
+                parameters["stratify_by"] = stratifyBy
+            }
+            let labeledSet = Set(labeledRows)
+            let candidates = (0..<n).filter { !labeledSet.contains($0) }
+            let chosen = try RandomSelection.select(count: candidates.count, budget: count, seed: seed, groups: groups.map { g in candidates.map { g[$0] } })
+            picks = chosen.map { ["index": candidates[$0], "id": pool.ids[candidates[$0]]] }
+        case "coreset":
+            let r = try CoreSet.select(pool, budget: count, labeled: labeledRows, first: .random(seed: seed))
+            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": jsonNumber(Double($0.distance)),
+                             "terms": ["distance_to_nearest_centre": jsonNumber(Double($0.distance))]] }
+            parameters["first_centre"] = labeledRows.isEmpty ? "random(seed)" : "warm start from labeled"
+        default:
+            let termSet = try XSSR.Terms(parsing: terms)
+            let r = try XSSR.select(pool: pool, source: sourceMatrix, labeled: labeledRows, budget: count, k: k, terms: termSet)
+            picks = r.picks.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
+                                   "terms": ["density": Double($0.density), "novelty": Double($0.novelty), "diversity": Double($0.diversity)]] }
+            extra["alpha"] = r.alpha
+            extra["coverage_curve"] = r.coverageCurve.map { ["alpha": $0.alpha, "mean_radius": $0.meanRadius, "max_radius": $0.maxRadius] }
+            extra["coverage_criterion"] = "mean distance from each pool row to its nearest selected-or-labeled row (ties: max radius, then smaller alpha)"
+            parameters["k"] = k
+            parameters["terms"] = terms
+            parameters["combination"] = "[alpha*novelty + (1-alpha)*diversity] * (1 + density)/2, each term min-max normalised"
+        }
+        let t2 = Date()
+        var inputs: [String: Any] = ["embeddings": ["path": embeddings, "hash": Self.fileHash(embeddings), "shape": [n, m.cols]]]
+        if let ids { inputs["ids"] = ["path": ids, "hash": Self.fileHash(ids)] }
+        if let source { inputs["source"] = ["path": source, "hash": Self.fileHash(source)] }
+        var obj: [String: Any] = [
+            "strategy": strategy.lowercased(), "budget": count, "seed": seed,
+            "selected": picks.map { $0["id"] as! String }, "picks": picks, "labeled": labeledRows.map { pool.ids[$0] },
+            "parameters": parameters, "inputs": inputs,
+            "timings_seconds": ["load": t1.timeIntervalSince(t0), "select": t2.timeIntervalSince(t1)],
+            "medselect_version": MedSelect.configuration.version,
+        ]
+        for (key, value) in extra { obj[key] = value }
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        try writeTextAtomically(String(decoding: data, as: UTF8.self) + "\n", to: out)
+        var csv = "rank,id,index,score,density,novelty,diversity\n"
+        for (rank, p) in picks.enumerated() {
+            let t = p["terms"] as? [String: Any] ?? [:]
+            func f(_ v: Any?) -> String { (v as? Double).map { String(format: "%.6g", $0) } ?? (v as? String ?? "") }
+            csv += "\(rank + 1),\(p["id"]!),\(p["index"]!),\(f(p["score"])),\(f(t["density"])),\(f(t["novelty"])),\(f(t["diversity"]))\n"
+        }
+        let csvPath = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".csv" : out + ".csv"
+        try writeTextAtomically(csv, to: csvPath)
+        FileHandle.standardError.write(Data("selected \(count) of \(n) with \(strategy.lowercased()) -> \(out), \(csvPath)\n".utf8))
+    }
+}
