@@ -8,7 +8,7 @@ struct Select: ParsableCommand {
         abstract: "Choose which samples to annotate from an N x D embedding matrix (.npy).",
         discussion: """
         Strategies so far: random (seeded; --stratify-by for per-site quotas), coreset (k-center greedy), xssr \
-        (density-weighted novelty/diversity with automatic alpha). Output: JSON with the ordered `selected` ids, per-pick \
+        (density-weighted novelty/diversity with automatic alpha), typiclust, probcover (Docs/selection.md). Output: JSON with the ordered `selected` ids, per-pick \
         scores and terms, parameters, seed, input hashes and timings; a CSV beside it.
         Example: medselect select --embeddings target.npy --ids ids.csv --source source.npy --strategy xssr --budget 5% --seed 0 --out selection.json
         """
@@ -18,7 +18,8 @@ struct Select: ParsableCommand {
     @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped).") var ids: String?
     @Option(help: "Source-domain embeddings (.npy, same D) for the novelty term.") var source: String?
     @Option(help: "Already labeled samples: comma-separated ids, or a file with one id per line.") var labeled: String?
-    @Option(help: "random, coreset or xssr.") var strategy: String
+    @Option(help: "random, coreset, xssr, typiclust or probcover.") var strategy: String
+    @Option(help: "probcover: ball radius delta (default: chosen by 95% purity of k-means pseudo-labels).") var delta: Float?
     @Option(help: "How many to pick: a count (22) or a share of the pool (5%).") var budget: String
     @Option(help: "Seed for every random choice.") var seed: UInt64 = 0
     @Option(help: "Output JSON path (a .csv is written beside it).") var out: String
@@ -27,11 +28,11 @@ struct Select: ParsableCommand {
     @Option(name: .customLong("stratify-by"), help: "random: a file with one group (site) per row, for proportional quotas.")
     var stratifyBy: String?
 
-    static let strategies = ["random", "coreset", "xssr"]
+    static let strategies = ["random", "coreset", "xssr", "typiclust", "probcover"]
 
     func validate() throws {
         guard Self.strategies.contains(strategy.lowercased()) else {
-            throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", ")) (coldstart, typiclust and probcover are not built yet)")
+            throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", ")) (coldstart is not built yet)")
         }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         _ = try XSSR.Terms(parsing: terms)
@@ -129,6 +130,19 @@ struct Select: ParsableCommand {
             picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": jsonNumber(Double($0.distance)),
                              "terms": ["distance_to_nearest_centre": jsonNumber(Double($0.distance))]] }
             parameters["first_centre"] = labeledRows.isEmpty ? "random(seed)" : "warm start from labeled"
+        case "typiclust":
+            let r = try TypiClust.select(pool, budget: count, labeled: labeledRows, seed: seed)
+            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.typicality),
+                             "terms": ["typicality": Double($0.typicality), "cluster": $0.cluster]] }
+            parameters["neighbours"] = 20
+            parameters["clusters"] = "min(labeled + budget, 500)"
+        case "probcover":
+            let r = try ProbCover.select(pool, budget: count, labeled: labeledRows, delta: delta, seed: seed)
+            picks = zip(r.picks, r.gains).map { ["index": $0.0, "id": pool.ids[$0.0], "score": Double($0.1),
+                                                 "terms": ["newly_covered": $0.1]] }
+            extra["delta"] = Double(r.delta)
+            extra["coverage"] = r.coverage
+            parameters["delta"] = delta.map { Double($0) as Any } ?? "auto (purity 0.95)"
         default:
             let termSet = try XSSR.Terms(parsing: terms)
             let r = try XSSR.select(pool: pool, source: sourceMatrix, labeled: labeledRows, budget: count, k: k, terms: termSet)

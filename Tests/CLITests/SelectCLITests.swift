@@ -21,7 +21,7 @@ struct SelectCLITests {
         try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
     }
 
-    @Test("xssr, coreset and random write JSON and CSV; xssr covers the three clusters with 3 picks", arguments: ["xssr", "coreset", "random"])
+    @Test("xssr, coreset and random write JSON and CSV; xssr covers the three clusters with 3 picks", arguments: ["xssr", "coreset", "random", "typiclust", "probcover"])
     func strategies(strategy: String) throws {
         let s = Scratch("sel"); defer { s.cleanup() }
         let pool = try writePool(s)
