@@ -8,7 +8,8 @@ struct Select: ParsableCommand {
         abstract: "Choose which samples to annotate from an N x D embedding matrix (.npy).",
         discussion: """
         Strategies so far: random (seeded; --stratify-by for per-site quotas), coreset (k-center greedy), xssr \
-        (density-weighted novelty/diversity with automatic alpha), typiclust, probcover (Docs/selection.md). Output: JSON with the ordered `selected` ids, per-pick \
+        (density-weighted novelty/diversity with automatic alpha), coldstart (t-SNE, silhouette k-means, medoids, \
+        farthest points), typiclust, probcover (Docs/selection.md). Output: JSON with the ordered `selected` ids, per-pick \
         scores and terms, parameters, seed, input hashes and timings; a CSV beside it.
         Example: medselect select --embeddings target.npy --ids ids.csv --source source.npy --strategy xssr --budget 5% --seed 0 --out selection.json
         """
@@ -18,7 +19,9 @@ struct Select: ParsableCommand {
     @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped).") var ids: String?
     @Option(help: "Source-domain embeddings (.npy, same D) for the novelty term.") var source: String?
     @Option(help: "Already labeled samples: comma-separated ids, or a file with one id per line.") var labeled: String?
-    @Option(help: "random, coreset, xssr, typiclust or probcover.") var strategy: String
+    @Option(help: "random, coreset, xssr, coldstart, typiclust or probcover.") var strategy: String
+    @Option(help: "coldstart: t-SNE perplexity.") var perplexity: Double = 30
+    @Option(name: .customLong("map-out"), help: "coldstart: also write the t-SNE map (N x 2) to this .npy.") var mapOut: String?
     @Option(help: "probcover: ball radius delta (default: chosen by 95% purity of k-means pseudo-labels).") var delta: Float?
     @Option(help: "How many to pick: a count (22) or a share of the pool (5%).") var budget: String
     @Option(help: "Seed for every random choice.") var seed: UInt64 = 0
@@ -28,11 +31,11 @@ struct Select: ParsableCommand {
     @Option(name: .customLong("stratify-by"), help: "random: a file with one group (site) per row, for proportional quotas.")
     var stratifyBy: String?
 
-    static let strategies = ["random", "coreset", "xssr", "typiclust", "probcover"]
+    static let strategies = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover"]
 
     func validate() throws {
         guard Self.strategies.contains(strategy.lowercased()) else {
-            throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", ")) (coldstart is not built yet)")
+            throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", "))")
         }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         _ = try XSSR.Terms(parsing: terms)
@@ -130,6 +133,21 @@ struct Select: ParsableCommand {
             picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": jsonNumber(Double($0.distance)),
                              "terms": ["distance_to_nearest_centre": jsonNumber(Double($0.distance))]] }
             parameters["first_centre"] = labeledRows.isEmpty ? "random(seed)" : "warm start from labeled"
+        case "coldstart":
+            var options = TSNE.Options()
+            options.perplexity = perplexity
+            let r = try ColdStart.select(pool, budget: count, tsne: options, seed: seed)
+            let labeledSet = Set(labeledRows)
+            if !labeledSet.isEmpty {
+                FileHandle.standardError.write(Data("warning: coldstart ignores --labeled (it selects before any label exists)\n".utf8))
+            }
+            picks = zip(r.picks, r.clusters).map { ["index": $0.0, "id": pool.ids[$0.0], "score": NSNull(),
+                                                    "terms": ["cluster": $0.1, "x": Double(r.map[2 * $0.0]), "y": Double(r.map[2 * $0.0 + 1])]] }
+            extra["k"] = r.k
+            extra["silhouettes"] = r.silhouettes.map { ["k": $0.k, "score": $0.score] }
+            parameters["perplexity"] = perplexity
+            parameters["cluster_range"] = "2...10"
+            if let mapOut { try NPYWriter.write(NDArray(float32: r.map, shape: [n, 2], fortranOrder: false), to: mapOut) }
         case "typiclust":
             let r = try TypiClust.select(pool, budget: count, labeled: labeledRows, seed: seed)
             picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.typicality),

@@ -21,12 +21,13 @@ struct SelectCLITests {
         try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
     }
 
-    @Test("xssr, coreset and random write JSON and CSV; xssr covers the three clusters with 3 picks", arguments: ["xssr", "coreset", "random", "typiclust", "probcover"])
+    @Test("xssr, coreset and random write JSON and CSV; xssr covers the three clusters with 3 picks", arguments: ["xssr", "coreset", "random", "typiclust", "probcover", "coldstart"])
     func strategies(strategy: String) throws {
         let s = Scratch("sel"); defer { s.cleanup() }
         let pool = try writePool(s)
+        let extra = strategy == "coldstart" ? ["--perplexity", "5"] : []
         let r = try Tool.run(["select", "--embeddings", pool, "--ids", s.file("ids.csv"), "--strategy", strategy,
-                              "--budget", "3", "--seed", "5", "--out", s.file("sel.json")])
+                              "--budget", "3", "--seed", "5", "--out", s.file("sel.json")] + extra)
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try json(s.file("sel.json"))
         let selected = try #require(obj["selected"] as? [String])
@@ -41,7 +42,7 @@ struct SelectCLITests {
         }
         // Same seed, same selection.
         _ = try Tool.run(["select", "--embeddings", pool, "--ids", s.file("ids.csv"), "--strategy", strategy,
-                          "--budget", "3", "--seed", "5", "--out", s.file("again.json")])
+                          "--budget", "3", "--seed", "5", "--out", s.file("again.json")] + extra)
         #expect(try json(s.file("again.json"))["selected"] as? [String] == selected)
     }
 
