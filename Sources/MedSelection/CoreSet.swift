@@ -1,5 +1,4 @@
 import Foundation
-internal import COpenBLAS
 
 /// How k-center greedy chooses its first centre when nothing is labeled yet.
 public enum FirstCentre: Sendable, Equatable {
@@ -33,32 +32,9 @@ public enum CoreSet {
         if let bad = labeled.first(where: { $0 < 0 || $0 >= n }) {
             throw SelectionError.invalidInput("labeled row \(bad) is outside 0..<\(n)")
         }
-        let norms = pool.squaredNorms
-        var minD = [Float](repeating: .infinity, count: n)
-        var taken = [Bool](repeating: false, count: n)
-        var dots = [Float](repeating: 0, count: n)
-
-        func addCentre(_ c: Int) {
-            taken[c] = true
-            pool.values.withUnsafeBufferPointer { v in
-                dots.withUnsafeMutableBufferPointer { out in
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), 1, v.baseAddress!, Int32(d),
-                                v.baseAddress! + c * d, 1, 0, out.baseAddress!, 1)
-                }
-            }
-            let cn = norms[c]
-            minD.withUnsafeMutableBufferPointer { m in
-                dots.withUnsafeBufferPointer { dt in
-                    norms.withUnsafeBufferPointer { nb in
-                        for i in 0..<n { m[i] = min(m[i], max(0, nb[i] - 2 * dt[i] + cn)) }
-                    }
-                }
-            }
-            minD[c] = 0
-        }
-
+        var state = NearestCentreDistances(pool)
         var picks: [Pick] = []
-        for c in Set(labeled).sorted() { addCentre(c) }
+        for c in Set(labeled).sorted() { state.add(c) }
         if labeled.isEmpty {
             let start: Int
             switch first {
@@ -81,14 +57,18 @@ public enum CoreSet {
                 start = best
             }
             picks.append(Pick(index: start, distance: .infinity))
-            addCentre(start)
+            state.add(start)
         }
         while picks.count < budget {
             var best = -1
             var bestD: Float = -1
-            for i in 0..<n where !taken[i] && minD[i] > bestD { bestD = minD[i]; best = i }
+            state.minD.withUnsafeBufferPointer { m in
+                state.taken.withUnsafeBufferPointer { t in
+                    for i in 0..<n where !t[i] && m[i] > bestD { bestD = m[i]; best = i }
+                }
+            }
             picks.append(Pick(index: best, distance: bestD.squareRoot()))
-            addCentre(best)
+            state.add(best)
         }
         return picks
     }

@@ -58,6 +58,12 @@ public enum BlockedDistances {
     /// distances, row-major, valid only during the call.
     public static func forEachBlock(queries: Embeddings, targets: Embeddings, blockRows: Int = defaultBlockRows,
                                     _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        forEachBlock(queries: queries, targets: targets, blockRows: blockRows, finish: true, body)
+    }
+
+    /// With `finish` false the block holds −2 a·b only (callers that add the norms themselves, fused with their work).
+    static func forEachBlock(queries: Embeddings, targets: Embeddings, blockRows: Int = defaultBlockRows, finish: Bool,
+                             _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
         precondition(queries.dimensions == targets.dimensions, "queries and targets differ in dimensions")
         let d = queries.dimensions, n = targets.count
         let qn = queries.squaredNorms, tn = targets.squaredNorms
@@ -71,10 +77,16 @@ public enum BlockedDistances {
                     block.withUnsafeMutableBufferPointer { b in
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), -2,
                                     q.baseAddress! + start * d, Int32(d), t.baseAddress!, Int32(d), 0, b.baseAddress!, Int32(n))
-                        for r in 0..<m {
-                            let row = b.baseAddress! + r * n
-                            let a = qn[start + r]
-                            for c in 0..<n { row[c] = max(0, row[c] + a + tn[c]) }
+                        if finish {
+                            let base = b.baseAddress!
+                            tn.withUnsafeBufferPointer { tb in
+                                let tnp = tb.baseAddress!
+                                concurrentRows(m) { r in
+                                    let row = base + r * n
+                                    let a = qn[start + r]
+                                    for c in 0..<n { row[c] = max(0, row[c] + a + tnp[c]) }
+                                }
+                            }
                         }
                     }
                 }
@@ -103,26 +115,34 @@ public struct NearestNeighbors: Sendable {
         var idx = [Int32](repeating: 0, count: queries.count * k)
         var dist = [Float](repeating: 0, count: queries.count * k)
         let n = targets.count
-        BlockedDistances.forEachBlock(queries: queries, targets: targets) { first, block in
+        let qn = queries.squaredNorms, tn = targets.squaredNorms
+        BlockedDistances.forEachBlock(queries: queries, targets: targets, finish: false) { first, block in
             let rows = block.count / n
             idx.withUnsafeMutableBufferPointer { ib in
                 dist.withUnsafeMutableBufferPointer { db in
-                    let ip = ib.baseAddress!, dp = db.baseAddress!
-                    concurrentRows(rows) { r in
-                        let q = first + r
-                        let row = block.baseAddress! + r * n
-                        // Keep the k smallest in a sorted insertion buffer (k is small).
-                        var bestD = [Float](repeating: .infinity, count: k)
-                        var bestI = [Int32](repeating: -1, count: k)
-                        for c in 0..<n {
-                            if excludeSelf && c == q { continue }
-                            let v = row[c]
-                            if v >= bestD[k - 1] { continue }
-                            var p = k - 1
-                            while p > 0 && bestD[p - 1] > v { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
-                            bestD[p] = v; bestI[p] = Int32(c)
+                    tn.withUnsafeBufferPointer { tb in
+                        let ip = ib.baseAddress!, dp = db.baseAddress!, tnp = tb.baseAddress!
+                        concurrentRows(rows) { r in
+                            let q = first + r
+                            let row = block.baseAddress! + r * n
+                            // The k smallest of −2 a·b + ||b||^2 (||a||^2 is the same for the whole row), kept sorted.
+                            let bestD = UnsafeMutablePointer<Float>.allocate(capacity: k)
+                            let bestI = UnsafeMutablePointer<Int32>.allocate(capacity: k)
+                            defer { bestD.deallocate(); bestI.deallocate() }
+                            bestD.initialize(repeating: .infinity, count: k)
+                            bestI.initialize(repeating: -1, count: k)
+                            var worst = Float.infinity
+                            for c in 0..<n {
+                                let v = row[c] + tnp[c]
+                                if v >= worst || (excludeSelf && c == q) { continue }
+                                var p = k - 1
+                                while p > 0 && bestD[p - 1] > v { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
+                                bestD[p] = v; bestI[p] = Int32(c)
+                                worst = bestD[k - 1]
+                            }
+                            let a = qn[q]
+                            for t in 0..<k { ip[q * k + t] = bestI[t]; dp[q * k + t] = max(0, bestD[t] + a).squareRoot() }
                         }
-                        for t in 0..<k { ip[q * k + t] = bestI[t]; dp[q * k + t] = bestD[t].squareRoot() }
                     }
                 }
             }

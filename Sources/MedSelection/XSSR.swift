@@ -1,5 +1,4 @@
 import Foundation
-internal import COpenBLAS
 
 /// XSSR: greedy selection by density, novelty and diversity, with the novelty-diversity trade-off calibrated
 /// automatically.
@@ -137,38 +136,23 @@ public enum XSSR {
     static func greedy(pool: Embeddings, labeled: Set<Int>, budget: Int, dHat: [Float]?, nHat: [Float]?, diversity: Bool,
                        alpha: Double, rawDensity: [Float], rawNovelty: [Float]) -> ([Pick], [Float]) {
         let n = pool.count, d = pool.dimensions
-        let norms = pool.squaredNorms
-        var minD = [Float](repeating: .infinity, count: n)
-        var taken = [Bool](repeating: false, count: n)
-        var dots = [Float](repeating: 0, count: n)
-        func addCentre(_ c: Int) {
-            taken[c] = true
-            pool.values.withUnsafeBufferPointer { v in
-                dots.withUnsafeMutableBufferPointer { out in
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), 1, v.baseAddress!, Int32(d),
-                                v.baseAddress! + c * d, 1, 0, out.baseAddress!, 1)
-                }
-            }
-            let cn = norms[c]
-            for i in 0..<n { minD[i] = min(minD[i], max(0, norms[i] - 2 * dots[i] + cn)) }
-            minD[c] = 0
-        }
-        for c in labeled.sorted() { addCentre(c) }
+        var state = NearestCentreDistances(pool)
+        for c in labeled.sorted() { state.add(c) }
         let a = Float(alpha)
         var picks: [Pick] = []
         while picks.count < budget {
             // Diversity: distance to the nearest centre, min-max normalised over the remaining candidates.
             var lo = Float.infinity, hi = -Float.infinity
-            let any = minD.contains { $0.isFinite }
+            let any = state.minD.contains { $0.isFinite }
             if diversity && any {
-                for i in 0..<n where !taken[i] { let v = minD[i].squareRoot(); lo = min(lo, v); hi = max(hi, v) }
+                for i in 0..<n where !state.taken[i] { let v = state.minD[i].squareRoot(); lo = min(lo, v); hi = max(hi, v) }
             }
             var best = -1
             var bestScore = -Float.infinity
             var bestV: Float = 0
-            for i in 0..<n where !taken[i] {
+            for i in 0..<n where !state.taken[i] {
                 var v: Float = 1
-                if diversity && any { v = hi > lo ? (minD[i].squareRoot() - lo) / (hi - lo) : 0 }
+                if diversity && any { v = hi > lo ? (state.minD[i].squareRoot() - lo) / (hi - lo) : 0 }
                 var g: Float
                 switch (nHat, diversity) {
                 case (let nh?, true): g = a * nh[i] + (1 - a) * v
@@ -182,8 +166,8 @@ public enum XSSR {
             }
             picks.append(Pick(index: best, score: bestScore, density: dHat?[best] ?? 0, novelty: nHat?[best] ?? 0,
                               diversity: diversity ? bestV : 0))
-            addCentre(best)
+            state.add(best)
         }
-        return (picks, minD)
+        return (picks, state.minD)
     }
 }

@@ -3,11 +3,12 @@ import Foundation
 import MedFormats
 import MedImage
 import MedMetrics
+import MedSelection
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure MedSelect's speed (compare against ../shared/bench with Scripts/bench).",
-        subcommands: [BenchIO.self, BenchOps.self]
+        subcommands: [BenchIO.self, BenchOps.self, BenchSelect.self]
     )
 }
 
@@ -96,6 +97,66 @@ struct BenchOps: ParsableCommand {
             } else {
                 print(String(format: "%-11@ %10.2f ms", name, ms))
             }
+        }
+    }
+}
+
+/// Times the selection building blocks on the data of ../shared/bench/select_baselines.py.
+struct BenchSelect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "select",
+        abstract: "Time k-center greedy, kNN density, t-SNE and k-means + silhouette (Scripts/bench-select).",
+        discussion: "Example: medselect bench select --embeddings E.npy --points P.npy --json"
+    )
+    @Option(help: "N x D matrix (20000 x 256 in the reference).") var embeddings: String
+    @Option(help: "N x 2 points for k-means and silhouette (5000 x 2).") var points: String
+    @Option(help: "Workloads to run: kcenter,knn,tsne,kmeans.") var only: String = "kcenter,knn,tsne,kmeans"
+    @Flag(help: "One JSON object per figure.") var json = false
+
+    func run() throws {
+        let e = try Select.loadMatrix(embeddings), p = try Select.loadMatrix(points)
+        let pool = try Embeddings(values: e.values, count: e.rows, dimensions: e.cols)
+        let pts = try Embeddings(values: p.values, count: p.rows, dimensions: p.cols)
+        let work = Set(only.split(separator: ",").map(String.init))
+        func report(_ name: String, _ seconds: Double, _ extra: [String: Any] = [:]) throws {
+            var obj: [String: Any] = ["bench": name, "lib": "medselect", "seconds": (seconds * 1000).rounded() / 1000]
+            for (k, v) in extra { obj[k] = v }
+            if json {
+                print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                print(String(format: "%-26@ %8.3f s", name, seconds))
+            }
+        }
+        func time(_ body: () throws -> Void) rethrows -> Double {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        if work.contains("kcenter") {
+            _ = try CoreSet.select(pool, budget: 50, first: .index(0))   // warm-up, as the reference
+            try report("kcenter_greedy", try time { _ = try CoreSet.select(pool, budget: 1000, first: .index(0)) })
+        }
+        if work.contains("knn") {
+            try report("knn_density", try time {
+                let nn = try NearestNeighbors.exact(queries: pool, targets: pool, k: 10, excludeSelf: true)
+                _ = (0..<pool.count).map { i in 1 / ((0..<10).reduce(Float(0)) { $0 + nn.distances[i * 10 + $1] } / 10 + 1e-12) }
+            })
+        }
+        if work.contains("tsne") {
+            let sub = pool.rows(Array(0..<5000))
+            try report("tsne_barnes_hut", try time { _ = try TSNE.embed(sub) })
+        }
+        if work.contains("kmeans") {
+            var km = 0.0, sil = 0.0
+            var best = (k: 0, s: -Double.infinity)
+            for k in 2...10 {
+                var model: KMeans.Model? = nil
+                km += try time { model = try KMeans.fit(pts, k: k, restarts: 10, seed: 0) }
+                var s = 0.0
+                sil += try time { s = try Silhouette.score(pts, labels: model!.labels, sampleSize: Int.max) }
+                if s > best.s { best = (k, s) }
+            }
+            try report("kmeans_silhouette_k2to10", km + sil, ["kmeans_seconds": km, "silhouette_seconds": sil, "best_k": best.k])
         }
     }
 }
