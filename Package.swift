@@ -56,7 +56,7 @@ let package = Package(
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
         ),
 
-        .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "CZlib"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "MedSelection", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),

@@ -54,16 +54,7 @@ enum ElementConversion {
             body(0..<count)
             return
         }
-        let chunks = ProcessInfo.processInfo.activeProcessorCount >= 2 ? 4 : 1
-        let size = (count + chunks - 1) / chunks
-        withoutActuallyEscaping(body) { escaping in
-            // The chunks touch disjoint ranges of the caller's buffers.
-            nonisolated(unsafe) let run = escaping
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = c * size, hi = min(count, lo + size)
-                if lo < hi { run(lo..<hi) }
-            }
-        }
+        parallelRanges(count, chunks: ProcessInfo.processInfo.activeProcessorCount >= 2 ? 4 : 1, body)
     }
 
     static func toFloat(_ raw: UnsafeRawBufferPointer, type: VoxelType, count: Int, slope: Double?, inter: Double) -> [Float] {

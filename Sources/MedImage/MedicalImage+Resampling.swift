@@ -127,18 +127,24 @@ enum AxisResampler {
 }
 
 /// Runs `body(i)` for i in 0..<count over the available cores (chunks of contiguous indices).
-func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
     let workers = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
     if workers <= 1 || count < 4 {
         for i in 0..<count { body(i) }
         return
     }
+    parallelRanges(count, chunks: min(count, workers * 4)) { r in for i in r { body(i) } }
+}
+
+/// Splits 0..<count into `chunks` contiguous ranges run concurrently (the caller guarantees they touch disjoint data).
+public func parallelRanges(_ count: Int, chunks: Int, _ body: (Range<Int>) -> Void) {
+    let chunks = max(1, min(chunks, count))
+    if chunks == 1 { body(0..<count); return }
     withoutActuallyEscaping(body) { escaping in
         nonisolated(unsafe) let run = escaping
-        let chunks = min(count, workers * 4)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * count / chunks, hi = (c + 1) * count / chunks
-            for i in lo..<hi { run(i) }
+            if lo < hi { run(lo..<hi) }
         }
     }
 }

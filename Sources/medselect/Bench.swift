@@ -5,6 +5,20 @@ import MedImage
 import MedMetrics
 import MedSelection
 
+/// Median wall time in milliseconds of `iterations` runs of `body`, after `warmup` untimed runs.
+func medianMilliseconds(iterations: Int, warmup: Int = 1, _ body: () throws -> Void) rethrows -> (median: Double, min: Double) {
+    for _ in 0..<warmup { try body() }
+    var times: [Double] = []
+    for _ in 0..<max(1, iterations) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+    }
+    times.sort()
+    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    return (median, times[0])
+}
+
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure MedSelect's speed (compare against ../shared/bench with Scripts/bench).",
@@ -32,16 +46,8 @@ struct BenchIO: ParsableCommand {
 
     func run() throws {
         for file in files {
-            for _ in 0..<warmup { _ = try ImageIO.read(file) }
-            var times: [Double] = []
             var image: MedicalImage? = nil
-            for _ in 0..<iters {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                image = try ImageIO.read(file)
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-            }
-            times.sort()
-            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let (median, fastest) = try medianMilliseconds(iterations: iters, warmup: warmup) { image = try ImageIO.read(file) }
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
             let img = image!
             let rawMB = Double(img.shape.count * img.info.storedType.byteCount / (img.info.storedType == .rgb24 ? 3 : 1)) / 1e6
@@ -49,13 +55,13 @@ struct BenchIO: ParsableCommand {
                 let obj: [String: Any] = [
                     "bench": "load_f32", "lib": "medselect", "file": file, "shape": img.shape.dimensions,
                     "dtype": img.info.storedType.rawValue, "file_mb": Double(size) / 1e6,
-                    "median_ms": (median * 100).rounded() / 100, "min_ms": (times[0] * 100).rounded() / 100, "n": iters,
+                    "median_ms": (median * 100).rounded() / 100, "min_ms": (fastest * 100).rounded() / 100, "n": iters,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(String(format: "%@  %@  %@  median %.2f ms  min %.2f ms  (%.0f MB/s)", file, img.shape.description,
-                             img.info.storedType.rawValue, median, times[0], rawMB / (median / 1000)))
+                             img.info.storedType.rawValue, median, fastest, rawMB / (median / 1000)))
             }
         }
     }
@@ -76,16 +82,7 @@ struct BenchOps: ParsableCommand {
 
     func run() throws {
         let p = try ImageIO.read(pred), r = try ImageIO.read(ref), img = try ImageIO.read(image)
-        func time(_ body: () throws -> Void) rethrows -> Double {
-            try body()
-            var ts: [Double] = []
-            for _ in 0..<iters {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try body()
-                ts.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-            }
-            return ts.sorted()[ts.count / 2]
-        }
+        func time(_ body: () throws -> Void) rethrows -> Double { try medianMilliseconds(iterations: iters, body).median }
         let figures: [(String, Double)] = [
             ("edt", try time { _ = DistanceTransform.euclidean(p) }),
             ("hd95", try time { _ = try SegmentationMetrics.compute(prediction: p, reference: r, labels: [1]) }),
@@ -128,9 +125,7 @@ struct BenchSelect: ParsableCommand {
             }
         }
         func time(_ body: () throws -> Void) rethrows -> Double {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try body()
-            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            try medianMilliseconds(iterations: 1, warmup: 0, body).median / 1000   // single timed run, as the reference
         }
         if work.contains("kcenter") {
             _ = try CoreSet.select(pool, budget: 50, first: .index(0))   // warm-up, as the reference

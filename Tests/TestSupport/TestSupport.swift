@@ -1,4 +1,5 @@
 import Foundation
+import MedSelection
 internal import CZlib
 
 /// Helpers shared by the test suites: scratch folders and hand-built files (independent of the code under test).
@@ -165,15 +166,9 @@ public struct NIfTI1Builder {
     }
 }
 
-/// A seeded generator (SplitMix64) so random test cases are reproducible.
-public struct SplitMix: RandomNumberGenerator {
-    public var state: UInt64
-    public init(state: UInt64) { self.state = state }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9e3779b97f4a7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
-        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
-        return z ^ (z >> 31)
-    }
+/// The project's seeded generator under the name the tests use; `SplitMix(state:)` seeds it.
+public typealias SplitMix = SeededGenerator
+
+extension SeededGenerator {
+    public init(state: UInt64) { self.init(seed: state) }
 }
