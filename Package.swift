@@ -36,11 +36,12 @@ let package = Package(
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
         .target(name: "MedImage", swiftSettings: fuzzSwift),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
-        .target(name: "MedSelection", dependencies: ["COpenBLAS"]),
+        .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
