@@ -1,11 +1,12 @@
 /// # MedSelection
 ///
 /// Choosing which samples to annotate, from embeddings: any N x D Float32 matrix (one row per sample) with ids.
-/// Building blocks are exact and reusable: squared Euclidean distances in row blocks through BLAS (never an N x N
-/// matrix), exact k-nearest neighbours, k-center greedy (CoreSet), seeded random selection.
 ///
-/// Status: the building blocks above; XSSR, the embedding cold start (t-SNE, k-means, silhouette), TypiClust,
-/// ProbCover and active-learning acquisition are being added (issue 7). Every random choice takes an explicit seed.
+/// Strategies: ``RandomSelection``, ``CoreSet``, ``XSSR``, ``ColdStart``, ``TypiClust``, ``ProbCover``, and
+/// ``Acquisition`` for active-learning rounds. Building blocks, exact and reusable: squared Euclidean distances in row
+/// blocks through SGEMM (never an N x N matrix), exact k-nearest neighbours, ``KMeans`` (k-means++), ``Silhouette``,
+/// ``PCA``, Barnes-Hut ``TSNE``. Every random choice takes an explicit seed. Formulas, parameters and papers: the
+/// articles of the MedSelection documentation catalog.
 public enum MedSelectionModule {}
 
 /// SplitMix64: a small, fast, seedable generator; the same seed gives the same sequence on every platform.
