@@ -5,6 +5,11 @@
 /// ``MedicalImage/Kind`` (scalar intensities or an integer label map). Spacing, origin and orientation codes are
 /// derived from the affine, never stored twice.
 ///
+/// Operations on images: reorientation (``MedicalImage/reoriented(to:)``), resampling to a spacing, a shape or another
+/// image's grid (antialiased; label maps always nearest), intensity clipping and normalisation, crop/pad, slicing and
+/// stacking, label-map clean-up (components, largest component, hole filling, volumes) and the exact anisotropic
+/// ``DistanceTransform``. Their conventions are written down in Docs/conventions.md.
+///
 /// Conventions (see Docs/DESIGN.md):
 /// - World coordinates are NIfTI's RAS+: +x toward the patient's Right, +y Anterior, +z Superior, in mm. Axis codes
 ///   follow NiBabel's `aff2axcodes`: each letter names the direction in which the world coordinate increases along
