@@ -55,6 +55,30 @@ enum FileIO {
         return out
     }
 
+    /// Reads exactly `count` bytes at `offset` (pread), or throws `truncated`.
+    static func readRange(_ path: String, offset: Int64, count: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw openError(path) }
+        defer { close(fd) }
+        var out = [UInt8](unsafeUninitializedCapacity: count) { _, n in n = count }
+        var done = 0
+        try out.withUnsafeMutableBytes { buf in
+            while done < count {
+                let n = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FormatError.unreadable(path: path, reason: String(cString: strerror(errno)))
+                }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        if done < count {
+            throw FormatError.truncated(path: path, reason: "\(count) bytes needed at offset \(offset); the file ends after \(done)")
+        }
+        return out
+    }
+
     static func fileSize(_ path: String) -> Int64? {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil

@@ -223,8 +223,7 @@ public enum MetaImageReader {
             guard start >= 0, size - start >= Int64(need) else {
                 throw FormatError.truncated(path: dataPath, reason: "data needs \(need) bytes after offset \(start); the file has \(max(0, size - start))")
             }
-            let all = try FileIO.readAll(dataPath, limit: options.maxBytes + (1 << 20))
-            raw = Array(all[Int(start)..<(Int(start) + need)])
+            raw = try FileIO.readRange(dataPath, offset: start, count: need)
         }
         if h.bigEndian { ElementConversion.swapBytes(&raw, elementSize: h.storedType.byteCount) }
         return (h, raw)

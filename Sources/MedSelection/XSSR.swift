@@ -112,8 +112,7 @@ public enum XSSR {
         var curve: [(Double, Double, Double)] = []
         for alpha in grid {
             let (picks, minD) = greedy(pool: pool, labeled: labeledSet, budget: budget, dHat: terms.contains(.density) ? dHat : nil,
-                                       nHat: useNovelty ? nHat : nil, diversity: terms.contains(.diversity), alpha: alpha,
-                                       rawDensity: density, rawNovelty: novelty)
+                                       nHat: useNovelty ? nHat : nil, diversity: terms.contains(.diversity), alpha: alpha)
             let radii = minD.map { Double($0.squareRoot()) }
             let mean = radii.reduce(0, +) / Double(n), mx = radii.max() ?? 0
             curve.append((alpha, mean, mx))
@@ -134,7 +133,7 @@ public enum XSSR {
 
     /// One greedy run; returns the picks and every row's final squared distance to the nearest selected-or-labeled row.
     static func greedy(pool: Embeddings, labeled: Set<Int>, budget: Int, dHat: [Float]?, nHat: [Float]?, diversity: Bool,
-                       alpha: Double, rawDensity: [Float], rawNovelty: [Float]) -> ([Pick], [Float]) {
+                       alpha: Double) -> ([Pick], [Float]) {
         let n = pool.count, d = pool.dimensions
         var state = NearestCentreDistances(pool)
         for c in labeled.sorted() { state.add(c) }

@@ -19,14 +19,22 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let format = try ImageIO.detect(file)
-        let image = try ImageIO.read(file, options: limits.readOptions)
+        var niftiHeader: NIfTIHeader? = nil
+        let image: MedicalImage
+        if format == .nifti {
+            let (img, header) = try NIfTIReader.readWithHeader(file, options: limits.readOptions)
+            image = img
+            niftiHeader = header
+        } else {
+            image = try ImageIO.read(file, options: limits.readOptions)
+        }
         var formatName = image.info.format ?? format.rawValue
         var zooms: [Double]? = nil
         var shape = image.shape.dimensions
         var extra: [String: Any] = [:]
         switch format {
         case .nifti:
-            let h = try NIfTIReader.readHeader(file, options: limits.readOptions)
+            let h = niftiHeader!
             shape = h.dims
             zooms = Array(h.pixdim.prefix(h.dims.count))
             if h.isCompressed { formatName += " (gzip)" }
