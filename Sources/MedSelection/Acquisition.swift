@@ -9,8 +9,8 @@ import Foundation
 /// - `mcDropoutVariance`: mean over pixels and classes of the variance of p across T stochastic forward passes.
 ///
 /// Batch selection: score(i) = α û(i) + (1 − α) v̂(i), where û is the uncertainty min-max normalised over the candidates
-/// and v̂ the distance to the nearest labeled-or-picked row (in the full embedding or a 2-D map), min-max normalised
-/// and recomputed after every pick; α = 1 is pure uncertainty, α = 0 pure k-center diversity.
+/// and v̂ the distance to the nearest labeled-or-picked row (in the full embedding or a 2-D map) divided by its largest
+/// value among the candidates, recomputed after every pick (v̂ = 1 before any centre); α = 1 is pure uncertainty, α = 0 pure k-center diversity.
 public enum Acquisition {
     public static func entropy(probabilities p: [Float], classes c: Int) throws -> Double {
         let pixels = try check(p, c)
@@ -85,22 +85,26 @@ public enum Acquisition {
         let candidates = (0..<n).filter { !labeledSet.contains($0) }
         let lo = candidates.map { u[$0] }.min()!, hi = candidates.map { u[$0] }.max()!
         let uHat = u.map { hi > lo ? Float(($0 - lo) / (hi - lo)) : 0 }
-        var state = NearestCentreDistances(pool)
-        for l in labeledSet.sorted() { state.add(l) }
-        let a = Float(alpha)
+        var state = LazyCentres(pool)
+        state.add(labeledSet.sorted())
+        let a = uHat.map { Float(alpha) * $0 }
+        let b = [Float](repeating: Float(1 - alpha), count: n)
         var picks: [Pick] = []
         while picks.count < budget {
-            let any = state.minD.contains { $0.isFinite }
-            var vlo = Float.infinity, vhi = -Float.infinity
-            if any { for i in 0..<n where !state.taken[i] { let v = state.minD[i].squareRoot(); vlo = min(vlo, v); vhi = max(vhi, v) } }
-            var best = -1, bestScore = -Float.infinity, bestV: Float = 0
-            for i in 0..<n where !state.taken[i] {
-                let v: Float = any ? (vhi > vlo ? (state.minD[i].squareRoot() - vlo) / (vhi - vlo) : 0) : 1
-                let s = a * uHat[i] + (1 - a) * v
-                if s > bestScore { bestScore = s; best = i; bestV = v }
+            let i: Int, score: Float, v: Float
+            if !state.hasCentre {
+                i = XSSR.staticBest(a, b, vhat: 1, taken: state.taken); v = 1; score = a[i] + b[i]
+            } else {
+                let scale = state.farthest().squared.squareRoot()
+                if scale > 0 {
+                    let r = state.best(a: a, b: b, scale: scale)
+                    i = r.index; score = r.score; v = r.distance / scale
+                } else {
+                    i = XSSR.staticBest(a, b, vhat: 0, taken: state.taken); v = 0; score = a[i]
+                }
             }
-            picks.append(Pick(index: best, score: bestScore, uncertainty: uHat[best], diversity: bestV))
-            state.add(best)
+            picks.append(Pick(index: i, score: score, uncertainty: uHat[i], diversity: v))
+            state.add(i)
         }
         return picks
     }

@@ -14,7 +14,8 @@ public enum FirstCentre: Sendable, Equatable {
 /// k-center greedy. Each pick is the pool point farthest from its nearest already-chosen centre,
 /// argmax_i min_{c in S} ||x_i - x_c||, which 2-approximates the minimax coverage radius.
 ///
-/// Cost: one pass over the pool per pick (||x||^2 - 2 X c + ||c||^2 through SGEMV), O(N D) memory-light per step.
+/// Cost: distances are kept lazily (``LazyCentres``): one SGEMM over the pool per 256 picks plus, per pick, a refresh
+/// of the few rows whose distance bound could still be the largest. Exact: the same picks as a full pass per pick.
 public enum CoreSet {
     public struct Pick: Sendable, Equatable {
         /// Row index of the chosen sample.
@@ -32,9 +33,9 @@ public enum CoreSet {
         if let bad = labeled.first(where: { $0 < 0 || $0 >= n }) {
             throw SelectionError.invalidInput("labeled row \(bad) is outside 0..<\(n)")
         }
-        var state = NearestCentreDistances(pool)
+        var state = LazyCentres(pool)
         var picks: [Pick] = []
-        for c in Set(labeled).sorted() { state.add(c) }
+        state.add(Set(labeled).sorted())
         if labeled.isEmpty {
             let start: Int
             switch first {
@@ -60,13 +61,7 @@ public enum CoreSet {
             state.add(start)
         }
         while picks.count < budget {
-            var best = -1
-            var bestD: Float = -1
-            state.minD.withUnsafeBufferPointer { m in
-                state.taken.withUnsafeBufferPointer { t in
-                    for i in 0..<n where !t[i] && m[i] > bestD { bestD = m[i]; best = i }
-                }
-            }
+            let (best, bestD) = state.farthest()
             picks.append(Pick(index: best, distance: bestD.squareRoot()))
             state.add(best)
         }

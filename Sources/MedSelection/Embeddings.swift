@@ -68,7 +68,8 @@ public enum BlockedDistances {
         precondition(queries.dimensions == targets.dimensions, "queries and targets differ in dimensions")
         let d = queries.dimensions, n = targets.count
         let qn = queries.squaredNorms, tn = targets.squaredNorms
-        let rowsPerBlock = max(1, min(blockRows, queries.count))
+        // At most 64 Mi floats (256 MB) per block, so a million targets still fit.
+        let rowsPerBlock = max(1, min(blockRows, queries.count, max(16, (1 << 26) / max(1, n))))
         var block = [Float](repeating: 0, count: rowsPerBlock * n)
         var start = 0
         while start < queries.count {
@@ -76,16 +77,7 @@ public enum BlockedDistances {
             queries.values.withUnsafeBufferPointer { q in
                 targets.values.withUnsafeBufferPointer { t in
                     block.withUnsafeMutableBufferPointer { b in
-                        // Large products: oneDNN's SGEMM (row-major) is markedly faster than Debian's OpenBLAS here.
-                        // Small ones stay on OpenBLAS: oneDNN's OpenMP threads keep spinning after a call and slow the
-                        // Dispatch work that follows (k-means, silhouette).
-                        let large = Double(m) * Double(n) * Double(d) >= 6.7e7
-                        let status = !large ? dnnl_runtime_error : dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), Int64(m), Int64(n), Int64(d), -2,
-                                                q.baseAddress! + start * d, Int64(d), t.baseAddress!, Int64(d), 0, b.baseAddress!, Int64(n))
-                        if status != dnnl_success {
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), -2,
-                                        q.baseAddress! + start * d, Int32(d), t.baseAddress!, Int32(d), 0, b.baseAddress!, Int32(n))
-                        }
+                        productNT(m: m, n: n, d: d, alpha: -2, a: q.baseAddress! + start * d, b: t.baseAddress!, c: b.baseAddress!)
                         if finish {
                             let base = b.baseAddress!
                             tn.withUnsafeBufferPointer { tb in
@@ -106,6 +98,18 @@ public enum BlockedDistances {
     }
 }
 
+/// C (m x n) = alpha · A (m x d) · Bᵀ (B is n x d), all row-major and contiguous.
+/// Large products go to oneDNN's SGEMM, markedly faster than Debian's OpenBLAS here; small ones stay on OpenBLAS:
+/// oneDNN's OpenMP threads keep spinning after a call and slow the Dispatch work that follows (k-means, silhouette).
+func productNT(m: Int, n: Int, d: Int, alpha: Float, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    let large = Double(m) * Double(n) * Double(d) >= 6.7e7
+    let status = !large ? dnnl_runtime_error : dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), Int64(m), Int64(n), Int64(d), alpha,
+                                                          a, Int64(d), b, Int64(d), 0, c, Int64(n))
+    if status != dnnl_success {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), alpha, a, Int32(d), b, Int32(d), 0, c, Int32(n))
+    }
+}
+
 /// Exact k nearest neighbours by blocked distances (no N x N matrix).
 public struct NearestNeighbors: Sendable {
     /// indices[i*k ..< (i+1)*k]: the k nearest targets of query i, nearest first.
@@ -116,45 +120,62 @@ public struct NearestNeighbors: Sendable {
 
     /// The k nearest targets of every query; with `excludeSelf`, queries and targets are the same matrix and a row is
     /// not its own neighbour.
-    public static func exact(queries: Embeddings, targets: Embeddings, k: Int, excludeSelf: Bool = false) throws -> NearestNeighbors {
+    /// `progress` receives the fraction of queries done after every block.
+    public static func exact(queries: Embeddings, targets: Embeddings, k: Int, excludeSelf: Bool = false,
+                             progress: (@Sendable (Double) -> Void)? = nil) throws -> NearestNeighbors {
         let available = targets.count - (excludeSelf ? 1 : 0)
         guard k >= 1, k <= available else {
             throw SelectionError.invalidInput("k = \(k) needs 1...\(available) neighbours")
         }
-        var idx = [Int32](repeating: 0, count: queries.count * k)
-        var dist = [Float](repeating: 0, count: queries.count * k)
-        let n = targets.count
+        // Blocks of up to 1024 queries x 65,536 targets (at most 256 MB): the SGEMM stays efficient for any N, and each
+        // query's k best so far (of −2 a·b + ||b||², its own ||a||² added at the end) are merged tile by tile.
+        let nq = queries.count, n = targets.count, d = queries.dimensions
+        var idx = [Int32](repeating: -1, count: nq * k)
+        var dist = [Float](repeating: .infinity, count: nq * k)
         let qn = queries.squaredNorms, tn = targets.squaredNorms
-        BlockedDistances.forEachBlock(queries: queries, targets: targets, finish: false) { first, block in
-            let rows = block.count / n
-            idx.withUnsafeMutableBufferPointer { ib in
-                dist.withUnsafeMutableBufferPointer { db in
-                    tn.withUnsafeBufferPointer { tb in
-                        let ip = ib.baseAddress!, dp = db.baseAddress!, tnp = tb.baseAddress!
-                        concurrentRows(rows) { r in
-                            let q = first + r
-                            let row = block.baseAddress! + r * n
-                            // The k smallest of −2 a·b + ||b||^2 (||a||^2 is the same for the whole row), kept sorted.
-                            let bestD = UnsafeMutablePointer<Float>.allocate(capacity: k)
-                            let bestI = UnsafeMutablePointer<Int32>.allocate(capacity: k)
-                            defer { bestD.deallocate(); bestI.deallocate() }
-                            bestD.initialize(repeating: .infinity, count: k)
-                            bestI.initialize(repeating: -1, count: k)
-                            var worst = Float.infinity
-                            for c in 0..<n {
-                                let v = row[c] + tnp[c]
-                                if v >= worst || (excludeSelf && c == q) { continue }
-                                var p = k - 1
-                                while p > 0 && bestD[p - 1] > v { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
-                                bestD[p] = v; bestI[p] = Int32(c)
-                                worst = bestD[k - 1]
-                            }
-                            let a = qn[q]
-                            for t in 0..<k { ip[q * k + t] = bestI[t]; dp[q * k + t] = max(0, bestD[t] + a).squareRoot() }
+        let rowsPerBlock = min(1024, nq), tile = min(n, 65_536)
+        var block = [Float](repeating: 0, count: rowsPerBlock * tile)
+        queries.values.withUnsafeBufferPointer { qv in
+        targets.values.withUnsafeBufferPointer { tv in
+        idx.withUnsafeMutableBufferPointer { ib in
+        dist.withUnsafeMutableBufferPointer { db in
+        tn.withUnsafeBufferPointer { tb in
+        block.withUnsafeMutableBufferPointer { bb in
+            let ip = ib.baseAddress!, dp = db.baseAddress!, tnp = tb.baseAddress!, bp = bb.baseAddress!
+            var first = 0
+            while first < nq {
+                let m = min(rowsPerBlock, nq - first)
+                var t0 = 0
+                while t0 < n {
+                    let tc = min(tile, n - t0)
+                    productNT(m: m, n: tc, d: d, alpha: -2, a: qv.baseAddress! + first * d, b: tv.baseAddress! + t0 * d, c: bp)
+                    concurrentRows(m) { r in
+                        let q = first + r
+                        let row = bp + r * tc
+                        let bestD = dp + q * k, bestI = ip + q * k
+                        var worst = bestD[k - 1]
+                        for c in 0..<tc {
+                            let v = row[c] + tnp[t0 + c]
+                            if v >= worst || (excludeSelf && t0 + c == q) { continue }
+                            var p = k - 1
+                            while p > 0 && bestD[p - 1] > v { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
+                            bestD[p] = v; bestI[p] = Int32(t0 + c)
+                            worst = bestD[k - 1]
                         }
                     }
+                    t0 += tc
                 }
+                for q in first..<(first + m) {
+                    for t in 0..<k { dp[q * k + t] = max(0, dp[q * k + t] + qn[q]).squareRoot() }
+                }
+                first += m
+                progress?(Double(first) / Double(nq))
             }
+        }
+        }
+        }
+        }
+        }
         }
         return NearestNeighbors(indices: idx, distances: dist, k: k)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// XSSR: greedy selection by density, novelty and diversity, with the novelty-diversity trade-off calibrated
 /// automatically.
@@ -8,8 +9,9 @@ import Foundation
 ///   the pool (TypiClust's typicality, Hacohen et al. 2022);
 /// - novelty  n(i) = mean distance to its k nearest source embeddings: how far i is from what the model already saw;
 /// - diversity v(i) = distance to the nearest row of L ∪ (rows picked so far), recomputed after each pick.
-/// Each term is min-max normalised over the candidates still available (density and novelty once, diversity after
-/// every pick), so none dominates by scale: d̂, n̂, v̂ in [0, 1]. The score is
+/// Density and novelty are min-max normalised over the candidates (once); diversity is divided by its largest value
+/// among the remaining candidates after every pick (its natural minimum is 0, a chosen row), so none dominates by
+/// scale: d̂, n̂, v̂ in [0, 1]. The score is
 ///
 ///     score(i) = [α n̂(i) + (1 − α) v̂(i)] · (1 + d̂(i)) / 2
 ///
@@ -62,12 +64,15 @@ public enum XSSR {
         public var alpha: Double
         /// (α, mean coverage radius, max coverage radius) for every α tried.
         public var coverageCurve: [(alpha: Double, meanRadius: Double, maxRadius: Double)]
+        /// Seconds spent per stage: "density", "novelty", "greedy" (all α runs together).
+        public var timings: [String: Double] = [:]
     }
 
     public static let defaultAlphaGrid: [Double] = (0...10).map { Double($0) / 10 }
 
     public static func select(pool: Embeddings, source: Embeddings? = nil, labeled: [Int] = [], budget: Int, k: Int = 10,
-                              terms: Terms = .all, alphaGrid: [Double] = defaultAlphaGrid) throws -> Result {
+                              terms: Terms = .all, alphaGrid: [Double] = defaultAlphaGrid,
+                              progress: (@Sendable (String) -> Void)? = nil) throws -> Result {
         let n = pool.count
         let labeledSet = Set(labeled)
         guard budget >= 1, budget + labeledSet.count <= n else {
@@ -83,9 +88,22 @@ public enum XSSR {
             throw SelectionError.invalidInput("source embeddings have \(s.dimensions) dimensions, the pool \(pool.dimensions)")
         }
         let kPool = min(k, n - 1)
+        var timings: [String: Double] = [:]
+        var clock = Date()
+        func lap(_ name: String) { timings[name] = Date().timeIntervalSince(clock); clock = Date() }
+        func knnProgress(_ what: String) -> (@Sendable (Double) -> Void)? {
+            guard let progress else { return nil }
+            let last = Mutex(-1)
+            return { fraction in
+                let pct = Int(fraction * 100)
+                if last.withLock({ let step = pct / 10 > $0 / 10 || $0 < 0; if step { $0 = pct }; return step }) {
+                    progress("\(what) kNN \(pct)%")
+                }
+            }
+        }
         var density = [Float](repeating: 0, count: n)
         if terms.contains(.density) && kPool >= 1 {
-            let nn = try NearestNeighbors.exact(queries: pool, targets: pool, k: kPool, excludeSelf: true)
+            let nn = try NearestNeighbors.exact(queries: pool, targets: pool, k: kPool, excludeSelf: true, progress: knnProgress("density"))
             for i in 0..<n {
                 var s: Float = 0
                 for t in 0..<kPool { s += nn.distances[i * kPool + t] }
@@ -96,13 +114,15 @@ public enum XSSR {
         let useNovelty = terms.contains(.novelty) && source != nil
         if useNovelty, let s = source {
             let kS = min(k, s.count)
-            let nn = try NearestNeighbors.exact(queries: pool, targets: s, k: kS)
+            lap("density")
+            let nn = try NearestNeighbors.exact(queries: pool, targets: s, k: kS, progress: knnProgress("novelty"))
             for i in 0..<n {
                 var sum: Float = 0
                 for t in 0..<kS { sum += nn.distances[i * kS + t] }
                 novelty[i] = sum / Float(kS)
             }
         }
+        if timings["density"] == nil { lap("density") } else { lap("novelty") }
         let candidates = (0..<n).filter { !labeledSet.contains($0) }
         let dHat = normalised(density, over: candidates)
         let nHat = normalised(novelty, over: candidates)
@@ -116,11 +136,14 @@ public enum XSSR {
             let radii = minD.map { Double($0.squareRoot()) }
             let mean = radii.reduce(0, +) / Double(n), mx = radii.max() ?? 0
             curve.append((alpha, mean, mx))
+            progress?(String(format: "alpha %.2f: mean coverage radius %.4f, max %.4f", alpha, mean, mx))
             if best == nil || mean < best!.mean - 1e-12 || (abs(mean - best!.mean) <= 1e-12 && mx < best!.max) {
                 best = (picks, alpha, mean, mx)
             }
         }
-        return Result(picks: best!.picks, alpha: best!.alpha, coverageCurve: curve.map { (alpha: $0.0, meanRadius: $0.1, maxRadius: $0.2) })
+        lap("greedy")
+        return Result(picks: best!.picks, alpha: best!.alpha, coverageCurve: curve.map { (alpha: $0.0, meanRadius: $0.1, maxRadius: $0.2) },
+                      timings: timings)
     }
 
     /// Min-max normalisation over `rows` (others unchanged); a constant term becomes 0.
@@ -132,41 +155,60 @@ public enum XSSR {
     }
 
     /// One greedy run; returns the picks and every row's final squared distance to the nearest selected-or-labeled row.
+    /// The score is written a[i] + b[i] · v̂(i), with v̂(i) = distance to the nearest centre / largest such distance
+    /// among the candidates, so that the lazy distance bookkeeping (``LazyCentres``) can find the best row exactly.
     static func greedy(pool: Embeddings, labeled: Set<Int>, budget: Int, dHat: [Float]?, nHat: [Float]?, diversity: Bool,
                        alpha: Double) -> ([Pick], [Float]) {
-        let n = pool.count, d = pool.dimensions
-        var state = NearestCentreDistances(pool)
-        for c in labeled.sorted() { state.add(c) }
-        let a = Float(alpha)
-        var picks: [Pick] = []
-        while picks.count < budget {
-            // Diversity: distance to the nearest centre, min-max normalised over the remaining candidates.
-            var lo = Float.infinity, hi = -Float.infinity
-            let any = state.minD.contains { $0.isFinite }
-            if diversity && any {
-                for i in 0..<n where !state.taken[i] { let v = state.minD[i].squareRoot(); lo = min(lo, v); hi = max(hi, v) }
+        let n = pool.count
+        var state = LazyCentres(pool)
+        state.add(labeled.sorted())
+        let al = Float(alpha)
+        var a = [Float](repeating: 0, count: n), b = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let w: Float = dHat.map { (1 + $0[i]) / 2 } ?? 1
+            switch (nHat, diversity) {
+            case (let nh?, true): a[i] = w * al * nh[i]; b[i] = w * (1 - al)
+            case (let nh?, false): a[i] = w * nh[i]
+            case (nil, true): b[i] = w
+            case (nil, false): a[i] = dHat?[i] ?? 1
             }
-            var best = -1
-            var bestScore = -Float.infinity
-            var bestV: Float = 0
-            for i in 0..<n where !state.taken[i] {
-                var v: Float = 1
-                if diversity && any { v = hi > lo ? (state.minD[i].squareRoot() - lo) / (hi - lo) : 0 }
-                var g: Float
-                switch (nHat, diversity) {
-                case (let nh?, true): g = a * nh[i] + (1 - a) * v
-                case (let nh?, false): g = nh[i]
-                case (nil, true): g = v
-                case (nil, false): g = 1
-                }
-                let s: Float
-                if let dh = dHat { s = (nHat == nil && !diversity) ? dh[i] : g * (1 + dh[i]) / 2 } else { s = g }
-                if s > bestScore { bestScore = s; best = i; bestV = v }
-            }
-            picks.append(Pick(index: best, score: bestScore, density: dHat?[best] ?? 0, novelty: nHat?[best] ?? 0,
-                              diversity: diversity ? bestV : 0))
-            state.add(best)
         }
-        return (picks, state.minD)
+        var picks: [Pick] = []
+        func record(_ i: Int, _ score: Float, _ v: Float) {
+            picks.append(Pick(index: i, score: score, density: dHat?[i] ?? 0, novelty: nHat?[i] ?? 0, diversity: diversity ? v : 0))
+            state.add(i)
+        }
+        if !diversity {
+            // Static scores: the order is fixed once.
+            let order = (0..<n).filter { !labeled.contains($0) }.sorted { a[$0] > a[$1] || (a[$0] == a[$1] && $0 < $1) }
+            for i in order.prefix(budget) { record(i, a[i], 0) }
+            return (picks, state.distances())
+        }
+        while picks.count < budget {
+            if !state.hasCentre {
+                let i = staticBest(a, b, vhat: 1, taken: state.taken)
+                record(i, a[i] + b[i], 1)
+                continue
+            }
+            let scale = state.farthest().squared.squareRoot()
+            if scale > 0 {
+                let (i, score, dist) = state.best(a: a, b: b, scale: scale)
+                record(i, score, dist / scale)
+            } else {
+                let i = staticBest(a, b, vhat: 0, taken: state.taken)
+                record(i, a[i], 0)
+            }
+        }
+        return (picks, state.distances())
+    }
+
+    /// argmax over untaken rows of a[i] + b[i] · vhat (ties: the lower row).
+    static func staticBest(_ a: [Float], _ b: [Float], vhat: Float, taken: [Bool]) -> Int {
+        var best = -1, bestScore = -Float.infinity
+        for i in 0..<a.count where !taken[i] {
+            let s = a[i] + b[i] * vhat
+            if s > bestScore { bestScore = s; best = i }
+        }
+        return best
     }
 }

@@ -74,6 +74,38 @@ struct BuildingBlockTests {
         }
     }
 
+    @Test("lazy centre distances give the exact farthest row and the exact best score at every step (naive reference)",
+          arguments: [(400, 16, 8), (66_000, 4, 16)])
+    func lazyCentres(n: Int, d: Int, batch: Int) throws {
+        let e = try randomEmbeddings(n, d, seed: 21)
+        var g = SplitMix(state: 4)
+        let a = (0..<n).map { _ in Float.random(in: 0..<0.6, using: &g) }
+        let b = (0..<n).map { _ in Float.random(in: 0.2..<1, using: &g) }
+        var lazy = LazyCentres(e, batch: batch)
+        var minD = [Double](repeating: .infinity, count: n), taken = [Bool](repeating: false, count: n)
+        func add(_ c: Int) {
+            lazy.add(c); taken[c] = true
+            for i in 0..<n { minD[i] = min(minD[i], naiveD2(e, i, c)) }
+        }
+        add(17)
+        for step in 0..<(3 * batch + 5) {
+            let far = lazy.farthest()
+            let trueFar = (0..<n).filter { !taken[$0] }.max { minD[$0] < minD[$1] || (minD[$0] == minD[$1] && $0 > $1) }!
+            #expect(abs(Double(far.squared) - minD[trueFar]) < 1e-3 * max(1, minD[trueFar]), "step \(step)")
+            #expect(far.index == trueFar || abs(minD[far.index] - minD[trueFar]) < 1e-4)
+            let scale = far.squared.squareRoot()
+            let best = lazy.best(a: a, b: b, scale: scale)
+            let score = { (i: Int) in Double(a[i]) + Double(b[i]) * minD[i].squareRoot() / Double(scale) }
+            let trueBest = (0..<n).filter { !taken[$0] }.max { score($0) < score($1) }!
+            #expect(best.index == trueBest || abs(score(best.index) - score(trueBest)) < 1e-5, "step \(step)")
+            #expect(abs(Double(best.score) - score(trueBest)) < 1e-4)
+            // Alternate the two kinds of pick, as CoreSet and XSSR do.
+            add(step % 2 == 0 ? best.index : far.index)
+        }
+        let final = lazy.distances()
+        #expect(zip(final, minD).allSatisfy { abs(Double($0) - $1) < 1e-3 * max(1, $1) })
+    }
+
     @Test("CoreSet warm start never re-picks labeled rows and starts farthest from them")
     func coresetWarm() throws {
         let e = try randomEmbeddings(200, 8, seed: 9)
