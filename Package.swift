@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "medselect", targets: ["medselect"]),
         .library(name: "MedImage", targets: ["MedImage"]),
         .library(name: "MedFormats", targets: ["MedFormats"]),
+        .library(name: "MedData", targets: ["MedData"]),
         .library(name: "MedMetrics", targets: ["MedMetrics"]),
         .library(name: "MedSelection", targets: ["MedSelection"]),
     ],
@@ -40,12 +41,13 @@ let package = Package(
 
         .target(name: "MedImage", swiftSettings: fuzzSwift),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
+        .target(name: "MedData", dependencies: ["MedImage", "MedFormats"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
         .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats", "MedMetrics", "MedSelection",
+                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedSelection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,6 +63,7 @@ let package = Package(
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
+        .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection"]),
     ]

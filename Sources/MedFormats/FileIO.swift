@@ -142,3 +142,10 @@ enum FileIO {
         try bytes.withUnsafeBytes { try writeAtomically($0, to: path) }
     }
 }
+
+/// Atomic file writes for the modules above the formats (tables, manifests): a temporary file in the same folder,
+/// then a rename, so a reader never sees half a file and an interrupted write leaves the old file in place.
+public enum AtomicFile {
+    public static func write(_ bytes: [UInt8], to path: String) throws { try FileIO.writeAtomically(bytes, to: path) }
+    public static func write(_ text: String, to path: String) throws { try FileIO.writeAtomically(Array(text.utf8), to: path) }
+}

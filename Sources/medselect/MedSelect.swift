@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedData
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,7 @@ struct MedSelect: ParsableCommand {
         abstract: "Choose which medical images are worth annotating, and prove it.",
         discussion: "Errors print one line `error: <path>: <reason>` and exit with status 1.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Select.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Select.self, Phantom.self, Bench.self]
     )
 }
 
@@ -55,6 +56,8 @@ enum Main {
             fail(error.description)
         } catch let error as SelectionError {
             fail("selection: \(error.description)")
+        } catch let error as DataError {
+            fail(error.description)
         } catch let error as CommandError {
             fail(error.description)
         } catch {

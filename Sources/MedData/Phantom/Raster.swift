@@ -1,0 +1,172 @@
+import Foundation
+
+/// xoshiro256** seeded through SplitMix64: the phantom generator's random source (fast, with independent streams
+/// per site and case so that cases can be drawn in parallel and still give the same bytes).
+struct PhantomRandom: RandomNumberGenerator {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: UInt64, streams: [Int] = []) {
+        var x = seed
+        for v in streams { x = PhantomRandom.splitmix(&x) ^ UInt64(bitPattern: Int64(v)) &* 0xD1B5_4A32_D192_ED03 }
+        s = (PhantomRandom.splitmix(&x), PhantomRandom.splitmix(&x), PhantomRandom.splitmix(&x), PhantomRandom.splitmix(&x))
+    }
+
+    private static func splitmix(_ x: inout UInt64) -> UInt64 {
+        x &+= 0x9E37_79B9_7F4A_7C15
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [lo, hi).
+    mutating func uniform(_ lo: Double = 0, _ hi: Double = 1) -> Double {
+        lo + (hi - lo) * Double(next() >> 11) * 0x1p-53
+    }
+
+    /// Standard normal (Box-Muller).
+    mutating func normal() -> Double {
+        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        return (-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
+
+/// Runs body(i) for i in 0..<count over the cores.
+func phantomParallel(_ count: Int, _ body: @Sendable (Int) -> Void) {
+    if count <= 1 { for i in 0..<count { body(i) }; return }
+    DispatchQueue.concurrentPerform(iterations: count, execute: body)
+}
+
+/// A Float32 plane (or a stack of planes), x fastest.
+struct Plane {
+    var width: Int
+    var height: Int
+    var data: [Float]
+
+    init(_ width: Int, _ height: Int, value: Float = 0) {
+        self.width = width
+        self.height = height
+        data = [Float](repeating: value, count: width * height)
+    }
+
+    /// Approximate Gaussian blur with standard deviation sigma (pixels) along x and y: three box passes per axis
+    /// (running sums, cost independent of sigma), edges clamped.
+    mutating func blur(sigmaX: Double, sigmaY: Double) {
+        let (w, h) = (width, height)
+        data.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let p = buffer.baseAddress!
+            if sigmaX > 0.3 {
+                let r = Plane.boxRadius(sigmaX)
+                phantomParallel(h) { j in
+                    var line = [Float](repeating: 0, count: w), tmp = line
+                    for i in 0..<w { line[i] = p[j * w + i] }
+                    for _ in 0..<3 { Plane.box(&line, &tmp, r) }
+                    for i in 0..<w { p[j * w + i] = line[i] }
+                }
+            }
+            if sigmaY > 0.3 {
+                let r = Plane.boxRadius(sigmaY)
+                phantomParallel(w) { i in
+                    var line = [Float](repeating: 0, count: h), tmp = line
+                    for j in 0..<h { line[j] = p[j * w + i] }
+                    for _ in 0..<3 { Plane.box(&line, &tmp, r) }
+                    for j in 0..<h { p[j * w + i] = line[j] }
+                }
+            }
+        }
+    }
+
+    /// Radius of a box whose three-fold convolution has about the given standard deviation.
+    static func boxRadius(_ sigma: Double) -> Int { max(1, Int(((4 * sigma * sigma + 1).squareRoot() - 1) / 2 + 0.5)) }
+
+    static func box(_ line: inout [Float], _ tmp: inout [Float], _ r: Int) {
+        let n = line.count
+        let inv = 1 / Float(2 * r + 1)
+        var acc: Float = 0
+        for k in -r...r { acc += line[min(max(k, 0), n - 1)] }
+        for i in 0..<n {
+            tmp[i] = acc * inv
+            acc += line[min(i + r + 1, n - 1)] - line[max(i - r, 0)]
+        }
+        swap(&line, &tmp)
+    }
+
+    /// Fills a polygon (vertices in pixel coordinates, even-odd rule at pixel centres) with `value`.
+    mutating func fill(polygon: [(Double, Double)], value: Float) {
+        guard polygon.count >= 3 else { return }
+        let ys = polygon.map(\.1)
+        let j0 = max(0, Int((ys.min()! - 0.5).rounded(.up))), j1 = min(height - 1, Int((ys.max()! - 0.5).rounded(.down)))
+        guard j0 <= j1 else { return }
+        var xs: [Double] = []
+        for j in j0...j1 {
+            let y = Double(j) + 0.5
+            xs.removeAll(keepingCapacity: true)
+            for e in 0..<polygon.count {
+                let (ax, ay) = polygon[e], (bx, by) = polygon[(e + 1) % polygon.count]
+                if (ay <= y) != (by <= y) { xs.append(ax + (y - ay) / (by - ay) * (bx - ax)) }
+            }
+            xs.sort()
+            var k = 0
+            while k + 1 < xs.count {
+                let i0 = max(0, Int((xs[k] - 0.5).rounded(.up))), i1 = min(width - 1, Int((xs[k + 1] - 0.5).rounded(.down)))
+                if i0 <= i1 { for i in i0...i1 { data[j * width + i] = value } }
+                k += 2
+            }
+        }
+    }
+
+    /// A smooth random field in [-1, 1]: a coarse random grid, bilinearly interpolated.
+    static func smoothField(_ w: Int, _ h: Int, cells: Int, rng: inout PhantomRandom) -> Plane {
+        let gw = cells + 1, gh = cells + 1
+        let grid = (0..<(gw * gh)).map { _ in Float(rng.uniform(-1, 1)) }
+        var out = Plane(w, h)
+        for j in 0..<h {
+            let fy = Double(j) / Double(max(1, h - 1)) * Double(cells)
+            let y0 = min(Int(fy), cells - 1), ty = Float(fy - Double(y0))
+            for i in 0..<w {
+                let fx = Double(i) / Double(max(1, w - 1)) * Double(cells)
+                let x0 = min(Int(fx), cells - 1), tx = Float(fx - Double(x0))
+                let a = grid[y0 * gw + x0], b = grid[y0 * gw + x0 + 1], c = grid[(y0 + 1) * gw + x0], d = grid[(y0 + 1) * gw + x0 + 1]
+                out.data[j * w + i] = (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
+            }
+        }
+        return out
+    }
+}
+
+/// The scanner model applied to a normalised [0, 1] signal: s' = offset + contrast · s^gamma (times `gain`).
+@inline(__always) func transfer(_ s: Float, gamma: Float, contrast: Float, offset: Float, gain: Float = 1) -> Float {
+    offset + contrast * gain * Foundation.pow(max(0, s), gamma)
+}
+
+/// Adds noise of standard deviation sigma to `data` (rows drawn from their own streams, in parallel): Gaussian, or
+/// Rician (the magnitude of the signal plus complex Gaussian noise) for MRI.
+func addNoise(_ data: inout [Float], rowLength: Int, sigma: Double, rician: Bool, seed: UInt64, streams: [Int]) {
+    guard sigma > 0 else { return }
+    let rows = data.count / rowLength
+    let sg = Float(sigma)
+    data.withUnsafeMutableBufferPointer { buffer in
+        nonisolated(unsafe) let p = buffer.baseAddress!
+        phantomParallel((rows + 63) / 64) { block in
+            var rng = PhantomRandom(seed: seed, streams: streams + [block])
+            for r in (block * 64)..<min(rows, (block + 1) * 64) {
+                for i in 0..<rowLength {
+                    let k = r * rowLength + i
+                    let u1 = Float(max(rng.uniform(), 1e-12)), u2 = Float(rng.uniform())
+                    let m = (-2 * Foundation.log(u1)).squareRoot() * sg
+                    let n1 = m * cos(2 * .pi * u2), n2 = m * sin(2 * .pi * u2)
+                    p[k] = rician ? ((p[k] + n1) * (p[k] + n1) + n2 * n2).squareRoot() : p[k] + n1
+                }
+            }
+        }
+    }
+}
