@@ -187,6 +187,12 @@ int mspng_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int col
     }
     png_set_write_fn(png, &buf, write_mem, flush_mem);
     png_set_compression_level(png, compression_level);
+    if (compression_level <= 1) {
+        /* Fast mode for bulk writes (phantoms, exports): one cheap filter instead of libpng's adaptive choice among
+         * five per row, and zlib's run-length strategy (masks are runs; noisy images barely compress anyway). */
+        png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
+        png_set_compression_strategy(png, 3 /* Z_RLE */);
+    }
     png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (phys_ppm_x > 0 && phys_ppm_y > 0) png_set_pHYs(png, info, phys_ppm_x, phys_ppm_y, PNG_RESOLUTION_METER);

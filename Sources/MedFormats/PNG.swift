@@ -221,7 +221,8 @@ public enum PNGWriter {
     public struct Options: Sendable {
         /// 8 or 16; nil picks 16 for images read as uint16 or with values above 255, else 8.
         public var bitDepth: Int?
-        /// zlib level 0-9.
+        /// zlib level 0-9. Levels 0 and 1 are the fast mode: the Sub filter on every row and zlib's run-length
+        /// strategy (several times faster to write; larger files for smooth images).
         public var compressionLevel: Int
         public init(bitDepth: Int? = nil, compressionLevel: Int = 6) {
             self.bitDepth = bitDepth
@@ -239,8 +240,7 @@ public enum PNGWriter {
         guard (1...4).contains(ch) else {
             throw FormatError.cannotRepresent(path: path, reason: "PNG holds 1 to 4 channels; this image has \(ch)")
         }
-        let hi = image.statistics?.max ?? 0
-        let depth = options.bitDepth ?? ((image.info.storedType == .uint16 || hi > 255) ? 16 : 8)
+        let depth = options.bitDepth ?? ((image.info.storedType == .uint16 || (image.statistics?.max ?? 0) > 255) ? 16 : 8)
         guard depth == 8 || depth == 16 else {
             throw FormatError.cannotRepresent(path: path, reason: "PNG bit depth must be 8 or 16, not \(depth)")
         }
@@ -262,27 +262,46 @@ public enum PNGWriter {
                 }
             }
         }
-        let colorType: Int32 = [1: 0, 2: 4, 3: 2, 4: 6][ch]!
+        let sp = image.spacing
+        return try encode(interleaved: inter, width: s.x, height: s.y, channels: ch, bitDepth: depth,
+                          spacing: image.info.spacingIsKnown ? [sp[0], sp[1]] : nil, path: path, compressionLevel: options.compressionLevel)
+    }
+
+    /// Encodes already-quantised pixels: `interleaved` holds width x height x channels samples, rows top to bottom,
+    /// one byte each for 8-bit, two bytes in host order for 16-bit. For bulk writers (phantoms, exports) that produce
+    /// integers directly; `spacing` (mm, x then y) goes into pHYs.
+    public static func encode(interleaved: [UInt8], width: Int, height: Int, channels: Int, bitDepth: Int, spacing: [Double]?,
+                              path: String = "<memory>", compressionLevel: Int = 6) throws -> [UInt8] {
+        guard (1...4).contains(channels), bitDepth == 8 || bitDepth == 16, width >= 1, height >= 1,
+              interleaved.count == width * height * channels * bitDepth / 8 else {
+            throw FormatError.cannotRepresent(path: path, reason: "\(interleaved.count) bytes do not make a \(width)x\(height) PNG with \(channels) channels at \(bitDepth) bits")
+        }
+        let colorType: Int32 = [1: 0, 2: 4, 3: 2, 4: 6][channels]!
         var ppmX: UInt32 = 0, ppmY: UInt32 = 0
-        if image.info.spacingIsKnown {
-            let sp = image.spacing
-            if sp[0] > 0 && sp[1] > 0 {
-                ppmX = UInt32(max(1, min(Double(UInt32.max), (1000.0 / sp[0]).rounded())))
-                ppmY = UInt32(max(1, min(Double(UInt32.max), (1000.0 / sp[1]).rounded())))
-            }
+        if let sp = spacing, sp.count >= 2, sp[0] > 0, sp[1] > 0 {
+            ppmX = UInt32(max(1, min(Double(UInt32.max), (1000.0 / sp[0]).rounded())))
+            ppmY = UInt32(max(1, min(Double(UInt32.max), (1000.0 / sp[1]).rounded())))
         }
         var out: UnsafeMutablePointer<UInt8>? = nil
         var size = 0
         var message = [CChar](repeating: 0, count: 256)
-        let rc = inter.withUnsafeBufferPointer {
-            mspng_encode($0.baseAddress, UInt32(s.x), UInt32(s.y), colorType, Int32(depth), ppmX, ppmY,
-                         Int32(options.compressionLevel), &out, &size, &message, message.count)
+        let rc = interleaved.withUnsafeBufferPointer {
+            mspng_encode($0.baseAddress, UInt32(width), UInt32(height), colorType, Int32(bitDepth), ppmX, ppmY,
+                         Int32(compressionLevel), &out, &size, &message, message.count)
         }
         guard rc == 0, let p = out else {
             throw FormatError.writeFailed(path: path, reason: cString(message))
         }
         defer { mspng_free(p) }
         return Array(UnsafeBufferPointer(start: p, count: size))
+    }
+
+    /// Writes already-quantised pixels atomically (see ``encode(interleaved:width:height:channels:bitDepth:spacing:path:compressionLevel:)``).
+    public static func write(interleaved: [UInt8], width: Int, height: Int, channels: Int, bitDepth: Int, spacing: [Double]?,
+                             to path: String, compressionLevel: Int = 6) throws {
+        let bytes = try encode(interleaved: interleaved, width: width, height: height, channels: channels, bitDepth: bitDepth,
+                               spacing: spacing, path: path, compressionLevel: compressionLevel)
+        try FileIO.writeAtomically(bytes, to: path)
     }
 
     public static func write(_ image: MedicalImage, to path: String, options: Options = Options()) throws {

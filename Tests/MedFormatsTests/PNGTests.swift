@@ -142,3 +142,31 @@ struct PNGBadInputTests {
         #expect(Set(s.entries) == ["g16.png", "rgb.png", "lab.png"])
     }
 }
+
+@Suite("PNG raw-pixel writer")
+struct PNGRawWriterTests {
+    @Test("pre-quantised pixels round-trip in the fast mode and the default mode, with their spacing",
+          arguments: [(16, 1), (16, 6), (8, 1), (8, 6)])
+    func rawRoundTrip(depth: Int, level: Int) throws {
+        let scratch = Scratch("png-raw")
+        defer { scratch.cleanup() }
+        let (w, h, ch) = (37, 23, depth == 8 ? 3 : 1)
+        var g = SplitMix(state: UInt64(depth * 10 + level))
+        let samples = (0..<(w * h * ch)).map { _ in Int.random(in: 0..<(depth == 16 ? 65536 : 256), using: &g) }
+        var bytes: [UInt8] = []
+        for v in samples {
+            if depth == 16 { withUnsafeBytes(of: UInt16(v)) { bytes += $0 } } else { bytes.append(UInt8(v)) }
+        }
+        let path = scratch.file("a.png")
+        try PNGWriter.write(interleaved: bytes, width: w, height: h, channels: ch, bitDepth: depth, spacing: [0.25, 0.5],
+                            to: path, compressionLevel: level)
+        let image = try PNGReader.read(path)
+        #expect(image.shape.x == w && image.shape.y == h && image.shape.t == ch)
+        // Planar storage: channel c of pixel i is voxels[c * w * h + i].
+        for i in 0..<(w * h) { for c in 0..<ch { #expect(Int(image.voxels[c * w * h + i]) == samples[i * ch + c]) } }
+        #expect(abs(image.spacing[0] - 0.25) < 1e-3 && abs(image.spacing[1] - 0.5) < 1e-3)
+        #expect(throws: FormatError.self) {
+            try PNGWriter.encode(interleaved: Array(bytes.dropLast()), width: w, height: h, channels: ch, bitDepth: depth, spacing: nil)
+        }
+    }
+}

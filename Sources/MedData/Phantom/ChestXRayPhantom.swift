@@ -91,10 +91,14 @@ struct ChestXRayPhantom {
                 // Posterior ribs: bands curving down laterally; brighter cortex at the band edges.
                 let ax = abs(x)
                 if ax > 0.08 && ax < 0.9 {
-                    for r0 in ribs {
-                        let yc = r0 + 0.42 * (ax - 0.1) * (ax - 0.1)
-                        let d = abs(y - yc)
+                    // Only the ribs nearest this height can cover it (spacing 0.165, jitter 0.015, half-width 0.03).
+                    let yr = y - 0.42 * (ax - 0.1) * (ax - 0.1)
+                    let k0 = Int(((yr + 0.78) / 0.165).rounded())
+                    var rk = max(0, k0 - 1)
+                    while rk <= min(ribs.count - 1, k0 + 1) {
+                        let d = abs(yr - ribs[rk])
                         if d < 0.03 { a += 0.1 + 0.1 * d / 0.03; break }
+                        rk += 1
                     }
                 }
                 // Clavicles.

@@ -145,28 +145,33 @@ public struct PhantomGenerator: Sendable {
             let tb = choice.uniform() < (mode == "effusion" ? 0.7 : 0.3) ? 1 : 0
             let name = String(format: "%@_%04d_%d", r.prefix, c + 1, tb)
             let (w, h) = (r.size[0], r.size[1])
-            let affine = Affine.diagonal(spacing: [r.spacing[0], r.spacing[1], 1])
-            let image = MedicalImage(shape: ImageShape(w, h), voxels: out.image.data.map { ($0 * 65535).rounded() }, affine: affine,
-                                     info: ImageInfo(storedType: .uint16))
+            let spacing = [r.spacing[0], r.spacing[1]]
+            // Quantise straight to bytes (16-bit host order; masks 0 / 255) and write in the fast PNG mode.
+            var pixels = [UInt8](repeating: 0, count: 2 * w * h)
+            pixels.withUnsafeMutableBytes { raw in
+                let p16 = raw.bindMemory(to: UInt16.self)
+                for k in 0..<(w * h) { p16[k] = UInt16(min(65535, max(0, out.image.data[k] * 65535 + 0.5))) }
+            }
             try fm.createDirectory(atPath: dir + "/CXR_png", withIntermediateDirectories: true)
-            try PNGWriter.write(image, to: "\(dir)/CXR_png/\(name).png", options: .init(bitDepth: 16, compressionLevel: 1))
+            try PNGWriter.write(interleaved: pixels, width: w, height: h, channels: 1, bitDepth: 16, spacing: spacing,
+                                to: "\(dir)/CXR_png/\(name).png", compressionLevel: 1)
             var masks: [String] = []
             let masked = choice.uniform() < r.maskedFraction
-            func maskImage(_ p: Plane) -> MedicalImage {
-                MedicalImage(shape: ImageShape(w, h), voxels: p.data.map { $0 > 0 ? 255 : 0 }, affine: affine, kind: .labelMap,
-                             info: ImageInfo(storedType: .uint8))
+            func writeMask(_ p: Plane, _ path: String) throws {
+                try PNGWriter.write(interleaved: p.data.map { $0 > 0 ? 255 : 0 }, width: w, height: h, channels: 1, bitDepth: 8,
+                                    spacing: spacing, to: path, compressionLevel: 1)
             }
             var both = out.leftLung
             for k in 0..<both.data.count { both.data[k] = max(both.data[k], out.rightLung.data[k]) }
             if r.layout == "montgomery" {
                 for (sub, plane) in [("leftMask", out.leftLung), ("rightMask", out.rightLung)] {
                     try fm.createDirectory(atPath: "\(dir)/ManualMask/\(sub)", withIntermediateDirectories: true)
-                    try PNGWriter.write(maskImage(plane), to: "\(dir)/ManualMask/\(sub)/\(name).png", options: .init(bitDepth: 8))
+                    try writeMask(plane, "\(dir)/ManualMask/\(sub)/\(name).png")
                     masks.append("\(r.name)/ManualMask/\(sub)/\(name).png")
                 }
             } else if masked {
                 try fm.createDirectory(atPath: dir + "/mask", withIntermediateDirectories: true)
-                try PNGWriter.write(maskImage(both), to: "\(dir)/mask/\(name)_mask.png", options: .init(bitDepth: 8))
+                try writeMask(both, "\(dir)/mask/\(name)_mask.png")
                 masks.append("\(r.name)/mask/\(name)_mask.png")
             }
             var facts = out.facts

@@ -59,27 +59,45 @@ struct Plane {
     }
 
     /// Approximate Gaussian blur with standard deviation sigma (pixels) along x and y: three box passes per axis
-    /// (running sums, cost independent of sigma), edges clamped.
+    /// (running sums, cost independent of sigma), edges clamped. Rows are filtered in chunks; columns in bands of 64
+    /// with one running sum per column, so both passes read memory in order.
     mutating func blur(sigmaX: Double, sigmaY: Double) {
         let (w, h) = (width, height)
         data.withUnsafeMutableBufferPointer { buffer in
             nonisolated(unsafe) let p = buffer.baseAddress!
             if sigmaX > 0.3 {
                 let r = Plane.boxRadius(sigmaX)
-                phantomParallel(h) { j in
+                let chunks = min(h, 16)
+                phantomParallel(chunks) { c in
                     var line = [Float](repeating: 0, count: w), tmp = line
-                    for i in 0..<w { line[i] = p[j * w + i] }
-                    for _ in 0..<3 { Plane.box(&line, &tmp, r) }
-                    for i in 0..<w { p[j * w + i] = line[i] }
+                    for j in (c * h / chunks)..<((c + 1) * h / chunks) {
+                        for i in 0..<w { line[i] = p[j * w + i] }
+                        for _ in 0..<3 { Plane.box(&line, &tmp, r) }
+                        for i in 0..<w { p[j * w + i] = line[i] }
+                    }
                 }
             }
             if sigmaY > 0.3 {
                 let r = Plane.boxRadius(sigmaY)
-                phantomParallel(w) { i in
-                    var line = [Float](repeating: 0, count: h), tmp = line
-                    for j in 0..<h { line[j] = p[j * w + i] }
-                    for _ in 0..<3 { Plane.box(&line, &tmp, r) }
-                    for j in 0..<h { p[j * w + i] = line[j] }
+                let band = 64
+                phantomParallel((w + band - 1) / band) { b in
+                    let c0 = b * band, bw = min(w, c0 + band) - c0
+                    let src = UnsafeMutablePointer<Float>.allocate(capacity: h * bw), dst = UnsafeMutablePointer<Float>.allocate(capacity: h * bw)
+                    let acc = UnsafeMutablePointer<Float>.allocate(capacity: bw)
+                    defer { src.deallocate(); dst.deallocate(); acc.deallocate() }
+                    for j in 0..<h { for i in 0..<bw { src[j * bw + i] = p[j * w + c0 + i] } }
+                    let inv = 1 / Float(2 * r + 1)
+                    var (a, z) = (src, dst)
+                    for _ in 0..<3 {
+                        for i in 0..<bw { acc[i] = 0 }
+                        for k in -r...r { let row = a + min(max(k, 0), h - 1) * bw; for i in 0..<bw { acc[i] += row[i] } }
+                        for j in 0..<h {
+                            let out = z + j * bw, add = a + min(j + r + 1, h - 1) * bw, sub = a + max(j - r, 0) * bw
+                            for i in 0..<bw { out[i] = acc[i] * inv; acc[i] += add[i] - sub[i] }
+                        }
+                        swap(&a, &z)
+                    }
+                    for j in 0..<h { for i in 0..<bw { p[j * w + c0 + i] = a[j * bw + i] } }
                 }
             }
         }
@@ -145,7 +163,7 @@ struct Plane {
 
 /// The scanner model applied to a normalised [0, 1] signal: s' = offset + contrast · s^gamma (times `gain`).
 @inline(__always) func transfer(_ s: Float, gamma: Float, contrast: Float, offset: Float, gain: Float = 1) -> Float {
-    offset + contrast * gain * Foundation.pow(max(0, s), gamma)
+    offset + contrast * gain * (gamma == 1 ? max(0, s) : Foundation.pow(max(0, s), gamma))
 }
 
 /// Adds noise of standard deviation sigma to `data` (rows drawn from their own streams, in parallel): Gaussian, or
@@ -159,12 +177,24 @@ func addNoise(_ data: inout [Float], rowLength: Int, sigma: Double, rician: Bool
         phantomParallel((rows + 63) / 64) { block in
             var rng = PhantomRandom(seed: seed, streams: streams + [block])
             for r in (block * 64)..<min(rows, (block + 1) * 64) {
-                for i in 0..<rowLength {
+                var i = 0
+                while i < rowLength {
                     let k = r * rowLength + i
-                    let u1 = Float(max(rng.uniform(), 1e-12)), u2 = Float(rng.uniform())
-                    let m = (-2 * Foundation.log(u1)).squareRoot() * sg
-                    let n1 = m * cos(2 * .pi * u2), n2 = m * sin(2 * .pi * u2)
-                    p[k] = rician ? ((p[k] + n1) * (p[k] + n1) + n2 * n2).squareRoot() : p[k] + n1
+                    // Marsaglia's polar method: two independent normals from one accepted pair of uniforms.
+                    var u: Float = 0, v: Float = 0, q: Float = 0
+                    repeat {
+                        u = Float(rng.uniform(-1, 1)); v = Float(rng.uniform(-1, 1)); q = u * u + v * v
+                    } while q >= 1 || q == 0
+                    let f = (-2 * Foundation.log(q) / q).squareRoot() * sg
+                    let n1 = u * f, n2 = v * f
+                    if rician {
+                        p[k] = ((p[k] + n1) * (p[k] + n1) + n2 * n2).squareRoot()
+                        i += 1
+                    } else {
+                        p[k] += n1
+                        if i + 1 < rowLength { p[k + 1] += n2 }
+                        i += 2
+                    }
                 }
             }
         }
