@@ -38,10 +38,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
 
         .target(name: "MedImage", swiftSettings: fuzzSwift),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
-        .target(name: "MedData", dependencies: ["MedImage", "MedFormats"]),
+        .target(name: "MedData", dependencies: ["MedImage", "MedFormats", "CSQLite"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
         .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
         .executableTarget(

@@ -162,3 +162,64 @@ public enum ImageIO {
         try write(try read(input, options: readOptions), to: output, options: options)
     }
 }
+
+/// What a header says about an image, read without its pixel data (for indexes and summaries).
+public struct ImageGeometry: Sendable, Equatable, Codable {
+    public var format: String
+    /// nx, ny, nz, and channels or time points.
+    public var shape: [Int]
+    /// Spacing in mm along i, j, k.
+    public var spacing: [Double]
+    /// Voxel-to-world, row-major 4x4, RAS+ mm.
+    public var affine: [Double]
+    /// Axis codes such as "LPS" (NiBabel's aff2axcodes).
+    public var orientation: String
+    public var storedType: String
+    /// False when the file gave no physical spacing (PNG without pHYs).
+    public var spacingIsKnown: Bool
+
+    public init(format: String, shape: [Int], spacing: [Double], affine: [Double], orientation: String, storedType: String,
+                spacingIsKnown: Bool) {
+        self.format = format; self.shape = shape; self.spacing = spacing; self.affine = affine
+        self.orientation = orientation; self.storedType = storedType; self.spacingIsKnown = spacingIsKnown
+    }
+}
+
+extension ImageIO {
+    /// Reads only the header: NIfTI (the 348/540-byte header, inflating just that much of a .nii.gz), PNG (IHDR and
+    /// pHYs), MetaImage (the text header). NPY files hold no geometry and give their array shape with 1 mm spacing.
+    public static func readGeometry(_ path: String, options: ReadOptions = .default) throws -> ImageGeometry {
+        switch try detect(path) {
+        case .nifti:
+            let h = try NIfTIReader.readHeader(path, options: options)
+            var shape = Array(h.dims.prefix(4))
+            while shape.count < 4 { shape.append(1) }
+            if h.storedType == .rgb24 || h.storedType == .rgba32 { shape[3] = h.storedType == .rgb24 ? 3 : 4 }
+            return ImageGeometry(format: h.version == 2 ? "nifti2" : "nifti1", shape: shape, spacing: h.affine.spacing,
+                                 affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
+                                 storedType: h.storedType.rawValue, spacingIsKnown: true)
+        case .png:
+            let h = try PNGReader.readHeader(path, options: options)
+            let sp: [Double] = h.spacing.map { [$0.x, $0.y, 1.0] } ?? [1, 1, 1]
+            let a = Affine.diagonal(spacing: sp)
+            return ImageGeometry(format: "png", shape: [h.width, h.height, 1, h.channels], spacing: sp,
+                                 affine: (0..<16).map { a[$0 / 4, $0 % 4] }, orientation: a.orientationCodes,
+                                 storedType: h.outputBitDepth == 16 ? "uint16" : "uint8", spacingIsKnown: h.spacing != nil)
+        case .metaImage:
+            let h = try MetaImageReader.readHeader(path, options: options)
+            var shape = Array(h.dims.prefix(3))
+            while shape.count < 3 { shape.append(1) }
+            shape.append(h.channels)
+            return ImageGeometry(format: "metaimage", shape: shape, spacing: h.affine.spacing,
+                                 affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
+                                 storedType: h.storedType.rawValue, spacingIsKnown: true)
+        case .npy:
+            let a = try NPYReader.read(path, options: options)
+            var shape = Array(a.shape.prefix(4))
+            while shape.count < 4 { shape.append(1) }
+            let aff = Affine.identity
+            return ImageGeometry(format: "npy", shape: shape, spacing: [1, 1, 1], affine: (0..<16).map { aff[$0 / 4, $0 % 4] },
+                                 orientation: aff.orientationCodes, storedType: a.dtype.rawValue, spacingIsKnown: false)
+        }
+    }
+}

@@ -1,0 +1,287 @@
+import Foundation
+import MedFormats
+import MedImage
+import Synchronization
+
+/// The SQLite index of one or more dataset folders (schema: Docs/datasets.md#index-schema).
+///
+/// `update(root:)` lists the folder with its adapter, records sites and samples, and reads the header of every image
+/// and label file it has not seen (or whose size or modification time changed), in parallel; label files are read
+/// whole for their values and volumes, images only with `statistics` (intensity percentiles). Files are written in
+/// transactions of `batchSize`, so an interrupted run leaves a consistent database and the next run finishes the work.
+/// Files that disappeared are marked `present = 0`, never deleted.
+public final class DatasetIndex: @unchecked Sendable {
+    public static let schemaVersion = 1
+    let db: SQLiteDatabase
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        db = try SQLiteDatabase(path: path)
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS datasets(root TEXT PRIMARY KEY, adapter TEXT NOT NULL, indexed_at TEXT, report_json TEXT);
+            CREATE TABLE IF NOT EXISTS sites(root TEXT NOT NULL, name TEXT NOT NULL, aliases TEXT, modality TEXT, metadata_json TEXT,
+                PRIMARY KEY(root, name));
+            CREATE TABLE IF NOT EXISTS samples(root TEXT NOT NULL, id TEXT NOT NULL, site TEXT NOT NULL, split TEXT, label_rule TEXT NOT NULL,
+                images_json TEXT NOT NULL, labels_json TEXT NOT NULL, tags_json TEXT NOT NULL, scanner_json TEXT, present INTEGER NOT NULL,
+                label_volumes_json TEXT, PRIMARY KEY(root, id));
+            CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, root TEXT NOT NULL, sample_id TEXT NOT NULL, role TEXT NOT NULL,
+                size INTEGER, mtime REAL, sha256 TEXT, format TEXT, datatype TEXT, nx INTEGER, ny INTEGER, nz INTEGER, nt INTEGER,
+                sx REAL, sy REAL, sz REAL, orientation TEXT, affine_json TEXT, label_values TEXT, label_volumes_json TEXT,
+                p01 REAL, p50 REAL, p99 REAL, error TEXT, present INTEGER NOT NULL, indexed_at TEXT);
+            CREATE INDEX IF NOT EXISTS files_sample ON files(root, sample_id);
+            """)
+        let version = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?["value"]?.string
+        if let version, Int(version) != Self.schemaVersion {
+            throw DataError.badDataset(path: path, reason: "index schema version \(version), this medselect reads \(Self.schemaVersion); index into a new file")
+        }
+        try db.query("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [.text(String(Self.schemaVersion))])
+    }
+
+    public struct Options: Sendable {
+        /// Read whole images for intensity percentiles (1st, 50th, 99th).
+        public var statistics = false
+        /// SHA-256 of every file's bytes.
+        public var hash = false
+        /// Files per transaction.
+        public var batchSize = 256
+        /// Stop after this many files (tests simulate an interruption with it).
+        public var limit: Int? = nil
+        public init(statistics: Bool = false, hash: Bool = false, batchSize: Int = 256, limit: Int? = nil) {
+            self.statistics = statistics; self.hash = hash; self.batchSize = batchSize; self.limit = limit
+        }
+    }
+
+    public struct UpdateResult: Sendable, Equatable {
+        public var samples: Int
+        public var files: Int
+        /// Files whose headers were read in this run.
+        public var read: Int
+        /// Files unchanged since the last run.
+        public var unchanged: Int
+        /// Files marked as removed.
+        public var removed: Int
+        /// Files that could not be read (recorded with their error).
+        public var failed: Int
+    }
+
+    /// Indexes `root` (adapter named or detected) incrementally.
+    @discardableResult
+    public func update(root rawRoot: String, benchmark: String? = nil, options: Options = Options(),
+                       progress: (@Sendable (String) -> Void)? = nil) throws -> (UpdateResult, Dataset) {
+        let root = URL(fileURLWithPath: rawRoot).standardizedFileURL.path
+        let dataset = try DatasetAdapters.load(root, benchmark: benchmark)
+        let now = ISO8601DateFormatter().string(from: Date())
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        func json<T: Encodable>(_ v: T) throws -> String { String(decoding: try enc.encode(v), as: UTF8.self) }
+        // Sites and samples: one transaction (directory listing only, fast).
+        try db.transaction {
+            try db.query("INSERT INTO datasets(root, adapter, indexed_at, report_json) VALUES (?, ?, ?, ?) ON CONFLICT(root) DO UPDATE SET adapter = excluded.adapter, indexed_at = excluded.indexed_at, report_json = excluded.report_json",
+                         [.text(root), .text(dataset.report.adapter), .text(now), .text(try json(dataset.report))])
+            for s in dataset.sites {
+                try db.query("INSERT OR REPLACE INTO sites(root, name, aliases, modality, metadata_json) VALUES (?, ?, ?, ?, ?)",
+                             [.text(root), .text(s.name), .text(s.aliases.joined(separator: ",")), .text(s.modality), .text(try json(s.metadata))])
+            }
+            try db.query("UPDATE samples SET present = 0 WHERE root = ?", [.text(root)])
+            for s in dataset.samples {
+                // An upsert keeps the label volumes of unchanged samples.
+                try db.query("""
+                    INSERT INTO samples(root, id, site, split, label_rule, images_json, labels_json, tags_json, scanner_json, present)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                    ON CONFLICT(root, id) DO UPDATE SET site = excluded.site, split = excluded.split, label_rule = excluded.label_rule,
+                      images_json = excluded.images_json, labels_json = excluded.labels_json, tags_json = excluded.tags_json,
+                      scanner_json = excluded.scanner_json, present = 1,
+                      label_volumes_json = CASE WHEN samples.labels_json = excluded.labels_json THEN samples.label_volumes_json ELSE NULL END
+                    """, [.text(root), .text(s.id), .text(s.site), s.split.map { .text($0) } ?? .null, .text(s.labelRule.rawValue),
+                          .text(try json(s.images)), .text(try json(s.labels)), .text(try json(s.tags)), s.scanner.map { .text(try! json($0)) } ?? .null])
+            }
+        }
+        // Files: compare size and mtime with what the index holds.
+        var wanted: [(path: String, sample: Sample, role: String)] = []
+        for s in dataset.samples {
+            for p in s.images { wanted.append((p, s, "image")) }
+            for p in s.labels { wanted.append((p, s, "label")) }
+        }
+        var known: [String: (size: Int64, mtime: Double, hashed: Bool, stats: Bool)] = [:]
+        for row in try db.query("SELECT path, size, mtime, sha256, p50, error FROM files WHERE root = ? AND present = 1", [.text(root)]) {
+            guard let p = row["path"]?.string, row["error"] == .null else { continue }
+            known[p] = (row["size"]?.int ?? -1, row["mtime"]?.double ?? -1, row["sha256"]?.string != nil, row["p50"] != .null)
+        }
+        var todo: [(path: String, sample: Sample, role: String, size: Int64, mtime: Double)] = []
+        var unchanged = 0
+        for w in wanted {
+            let attrs = try? FileManager.default.attributesOfItem(atPath: w.path)
+            let size = (attrs?[.size] as? NSNumber)?.int64Value ?? -1
+            let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
+            if let k = known[w.path], k.size == size, k.mtime == mtime, !options.hash || k.hashed,
+               !(options.statistics && w.role == "image") || k.stats {
+                unchanged += 1
+                continue
+            }
+            todo.append((w.path, w.sample, w.role, size, mtime))
+        }
+        if let limit = options.limit { todo = Array(todo.prefix(limit)) }
+        // Removed files.
+        let seen = Set(wanted.map(\.path))
+        var removed = 0
+        try db.transaction {
+            for row in try db.query("SELECT path FROM files WHERE root = ? AND present = 1", [.text(root)]) {
+                guard let p = row["path"]?.string, !seen.contains(p) else { continue }
+                try db.query("UPDATE files SET present = 0 WHERE path = ?", [.text(p)])
+                removed += 1
+            }
+        }
+        progress?("\(dataset.report.summary); \(todo.count) files to read, \(unchanged) unchanged, \(removed) removed")
+        var failed = 0
+        let start = Date()
+        var done = 0
+        var batchStart = 0
+        while batchStart < todo.count {
+            let batch = Array(todo[batchStart..<min(todo.count, batchStart + options.batchSize)])
+            let results = Mutex([Int: FileFacts]())
+            DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+                let f = FileFacts.read(batch[i].path, role: batch[i].role, statistics: options.statistics, hash: options.hash)
+                results.withLock { $0[i] = f }
+            }
+            let facts = results.withLock { $0 }
+            try db.transaction {
+                for (i, item) in batch.enumerated() {
+                    let f = facts[i]!
+                    if f.error != nil { failed += 1 }
+                    try db.query("""
+                        INSERT OR REPLACE INTO files(path, root, sample_id, role, size, mtime, sha256, format, datatype, nx, ny, nz, nt, sx, sy, sz,
+                          orientation, affine_json, label_values, label_volumes_json, p01, p50, p99, error, present, indexed_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                        """, [.text(item.path), .text(root), .text(item.sample.id), .text(item.role), .int(item.size), .real(item.mtime),
+                              f.sha256.map { .text($0) } ?? .null, f.text(\.format), f.text(\.storedType),
+                              f.int(0), f.int(1), f.int(2), f.int(3), f.real(0), f.real(1), f.real(2), f.text(\.orientation),
+                              f.geometry.map { .text(try! json($0.affine)) } ?? .null,
+                              f.labelValues.map { .text(try! json($0)) } ?? .null, f.labelVolumes.map { .text(try! json($0)) } ?? .null,
+                              f.percentiles.map { .real($0[0]) } ?? .null, f.percentiles.map { .real($0[1]) } ?? .null,
+                              f.percentiles.map { .real($0[2]) } ?? .null, f.error.map { .text($0) } ?? .null, .text(now)])
+                }
+            }
+            done += batch.count
+            batchStart += batch.count
+            let rate = Double(done) / max(1e-9, Date().timeIntervalSince(start))
+            progress?(String(format: "%d/%d files (%.0f/s, %.0f s left)", done, todo.count, rate, Double(todo.count - done) / max(rate, 1e-9)))
+        }
+        // Label volumes per sample after its label rule (left + right lung merged, disc/cup decoded, ...), for the
+        // samples whose label files were read now or that have none recorded yet.
+        let changed = Set(todo.filter { $0.role == "label" }.map(\.sample.id))
+        let missing = Set(try db.query("SELECT id FROM samples WHERE root = ? AND present = 1 AND label_volumes_json IS NULL", [.text(root)]).compactMap { $0["id"]?.string })
+        let labeledSamples = dataset.samples.filter { $0.isLabeled && (changed.contains($0.id) || missing.contains($0.id)) }
+        var vStart = 0
+        while vStart < labeledSamples.count && options.limit == nil {
+            let batch = Array(labeledSamples[vStart..<min(labeledSamples.count, vStart + options.batchSize)])
+            let volumes = Mutex([Int: String]())
+            DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+                guard let label = try? batch[i].loadLabel() else { return }
+                var counts: [Int: Int] = [:]
+                for v in label.voxels.prefix(label.shape.spatialCount) where v != 0 { counts[Int(v), default: 0] += 1 }
+                let unit = label.spacing.prefix(label.is2D ? 2 : 3).reduce(1, *)
+                let e = JSONEncoder()
+                e.outputFormatting = [.sortedKeys]
+                let dict = Dictionary(uniqueKeysWithValues: counts.map { (String($0.key), Double($0.value) * unit) })
+                let text = (try? e.encode(dict)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                volumes.withLock { $0[i] = text }
+            }
+            let v = volumes.withLock { $0 }
+            try db.transaction {
+                for (i, s) in batch.enumerated() {
+                    try db.query("UPDATE samples SET label_volumes_json = ? WHERE root = ? AND id = ?", [v[i].map { .text($0) } ?? .null, .text(root), .text(s.id)])
+                }
+            }
+            vStart += batch.count
+        }
+        let files = wanted.count
+        return (UpdateResult(samples: dataset.samples.count, files: files, read: todo.count, unchanged: unchanged, removed: removed, failed: failed), dataset)
+    }
+
+    /// Raw rows, for tests and the summary.
+    func rows(_ sql: String, _ parameters: [SQLiteDatabase.Value] = []) throws -> [[String: SQLiteDatabase.Value]] {
+        try db.query(sql, parameters)
+    }
+
+    /// SQLite's own consistency check ("ok" when sound).
+    public func integrityCheck() throws -> String {
+        try db.query("PRAGMA integrity_check").first?.values.first?.string ?? "no answer"
+    }
+
+    /// The indexed samples (present ones) as datasets, one per indexed root.
+    public func datasets() throws -> [Dataset] {
+        let dec = JSONDecoder()
+        var out: [Dataset] = []
+        for d in try db.query("SELECT root, adapter, report_json FROM datasets ORDER BY root") {
+            guard let root = d["root"]?.string else { continue }
+            let sites = try db.query("SELECT name, aliases, modality, metadata_json FROM sites WHERE root = ? ORDER BY rowid", [.text(root)]).map { r in
+                Site(name: r["name"]?.string ?? "", aliases: (r["aliases"]?.string ?? "").split(separator: ",").map(String.init),
+                     modality: r["modality"]?.string ?? "",
+                     metadata: (try? dec.decode([String: String].self, from: Data((r["metadata_json"]?.string ?? "{}").utf8))) ?? [:])
+            }
+            let samples = try db.query("SELECT * FROM samples WHERE root = ? AND present = 1 ORDER BY rowid", [.text(root)]).map { r in
+                Sample(id: r["id"]?.string ?? "", images: (try? dec.decode([String].self, from: Data((r["images_json"]?.string ?? "[]").utf8))) ?? [],
+                       labels: (try? dec.decode([String].self, from: Data((r["labels_json"]?.string ?? "[]").utf8))) ?? [],
+                       labelRule: LabelRule(rawValue: r["label_rule"]?.string ?? "") ?? .identity, site: r["site"]?.string ?? "",
+                       scanner: r["scanner_json"]?.string.flatMap { try? dec.decode(ScannerInfo.self, from: Data($0.utf8)) },
+                       split: r["split"]?.string,
+                       tags: (try? dec.decode([String: String].self, from: Data((r["tags_json"]?.string ?? "{}").utf8))) ?? [:])
+            }
+            let report = (try? dec.decode(AdapterReport.self, from: Data((d["report_json"]?.string ?? "").utf8)))
+                ?? AdapterReport(adapter: d["adapter"]?.string ?? "", samples: samples.count, labeled: 0, problems: [], notes: [])
+            out.append(Dataset(name: (root as NSString).lastPathComponent, root: root, samples: samples, sites: sites, report: report))
+        }
+        return out
+    }
+}
+
+/// What the index learns about one file.
+struct FileFacts: Sendable {
+    var geometry: ImageGeometry?
+    var sha256: String?
+    var labelValues: [Int]?
+    /// Label value -> volume in mm^3 (area in mm^2 for 2-D images).
+    var labelVolumes: [String: Double]?
+    var percentiles: [Double]?
+    var error: String?
+
+    var format: String? { geometry?.format }
+    var storedType: String? { geometry?.storedType }
+    var orientation: String? { geometry?.orientation }
+
+    func text(_ key: KeyPath<FileFacts, String?>) -> SQLiteDatabase.Value { self[keyPath: key].map { .text($0) } ?? .null }
+    func int(_ axis: Int) -> SQLiteDatabase.Value { geometry.map { .int(Int64($0.shape[axis])) } ?? .null }
+    func real(_ axis: Int) -> SQLiteDatabase.Value { geometry.map { .real($0.spacing[axis]) } ?? .null }
+
+    static func read(_ path: String, role: String, statistics: Bool, hash: Bool) -> FileFacts {
+        var f = FileFacts()
+        do {
+            if path.hasSuffix(".IMG") {
+                let a = Affine.diagonal(spacing: [JSRTAdapter.spacing, JSRTAdapter.spacing, 1])
+                f.geometry = ImageGeometry(format: "jsrt", shape: [JSRTAdapter.size, JSRTAdapter.size, 1, 1],
+                                           spacing: [JSRTAdapter.spacing, JSRTAdapter.spacing, 1], affine: (0..<16).map { a[$0 / 4, $0 % 4] },
+                                           orientation: a.orientationCodes, storedType: "uint16", spacingIsKnown: true)
+            } else {
+                f.geometry = try ImageIO.readGeometry(path)
+            }
+            if hash { f.sha256 = try SHA256.hex(ofFile: path) }
+            if role == "label" {
+                let image = try ImageIO.read(path)
+                let n = image.shape.spatialCount
+                var counts: [Float: Int] = [:]
+                for v in image.voxels.prefix(n) { counts[v, default: 0] += 1 }
+                f.labelValues = counts.keys.sorted().map { Int($0) }
+                let unit = image.spacing.prefix(image.is2D ? 2 : 3).reduce(1, *)
+                f.labelVolumes = Dictionary(uniqueKeysWithValues: counts.filter { $0.key != 0 }.map { (String(Int($0.key)), Double($0.value) * unit) })
+            } else if statistics {
+                let image = path.hasSuffix(".IMG") ? try JSRTAdapter.readImage(path) : try ImageIO.read(path)
+                f.percentiles = image.percentiles([1, 50, 99]).map(Double.init)
+            }
+        } catch {
+            f.error = "\(error)"
+        }
+        return f
+    }
+}
