@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("medselect phantom, index, summary, export")
+struct DataCLITests {
+    @Test("index killed mid-way leaves a consistent database; the next run completes it and a third reads nothing")
+    func killedIndex() throws {
+        let scratch = Scratch("cli-index-kill")
+        defer { scratch.cleanup() }
+        let root = scratch.file("cxr")
+        let gen = try Tool.run(["phantom", "--benchmark", "cxr", "--count", "150", "--size", "24", "--seed", "1", "--out", root, "--quiet"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let db = scratch.file("index.sqlite")
+        // Start indexing with tiny transactions and kill it as soon as it reports its first committed batch.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Tool.binary)
+        p.arguments = ["index", root, "--db", db, "--batch-size", "5"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        var seen = ""
+        while !seen.contains("files (") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal, "the run finished before it could be killed: \(seen)")
+        let second = try Tool.run(["index", root, "--db", db, "--quiet"])
+        #expect(second.status == 0, "\(second.stderr)")
+        // "files: N (R read, U unchanged, ...)": the killed run had committed some files, the second finished the rest.
+        func counts(_ text: String) -> (files: Int, read: Int, unchanged: Int)? {
+            guard let r = text.range(of: #"files: (\d+) \((\d+) read, (\d+) unchanged"#, options: .regularExpression) else { return nil }
+            let n = text[r].split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            return (n[0], n[1], n[2])
+        }
+        let c2 = try #require(counts(second.stdout), "\(second.stdout)")
+        #expect(c2.unchanged >= 5 && c2.read > 0 && c2.read + c2.unchanged == c2.files, "\(second.stdout)")
+        let third = try Tool.run(["index", root, "--db", db, "--quiet"])
+        let c3 = try #require(counts(third.stdout))
+        #expect(c3.read == 0 && c3.unchanged == c2.files)
+        let summary = try Tool.run(["summary", "--db", db, "--json"])
+        let rows = try JSONSerialization.jsonObject(with: Data(summary.stdout.utf8)) as! [[String: Any]]
+        #expect(rows.map { $0["cases"] as! Int }.reduce(0, +) == 750)
+    }
+
+    @Test("bad input reaches the user as one line and exit 1")
+    func errors() throws {
+        let scratch = Scratch("cli-data-errors")
+        defer { scratch.cleanup() }
+        let badSites = scratch.file("sites.json")
+        try #"{"benchmark": "cxr", "sites": [{"name": "A", "distance": 0, "noise": 3}]}"#.write(toFile: badSites, atomically: true, encoding: .utf8)
+        for args in [["phantom", "--benchmark", "cxr", "--sites", badSites, "--out", scratch.file("o")],
+                     ["index", scratch.file("nowhere"), "--db", scratch.file("i.sqlite")],
+                     ["summary", "--db", scratch.file("missing.sqlite")],
+                     ["index", scratch.path, "--db", scratch.file("i2.sqlite"), "--benchmark", "nope"]] {
+            let r = try Tool.run(args)
+            #expect(r.status == 1, "\(args)")
+            let lines = r.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "\(args): \(r.stderr)")
+        }
+    }
+}
