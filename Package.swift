@@ -44,6 +44,7 @@ let package = Package(
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
         .target(name: "MedData", dependencies: ["MedImage", "MedFormats", "CSQLite"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
+        .target(name: "MedTensor", dependencies: ["COpenBLAS"]),
         .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
         .executableTarget(
             name: "medselect",
@@ -65,6 +66,7 @@ let package = Package(
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
+        .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "TestSupport"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection"]),
     ]

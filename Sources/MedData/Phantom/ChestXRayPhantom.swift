@@ -113,20 +113,21 @@ struct ChestXRayPhantom {
         var air = Plane(w, h)
         for k in 0..<(w * h) { air.data[k] = right.data[k] + left.data[k] }
         air.blur(sigmaX: 2.5 / sx, sigmaY: 2.5 / sy)
-        var image = Plane(w, h)
+        // The image is computed in place of the attenuation map (one full-size buffer less).
+        var image = consume atten
         let norm = Float(1 - exp(-2.9))
         let (g, c, o) = (Float(site.gamma), Float(site.contrast), Float(site.offset))
-        let field = Plane.smoothField(w, h, cells: 3, rng: &rng)
+        let field = SmoothField(w, h, cells: 3, rng: &rng)
         let gx = rng.uniform(-1, 1), gy = rng.uniform(-1, 1)
         let margins = (0..<4).map { _ in rng.uniform(0, 0.05) }
         for j in 0..<h {
             for i in 0..<w {
                 let k = j * w + i
-                let a = max(0, atten.data[k] - 0.62 * air.data[k])
+                let a = max(0, image.data[k] - 0.62 * air.data[k])
                 var s = (1 - Foundation.exp(-1.8 * a)) / norm
                 let fi = Double(i) / Double(w), fj = Double(j) / Double(h)
                 if fi < margins[0] || fi > 1 - margins[1] || fj < margins[2] || fj > 1 - margins[3] { s = 0.97 }
-                let b = Float(site.bias) * (0.6 * field.data[k] + 0.4 * Float(gx * (fi - 0.5) + gy * (fj - 0.5)))
+                let b = Float(site.bias) * (0.6 * field.value(i, j) + 0.4 * Float(gx * (fi - 0.5) + gy * (fj - 0.5)))
                 image.data[k] = transfer(s, gamma: g, contrast: c, offset: o) * (1 + b)
             }
         }

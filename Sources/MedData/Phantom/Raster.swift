@@ -144,20 +144,31 @@ struct Plane {
 
     /// A smooth random field in [-1, 1]: a coarse random grid, bilinearly interpolated.
     static func smoothField(_ w: Int, _ h: Int, cells: Int, rng: inout PhantomRandom) -> Plane {
-        let gw = cells + 1, gh = cells + 1
-        let grid = (0..<(gw * gh)).map { _ in Float(rng.uniform(-1, 1)) }
+        let f = SmoothField(w, h, cells: cells, rng: &rng)
         var out = Plane(w, h)
-        for j in 0..<h {
-            let fy = Double(j) / Double(max(1, h - 1)) * Double(cells)
-            let y0 = min(Int(fy), cells - 1), ty = Float(fy - Double(y0))
-            for i in 0..<w {
-                let fx = Double(i) / Double(max(1, w - 1)) * Double(cells)
-                let x0 = min(Int(fx), cells - 1), tx = Float(fx - Double(x0))
-                let a = grid[y0 * gw + x0], b = grid[y0 * gw + x0 + 1], c = grid[(y0 + 1) * gw + x0], d = grid[(y0 + 1) * gw + x0 + 1]
-                out.data[j * w + i] = (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
-            }
-        }
+        for j in 0..<h { for i in 0..<w { out.data[j * w + i] = f.value(i, j) } }
         return out
+    }
+}
+
+/// A smooth random field evaluated on demand (no full-size buffer): a (cells + 1)² random grid in [-1, 1], bilinear.
+struct SmoothField {
+    let w: Int, h: Int, cells: Int
+    let grid: [Float]
+
+    init(_ w: Int, _ h: Int, cells: Int, rng: inout PhantomRandom) {
+        self.w = w; self.h = h; self.cells = cells
+        grid = (0..<((cells + 1) * (cells + 1))).map { _ in Float(rng.uniform(-1, 1)) }
+    }
+
+    @inline(__always) func value(_ i: Int, _ j: Int) -> Float {
+        let gw = cells + 1
+        let fy = Double(j) / Double(max(1, h - 1)) * Double(cells)
+        let y0 = min(Int(fy), cells - 1), ty = Float(fy - Double(y0))
+        let fx = Double(i) / Double(max(1, w - 1)) * Double(cells)
+        let x0 = min(Int(fx), cells - 1), tx = Float(fx - Double(x0))
+        let a = grid[y0 * gw + x0], b = grid[y0 * gw + x0 + 1], c = grid[(y0 + 1) * gw + x0], d = grid[(y0 + 1) * gw + x0 + 1]
+        return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
     }
 }
 

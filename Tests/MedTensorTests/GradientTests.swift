@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import MedTensor
+
+/// Checks an operation's backward pass against central finite differences of a random projection of its output:
+/// L(x) = Σ w ⊙ f(x), so dL/dx from backward() must match (L(x + h e_i) − L(x − h e_i)) / 2h, computed in Double from
+/// Float forward passes.
+func gradientCheck(_ inputs: [Tensor], tolerance: Double = 2e-2, h: Float = 1e-2, _ f: ([Tensor]) throws -> Tensor,
+                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+    var g = SplitMix(state: 77)
+    let probe = try f(inputs)
+    let w = (0..<probe.count).map { _ in Float.random(in: -1...1, using: &g) }
+    func loss(_ xs: [Tensor]) throws -> Double {
+        let y = try GradMode.disabled { try f(xs) }
+        return zip(y.data, w).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    }
+    for x in inputs { x.zeroGrad() }
+    let y = try f(inputs)
+    y.backward(seed: w)
+    for (n, x) in inputs.enumerated() where x.requiresGrad {
+        let analytic = x.grad ?? [Float](repeating: 0, count: x.count)
+        for i in 0..<x.count {
+            let original = x.data[i]
+            x.data[i] = original + h
+            let up = try loss(inputs)
+            x.data[i] = original - h
+            let down = try loss(inputs)
+            x.data[i] = original
+            let numeric = (up - down) / (2 * Double(h))
+            let err = abs(numeric - Double(analytic[i])) / max(1, abs(numeric))
+            #expect(err < tolerance, "input \(n) element \(i): analytic \(analytic[i]), numeric \(numeric)", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+func random(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+    var g = SplitMix(state: seed)
+    return Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -scale...scale, using: &g) }, requiresGrad: true)
+}
+
+@Suite("Tensor operations: backward equals finite differences")
+struct GradientTests {
+    @Test("element-wise arithmetic with broadcasting")
+    func arithmetic() throws {
+        let a = random([2, 3, 4], seed: 1), b = random([3, 1], seed: 2), c = random([4], seed: 3)
+        let d = Tensor(shape: [2, 3, 4], data: random([2, 3, 4], seed: 4).data.map { $0 + 2.5 }, requiresGrad: true)
+        try gradientCheck([a, b]) { $0[0] + $0[1] }
+        try gradientCheck([a, c]) { $0[0] - $0[1] }
+        try gradientCheck([a, b]) { $0[0] * $0[1] }
+        try gradientCheck([a, d]) { $0[0] / $0[1] }
+        try gradientCheck([a]) { 3 * $0[0] - 1 }
+        #expect(throws: TensorError.self) { try a.adding(random([5], seed: 9)) }
+    }
+
+    @Test("activations")
+    func activations() throws {
+        // Keep away from ReLU's kink where finite differences are undefined.
+        let x = Tensor(shape: [3, 5], data: random([3, 5], seed: 5).data.map { $0 + ($0 >= 0 ? 0.1 : -0.1) }, requiresGrad: true)
+        try gradientCheck([x]) { $0[0].relu() }
+        try gradientCheck([x]) { $0[0].leakyRelu(0.1) }
+        try gradientCheck([x]) { $0[0].sigmoid() }
+        try gradientCheck([x]) { $0[0].tanh() }
+        try gradientCheck([x]) { $0[0].gelu() }
+        try gradientCheck([x]) { $0[0].exp() }
+        try gradientCheck([x]) { $0[0].squared() }
+        let p = Tensor(shape: [4], data: [0.5, 1, 2, 3], requiresGrad: true)
+        try gradientCheck([p]) { $0[0].log() }
+    }
+
+    @Test("reductions, reshape, permute, concatenation")
+    func shapes() throws {
+        let x = random([2, 3, 4], seed: 6), y = random([2, 2, 4], seed: 7)
+        try gradientCheck([x]) { $0[0].sum() }
+        try gradientCheck([x]) { $0[0].mean(axes: [0, 2]) }
+        try gradientCheck([x]) { $0[0].sum(axes: [1], keepDims: true) }
+        try gradientCheck([x]) { try $0[0].reshaped([4, -1]) }
+        try gradientCheck([x]) { try $0[0].permuted([2, 0, 1]) }
+        try gradientCheck([x, y]) { try Tensor.concat([$0[0], $0[1]], axis: 1) }
+        // Values, not just gradients.
+        let p = try Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]).permuted([1, 0])
+        #expect(p.shape == [3, 2] && p.data == [1, 4, 2, 5, 3, 6])
+        #expect(Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]).sum(axes: [0]).data == [5, 7, 9])
+    }
+
+    @Test("matrix products, plain and batched with a shared right operand")
+    func matmul() throws {
+        let a = random([3, 4], seed: 8), b = random([4, 5], seed: 9)
+        try gradientCheck([a, b]) { try $0[0].matmul($0[1]) }
+        let ba = random([2, 3, 4], seed: 10), bb = random([2, 4, 2], seed: 11)
+        try gradientCheck([ba, bb]) { try $0[0].matmul($0[1]) }
+        try gradientCheck([ba, b]) { try $0[0].matmul($0[1]) }
+        let m = try Tensor(shape: [2, 2], data: [1, 2, 3, 4]).matmul(Tensor(shape: [2, 1], data: [5, 6]))
+        #expect(m.data == [17, 39])
+    }
+
+    @Test("softmax and log-softmax over the channel axis")
+    func softmax() throws {
+        let x = random([2, 3, 2, 2], seed: 12, scale: 2)
+        try gradientCheck([x]) { $0[0].softmax(axis: 1) }
+        try gradientCheck([x]) { $0[0].logSoftmax(axis: 1) }
+        let s = x.softmax(axis: 1)
+        for o in 0..<2 { for i in 0..<4 {
+            let total = (0..<3).reduce(Float(0)) { $0 + s.data[(o * 3 + $1) * 4 + i] }
+            #expect(abs(total - 1) < 1e-5)
+        } }
+    }
+
+    @Test("no graph is recorded with gradients disabled")
+    func noGrad() throws {
+        let x = random([3], seed: 13)
+        let y = GradMode.disabled { (x * x).sum() }
+        #expect(!y.requiresGrad)
+        let z = (x * x).sum()
+        z.backward()
+        #expect(zip(x.grad!, x.data).allSatisfy { abs($0 - 2 * $1) < 1e-6 })
+    }
+}
