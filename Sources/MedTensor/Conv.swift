@@ -1,0 +1,222 @@
+import Foundation
+internal import COpenBLAS
+
+/// Geometry of a 2-D convolution.
+public struct Conv2DGeometry: Sendable, Equatable {
+    public var stride: Int
+    public var padding: Int
+    public var dilation: Int
+    public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+        self.stride = stride; self.padding = padding; self.dilation = dilation
+    }
+    func outSize(_ n: Int, kernel: Int) -> Int { (n + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1 }
+}
+
+enum Im2Col {
+    /// col[(c*kh + i)*kw + j][oy*wo + ox] = x[c][oy*s - p + i*d][ox*s - p + j*d] (0 outside).
+    static func forward(_ x: UnsafePointer<Float>, c: Int, h: Int, w: Int, kh: Int, kw: Int, g: Conv2DGeometry, ho: Int, wo: Int,
+                        into col: UnsafeMutablePointer<Float>) {
+        for ch in 0..<c {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    let row = col + ((ch * kh + i) * kw + j) * ho * wo
+                    for oy in 0..<ho {
+                        let y = oy * g.stride - g.padding + i * g.dilation
+                        let line = row + oy * wo
+                        if y < 0 || y >= h { for ox in 0..<wo { line[ox] = 0 }; continue }
+                        let src = x + (ch * h + y) * w
+                        for ox in 0..<wo {
+                            let xx = ox * g.stride - g.padding + j * g.dilation
+                            line[ox] = xx >= 0 && xx < w ? src[xx] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint: adds col back into x.
+    static func backward(_ col: UnsafePointer<Float>, c: Int, h: Int, w: Int, kh: Int, kw: Int, g: Conv2DGeometry, ho: Int, wo: Int,
+                         into x: UnsafeMutablePointer<Float>) {
+        for ch in 0..<c {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    let row = col + ((ch * kh + i) * kw + j) * ho * wo
+                    for oy in 0..<ho {
+                        let y = oy * g.stride - g.padding + i * g.dilation
+                        if y < 0 || y >= h { continue }
+                        let dst = x + (ch * h + y) * w, line = row + oy * wo
+                        for ox in 0..<wo {
+                            let xx = ox * g.stride - g.padding + j * g.dilation
+                            if xx >= 0 && xx < w { dst[xx] += line[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// 2-D convolution (cross-correlation, as PyTorch): input [N, C, H, W], weight [O, C, kh, kw], optional bias [O].
+    /// im2col + SGEMM per image.
+    public func conv2d(_ weight: Tensor, bias: Tensor? = nil, geometry g: Conv2DGeometry = Conv2DGeometry()) throws -> Tensor {
+        guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
+            throw TensorError.shapeMismatch("conv2d of input \(shape) with weight \(weight.shape)")
+        }
+        if let b = bias, b.shape != [weight.shape[0]] { throw TensorError.shapeMismatch("conv2d bias \(b.shape) for \(weight.shape[0]) outputs") }
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let ho = g.outSize(h, kernel: kh), wo = g.outSize(w, kernel: kw)
+        guard ho > 0, wo > 0 else { throw TensorError.shapeMismatch("conv2d output of \(shape) with kernel \(kh)x\(kw) would be empty") }
+        let k = c * kh * kw, p = ho * wo
+        var out = [Float](repeating: 0, count: n * o * p)
+        var cols = [Float](repeating: 0, count: n * k * p)
+        let x = data, wt = weight.data, bd = bias?.data
+        x.withUnsafeBufferPointer { xp in cols.withUnsafeMutableBufferPointer { cp in wt.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
+            for b in 0..<n {
+                Im2Col.forward(xp.baseAddress! + b * c * h * w, c: c, h: h, w: w, kh: kh, kw: kw, g: g, ho: ho, wo: wo, into: cp.baseAddress! + b * k * p)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(o), Int32(p), Int32(k), 1, wp.baseAddress!, Int32(k),
+                            cp.baseAddress! + b * k * p, Int32(p), 0, op.baseAddress! + b * o * p, Int32(p))
+                if let bd { for oc in 0..<o { let base = op.baseAddress! + (b * o + oc) * p; for i in 0..<p { base[i] += bd[oc] } } }
+            }
+        } } } }
+        let input = self
+        let colsSaved = cols
+        var inputs = [input, weight]
+        if let bias { inputs.append(bias) }
+        return Tensor.result(shape: [n, o, ho, wo], data: out, inputs: inputs) { gout in
+            var gw = [Float](repeating: 0, count: weight.count), gx = [Float](repeating: 0, count: input.count)
+            var gcol = [Float](repeating: 0, count: k * p)
+            gout.withUnsafeBufferPointer { gp in colsSaved.withUnsafeBufferPointer { cp in wt.withUnsafeBufferPointer { wp in
+                gw.withUnsafeMutableBufferPointer { gwp in gx.withUnsafeMutableBufferPointer { gxp in gcol.withUnsafeMutableBufferPointer { gcp in
+                    for b in 0..<n {
+                        if weight.requiresGrad {
+                            // dW += dOut_b [o, p] · col_bᵀ [p, k]
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(o), Int32(k), Int32(p), 1, gp.baseAddress! + b * o * p, Int32(p),
+                                        cp.baseAddress! + b * k * p, Int32(p), 1, gwp.baseAddress!, Int32(k))
+                        }
+                        if input.requiresGrad {
+                            // dcol = Wᵀ [k, o] · dOut_b [o, p], then col2im.
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(p), Int32(o), 1, wp.baseAddress!, Int32(k),
+                                        gp.baseAddress! + b * o * p, Int32(p), 0, gcp.baseAddress!, Int32(p))
+                            Im2Col.backward(gcp.baseAddress!, c: c, h: h, w: w, kh: kh, kw: kw, g: g, ho: ho, wo: wo, into: gxp.baseAddress! + b * c * h * w)
+                        }
+                    }
+                } } }
+            } } }
+            weight.accumulate(gw)
+            input.accumulate(gx)
+            if let bias, bias.requiresGrad {
+                var gb = [Float](repeating: 0, count: o)
+                for b in 0..<n { for oc in 0..<o { var s: Float = 0; for i in 0..<p { s += gout[(b * o + oc) * p + i] }; gb[oc] += s } }
+                bias.accumulate(gb)
+            }
+        }
+    }
+
+    /// Transposed 2-D convolution with kernel = stride and no padding (the U-Net's upsampling): input [N, C, H, W],
+    /// weight [C, O, k, k] (PyTorch's layout), output [N, O, H·k, W·k].
+    public func convTranspose2d(_ weight: Tensor, bias: Tensor? = nil, stride s: Int) throws -> Tensor {
+        guard rank == 4, weight.rank == 4, weight.shape[0] == shape[1], weight.shape[2] == s, weight.shape[3] == s else {
+            throw TensorError.shapeMismatch("convTranspose2d of input \(shape) with weight \(weight.shape), stride \(s)")
+        }
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let o = weight.shape[1]
+        let kk = s * s, p = h * w
+        // Y_b [o*kk, p] = Wᵀ [o*kk, c] · X_b [c, p]; then scatter each (oc, i, j) plane to the strided output.
+        var out = [Float](repeating: 0, count: n * o * h * s * w * s)
+        var tmp = [Float](repeating: 0, count: o * kk * p)
+        let x = data, wt = weight.data, bd = bias?.data
+        for b in 0..<n {
+            x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in tmp.withUnsafeMutableBufferPointer { tp in
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o * kk), Int32(p), Int32(c), 1, wp.baseAddress!, Int32(o * kk),
+                            xp.baseAddress! + b * c * p, Int32(p), 0, tp.baseAddress!, Int32(p))
+            } } }
+            for oc in 0..<o {
+                for i in 0..<s { for j in 0..<s {
+                    let plane = (oc * kk + i * s + j) * p
+                    for y in 0..<h { for xx in 0..<w {
+                        out[((b * o + oc) * h * s + y * s + i) * w * s + xx * s + j] = tmp[plane + y * w + xx] + (bd?[oc] ?? 0)
+                    } }
+                } }
+            }
+        }
+        let input = self
+        var inputs = [input, weight]
+        if let bias { inputs.append(bias) }
+        return Tensor.result(shape: [n, o, h * s, w * s], data: out, inputs: inputs) { gout in
+            var gx = [Float](repeating: 0, count: input.count), gw = [Float](repeating: 0, count: weight.count)
+            var gt = [Float](repeating: 0, count: o * kk * p)
+            for b in 0..<n {
+                for oc in 0..<o { for i in 0..<s { for j in 0..<s {
+                    let plane = (oc * kk + i * s + j) * p
+                    for y in 0..<h { for xx in 0..<w { gt[plane + y * w + xx] = gout[((b * o + oc) * h * s + y * s + i) * w * s + xx * s + j] } }
+                } } }
+                gt.withUnsafeBufferPointer { tp in x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in
+                    gx.withUnsafeMutableBufferPointer { gxp in gw.withUnsafeMutableBufferPointer { gwp in
+                        if input.requiresGrad {
+                            // dX_b [c, p] = W [c, o*kk] · dY_b [o*kk, p]
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c), Int32(p), Int32(o * kk), 1, wp.baseAddress!, Int32(o * kk),
+                                        tp.baseAddress!, Int32(p), 0, gxp.baseAddress! + b * c * p, Int32(p))
+                        }
+                        if weight.requiresGrad {
+                            // dW [c, o*kk] += X_b [c, p] · dY_bᵀ [p, o*kk]
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(c), Int32(o * kk), Int32(p), 1, xp.baseAddress! + b * c * p, Int32(p),
+                                        tp.baseAddress!, Int32(p), 1, gwp.baseAddress!, Int32(o * kk))
+                        }
+                    } }
+                } } }
+            }
+            input.accumulate(gx)
+            weight.accumulate(gw)
+            if let bias, bias.requiresGrad {
+                var gb = [Float](repeating: 0, count: o)
+                let q = h * s * w * s
+                for b in 0..<n { for oc in 0..<o { for i in 0..<q { gb[oc] += gout[(b * o + oc) * q + i] } } }
+                bias.accumulate(gb)
+            }
+        }
+    }
+
+    /// Max pooling with a k x k window and stride k (input H, W divisible by k).
+    public func maxPool2d(_ k: Int) throws -> Tensor {
+        guard rank == 4, shape[2] % k == 0, shape[3] % k == 0 else { throw TensorError.shapeMismatch("maxPool2d(\(k)) of \(shape)") }
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let ho = h / k, wo = w / k
+        var out = [Float](repeating: 0, count: n * c * ho * wo)
+        var arg = [Int32](repeating: 0, count: out.count)
+        for plane in 0..<(n * c) {
+            for oy in 0..<ho { for ox in 0..<wo {
+                var best = -Float.infinity, at = 0
+                for i in 0..<k { for j in 0..<k {
+                    let idx = (plane * h + oy * k + i) * w + ox * k + j
+                    if data[idx] > best { best = data[idx]; at = idx }
+                } }
+                out[(plane * ho + oy) * wo + ox] = best
+                arg[(plane * ho + oy) * wo + ox] = Int32(at)
+            } }
+        }
+        let total = count
+        return Tensor.result(shape: [n, c, ho, wo], data: out, inputs: [self]) { [self] g in
+            var gx = [Float](repeating: 0, count: total)
+            for i in 0..<g.count { gx[Int(arg[i])] += g[i] }
+            accumulate(gx)
+        }
+    }
+
+    /// Average pooling with a k x k window and stride k.
+    public func avgPool2d(_ k: Int) throws -> Tensor {
+        guard rank == 4, shape[2] % k == 0, shape[3] % k == 0 else { throw TensorError.shapeMismatch("avgPool2d(\(k)) of \(shape)") }
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let ho = h / k, wo = w / k, inv = 1 / Float(k * k)
+        var out = [Float](repeating: 0, count: n * c * ho * wo)
+        for plane in 0..<(n * c) { for y in 0..<h { for x in 0..<w { out[(plane * ho + y / k) * wo + x / k] += data[(plane * h + y) * w + x] * inv } } }
+        let total = count
+        return Tensor.result(shape: [n, c, ho, wo], data: out, inputs: [self]) { [self] g in
+            var gx = [Float](repeating: 0, count: total)
+            for plane in 0..<(n * c) { for y in 0..<h { for x in 0..<w { gx[(plane * h + y) * w + x] = g[(plane * ho + y / k) * wo + x / k] * inv } } }
+            accumulate(gx)
+        }
+    }
+}

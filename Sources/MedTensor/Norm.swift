@@ -1,0 +1,81 @@
+import Foundation
+
+extension Tensor {
+    /// Normalises each group of elements to zero mean and unit variance (biased variance, as PyTorch's training
+    /// mode): `group(i)` names the group of flat element i. Returns the result and the groups' means and variances.
+    func normalized(groups: Int, eps: Float, group: (Int) -> Int) -> (Tensor, mean: [Float], variance: [Float]) {
+        let n = count
+        var ids = [Int32](repeating: 0, count: n)
+        var sum = [Double](repeating: 0, count: groups), sq = [Double](repeating: 0, count: groups), cnt = [Double](repeating: 0, count: groups)
+        for i in 0..<n { let g = group(i); ids[i] = Int32(g); sum[g] += Double(data[i]); cnt[g] += 1 }
+        let mean = (0..<groups).map { cnt[$0] > 0 ? sum[$0] / cnt[$0] : 0 }
+        for i in 0..<n { let g = Int(ids[i]); let d = Double(data[i]) - mean[g]; sq[g] += d * d }
+        let variance = (0..<groups).map { cnt[$0] > 0 ? sq[$0] / cnt[$0] : 0 }
+        let inv = variance.map { Float(1 / ($0 + Double(eps)).squareRoot()) }
+        var xhat = [Float](repeating: 0, count: n)
+        for i in 0..<n { let g = Int(ids[i]); xhat[i] = (data[i] - Float(mean[g])) * inv[g] }
+        let y = xhat
+        let t = Tensor.result(shape: shape, data: xhat, inputs: [self]) { [self] gy in
+            // dx = inv · (dy − mean_g(dy) − x̂ · mean_g(dy · x̂))
+            var m1 = [Double](repeating: 0, count: groups), m2 = [Double](repeating: 0, count: groups)
+            for i in 0..<n { let g = Int(ids[i]); m1[g] += Double(gy[i]); m2[g] += Double(gy[i] * y[i]) }
+            for g in 0..<groups where cnt[g] > 0 { m1[g] /= cnt[g]; m2[g] /= cnt[g] }
+            var gx = [Float](repeating: 0, count: n)
+            for i in 0..<n { let g = Int(ids[i]); gx[i] = inv[g] * (gy[i] - Float(m1[g]) - y[i] * Float(m2[g])) }
+            accumulate(gx)
+        }
+        return (t, mean.map(Float.init), variance.map(Float.init))
+    }
+
+    /// Per-channel scale and shift of an NCHW (or NC) tensor: x · γ[c] + β[c].
+    func channelAffine(_ gamma: Tensor?, _ beta: Tensor?) throws -> Tensor {
+        let c = shape[1]
+        let bshape = [1, c] + [Int](repeating: 1, count: rank - 2)
+        var y = self
+        if let gamma { y = y * (try gamma.reshaped(bshape)) }
+        if let beta { y = y + (try beta.reshaped(bshape)) }
+        return y
+    }
+
+    /// Batch normalisation of [N, C, ...] in training mode (statistics over N and the spatial axes); returns the
+    /// result and the batch mean and (unbiased) variance for the running estimates.
+    public func batchNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> (Tensor, mean: [Float], variance: [Float]) {
+        guard rank >= 2 else { throw TensorError.shapeMismatch("batchNorm of \(shape)") }
+        let c = shape[1], inner = shape[2...].reduce(1, *)
+        let (y, m, v) = normalized(groups: c, eps: eps) { ($0 / inner) % c }
+        let n = Float(count / c)
+        return (try y.channelAffine(gamma, beta), m, v.map { n > 1 ? $0 * n / (n - 1) : $0 })
+    }
+
+    /// Batch normalisation with fixed statistics (inference).
+    public func batchNormInference(gamma: Tensor?, beta: Tensor?, mean: [Float], variance: [Float], eps: Float = 1e-5) throws -> Tensor {
+        let c = shape[1]
+        let bshape = [1, c] + [Int](repeating: 1, count: rank - 2)
+        let scale = Tensor(shape: bshape, data: variance.map { 1 / ($0 + eps).squareRoot() })
+        let shift = Tensor(shape: bshape, data: zip(mean, variance).map { -$0 / ($1 + eps).squareRoot() })
+        return try (self * scale + shift).channelAffine(gamma, beta)
+    }
+
+    /// Instance normalisation: statistics per sample and channel.
+    public func instanceNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+        guard rank >= 3 else { throw TensorError.shapeMismatch("instanceNorm of \(shape)") }
+        let inner = shape[2...].reduce(1, *)
+        return try normalized(groups: shape[0] * shape[1], eps: eps) { $0 / inner }.0.channelAffine(gamma, beta)
+    }
+
+    /// Group normalisation: statistics per sample over `groups` groups of channels.
+    public func groupNorm(groups: Int, gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+        guard rank >= 2, shape[1] % groups == 0 else { throw TensorError.shapeMismatch("groupNorm(\(groups)) of \(shape)") }
+        let inner = shape[2...].reduce(1, *) * (shape[1] / groups)
+        return try normalized(groups: shape[0] * groups, eps: eps) { $0 / inner }.0.channelAffine(gamma, beta)
+    }
+
+    /// Layer normalisation over the last dimension, with γ, β of that size.
+    public func layerNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+        let d = shape.last ?? 1
+        var y = normalized(groups: count / max(1, d), eps: eps) { $0 / d }.0
+        if let gamma { y = y * gamma }
+        if let beta { y = y + beta }
+        return y
+    }
+}
