@@ -45,11 +45,12 @@ let package = Package(
         .target(name: "MedData", dependencies: ["MedImage", "MedFormats", "CSQLite"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
         .target(name: "MedTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "MedNN", dependencies: ["MedTensor"]),
         .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedSelection",
+                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedSelection", "MedTensor", "MedNN",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,7 +67,7 @@ let package = Package(
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
-        .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "TestSupport"]),
+        .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "MedNN", "TestSupport"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection"]),
     ]

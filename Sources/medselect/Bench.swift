@@ -22,7 +22,7 @@ func medianMilliseconds(iterations: Int, warmup: Int = 1, _ body: () throws -> V
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure MedSelect's speed (compare against ../shared/bench with Scripts/bench).",
-        subcommands: [BenchIO.self, BenchOps.self, BenchSelect.self, BenchScale.self]
+        subcommands: [BenchIO.self, BenchOps.self, BenchSelect.self, BenchScale.self, BenchUNet.self]
     )
 }
 

@@ -1,0 +1,72 @@
+import Foundation
+import MedTensor
+
+/// A 2-D U-Net: `levels` encoder blocks of two (3x3 conv -> batch norm -> ReLU) with base · 2^i channels and 2x2
+/// max pooling between them, a bottleneck block at twice the last width, decoder blocks after a 2x2 transposed
+/// convolution and concatenation with the skip, and a 1x1 head. The default is the benchmark configuration of
+/// ../shared/bench/torch_unet_step.py: 1 input channel, 2 classes, 16-32-64-128, bottleneck 256; convolutions before
+/// a norm have no bias.
+public final class UNet: Layer {
+    final class DoubleConv {
+        let c1: Conv2d, n1: BatchNorm2d, c2: Conv2d, n2: BatchNorm2d
+        init(_ cin: Int, _ cout: Int, rng: inout InitRandom) {
+            c1 = Conv2d(cin, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n1 = BatchNorm2d(cout)
+            c2 = Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n2 = BatchNorm2d(cout)
+        }
+        var layers: [any Layer] { [c1, n1, c2, n2] }
+        func callAsFunction(_ x: Tensor) throws -> Tensor { try n2(c2(n1(c1(x)).relu())).relu() }
+    }
+
+    public let inChannels: Int, classes: Int, base: Int, levels: Int
+    let down: [DoubleConv]
+    let bottleneck: DoubleConv
+    let upconv: [ConvTranspose2d]
+    let up: [DoubleConv]
+    let head: Conv2d
+    public var isTraining = true {
+        didSet { for l in allLayers { l.isTraining = isTraining } }
+    }
+
+    public init(inChannels: Int = 1, classes: Int = 2, base: Int = 16, levels: Int = 4, seed: UInt64 = 0) {
+        self.inChannels = inChannels; self.classes = classes; self.base = base; self.levels = levels
+        var rng = InitRandom(seed: seed)
+        let widths = (0..<levels).map { base << $0 }
+        var c = inChannels
+        var down: [DoubleConv] = []
+        for w in widths { down.append(DoubleConv(c, w, rng: &rng)); c = w }
+        self.down = down
+        bottleneck = DoubleConv(c, c * 2, rng: &rng)
+        c *= 2
+        var upconv: [ConvTranspose2d] = [], up: [DoubleConv] = []
+        for w in widths.reversed() {
+            upconv.append(ConvTranspose2d(c, w, stride: 2, rng: &rng))
+            up.append(DoubleConv(w * 2, w, rng: &rng))
+            c = w
+        }
+        self.upconv = upconv; self.up = up
+        head = Conv2d(c, classes, kernel: 1, rng: &rng)
+    }
+
+    var allLayers: [any Layer] {
+        down.flatMap(\.layers) + bottleneck.layers + upconv.map { $0 as any Layer } + up.flatMap(\.layers) + [head]
+    }
+
+    public var parameters: [Tensor] { allLayers.flatMap(\.parameters) }
+
+    /// Logits [N, classes, H, W] for input [N, inChannels, H, W] (H, W divisible by 2^levels).
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        var h = x
+        var skips: [Tensor] = []
+        for block in down {
+            h = try block(h)
+            skips.append(h)
+            h = try h.maxPool2d(2)
+        }
+        h = try bottleneck(h)
+        for (i, block) in up.enumerated() {
+            h = try upconv[i](h)
+            h = try block(try Tensor.concat([h, skips[skips.count - 1 - i]], axis: 1))
+        }
+        return try head(h)
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import MedNN
+import MedTensor
+
+/// Times U-Net training steps (forward, Dice+CE, backward, Adam), as ../shared/bench/torch_unet_step.py does.
+struct BenchUNet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unet",
+        abstract: "Time U-Net training steps (batch, size, threads) against the PyTorch reference's configuration.",
+        discussion: "Example: medselect bench unet --size 128 --batch 8 --json"
+    )
+    @Option(help: "Image side in pixels.") var size = 128
+    @Option(help: "Batch size.") var batch = 8
+    @Option(help: "Timed steps.") var iters = 5
+    @Option(help: "Untimed steps first.") var warmup = 1
+    @Option(help: "Threads (OpenBLAS).") var threads = 2
+    @Flag(help: "One JSON object.") var json = false
+
+    func run() throws {
+        guard size >= 16, size % 16 == 0, batch >= 1, iters >= 1 else { throw ValidationError("size must be a multiple of 16; batch and iters >= 1") }
+        setenv("OPENBLAS_NUM_THREADS", String(threads), 1)
+        let model = UNet(seed: 0)
+        var rng = InitRandom(seed: 1)
+        let x = Tensor(randomNormal: [batch, 1, size, size], generator: &rng)
+        let labels = (0..<(batch * size * size)).map { _ in Float.random(in: 0..<1, using: &rng) > 0.7 ? Float(1) : 0 }
+        var opt = Adam(model.parameters, learningRate: 1e-3)
+        var lastLoss: Float = 0
+        func step() throws {
+            opt.zeroGrad()
+            let loss = try Loss.diceCE(try model(x), labels)
+            loss.backward()
+            opt.step()
+            lastLoss = loss.item
+        }
+        for _ in 0..<warmup { try step() }
+        var times: [Double] = []
+        for _ in 0..<iters {
+            let t0 = Date()
+            try step()
+            times.append(Date().timeIntervalSince(t0) * 1000)
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let obj: [String: Any] = ["bench": "unet_train_step", "lib": "medselect", "size": size, "batch": batch, "threads": threads,
+                                  "median_ms": (median * 100).rounded() / 100, "min_ms": (times[0] * 100).rounded() / 100, "iters": iters,
+                                  "images_per_s": (Double(batch) / median * 1000 * 100).rounded() / 100, "peak_rss_mb": peakRSSMegabytes(),
+                                  "params": model.parameters.map(\.count).reduce(0, +), "last_loss": Double(lastLoss)]
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "U-Net step %dx%d batch %d: median %.1f ms (%.1f images/s), peak %.0f MB", size, size, batch, median,
+                         Double(batch) / median * 1000, peakRSSMegabytes()))
+        }
+    }
+}

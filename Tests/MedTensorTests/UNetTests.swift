@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import TestSupport
+import MedNN
+@testable import MedTensor
+
+@Suite("U-Net")
+struct UNetTests {
+    @Test("a tiny U-Net's parameter gradients equal finite differences of Dice+CE")
+    func gradients() throws {
+        let model = UNet(inChannels: 1, classes: 2, base: 2, levels: 1, seed: 3)
+        var g = SplitMix(state: 9)
+        let x = Tensor(shape: [2, 1, 4, 4], data: (0..<32).map { _ in Float.random(in: -1...1, using: &g) })
+        let labels = (0..<32).map { _ in Float(Int.random(in: 0...1, using: &g)) }
+        let params = model.parameters
+        for p in params { p.zeroGrad() }
+        let loss = try Loss.diceCE(try model(x), labels)
+        loss.backward()
+        let h: Float = 1e-2
+        // Batch statistics make every parameter matter; check a spread of elements of every tensor.
+        for p in params {
+            for i in stride(from: 0, to: p.count, by: max(1, p.count / 4)) {
+                let original = p.data[i]
+                p.data[i] = original + h
+                let up = try GradMode.disabled { try Loss.diceCE(try model(x), labels).item }
+                p.data[i] = original - h
+                let down = try GradMode.disabled { try Loss.diceCE(try model(x), labels).item }
+                p.data[i] = original
+                let numeric = (up - down) / (2 * h)
+                #expect(abs(numeric - p.grad![i]) < 2e-2 * max(1, abs(numeric)), "\(p.shape)[\(i)]: \(p.grad![i]) vs \(numeric)")
+            }
+        }
+    }
+
+    @Test("the benchmark U-Net has PyTorch's parameter count and output shape; training lowers the loss")
+    func benchmarkModel() throws {
+        let model = UNet()
+
+        // torch_unet_step.py UNet(norm="batch") has 1,942,306 parameters (counted with PyTorch 2.15).
+        #expect(model.parameters.map(\.count).reduce(0, +) == 1_942_306)
+        let small = UNet(base: 4, levels: 2, seed: 1)
+        var g = SplitMix(state: 4)
+        let x = Tensor(shape: [2, 1, 16, 16], data: (0..<512).map { _ in Float.random(in: -1...1, using: &g) })
+        // Learnable target: foreground where the input is positive.
+        let labels = x.data.map { $0 > 0 ? Float(1) : 0 }
+        #expect(try small(x).shape == [2, 2, 16, 16])
+        var opt = Adam(small.parameters, learningRate: 1e-2)
+        var first: Float = 0, last: Float = 0
+        for step in 0..<30 {
+            opt.zeroGrad()
+            let loss = try Loss.diceCE(try small(x), labels)
+            loss.backward()
+            opt.step()
+            if step == 0 { first = loss.item }
+            last = loss.item
+        }
+        #expect(last < 0.5 * first, "loss \(first) -> \(last)")
+    }
+}
