@@ -45,11 +45,11 @@ func readCSV(_ path: String) throws -> [[String: String]] {
 @Suite("Phantom benchmarks")
 struct PhantomTests {
     @Test("the per-site intensity shift is ordered like the known site distances (Spearman >= 0.9)",
-          arguments: [(PhantomBenchmark.cxr, 64), (.fundus, 64), (.prostate, 48)])
-    func gradedShift(benchmark: PhantomBenchmark, size: Int) throws {
+          arguments: [(PhantomBenchmark.cxr, 64, "graded"), (.fundus, 64, "graded"), (.prostate, 48, "graded"), (.prostate, 48, "six-site")])
+    func gradedShift(benchmark: PhantomBenchmark, size: Int, preset: String) throws {
         let scratch = Scratch("phantom-shift")
         defer { scratch.cleanup() }
-        let config = try PhantomConfig.preset("graded", benchmark: benchmark)
+        let config = try PhantomConfig.preset(preset, benchmark: benchmark)
         try PhantomGenerator(config: config, seed: 3, count: benchmark == .prostate ? 4 : 16, size: size).write(to: scratch.path)
         let rows = try readCSV(scratch.file("phantom_cases.csv"))
         // Read the written images back from disk with the project's readers; pool each site's intensities.
