@@ -16,6 +16,7 @@ struct BenchUNet: ParsableCommand {
     @Option(help: "Untimed steps first.") var warmup = 1
     @Option(help: "Threads (OpenBLAS).") var threads = 2
     @Flag(help: "One JSON object.") var json = false
+    @Option(help: "Save the weights after the timed steps (safetensors).") var save: String?
 
     func run() throws {
         guard size >= 16, size % 16 == 0, batch >= 1, iters >= 1 else { throw ValidationError("size must be a multiple of 16; batch and iters >= 1") }
@@ -39,6 +40,11 @@ struct BenchUNet: ParsableCommand {
             let t0 = Date()
             try step()
             times.append(Date().timeIntervalSince(t0) * 1000)
+        }
+        if let save {
+            var named: [String: Tensor] = [:]
+            for (i, p) in model.parameters.enumerated() { named[String(format: "param_%03d", i)] = p }
+            try Safetensors.write(named, metadata: ["model": "UNet", "in_channels": "1", "classes": "2", "base": "16", "levels": "4"], to: save)
         }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2

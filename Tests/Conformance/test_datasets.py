@@ -67,3 +67,12 @@ def test_monai_datalist(tmp_path, medselect):
     for e in data["training"] + data["validation"]:
         img, lab = np.asarray(Image.open(e["image"])), np.asarray(Image.open(e["label"]))
         assert img.shape[:2] == lab.shape and set(np.unique(lab)) <= {0, 1, 2}
+
+
+def test_weights_read_by_python_safetensors(tmp_path, medselect):
+    from safetensors.numpy import load_file
+    path = tmp_path / "unet.safetensors"
+    medselect.run("bench", "unet", "--size", 16, "--batch", 1, "--iters", 1, "--warmup", 0, "--save", path)
+    tensors = load_file(str(path))
+    assert sum(t.size for t in tensors.values()) == 1942306     # the PyTorch benchmark U-Net's parameter count
+    assert all(t.dtype == np.float32 and np.isfinite(t).all() for t in tensors.values())

@@ -57,3 +57,28 @@ struct UNetTests {
         #expect(last < 0.5 * first, "loss \(first) -> \(last)")
     }
 }
+
+@Suite("Safetensors")
+struct SafetensorsTests {
+    @Test("round trip of named tensors and metadata; bad files are refused with the reason")
+    func roundTrip() throws {
+        let scratch = Scratch("safetensors")
+        defer { scratch.cleanup() }
+        let model = UNet(base: 2, levels: 1, seed: 5)
+        var named: [String: Tensor] = [:]
+        for (i, p) in model.parameters.enumerated() { named["p\(i)"] = p }
+        let path = scratch.file("w.safetensors")
+        try Safetensors.write(named, metadata: ["config": "{\"base\": 2}"], to: path)
+        let (back, meta) = try Safetensors.read(path)
+        #expect(meta["config"] == "{\"base\": 2}")
+        #expect(back.count == named.count)
+        for (k, t) in named { #expect(back[k]!.shape == t.shape && back[k]!.data == t.data) }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (bad, reason) in [(bytes.prefix(5), "shorter"), (bytes.prefix(bytes.count - 3), "offsets"),
+                              (Data([255, 255, 255, 255, 0, 0, 0, 0]) + bytes.dropFirst(8), "header length")] {
+            let p = scratch.write(Array(bad), "bad.safetensors")
+            #expect(throws: Safetensors.Error.self) { try Safetensors.read(p) }
+            do { _ = try Safetensors.read(p) } catch { #expect("\(error)".contains(reason), "\(error)") }
+        }
+    }
+}
