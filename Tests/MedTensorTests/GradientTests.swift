@@ -116,3 +116,30 @@ struct GradientTests {
         #expect(zip(x.grad!, x.data).allSatisfy { abs($0 - 2 * $1) < 1e-6 })
     }
 }
+
+@Suite("Attention building blocks")
+struct AttentionTests {
+    @Test("linear, scaled dot-product attention, slicing, row gathering, dropout, positions")
+    func blocks() throws {
+        let x = random([2, 3, 4], seed: 40), w = random([5, 4], seed: 41), b = random([5], seed: 42)
+        try gradientCheck([x, w, b]) { try $0[0].linear($0[1], bias: $0[2]) }
+        let q = random([2, 3, 4], seed: 43), k = random([2, 5, 4], seed: 44), v = random([2, 5, 2], seed: 45)
+        try gradientCheck([q, k, v]) { try Tensor.scaledDotProductAttention($0[0], $0[1], $0[2]) }
+        // With identical keys attention averages the values.
+        let same = Tensor(shape: [1, 2, 2], data: [1, 0, 1, 0])
+        let vals = Tensor(shape: [1, 2, 1], data: [2, 4])
+        let avg = try Tensor.scaledDotProductAttention(Tensor(shape: [1, 1, 2], data: [0.3, 0.7]), same, vals)
+        #expect(abs(avg.data[0] - 3) < 1e-6)
+        try gradientCheck([x]) { try $0[0].sliced(axis: 1, 1..<3) }
+        let table = random([6, 3], seed: 46)
+        try gradientCheck([table]) { try $0[0].gatherRows([0, 5, 5, 2]) }
+        var g = SplitMix(state: 1)
+        let ones = Tensor(shape: [10_000], data: [Float](repeating: 1, count: 10_000), requiresGrad: true)
+        let dropped = ones.dropout(0.25, generator: &g)
+        let zeros = dropped.data.filter { $0 == 0 }.count
+        #expect(abs(Double(zeros) / 10_000 - 0.25) < 0.02)
+        #expect(abs(dropped.data.reduce(0, +) / 10_000 - 1) < 0.03)
+        let pe = Tensor.sinusoidalPositions(4, dim: 6)
+        #expect(pe.data[0] == 0 && pe.data[1] == 1 && abs(pe.data[6] - Float(sin(1.0))) < 1e-6)
+    }
+}

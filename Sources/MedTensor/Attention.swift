@@ -1,0 +1,79 @@
+import Foundation
+
+extension Tensor {
+    /// x · Wᵀ + b for x [..., in], weight [out, in] (PyTorch's Linear layout), bias [out].
+    public func linear(_ weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        guard weight.rank == 2, shape.last == weight.shape[1] else { throw TensorError.shapeMismatch("linear of \(shape) with weight \(weight.shape)") }
+        let y = try matmul(try weight.permuted([1, 0]))
+        return bias.map { y + $0 } ?? y
+    }
+
+    /// Scaled dot-product attention softmax(Q Kᵀ / √d) V over the last two dimensions ([..., L, d]).
+    public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor) throws -> Tensor {
+        guard q.rank >= 2, q.shape.last == k.shape.last, k.shape.dropLast() == v.shape.dropLast() else {
+            throw TensorError.shapeMismatch("attention of q \(q.shape), k \(k.shape), v \(v.shape)")
+        }
+        let d = Float(q.shape.last!)
+        var order = Array(0..<k.rank)
+        order.swapAt(k.rank - 1, k.rank - 2)
+        let scores = try q.matmul(try k.permuted(order)) * (1 / d.squareRoot())
+        return try scores.softmax(axis: -1 + scores.rank).matmul(v)
+    }
+
+    /// Elements `range` along `axis`.
+    public func sliced(axis: Int, _ range: Range<Int>) throws -> Tensor {
+        let ax = axis < 0 ? axis + rank : axis
+        guard ax >= 0, ax < rank, range.lowerBound >= 0, range.upperBound <= shape[ax] else {
+            throw TensorError.shapeMismatch("slice \(range) of axis \(axis) of \(shape)")
+        }
+        let (outer, len, inner) = split(ax)
+        let m = range.count
+        var out = [Float](repeating: 0, count: outer * m * inner)
+        for o in 0..<outer { for i in 0..<(m * inner) { out[o * m * inner + i] = data[(o * len + range.lowerBound) * inner + i] } }
+        var s = shape
+        s[ax] = m
+        let total = count
+        return Tensor.result(shape: s, data: out, inputs: [self]) { [self] g in
+            var gx = [Float](repeating: 0, count: total)
+            for o in 0..<outer { for i in 0..<(m * inner) { gx[(o * len + range.lowerBound) * inner + i] = g[o * m * inner + i] } }
+            accumulate(gx)
+        }
+    }
+
+    /// Rows of a table [V, D] for integer indices: result [indices.count, D]; the backward pass scatter-adds.
+    public func gatherRows(_ indices: [Int]) throws -> Tensor {
+        guard rank == 2, indices.allSatisfy({ $0 >= 0 && $0 < shape[0] }) else {
+            throw TensorError.shapeMismatch("row indices outside 0..<\(shape.first ?? 0) of \(shape)")
+        }
+        let d = shape[1]
+        var out = [Float](repeating: 0, count: indices.count * d)
+        for (r, i) in indices.enumerated() { for j in 0..<d { out[r * d + j] = data[i * d + j] } }
+        let total = count
+        return Tensor.result(shape: [indices.count, d], data: out, inputs: [self]) { [self] g in
+            var gx = [Float](repeating: 0, count: total)
+            for (r, i) in indices.enumerated() { for j in 0..<d { gx[i * d + j] += g[r * d + j] } }
+            accumulate(gx)
+        }
+    }
+
+    /// Inverted dropout: zeroes each element with probability p and scales the rest by 1 / (1 − p); seeded.
+    public func dropout<G: RandomNumberGenerator>(_ p: Float, generator: inout G) -> Tensor {
+        guard p > 0, GradMode.isEnabled || requiresGrad else { return self }
+        let keep = 1 - p
+        let mask = (0..<count).map { _ in Float.random(in: 0..<1, using: &generator) < keep ? 1 / keep : Float(0) }
+        return self * Tensor(shape: shape, data: mask)
+    }
+
+    /// The fixed sine-cosine position encoding of Vaswani et al.: [positions, dim], PE(p, 2i) = sin(p / 10000^(2i/d)),
+    /// PE(p, 2i+1) = cos(...). (ViT/MAE use its 2-D version, built from two of these.)
+    public static func sinusoidalPositions(_ positions: Int, dim: Int) -> Tensor {
+        var out = [Float](repeating: 0, count: positions * dim)
+        for p in 0..<positions {
+            for i in 0..<dim {
+                let f = Foundation.pow(10000, Double(2 * (i / 2)) / Double(dim))
+                out[p * dim + i] = Float(i % 2 == 0 ? sin(Double(p) / f) : cos(Double(p) / f))
+            }
+        }
+        return Tensor(shape: [positions, dim], data: out)
+    }
+}
