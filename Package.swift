@@ -44,7 +44,8 @@ let package = Package(
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
         .target(name: "MedData", dependencies: ["MedImage", "MedFormats", "CSQLite"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
-        .target(name: "MedTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "CMedKernels", linkerSettings: [.linkedLibrary("dnnl")]),
+        .target(name: "MedTensor", dependencies: ["COpenBLAS", "CMedKernels"]),
         .target(name: "MedNN", dependencies: ["MedTensor"]),
         .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
         .executableTarget(

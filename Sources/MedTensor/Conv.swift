@@ -1,5 +1,38 @@
 import Foundation
+import Synchronization
 internal import COpenBLAS
+internal import CMedKernels
+
+/// oneDNN convolution plans (forward, backward data, backward weights), one per geometry, created on first use.
+/// MEDSELECT_CONV=im2col turns them off (the im2col + SGEMM path, kept as the reference and fallback).
+enum ConvPlans {
+    struct Key: Hashable { var dims: [Int] }
+    nonisolated(unsafe) static let useDNNL = ProcessInfo.processInfo.environment["MEDSELECT_CONV"] != "im2col"
+    static let plans = Mutex([Key: UnsafeSendable]())
+
+    struct UnsafeSendable: @unchecked Sendable { let pointer: OpaquePointer? }
+
+    static func plan(_ dims: [Int], force: Bool = false) -> OpaquePointer? {
+        guard useDNNL || force else { return nil }
+        return plans.withLock { table -> OpaquePointer? in
+            if let p = table[Key(dims: dims)] { return p.pointer }
+            var message = [CChar](repeating: 0, count: 256)
+            let p = mk_conv_create(Int32(dims[0]), Int32(dims[1]), Int32(dims[2]), Int32(dims[3]), Int32(dims[4]), Int32(dims[5]),
+                                   Int32(dims[6]), Int32(dims[7]), Int32(dims[8]), Int32(dims[9]), Int32(dims[10]), &message, message.count)
+            table[Key(dims: dims)] = UnsafeSendable(pointer: p)   // nil remembered too: fall back without retrying
+            return p
+        }
+    }
+}
+
+/// Which convolution kernel to use.
+public enum ConvKernel: Sendable {
+    /// oneDNN unless MEDSELECT_CONV=im2col.
+    case automatic
+    case onednn
+    /// im2col + OpenBLAS SGEMM (the reference path).
+    case im2col
+}
 
 /// Geometry of a 2-D convolution.
 public struct Conv2DGeometry: Sendable, Equatable {
@@ -60,7 +93,8 @@ enum Im2Col {
 extension Tensor {
     /// 2-D convolution (cross-correlation, as PyTorch): input [N, C, H, W], weight [O, C, kh, kw], optional bias [O].
     /// im2col + SGEMM per image.
-    public func conv2d(_ weight: Tensor, bias: Tensor? = nil, geometry g: Conv2DGeometry = Conv2DGeometry()) throws -> Tensor {
+    public func conv2d(_ weight: Tensor, bias: Tensor? = nil, geometry g: Conv2DGeometry = Conv2DGeometry(),
+                       kernel: ConvKernel = .automatic) throws -> Tensor {
         guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
             throw TensorError.shapeMismatch("conv2d of input \(shape) with weight \(weight.shape)")
         }
@@ -70,6 +104,10 @@ extension Tensor {
         let ho = g.outSize(h, kernel: kh), wo = g.outSize(w, kernel: kw)
         guard ho > 0, wo > 0 else { throw TensorError.shapeMismatch("conv2d output of \(shape) with kernel \(kh)x\(kw) would be empty") }
         let k = c * kh * kw, p = ho * wo
+        if kernel != .im2col, let plan = ConvPlans.plan([n, c, h, w, o, kh, kw, g.stride, g.padding, g.dilation, bias == nil ? 0 : 1],
+                                                        force: kernel == .onednn) {
+            return try dnnlConv(plan, weight, bias, outShape: [n, o, ho, wo])
+        }
         var out = [Float](repeating: 0, count: n * o * p)
         var cols = [Float](repeating: 0, count: n * k * p)
         let x = data, wt = weight.data, bd = bias?.data
@@ -111,6 +149,42 @@ extension Tensor {
                 var gb = [Float](repeating: 0, count: o)
                 for b in 0..<n { for oc in 0..<o { var s: Float = 0; for i in 0..<p { s += gout[(b * o + oc) * p + i] }; gb[oc] += s } }
                 bias.accumulate(gb)
+            }
+        }
+    }
+
+    /// The oneDNN path of ``conv2d(_:bias:geometry:)``.
+    func dnnlConv(_ plan: OpaquePointer, _ weight: Tensor, _ bias: Tensor?, outShape: [Int]) throws -> Tensor {
+        var out = [Float](repeating: 0, count: outShape.reduce(1, *))
+        let x = data, wt = weight.data
+        let zero: [Float] = [0]
+        let rc = x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
+            (bias?.data ?? zero).withUnsafeBufferPointer { bp in
+                mk_conv_forward(plan, xp.baseAddress!, wp.baseAddress!, bp.baseAddress!, op.baseAddress!)
+            }
+        } } }
+        guard rc == 0 else { throw TensorError.shapeMismatch("oneDNN convolution failed for input \(shape), weight \(weight.shape)") }
+        let input = self
+        var inputs = [input, weight]
+        if let bias { inputs.append(bias) }
+        return Tensor.result(shape: outShape, data: out, inputs: inputs) { g in
+            if input.requiresGrad {
+                var gx = [Float](repeating: 0, count: input.count)
+                _ = g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { xp in
+                    mk_conv_backward_data(plan, gp.baseAddress!, wp.baseAddress!, xp.baseAddress!)
+                } } }
+                input.accumulate(gx)
+            }
+            if weight.requiresGrad || (bias?.requiresGrad ?? false) {
+                var gw = [Float](repeating: 0, count: weight.count)
+                var gb = [Float](repeating: 0, count: max(1, bias?.count ?? 1))
+                _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in gw.withUnsafeMutableBufferPointer { wp in
+                    gb.withUnsafeMutableBufferPointer { bp in
+                        mk_conv_backward_weights(plan, xp.baseAddress!, gp.baseAddress!, wp.baseAddress!, bias == nil ? nil : bp.baseAddress!)
+                    }
+                } } }
+                weight.accumulate(gw)
+                bias?.accumulate(gb)
             }
         }
     }

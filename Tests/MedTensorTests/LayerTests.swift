@@ -26,10 +26,14 @@ struct LayerTests {
           arguments: [Conv2DGeometry(), Conv2DGeometry(stride: 2, padding: 1), Conv2DGeometry(padding: 2, dilation: 2)])
     func conv(g: Conv2DGeometry) throws {
         let x = random([2, 3, 7, 6], seed: 20), w = random([4, 3, 3, 3], seed: 21, scale: 0.5), b = random([4], seed: 22)
-        let y = try x.conv2d(w, bias: b, geometry: g)
         let ref = naiveConv(x, w, b, g)
-        #expect(y.data.count == ref.count && zip(y.data, ref).allSatisfy { abs($0 - $1) < 1e-4 })
-        try gradientCheck([x, w, b]) { try $0[0].conv2d($0[1], bias: $0[2], geometry: g) }
+        // Both kernels: oneDNN's primitives and the im2col + SGEMM reference path.
+        for dnnl in [true, false] {
+            let y = try x.conv2d(w, bias: b, geometry: g, kernel: dnnl ? .onednn : .im2col)
+            #expect(y.data.count == ref.count && zip(y.data, ref).allSatisfy { abs($0 - $1) < 1e-4 }, "oneDNN: \(dnnl)")
+            try gradientCheck([x, w, b]) { try $0[0].conv2d($0[1], bias: $0[2], geometry: g, kernel: dnnl ? .onednn : .im2col) }
+            try gradientCheck([x, w]) { try $0[0].conv2d($0[1], geometry: g, kernel: dnnl ? .onednn : .im2col) }
+        }
     }
 
     @Test("transposed convolution (kernel = stride 2) and 1x1 convolution")
