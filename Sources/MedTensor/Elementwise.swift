@@ -141,7 +141,16 @@ extension Tensor {
         }
     }
 
-    public func relu() -> Tensor { unary({ max(0, $0) }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
+    public func relu() -> Tensor {
+        var y = data
+        y.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = max(0, p[i]) } }
+        let out = y
+        return Tensor.result(shape: shape, data: y, inputs: [self]) { [self] g in
+            var gx = g
+            gx.withUnsafeMutableBufferPointer { p in out.withUnsafeBufferPointer { o in for i in 0..<p.count where o[i] <= 0 { p[i] = 0 } } }
+            accumulate(gx)
+        }
+    }
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor { unary({ $0 > 0 ? $0 : slope * $0 }, derivative: { x, _ in x > 0 ? 1 : slope }) }
     public func sigmoid() -> Tensor { unary({ 1 / (1 + Foundation.exp(-$0)) }, derivative: { _, y in y * (1 - y) }) }
     public func tanh() -> Tensor { unary({ Foundation.tanh($0) }, derivative: { _, y in 1 - y * y }) }

@@ -38,13 +38,68 @@ extension Tensor {
     }
 
     /// Batch normalisation of [N, C, ...] in training mode (statistics over N and the spatial axes); returns the
-    /// result and the batch mean and (unbiased) variance for the running estimates.
+    /// result and the batch mean and (unbiased) variance for the running estimates. One fused kernel per channel
+    /// (channels in parallel): y = γ (x − μ) / σ + β; backward dβ = Σ dy, dγ = Σ dy x̂,
+    /// dx = γ / (σ M) · (M dy − dβ − x̂ dγ) over the M = N·H·W values of the channel.
     public func batchNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> (Tensor, mean: [Float], variance: [Float]) {
         guard rank >= 2 else { throw TensorError.shapeMismatch("batchNorm of \(shape)") }
-        let c = shape[1], inner = shape[2...].reduce(1, *)
-        let (y, m, v) = normalized(groups: c, eps: eps) { ($0 / inner) % c }
-        let n = Float(count / c)
-        return (try y.channelAffine(gamma, beta), m, v.map { n > 1 ? $0 * n / (n - 1) : $0 })
+        let n = shape[0], c = shape[1], inner = shape[2...].reduce(1, *)
+        if let gamma, gamma.count != c { throw TensorError.shapeMismatch("batchNorm gamma \(gamma.shape) for \(c) channels") }
+        if let beta, beta.count != c { throw TensorError.shapeMismatch("batchNorm beta \(beta.shape) for \(c) channels") }
+        let m = n * inner
+        var out = [Float](repeating: 0, count: count)
+        var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
+        let gd = gamma?.data, bd = beta?.data
+        data.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
+            mean.withUnsafeMutableBufferPointer { mb in invStd.withUnsafeMutableBufferPointer { ib in variance.withUnsafeMutableBufferPointer { vb in
+                nonisolated(unsafe) let (xp, op, mp, ip, vp) = (xb.baseAddress!, ob.baseAddress!, mb.baseAddress!, ib.baseAddress!, vb.baseAddress!)
+                parallelChannels(c) { ch in
+                    var s: Double = 0
+                    for b in 0..<n { let base = xp + (b * c + ch) * inner; var acc: Float = 0; for i in 0..<inner { acc += base[i] }; s += Double(acc) }
+                    let mu = Float(s / Double(m))
+                    var q: Double = 0
+                    for b in 0..<n { let base = xp + (b * c + ch) * inner; var acc: Float = 0; for i in 0..<inner { let d = base[i] - mu; acc += d * d }; q += Double(acc) }
+                    let v = Float(q / Double(m))
+                    let istd = 1 / (v + eps).squareRoot()
+                    mp[ch] = mu; ip[ch] = istd; vp[ch] = m > 1 ? v * Float(m) / Float(m - 1) : v
+                    let gm = gd?[ch] ?? 1, bt = bd?[ch] ?? 0
+                    let scale = gm * istd, shift = bt - mu * scale
+                    for b in 0..<n { let src = xp + (b * c + ch) * inner, dst = op + (b * c + ch) * inner; for i in 0..<inner { dst[i] = src[i] * scale + shift } }
+                }
+            } } }
+        } }
+        let x = data, total = count
+        var inputs = [self]
+        if let gamma { inputs.append(gamma) }
+        if let beta { inputs.append(beta) }
+        let (meanC, invC) = (mean, invStd)
+        let result = Tensor.result(shape: shape, data: out, inputs: inputs) { [self] g in
+            var gx = [Float](repeating: 0, count: total), gGamma = [Float](repeating: 0, count: c), gBeta = [Float](repeating: 0, count: c)
+            x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { gxb in
+                gGamma.withUnsafeMutableBufferPointer { ggb in gBeta.withUnsafeMutableBufferPointer { gbb in
+                    nonisolated(unsafe) let (xp, gp, gxp, ggp, gbp) = (xb.baseAddress!, gb.baseAddress!, gxb.baseAddress!, ggb.baseAddress!, gbb.baseAddress!)
+                    parallelChannels(c) { ch in
+                        let mu = meanC[ch], istd = invC[ch]
+                        var sdy: Float = 0, sdyx: Float = 0
+                        for b in 0..<n {
+                            let xs = xp + (b * c + ch) * inner, gs = gp + (b * c + ch) * inner
+                            for i in 0..<inner { sdy += gs[i]; sdyx += gs[i] * (xs[i] - mu) * istd }
+                        }
+                        gbp[ch] = sdy; ggp[ch] = sdyx
+                        let gm = gd?[ch] ?? 1
+                        let k = gm * istd / Float(m)
+                        for b in 0..<n {
+                            let xs = xp + (b * c + ch) * inner, gs = gp + (b * c + ch) * inner, dst = gxp + (b * c + ch) * inner
+                            for i in 0..<inner { dst[i] = k * (Float(m) * gs[i] - sdy - (xs[i] - mu) * istd * sdyx) }
+                        }
+                    }
+                } }
+            } } }
+            accumulate(gx)
+            gamma?.accumulate(gGamma)
+            beta?.accumulate(gBeta)
+        }
+        return (result, mean, variance)
     }
 
     /// Batch normalisation with fixed statistics (inference).
@@ -78,4 +133,10 @@ extension Tensor {
         if let beta { y = y + beta }
         return y
     }
+}
+
+/// Runs body(channel) for every channel over the cores.
+func parallelChannels(_ c: Int, _ body: @Sendable (Int) -> Void) {
+    if c < 2 { for ch in 0..<c { body(ch) }; return }
+    DispatchQueue.concurrentPerform(iterations: c, execute: body)
 }
