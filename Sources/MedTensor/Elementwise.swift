@@ -146,8 +146,10 @@ extension Tensor {
         y.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = max(0, p[i]) } }
         let out = y
         return Tensor.result(shape: shape, data: y, inputs: [self]) { [self] g in
-            var gx = g
-            gx.withUnsafeMutableBufferPointer { p in out.withUnsafeBufferPointer { o in for i in 0..<p.count where o[i] <= 0 { p[i] = 0 } } }
+            var gx = [Float](repeating: 0, count: g.count)
+            gx.withUnsafeMutableBufferPointer { p in out.withUnsafeBufferPointer { o in g.withUnsafeBufferPointer { gp in
+                for i in 0..<p.count { p[i] = o[i] > 0 ? gp[i] : 0 }
+            } } }
             accumulate(gx)
         }
     }

@@ -77,16 +77,21 @@ public struct Adam: Optimizer {
     public mutating func step() {
         t += 1
         let c1 = 1 - Foundation.pow(beta1, Float(t)), c2 = 1 - Foundation.pow(beta2, Float(t))
+        let (b1, b2, lr, e, wd, decoupled) = (beta1, beta2, learningRate, eps, weightDecay, decoupledWeightDecay)
         for (k, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
-            for i in 0..<p.count {
-                var gi = g[i]
-                if weightDecay != 0 && !decoupledWeightDecay { gi += weightDecay * p.data[i] }
-                m[k][i] = beta1 * m[k][i] + (1 - beta1) * gi
-                v[k][i] = beta2 * v[k][i] + (1 - beta2) * gi * gi
-                if weightDecay != 0 && decoupledWeightDecay { p.data[i] -= learningRate * weightDecay * p.data[i] }
-                p.data[i] -= learningRate * (m[k][i] / c1) / ((v[k][i] / c2).squareRoot() + eps)
-            }
+            g.withUnsafeBufferPointer { gp in p.data.withUnsafeMutableBufferPointer { dp in
+                m[k].withUnsafeMutableBufferPointer { mp in v[k].withUnsafeMutableBufferPointer { vp in
+                    for i in 0..<dp.count {
+                        var gi = gp[i]
+                        if wd != 0 && !decoupled { gi += wd * dp[i] }
+                        mp[i] = b1 * mp[i] + (1 - b1) * gi
+                        vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                        if wd != 0 && decoupled { dp[i] -= lr * wd * dp[i] }
+                        dp[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + e)
+                    }
+                } }
+            } }
         }
     }
 }
