@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
-        .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "MedNN", "TestSupport"]),
+        .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection"]),
     ]

@@ -53,6 +53,32 @@ public final class UNet: Layer {
 
     public var parameters: [Tensor] { allLayers.flatMap(\.parameters) }
 
+    /// Parameters with the names PyTorch's `state_dict()` gives the same model in ../shared/bench/torch_unet_step.py
+    /// (`down.0.0.weight`, `down.0.1.weight`, ..., `upconv.0.bias`, `head.weight`), so weights move both ways.
+    public var namedParameters: [(String, Tensor)] {
+        func block(_ prefix: String, _ b: DoubleConv) -> [(String, Tensor)] {
+            [("\(prefix).0.weight", b.c1.weight), ("\(prefix).1.weight", b.n1.gamma), ("\(prefix).1.bias", b.n1.beta),
+             ("\(prefix).3.weight", b.c2.weight), ("\(prefix).4.weight", b.n2.gamma), ("\(prefix).4.bias", b.n2.beta)]
+        }
+        var out: [(String, Tensor)] = []
+        for (i, b) in down.enumerated() { out += block("down.\(i)", b) }
+        out += block("bottleneck", bottleneck)
+        for (i, b) in up.enumerated() { out += block("up.\(i)", b) }
+        for (i, u) in upconv.enumerated() { out += [("upconv.\(i).weight", u.weight), ("upconv.\(i).bias", u.bias!)] }
+        out += [("head.weight", head.weight), ("head.bias", head.bias!)]
+        return out
+    }
+
+    /// Copies weights in by name (e.g. from a safetensors file written by PyTorch); every parameter must be present
+    /// with its shape.
+    public func load(_ tensors: [String: Tensor]) throws {
+        for (name, p) in namedParameters {
+            guard let t = tensors[name] else { throw TensorError.shapeMismatch("weights lack '\(name)'") }
+            guard t.shape == p.shape else { throw TensorError.shapeMismatch("'\(name)' is \(t.shape), the model needs \(p.shape)") }
+            p.data = t.data
+        }
+    }
+
     /// Logits [N, classes, H, W] for input [N, inChannels, H, W] (H, W divisible by 2^levels).
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         var h = x

@@ -82,3 +82,32 @@ struct SafetensorsTests {
         }
     }
 }
+
+@Suite("U-Net against PyTorch")
+struct UNetReferenceTests {
+    @Test("same weights and input as PyTorch: logits, Dice+CE loss and every parameter gradient agree (fixture from Scripts/make-unet-fixture.py)")
+    func matchesPyTorch() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/unet_reference.safetensors").path
+        let (t, meta) = try Safetensors.read(path)
+        let model = UNet(inChannels: 1, classes: 2, base: 4, levels: 2, seed: 99)
+        var weights: [String: Tensor] = [:]
+        for (k, v) in t where k.hasPrefix("weight/") { weights[String(k.dropFirst(7))] = v }
+        try model.load(weights)
+        let x = t["input"]!, labels = t["labels"]!.data
+        let logits = try model(x)
+        let expected = t["logits"]!
+        #expect(logits.shape == expected.shape)
+        let maxDiff = zip(logits.data, expected.data).map { abs($0 - $1) }.max()!
+        #expect(maxDiff < 1e-4, "logits differ by \(maxDiff)")
+        let loss = try Loss.diceCE(logits, labels)
+        let refLoss = Float(meta["loss"]!)!
+        #expect(abs(loss.item - refLoss) < 1e-5, "loss \(loss.item) vs PyTorch \(refLoss)")
+        loss.backward()
+        for (name, p) in model.namedParameters {
+            let g = t["grad/" + name]!
+            let scale = max(1e-3, g.data.map { abs($0) }.max()!)
+            let diff = zip(p.grad!, g.data).map { abs($0 - $1) }.max()!
+            #expect(diff / scale < 1e-3, "\(name): gradient differs by \(diff) (scale \(scale))")
+        }
+    }
+}

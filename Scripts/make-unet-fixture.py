@@ -1,0 +1,33 @@
+"""Writes the U-Net reference fixture used by Tests/MedTensorTests (run once, with PyTorch installed; commit the output).
+
+A small instance of ../shared/bench/torch_unet_step.py's UNet (base 4, 2 levels, batch norm) with seeded weights, one
+input batch and labels; saves the weights, input, labels, logits, the Dice+CE loss and every parameter's gradient
+after one backward pass, as Tests/MedTensorTests/Fixtures/unet_reference.safetensors (metadata: the loss).
+Usage: python Scripts/make-unet-fixture.py   (PYTHONPATH must reach ../shared/bench)
+"""
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "..", "shared", "bench"))
+import torch_unet_step as ref  # noqa: E402
+
+torch.manual_seed(0)
+model = ref.UNet(in_ch=1, n_classes=2, base=4, levels=2, norm="batch")
+model.train()
+x = torch.randn(2, 1, 16, 16)
+y = (torch.rand(2, 16, 16) > 0.6).long()
+logits = model(x)
+loss = ref.dice_ce_loss(logits, y)
+loss.backward()
+tensors = {f"weight/{k}": v.detach().contiguous() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+tensors.update({f"grad/{k}": p.grad.detach().contiguous() for k, p in model.named_parameters()})
+tensors["input"] = x.contiguous()
+tensors["labels"] = y.float().contiguous()
+tensors["logits"] = logits.detach().contiguous()
+out = os.path.join(here, "..", "Tests", "MedTensorTests", "Fixtures", "unet_reference.safetensors")
+save_file(tensors, out, metadata={"loss": repr(loss.item()), "torch": torch.__version__, "config": "base=4 levels=2 norm=batch"})
+print(f"wrote {out}: loss {loss.item():.6f}")
