@@ -53,6 +53,9 @@ public final class UNet: Layer {
 
     public var parameters: [Tensor] { allLayers.flatMap(\.parameters) }
 
+    /// The batch-norm layers, in a fixed order (their running statistics go into checkpoints).
+    public var batchNorms: [BatchNorm2d] { allLayers.compactMap { $0 as? BatchNorm2d } }
+
     /// Parameters with the names PyTorch's `state_dict()` gives the same model in ../shared/bench/torch_unet_step.py
     /// (`down.0.0.weight`, `down.0.1.weight`, ..., `upconv.0.bias`, `head.weight`), so weights move both ways.
     public var namedParameters: [(String, Tensor)] {

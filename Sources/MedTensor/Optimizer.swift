@@ -59,8 +59,9 @@ public struct Adam: Optimizer {
     public var beta1: Float, beta2: Float, eps: Float
     public var weightDecay: Float
     public var decoupledWeightDecay: Bool
-    public private(set) var t = 0
-    var m: [[Float]], v: [[Float]]
+    /// Step count and moment estimates: the optimiser's state, saved in checkpoints.
+    public var t = 0
+    public var m: [[Float]], v: [[Float]]
 
     public init(_ parameters: [Tensor], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
                 weightDecay: Float = 0, decoupledWeightDecay: Bool = false) {

@@ -1,0 +1,226 @@
+import Foundation
+import MedTensor
+
+/// 2-D segmentation training data held in memory: images [N, C, H, W] and integer label maps [N, H, W] (as Float).
+public struct SegmentationData: Sendable {
+    public var images: [Float]
+    public var labels: [Float]
+    public var count: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public init(images: [Float], labels: [Float], count: Int, channels: Int, height: Int, width: Int) {
+        precondition(images.count == count * channels * height * width && labels.count == count * height * width, "segmentation data sizes")
+        self.images = images; self.labels = labels; self.count = count; self.channels = channels; self.height = height; self.width = width
+    }
+    /// Rows `indices` as a batch (image tensor, labels).
+    public func batch(_ indices: [Int]) -> (Tensor, [Float]) {
+        let per = channels * height * width, plane = height * width
+        var x = [Float](repeating: 0, count: indices.count * per), y = [Float](repeating: 0, count: indices.count * plane)
+        for (b, i) in indices.enumerated() {
+            for k in 0..<per { x[b * per + k] = images[i * per + k] }
+            for k in 0..<plane { y[b * plane + k] = labels[i * plane + k] }
+        }
+        return (Tensor(shape: [indices.count, channels, height, width], data: x), y)
+    }
+}
+
+/// Settings of a training run.
+public struct TrainingConfig: Sendable, Codable, Equatable {
+    public var epochs = 40
+    public var batchSize = 8
+    public var learningRate: Float = 1e-3
+    public var seed: UInt64 = 0
+    /// Random horizontal / vertical flips, each with probability 0.5.
+    public var flips = true
+    /// Random intensity scale in [1 − s, 1 + s] and shift in [−s, s] per image, with probability 0.5 (nnU-Net-like).
+    public var intensityJitter: Float = 0.1
+    /// Stop when validation Dice has not improved for this many epochs (0: never).
+    public var patience = 0
+    public init() {}
+}
+
+/// One row of the training history.
+public struct EpochRecord: Sendable, Codable, Equatable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var validationDice: Double
+    public var learningRate: Double
+    public var seconds: Double
+}
+
+/// Trains a U-Net with Dice + CE, Adam and a poly learning-rate schedule; validates (mean foreground Dice of the
+/// argmax) after every epoch; writes `checkpoint.safetensors` (weights, Adam state, BN running statistics, epoch)
+/// and `history.csv` atomically after every epoch and resumes from them. Shuffling and augmentation draw from a
+/// generator seeded by (seed, epoch), so a resumed run repeats exactly what the interrupted one would have done.
+public final class Trainer {
+    public let model: UNet
+    public let config: TrainingConfig
+    public let folder: String
+    public private(set) var history: [EpochRecord] = []
+    var optimizer: Adam
+
+    public init(model: UNet, config: TrainingConfig, folder: String) {
+        self.model = model
+        self.config = config
+        self.folder = folder
+        optimizer = Adam(model.parameters, learningRate: config.learningRate)
+    }
+
+    var checkpointPath: String { folder + "/checkpoint.safetensors" }
+
+    /// Runs (or resumes) training; `progress` receives one line per epoch.
+    @discardableResult
+    public func fit(train: SegmentationData, validation: SegmentationData?, stopAfterEpoch: Int? = nil,
+                    progress: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var start = 0
+        if FileManager.default.fileExists(atPath: checkpointPath) { start = try restore() }
+        let steps = max(1, (train.count + config.batchSize - 1) / config.batchSize)
+        let schedule = LearningRateSchedule.poly(initial: config.learningRate, totalSteps: config.epochs * steps)
+        var best = history.map(\.validationDice).max() ?? -1, sinceBest = 0
+        for epoch in start..<config.epochs {
+            let t0 = Date()
+            var rng = InitRandom(seed: config.seed &* 0x9E37_79B9 &+ UInt64(epoch) &+ 1)
+            var order = Array(0..<train.count)
+            order.shuffle(using: &rng)
+            model.isTraining = true
+            var lossSum = 0.0
+            for s in 0..<steps {
+                let idx = Array(order[(s * config.batchSize)..<min(train.count, (s + 1) * config.batchSize)])
+                guard idx.count > 1 else { continue }     // batch norm needs two images
+                var (x, y) = train.batch(idx)
+                augment(&x, &y, rng: &rng)
+                optimizer.learningRate = schedule.rate(at: epoch * steps + s)
+                optimizer.zeroGrad()
+                let loss = try Loss.diceCE(try model(x), y)
+                loss.backward()
+                optimizer.step()
+                lossSum += Double(loss.item)
+            }
+            let dice = try validation.map { try evaluate($0) } ?? .nan
+            let record = EpochRecord(epoch: epoch + 1, trainLoss: lossSum / Double(steps), validationDice: dice,
+                                     learningRate: Double(optimizer.learningRate), seconds: Date().timeIntervalSince(t0))
+            history.append(record)
+            try save(epoch: epoch + 1)
+            progress?(record)
+            if dice > best + 1e-4 { best = dice; sinceBest = 0 } else { sinceBest += 1 }
+            if config.patience > 0 && sinceBest >= config.patience { break }
+            if let stop = stopAfterEpoch, epoch + 1 >= stop { break }     // a simulated interruption (tests)
+        }
+        return history
+    }
+
+    /// Flips (axes W and H) and intensity jitter, per image.
+    func augment(_ x: inout Tensor, _ y: inout [Float], rng: inout InitRandom) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var data = x.data
+        for b in 0..<n {
+            let flipX = config.flips && Bool.random(using: &rng), flipY = config.flips && Bool.random(using: &rng)
+            let jitter = config.intensityJitter > 0 && Bool.random(using: &rng)
+            let scale = jitter ? Float.random(in: (1 - config.intensityJitter)...(1 + config.intensityJitter), using: &rng) : 1
+            let shift = jitter ? Float.random(in: -config.intensityJitter...config.intensityJitter, using: &rng) : 0
+            if !flipX && !flipY && !jitter { continue }
+            for ch in 0..<c {
+                let base = (b * c + ch) * h * w
+                let plane = Array(data[base..<(base + h * w)])
+                for j in 0..<h { for i in 0..<w {
+                    let sj = flipY ? h - 1 - j : j, si = flipX ? w - 1 - i : i
+                    data[base + j * w + i] = plane[sj * w + si] * scale + shift
+                } }
+            }
+            if flipX || flipY {
+                let base = b * h * w
+                let plane = Array(y[base..<(base + h * w)])
+                for j in 0..<h { for i in 0..<w { y[base + j * w + i] = plane[(flipY ? h - 1 - j : j) * w + (flipX ? w - 1 - i : i)] } }
+            }
+        }
+        x = Tensor(shape: x.shape, data: data)
+    }
+
+    /// Label maps (argmax) for images [N, C, H, W], in evaluation mode.
+    public func predict(_ data: SegmentationData) throws -> [Float] {
+        model.isTraining = false
+        defer { model.isTraining = true }
+        var out: [Float] = []
+        for start in stride(from: 0, to: data.count, by: config.batchSize) {
+            let (x, _) = data.batch(Array(start..<min(data.count, start + config.batchSize)))
+            let logits = try GradMode.disabled { try model(x) }
+            let (n, k, plane) = (logits.shape[0], logits.shape[1], logits.shape[2] * logits.shape[3])
+            for b in 0..<n { for p in 0..<plane {
+                var best = 0
+                for c in 1..<k where logits.data[(b * k + c) * plane + p] > logits.data[(b * k + best) * plane + p] { best = c }
+                out.append(Float(best))
+            } }
+        }
+        return out
+    }
+
+    /// Mean over images and foreground classes of the Dice of the argmax (an empty prediction of an empty class is 1).
+    public func evaluate(_ data: SegmentationData) throws -> Double {
+        let pred = try predict(data)
+        let plane = data.height * data.width
+        var total = 0.0, n = 0
+        for b in 0..<data.count {
+            for c in 1..<model.classes {
+                var inter = 0, p = 0, t = 0
+                for k in 0..<plane {
+                    let pp = pred[b * plane + k] == Float(c), tt = data.labels[b * plane + k] == Float(c)
+                    if pp { p += 1 }; if tt { t += 1 }; if pp && tt { inter += 1 }
+                }
+                total += p + t == 0 ? 1 : 2 * Double(inter) / Double(p + t)
+                n += 1
+            }
+        }
+        return total / Double(max(1, n))
+    }
+
+    // MARK: checkpoints
+
+    func save(epoch: Int) throws {
+        var tensors: [String: Tensor] = [:]
+        for (name, p) in model.namedParameters {
+            tensors["model/" + name] = p
+        }
+        for (i, (m, v)) in zip(optimizer.m, optimizer.v).enumerated() {
+            tensors[String(format: "adam/m/%03d", i)] = Tensor(shape: [m.count], data: m)
+            tensors[String(format: "adam/v/%03d", i)] = Tensor(shape: [v.count], data: v)
+        }
+        for (i, bn) in model.batchNorms.enumerated() {
+            tensors[String(format: "bn/%03d/mean", i)] = Tensor(shape: [bn.runningMean.count], data: bn.runningMean)
+            tensors[String(format: "bn/%03d/var", i)] = Tensor(shape: [bn.runningVariance.count], data: bn.runningVariance)
+        }
+        let enc = JSONEncoder()
+        let meta = ["epoch": String(epoch), "adam_t": String(optimizer.t),
+                    "config": String(decoding: try enc.encode(config), as: UTF8.self),
+                    "history": String(decoding: try enc.encode(history), as: UTF8.self),
+                    "model": "UNet in=\(model.inChannels) classes=\(model.classes) base=\(model.base) levels=\(model.levels)"]
+        try Safetensors.write(tensors, metadata: meta, to: checkpointPath)
+        var csv = "epoch,train_loss,validation_dice,learning_rate,seconds\n"
+        for r in history { csv += "\(r.epoch),\(r.trainLoss),\(r.validationDice),\(r.learningRate),\(r.seconds)\n" }
+        let tmp = folder + "/history.csv.tmp"
+        try csv.write(toFile: tmp, atomically: false, encoding: .utf8)
+        _ = rename(tmp, folder + "/history.csv")
+    }
+
+    /// Loads the checkpoint; returns the number of completed epochs.
+    func restore() throws -> Int {
+        let (t, meta) = try Safetensors.read(checkpointPath)
+        var weights: [String: Tensor] = [:]
+        for (k, v) in t where k.hasPrefix("model/") { weights[String(k.dropFirst(6))] = v }
+        try model.load(weights)
+        for i in 0..<optimizer.m.count {
+            guard let m = t[String(format: "adam/m/%03d", i)], let v = t[String(format: "adam/v/%03d", i)],
+                  m.count == optimizer.m[i].count, v.count == optimizer.v[i].count else {
+                throw TensorError.shapeMismatch("\(checkpointPath): optimiser state does not match the model")
+            }
+            optimizer.m[i] = m.data; optimizer.v[i] = v.data
+        }
+        for (i, bn) in model.batchNorms.enumerated() {
+            if let m = t[String(format: "bn/%03d/mean", i)], let v = t[String(format: "bn/%03d/var", i)] { bn.runningMean = m.data; bn.runningVariance = v.data }
+        }
+        optimizer.t = Int(meta["adam_t"] ?? "0") ?? 0
+        if let h = meta["history"], let records = try? JSONDecoder().decode([EpochRecord].self, from: Data(h.utf8)) { history = records }
+        return Int(meta["epoch"] ?? "0") ?? 0
+    }
+}
