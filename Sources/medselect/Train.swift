@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import MedData
+import MedFormats
+import MedImage
+import MedNN
+import MedTensor
+
+/// `medselect train`: a U-Net on a dataset (or the samples of a selection), with validation, checkpoints and resume.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a 2-D U-Net (Dice + CE, Adam) on a dataset folder or index; resumes from the output folder's checkpoint.",
+        discussion: """
+        Images are resampled to --size x --size (labels nearest) and z-scored; 3-D volumes contribute their axial slices.
+        Validation: --validation-fraction of the labeled cases (seeded, per site), or the given sites. The output
+        folder receives checkpoint.safetensors, history.csv, curve.svg and summary.json; running the same command
+        again after an interruption continues where it stopped and ends with the same weights.
+        Example: medselect train --data phantoms/cxr --sites MCU --size 128 --epochs 30 --out runs/mcu
+        """
+    )
+    @Option(help: "Dataset folder (adapter detected or --benchmark).") var data: String?
+    @Option(help: "SQLite index instead of a folder.") var db: String?
+    @Option(help: "Benchmark adapter for --data.") var benchmark: String?
+    @Option(help: "Only these sites (comma-separated).") var sites: String?
+    @Option(help: "Train only on the ids of this selection JSON (member 'selected'); validation stays as split.") var selection: String?
+    @Option(help: "Image side after resampling (multiple of 16).") var size = 128
+    @Option(help: "Held-out fraction of the labeled cases.") var validationFraction = 0.2
+    @Option(help: "Sites used only for validation (comma-separated).") var validationSites: String?
+    @Option(help: "Epochs.") var epochs = 30
+    @Option(help: "Batch size.") var batch = 8
+    @Option(help: "Learning rate.") var lr: Float = 1e-3
+    @Option(help: "U-Net base width.") var base = 16
+    @Option(help: "U-Net levels.") var levels = 4
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Flag(help: "No flips or intensity jitter.") var noAugmentation = false
+    @Option(help: "Output folder.") var out: String
+
+    func run() throws {
+        guard size >= 16, size % (1 << levels) == 0 else { throw ValidationError("--size must be a multiple of \(1 << levels)") }
+        guard (0..<1).contains(validationFraction), epochs >= 1, batch >= 2 else { throw ValidationError("need 0 <= --validation-fraction < 1, --epochs >= 1, --batch >= 2") }
+        var datasets: [Dataset]
+        if let db { datasets = try DatasetIndex(path: db).datasets() }
+        else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
+        else { throw ValidationError("give --data or --db") }
+        if let sites { let keep = Set(sites.split(separator: ",").map(String.init)); datasets = datasets.map { $0.filtered(sites: keep) } }
+        datasets = datasets.map { $0.filtered(labeled: true) }
+        let valSites = Set((validationSites ?? "").split(separator: ",").map(String.init))
+        var trainSamples: [Sample] = [], valSamples: [Sample] = []
+        for d in datasets {
+            if !valSites.isEmpty {
+                trainSamples += d.samples.filter { !valSites.contains($0.site) }
+                valSamples += d.samples.filter { valSites.contains($0.site) }
+            } else {
+                let parts = d.split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
+                trainSamples += parts["train"] ?? []; valSamples += parts["validation"] ?? []
+            }
+        }
+        if let selection {
+            guard let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: selection))) as? [String: Any],
+                  let ids = json["selected"] as? [String] else {
+                throw DataError.badConfiguration(path: selection, reason: "not a selection JSON with a 'selected' list of ids")
+            }
+            let chosen = Set(ids)
+            trainSamples = (trainSamples + valSamples).filter { chosen.contains($0.id) }
+            valSamples = valSamples.filter { !chosen.contains($0.id) }
+        }
+        guard trainSamples.count >= 2 else { throw DataError.badDataset(path: data ?? db ?? "", reason: "fewer than two labeled training cases") }
+        FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(valSamples.count) validation cases, \(size)x\(size)\n".utf8))
+        let trainData = try Self.prepare(trainSamples, size: size)
+        let valData = valSamples.isEmpty ? nil : try Self.prepare(valSamples, size: size, channels: trainData.channels)
+        let classes = Int((trainData.labels.max() ?? 1)) + 1
+        var config = TrainingConfig()
+        config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed
+        if noAugmentation { config.flips = false; config.intensityJitter = 0 }
+        let model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, seed: seed)
+        let trainer = Trainer(model: model, config: config, folder: out)
+        let start = Date()
+        let history = try trainer.fit(train: trainData, validation: valData) { r in
+            FileHandle.standardError.write(Data(String(format: "[train] epoch %d/%d  loss %.4f  validation Dice %.4f  lr %.2e  %.1f s\n",
+                                                      r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
+        }
+        try Self.writeCurve(history, to: out + "/curve.svg")
+        let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
+                                      "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,
+                                      "best_validation_dice": history.map(\.validationDice).max() ?? .nan,
+                                      "seconds_this_run": Date().timeIntervalSince(start), "seed": seed]
+        try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])), to: out + "/summary.json")
+        print(String(format: "trained %d epochs: validation Dice %.4f (best %.4f); %@/checkpoint.safetensors, history.csv, curve.svg",
+                     history.count, history.last?.validationDice ?? .nan, history.map(\.validationDice).max() ?? .nan, out))
+    }
+
+    /// Images resampled to size x size and z-scored, labels nearest; 3-D cases become their axial slices.
+    static func prepare(_ samples: [Sample], size: Int, channels wanted: Int? = nil) throws -> SegmentationData {
+        var images: [Float] = [], labels: [Float] = [], count = 0, channels = wanted ?? 0
+        for s in samples {
+            let image = try s.loadImage()
+            guard let label = try s.loadLabel() else { continue }
+            let c = image.info.components == .color ? image.shape.t : 1
+            if channels == 0 { channels = c }
+            guard c == channels else { throw DataError.badDataset(path: s.images[0], reason: "\(c) channels; the others have \(channels)") }
+            for k in 0..<image.shape.z {
+                let img2 = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
+                let lab2 = label.shape.z > 1 ? try label.slice(axis: 2, index: k) : label
+                let r = try img2.resampled(toShape: [size, size, 1])
+                var l = lab2
+                l.kind = .labelMap
+                let rl = try l.resampled(toShape: [size, size, 1])
+                let z = try r.zScored()
+                images += z.voxels.prefix(size * size * channels)
+                labels += rl.voxels.prefix(size * size)
+                count += 1
+            }
+        }
+        return SegmentationData(images: images, labels: labels, count: count, channels: channels, height: size, width: size)
+    }
+
+    /// The training curve as a small SVG: training loss and validation Dice per epoch.
+    static func writeCurve(_ h: [EpochRecord], to path: String) throws {
+        let w = 480.0, ht = 260.0, pad = 40.0
+        let maxLoss = max(1e-9, h.map(\.trainLoss).max() ?? 1), n = Double(max(1, h.count - 1))
+        func x(_ i: Int) -> Double { pad + Double(i) / n * (w - 2 * pad) }
+        func y(_ v: Double) -> Double { ht - pad - v * (ht - 2 * pad) }
+        let loss = h.enumerated().map { String(format: "%.1f,%.1f", x($0.offset), y($0.element.trainLoss / maxLoss)) }.joined(separator: " ")
+        let dice = h.enumerated().filter { $0.element.validationDice.isFinite }.map { String(format: "%.1f,%.1f", x($0.offset), y($0.element.validationDice)) }.joined(separator: " ")
+        let svg = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(ht))" font-family="sans-serif" font-size="11">
+        <rect width="100%" height="100%" fill="white"/>
+        <line x1="\(pad)" y1="\(ht - pad)" x2="\(w - pad)" y2="\(ht - pad)" stroke="black"/><line x1="\(pad)" y1="\(pad)" x2="\(pad)" y2="\(ht - pad)" stroke="black"/>
+        <text x="\(w / 2)" y="\(ht - 8)" text-anchor="middle">epoch (1-\(h.count))</text>
+        <text x="\(pad - 4)" y="\(pad)" text-anchor="end">1</text><text x="\(pad - 4)" y="\(ht - pad)" text-anchor="end">0</text>
+        <polyline points="\(loss)" fill="none" stroke="#c0392b" stroke-width="2"/>
+        <polyline points="\(dice)" fill="none" stroke="#2471a3" stroke-width="2"/>
+        <text x="\(w - pad)" y="\(pad - 20)" text-anchor="end" fill="#c0392b">training loss (/ \(String(format: "%.3f", maxLoss)))</text>
+        <text x="\(w - pad)" y="\(pad - 6)" text-anchor="end" fill="#2471a3">validation Dice</text>
+        </svg>
+
+        """
+        try AtomicFile.write(svg, to: path)
+    }
+}
