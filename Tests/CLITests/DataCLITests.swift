@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import MedTensor
 
 @Suite("medselect phantom, index, summary, export")
 struct DataCLITests {
@@ -62,5 +63,47 @@ struct DataCLITests {
             let lines = r.stderr.split(separator: "\n")
             #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "\(args): \(r.stderr)")
         }
+    }
+}
+
+@Suite("medselect train")
+struct TrainCLITests {
+    @Test("killed mid-run and started again, training ends with the same weights as an uninterrupted run")
+    func killAndResume() throws {
+        let scratch = Scratch("cli-train")
+        defer { scratch.cleanup() }
+        let data = scratch.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "10", "--size", "32", "--seed", "2", "--out", data, "--quiet"]).status == 0)
+        let args = ["train", "--data", data, "--sites", "MCU", "--size", "32", "--epochs", "5", "--batch", "4", "--base", "4", "--levels", "2", "--seed", "3"]
+        let a = try Tool.run(args + ["--out", scratch.file("a")])
+        #expect(a.status == 0, "\(a.stderr)")
+        // Second run: kill it once it has finished two epochs (mid-way through the third), then run the same command.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Tool.binary)
+        p.arguments = args + ["--out", scratch.file("b")]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        var seen = ""
+        while !seen.contains("epoch 2/5") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal, "finished before the kill: \(seen)")
+        let b = try Tool.run(args + ["--out", scratch.file("b")])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(!b.stderr.contains("epoch 1/5"), "the resumed run should start after the checkpointed epochs: \(b.stderr)")
+        let (wa, _) = try Safetensors.read(scratch.file("a/checkpoint.safetensors"))
+        let (wb, _) = try Safetensors.read(scratch.file("b/checkpoint.safetensors"))
+        let names = wa.keys.filter { $0.hasPrefix("model/") }.sorted()
+        #expect(!names.isEmpty && names == wb.keys.filter { $0.hasPrefix("model/") }.sorted())
+        for n in names { #expect(wa[n]!.data == wb[n]!.data, "\(n) differs") }
+        #expect(FileManager.default.fileExists(atPath: scratch.file("b/curve.svg")))
+        let history = try String(contentsOfFile: scratch.file("b/history.csv"), encoding: .utf8)
+        #expect(history.split(separator: "\n").count == 6)
     }
 }
