@@ -37,6 +37,8 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var intensityJitter: Float = 0.1
     /// Stop when validation Dice has not improved for this many epochs (0: never).
     public var patience = 0
+    /// Side of the square images the model was trained on (recorded for prediction).
+    public var imageSize: Int? = nil
     public init() {}
 }
 
@@ -140,8 +142,9 @@ public final class Trainer {
 
     /// Label maps (argmax) for images [N, C, H, W], in evaluation mode.
     public func predict(_ data: SegmentationData) throws -> [Float] {
+        let wasTraining = model.isTraining
         model.isTraining = false
-        defer { model.isTraining = true }
+        defer { model.isTraining = wasTraining }
         var out: [Float] = []
         for start in stride(from: 0, to: data.count, by: config.batchSize) {
             let (x, _) = data.batch(Array(start..<min(data.count, start + config.batchSize)))

@@ -8,6 +8,7 @@ import MedFormats
 import MedImage
 import MedMetrics
 import MedSelection
+import MedTensor
 
 /// The `medselect` command-line tool: one subcommand per user task, each a thin layer over the libraries.
 struct MedSelect: ParsableCommand {
@@ -16,7 +17,7 @@ struct MedSelect: ParsableCommand {
         abstract: "Choose which medical images are worth annotating, and prove it.",
         discussion: "Errors print one line `error: <path>: <reason>` and exit with status 1.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Select.self, Phantom.self, Index.self, Summary.self, Export.self, Cache.self, Train.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Select.self, Phantom.self, Index.self, Summary.self, Export.self, Cache.self, Train.self, Predict.self, Bench.self]
     )
 }
 
@@ -57,6 +58,10 @@ enum Main {
         } catch let error as SelectionError {
             fail("selection: \(error.description)")
         } catch let error as DataError {
+            fail(error.description)
+        } catch let error as Safetensors.Error {
+            fail(error.description)
+        } catch let error as TensorError {
             fail(error.description)
         } catch let error as CommandError {
             fail(error.description)

@@ -70,7 +70,7 @@ struct Train: ParsableCommand {
         let valData = valSamples.isEmpty ? nil : try Self.prepare(valSamples, size: size, channels: trainData.channels)
         let classes = Int((trainData.labels.max() ?? 1)) + 1
         var config = TrainingConfig()
-        config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed
+        config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed; config.imageSize = size
         if noAugmentation { config.flips = false; config.intensityJitter = 0 }
         let model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, seed: seed)
         let trainer = Trainer(model: model, config: config, folder: out)

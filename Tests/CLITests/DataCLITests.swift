@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 import MedTensor
+import MedFormats
+import MedImage
 
 @Suite("medselect phantom, index, summary, export")
 struct DataCLITests {
@@ -105,5 +107,18 @@ struct TrainCLITests {
         #expect(FileManager.default.fileExists(atPath: scratch.file("b/curve.svg")))
         let history = try String(contentsOfFile: scratch.file("b/history.csv"), encoding: .utf8)
         #expect(history.split(separator: "\n").count == 6)
+        // Prediction writes one label map per image, on the image's own grid, at native size or resampled.
+        for extra in [[], ["--native", "--tta"]] {
+            let out = scratch.file("pred\(extra.count)")
+            let r = try Tool.run(["predict", "--checkpoint", scratch.file("a/checkpoint.safetensors"), "--input", data + "/MCU/CXR_png", "--out", out] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            for f in try FileManager.default.contentsOfDirectory(atPath: data + "/MCU/CXR_png") {
+                let image = try ImageIO.read(data + "/MCU/CXR_png/" + f), label = try ImageIO.read(out + "/" + f)
+                #expect(label.shape == ImageShape(image.shape.x, image.shape.y) && Set(label.voxels).isSubset(of: [0, 1]))
+                #expect(zip(label.spacing, image.spacing).allSatisfy { abs($0 - $1) < 1e-3 })
+            }
+        }
+        let bad = try Tool.run(["predict", "--checkpoint", data + "/phantom_cases.csv", "--input", data, "--out", scratch.file("x")])
+        #expect(bad.status == 1 && bad.stderr.hasPrefix("error: "))
     }
 }

@@ -54,3 +54,39 @@ struct TrainerTests {
         #expect(history.last!.validationDice > 0.9, "\(history.map(\.validationDice)) loss \(history.map(\.trainLoss))")
     }
 }
+
+@Suite("Prediction")
+struct PredictionTests {
+    @Test("sliding-window geometry and Gaussian weights; a window equal to the image reproduces the direct prediction; flips are undone")
+    func slidingWindow() throws {
+        #expect(SlidingWindow.starts(10, patch: 4, overlap: 0.5) == [0, 2, 4, 6])
+        #expect(SlidingWindow.starts(11, patch: 4, overlap: 0.5) == [0, 2, 4, 6, 7])
+        #expect(SlidingWindow.starts(4, patch: 4, overlap: 0.5) == [0])
+        let g = SlidingWindow.gaussian(8, 8)
+        #expect(g.max()! <= 1 && g.min()! > 0 && g[3 * 8 + 3] > g[0])
+        let model = UNet(base: 2, levels: 2, seed: 4)
+        var rng = SplitMix(state: 8)
+        let image = (0..<256).map { _ in Float.random(in: -1...1, using: &rng) }
+        model.isTraining = false
+        let direct = try GradMode.disabled { try model(Tensor(shape: [1, 1, 16, 16], data: image)).softmax(axis: 1) }
+        let p = try SlidingWindow.probabilities(model: model, image: image, channels: 1, height: 16, width: 16, patch: 16)
+        #expect(zip(p, direct.data).allSatisfy { abs($0 - $1) < 1e-5 })
+        // Larger image: probabilities stay probabilities everywhere (weights normalised), TTA included.
+        let big = (0..<(24 * 20)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let q = try SlidingWindow.probabilities(model: model, image: big, channels: 1, height: 24, width: 20, patch: 16, flipTTA: true)
+        for px in 0..<(24 * 20) { #expect(abs(q[px] + q[24 * 20 + px] - 1) < 1e-4) }
+        // A mirror-symmetric image gives a mirror-symmetric TTA prediction only if flips are undone correctly:
+        // check against averaging the three flipped predictions by hand.
+        let sym: [Float] = (0..<256).map { (i: Int) -> Float in Float(abs((i % 16) - 7)) / 8 }
+        let tta = try SlidingWindow.probabilities(model: model, image: sym, channels: 1, height: 16, width: 16, patch: 16, flipTTA: true)
+        func run(_ img: [Float]) throws -> [Float] { try GradMode.disabled { try model(Tensor(shape: [1, 1, 16, 16], data: img)).softmax(axis: 1).data } }
+        let flipX: [Float] = (0..<256).map { (i: Int) -> Float in sym[(i / 16) * 16 + 15 - i % 16] }
+        let flipY: [Float] = (0..<256).map { (i: Int) -> Float in sym[(15 - i / 16) * 16 + i % 16] }
+        let a = try run(sym), bx = try run(flipX), by = try run(flipY)
+        for c in 0..<2 { for j in 0..<16 { for i in 0..<16 {
+            let v1: Float = a[c * 256 + j * 16 + i], v2: Float = bx[c * 256 + j * 16 + 15 - i], v3: Float = by[c * 256 + (15 - j) * 16 + i]
+            let expect: Float = (v1 + v2 + v3) / 3
+            #expect(abs(tta[c * 256 + j * 16 + i] - expect) < 1e-5)
+        } } }
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import MedFormats
+import MedImage
+import MedNN
+import MedTensor
+
+/// `medselect predict`: label maps from a trained checkpoint, written in each input's own geometry.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Segment images with a trained U-Net checkpoint; labels are written on each input's own grid.",
+        discussion: """
+        By default each image (each axial slice of a volume) is resampled to the training size, z-scored and
+        predicted; --native predicts at the image's own resolution with a sliding window of the training size
+        (Gaussian-weighted, 50 % overlap). --tta averages the image and its two mirror images.
+        Example: medselect predict --checkpoint runs/mcu/checkpoint.safetensors --input images/ --out predictions/
+        """
+    )
+    @Option(help: "checkpoint.safetensors written by medselect train.") var checkpoint: String
+    @Option(help: "An image file or a folder of images.") var input: String
+    @Option(help: "Output folder (same file names).") var out: String
+    @Flag(help: "Flip test-time augmentation.") var tta = false
+    @Flag(help: "Sliding window at native resolution instead of resampling to the training size.") var native = false
+
+    func run() throws {
+        let (model, config) = try Trainer.loadModel(checkpoint: checkpoint)
+        guard let size = config.imageSize else {
+            throw CommandError(subject: checkpoint, reason: "the checkpoint does not record its training image size")
+        }
+        var dir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &dir) else { throw CommandError(subject: input, reason: "no such file or folder") }
+        let files = dir.boolValue
+            ? ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []).sorted().filter { !$0.hasPrefix(".") }.map { input + "/" + $0 }
+            : [input]
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var written = 0
+        for file in files {
+            guard (try? ImageIO.detect(file)) != nil else { continue }
+            let image = try ImageIO.read(file)
+            let channels = image.info.components == .color ? image.shape.t : 1
+            guard channels == model.inChannels else {
+                throw CommandError(subject: file, reason: "\(channels) channels; the model takes \(model.inChannels)")
+            }
+            var slices: [MedicalImage] = []
+            for k in 0..<image.shape.z {
+                let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
+                slices.append(try predictSlice(slice, model: model, size: size, channels: channels))
+            }
+            var label = image.shape.z > 1 ? try MedicalImage.stack(slices, axis: 2) : slices[0]
+            label.kind = .labelMap
+            let name = (file as NSString).lastPathComponent
+            try ImageIO.write(label, to: out + "/" + name, options: .init(storedType: .uint8, pngBitDepth: 8))
+            written += 1
+        }
+        print("wrote \(written) label maps to \(out)")
+    }
+
+    func predictSlice(_ slice: MedicalImage, model: UNet, size: Int, channels: Int) throws -> MedicalImage {
+        let work = native ? slice : try slice.resampled(toShape: [size, size, 1])
+        let z = try work.zScored()
+        var (h, w) = (work.shape.y, work.shape.x)
+        var pixels = Array(z.voxels.prefix(channels * h * w))
+        // Pad to at least the patch (edge values) for the sliding window.
+        if h < size || w < size {
+            let (nh, nw) = (max(h, size), max(w, size))
+            var padded = [Float](repeating: 0, count: channels * nh * nw)
+            for c in 0..<channels { for j in 0..<nh { for i in 0..<nw { padded[(c * nh + j) * nw + i] = pixels[(c * h + min(j, h - 1)) * w + min(i, w - 1)] } } }
+            pixels = padded; (h, w) = (nh, nw)
+        }
+        let p = try SlidingWindow.probabilities(model: model, image: pixels, channels: channels, height: h, width: w, patch: size, flipTTA: tta)
+        let labels = SlidingWindow.labels(p, classes: model.classes, height: h, width: w)
+        var cropped = [Float](repeating: 0, count: work.shape.x * work.shape.y)
+        for j in 0..<work.shape.y { for i in 0..<work.shape.x { cropped[j * work.shape.x + i] = labels[j * w + i] } }
+        let small = MedicalImage(shape: ImageShape(work.shape.x, work.shape.y), voxels: cropped, affine: work.affine, kind: .labelMap, info: work.info)
+        return native ? small : try small.resampled(onto: slice, interpolation: .nearest)
+    }
+}
+
