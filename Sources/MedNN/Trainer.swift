@@ -35,6 +35,12 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var flips = true
     /// Random intensity scale in [1 − s, 1 + s] and shift in [−s, s] per image, with probability 0.5 (nnU-Net-like).
     public var intensityJitter: Float = 0.1
+    /// Probability of a random rotation (±15°) and scaling (0.85-1.15) per image (image bilinear, labels nearest).
+    public var spatialProbability: Float = 0.2
+    /// Probability of a gamma change (0.7-1.5, on the image rescaled to [0, 1]) per image.
+    public var gammaProbability: Float = 0.3
+    /// Probability of added Gaussian noise (standard deviation up to 0.1) per image.
+    public var noiseProbability: Float = 0.15
     /// Stop when validation Dice has not improved for this many epochs (0: never).
     public var patience = 0
     /// Side of the square images the model was trained on (recorded for prediction).
@@ -113,28 +119,73 @@ public final class Trainer {
         return history
     }
 
-    /// Flips (axes W and H) and intensity jitter, per image.
-    func augment(_ x: inout Tensor, _ y: inout [Float], rng: inout InitRandom) {
+    /// Per image, each with its probability: rotation and scaling, flips (W and H), gamma, intensity jitter, noise.
+    /// Every draw comes from `rng`, so the augmentation is reproducible.
+    public func augment(_ x: inout Tensor, _ y: inout [Float], rng: inout InitRandom) {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var data = x.data
+        let plane = h * w
         for b in 0..<n {
+            // Spatial: inverse-map every output pixel through the rotation and scale about the centre.
+            if config.spatialProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.spatialProbability {
+                let angle = Double.random(in: -15...15, using: &rng) * .pi / 180, scale = Double.random(in: 0.85...1.15, using: &rng)
+                let (ca, sa) = (cos(angle) / scale, sin(angle) / scale)
+                let (cx, cy) = (Double(w - 1) / 2, Double(h - 1) / 2)
+                let labels = Array(y[(b * plane)..<((b + 1) * plane)])
+                for ch in 0..<c {
+                    let base = (b * c + ch) * plane
+                    let src = Array(data[base..<(base + plane)])
+                    for j in 0..<h { for i in 0..<w {
+                        let dx = Double(i) - cx, dy = Double(j) - cy
+                        let sx = ca * dx + sa * dy + cx, sy = -sa * dx + ca * dy + cy
+                        let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
+                        let fx = Float(sx - Double(x0)), fy = Float(sy - Double(y0))
+                        func at(_ yy: Int, _ xx: Int) -> Float { src[min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1)] }
+                        data[base + j * w + i] = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy
+                        if ch == 0 {
+                            let nx = Int(sx.rounded()), ny = Int(sy.rounded())
+                            y[b * plane + j * w + i] = nx >= 0 && nx < w && ny >= 0 && ny < h ? labels[ny * w + nx] : 0
+                        }
+                    } }
+                }
+            }
             let flipX = config.flips && Bool.random(using: &rng), flipY = config.flips && Bool.random(using: &rng)
             let jitter = config.intensityJitter > 0 && Bool.random(using: &rng)
             let scale = jitter ? Float.random(in: (1 - config.intensityJitter)...(1 + config.intensityJitter), using: &rng) : 1
             let shift = jitter ? Float.random(in: -config.intensityJitter...config.intensityJitter, using: &rng) : 0
-            if !flipX && !flipY && !jitter { continue }
-            for ch in 0..<c {
-                let base = (b * c + ch) * h * w
-                let plane = Array(data[base..<(base + h * w)])
-                for j in 0..<h { for i in 0..<w {
-                    let sj = flipY ? h - 1 - j : j, si = flipX ? w - 1 - i : i
-                    data[base + j * w + i] = plane[sj * w + si] * scale + shift
-                } }
+            let gamma: Float? = config.gammaProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.gammaProbability
+                ? Float.random(in: 0.7...1.5, using: &rng) : nil
+            let noise: Float? = config.noiseProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.noiseProbability
+                ? Float.random(in: 0...0.1, using: &rng) : nil
+            if flipX || flipY || jitter {
+                for ch in 0..<c {
+                    let base = (b * c + ch) * plane
+                    let src = Array(data[base..<(base + plane)])
+                    for j in 0..<h { for i in 0..<w {
+                        let sj = flipY ? h - 1 - j : j, si = flipX ? w - 1 - i : i
+                        data[base + j * w + i] = src[sj * w + si] * scale + shift
+                    } }
+                }
+                if flipX || flipY {
+                    let base = b * plane
+                    let src = Array(y[base..<(base + plane)])
+                    for j in 0..<h { for i in 0..<w { y[base + j * w + i] = src[(flipY ? h - 1 - j : j) * w + (flipX ? w - 1 - i : i)] } }
+                }
             }
-            if flipX || flipY {
-                let base = b * h * w
-                let plane = Array(y[base..<(base + h * w)])
-                for j in 0..<h { for i in 0..<w { y[base + j * w + i] = plane[(flipY ? h - 1 - j : j) * w + (flipX ? w - 1 - i : i)] } }
+            if let gamma {
+                // nnU-Net's gamma: rescale to [0, 1], apply, scale back.
+                for ch in 0..<c {
+                    let base = (b * c + ch) * plane
+                    let lo = data[base..<(base + plane)].min()!, hi = data[base..<(base + plane)].max()!
+                    guard hi > lo else { continue }
+                    for k in base..<(base + plane) { data[k] = lo + (hi - lo) * Foundation.pow((data[k] - lo) / (hi - lo), gamma) }
+                }
+            }
+            if let noise {
+                for k in (b * c * plane)..<((b + 1) * c * plane) {
+                    let u1 = max(Float.random(in: 0..<1, using: &rng), 1e-7), u2 = Float.random(in: 0..<1, using: &rng)
+                    data[k] += noise * (-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2)
+                }
             }
         }
         x = Tensor(shape: x.shape, data: data)

@@ -49,6 +49,7 @@ struct TrainerTests {
         var config = TrainingConfig()
         // Foreground is learned after about 12 epochs (the loss falls steadily before the argmax flips).
         config.epochs = 25; config.batchSize = 4; config.learningRate = 1e-2; config.flips = false; config.intensityJitter = 0
+        config.spatialProbability = 0; config.gammaProbability = 0; config.noiseProbability = 0
         let trainer = Trainer(model: UNet(base: 4, levels: 2, seed: 1), config: config, folder: scratch.path)
         let history = try trainer.fit(train: squares(24, size: 16, seed: 2), validation: squares(8, size: 16, seed: 3))
         #expect(history.last!.validationDice > 0.9, "\(history.map(\.validationDice)) loss \(history.map(\.trainLoss))")
@@ -88,5 +89,28 @@ struct PredictionTests {
             let expect: Float = (v1 + v2 + v3) / 3
             #expect(abs(tta[c * 256 + j * 16 + i] - expect) < 1e-5)
         } } }
+    }
+}
+
+@Suite("Augmentation")
+struct AugmentationTests {
+    @Test("augmentation keeps image and label aligned and is reproducible")
+    func aligned() throws {
+        let data = squares(8, size: 16, seed: 12)
+        var config = TrainingConfig()
+        config.spatialProbability = 1; config.flips = true; config.gammaProbability = 0; config.noiseProbability = 0; config.intensityJitter = 0
+        let trainer = Trainer(model: UNet(base: 2, levels: 1), config: config, folder: NSTemporaryDirectory())
+        let (x0, y0) = data.batch(Array(0..<8))
+        var (x1, y1) = (x0, y0), (x2, y2) = (x0, y0)
+        var r1 = InitRandom(seed: 3), r2 = InitRandom(seed: 3)
+        trainer.augment(&x1, &y1, rng: &r1)
+        trainer.augment(&x2, &y2, rng: &r2)
+        #expect(x1.data == x2.data && y1 == y2)
+        #expect(x1.data != x0.data)
+        // The squares are bright (about 1) on noise (about 0): after the same transform the label covers the bright
+        // pixels of the image, apart from a border of interpolation.
+        var agree = 0, total = 0
+        for k in 0..<y1.count where abs(x1.data[k] - 0.5) > 0.35 { total += 1; if (x1.data[k] > 0.5) == (y1[k] > 0) { agree += 1 } }
+        #expect(Double(agree) / Double(total) > 0.9, "\(agree) of \(total)")
     }
 }
