@@ -85,11 +85,17 @@ public final class BatchNorm2d: Layer {
 
     public var parameters: [Tensor] { [gamma, beta] }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try apply(x, relu: false) }
+
+    /// Batch norm then ReLU (fused in training mode).
+    public func withReLU(_ x: Tensor) throws -> Tensor { try apply(x, relu: true) }
+
+    func apply(_ x: Tensor, relu: Bool) throws -> Tensor {
         guard isTraining else {
-            return try x.batchNormInference(gamma: gamma, beta: beta, mean: runningMean, variance: runningVariance)
+            let y = try x.batchNormInference(gamma: gamma, beta: beta, mean: runningMean, variance: runningVariance)
+            return relu ? y.relu() : y
         }
-        let (y, mean, variance) = try x.batchNorm(gamma: gamma, beta: beta)
+        let (y, mean, variance) = relu ? try x.batchNormReLU(gamma: gamma, beta: beta) : try x.batchNorm(gamma: gamma, beta: beta)
         for c in 0..<runningMean.count {
             runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean[c]
             runningVariance[c] = (1 - momentum) * runningVariance[c] + momentum * variance[c]

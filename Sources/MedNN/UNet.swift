@@ -14,7 +14,7 @@ public final class UNet: Layer {
             c2 = Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n2 = BatchNorm2d(cout)
         }
         var layers: [any Layer] { [c1, n1, c2, n2] }
-        func callAsFunction(_ x: Tensor) throws -> Tensor { try n2(c2(n1(c1(x)).relu())).relu() }
+        func callAsFunction(_ x: Tensor) throws -> Tensor { try n2.withReLU(c2(n1.withReLU(c1(x)))) }
     }
 
     public let inChannels: Int, classes: Int, base: Int, levels: Int

@@ -42,6 +42,15 @@ extension Tensor {
     /// (channels in parallel): y = γ (x − μ) / σ + β; backward dβ = Σ dy, dγ = Σ dy x̂,
     /// dx = γ / (σ M) · (M dy − dβ − x̂ dγ) over the M = N·H·W values of the channel.
     public func batchNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> (Tensor, mean: [Float], variance: [Float]) {
+        try batchNorm(gamma: gamma, beta: beta, eps: eps, relu: false)
+    }
+
+    /// Batch normalisation followed by ReLU in one pass (forward and backward), as the U-Net's blocks use it.
+    public func batchNormReLU(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> (Tensor, mean: [Float], variance: [Float]) {
+        try batchNorm(gamma: gamma, beta: beta, eps: eps, relu: true)
+    }
+
+    func batchNorm(gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) throws -> (Tensor, mean: [Float], variance: [Float]) {
         guard rank >= 2 else { throw TensorError.shapeMismatch("batchNorm of \(shape)") }
         let n = shape[0], c = shape[1], inner = shape[2...].reduce(1, *)
         if let gamma, gamma.count != c { throw TensorError.shapeMismatch("batchNorm gamma \(gamma.shape) for \(c) channels") }
@@ -64,7 +73,11 @@ extension Tensor {
                     mp[ch] = mu; ip[ch] = istd; vp[ch] = m > 1 ? v * Float(m) / Float(m - 1) : v
                     let gm = gd?[ch] ?? 1, bt = bd?[ch] ?? 0
                     let scale = gm * istd, shift = bt - mu * scale
-                    for b in 0..<n { let src = xp + (b * c + ch) * inner, dst = op + (b * c + ch) * inner; for i in 0..<inner { dst[i] = src[i] * scale + shift } }
+                    for b in 0..<n {
+                        let src = xp + (b * c + ch) * inner, dst = op + (b * c + ch) * inner
+                        if relu { for i in 0..<inner { dst[i] = max(0, src[i] * scale + shift) } }
+                        else { for i in 0..<inner { dst[i] = src[i] * scale + shift } }
+                    }
                 }
             } } }
         } }
@@ -73,7 +86,11 @@ extension Tensor {
         if let gamma { inputs.append(gamma) }
         if let beta { inputs.append(beta) }
         let (meanC, invC) = (mean, invStd)
-        let result = Tensor.result(shape: shape, data: out, inputs: inputs) { [self] g in
+        let y = out
+        let result = Tensor.result(shape: shape, data: out, inputs: inputs) { [self] gIn in
+            // Through the ReLU first: no gradient where the output was clipped.
+            var g = gIn
+            if relu { g.withUnsafeMutableBufferPointer { gp in y.withUnsafeBufferPointer { yp in for i in 0..<gp.count { gp[i] = yp[i] > 0 ? gp[i] : 0 } } } }
             var gx = [Float](repeating: 0, count: total), gGamma = [Float](repeating: 0, count: c), gBeta = [Float](repeating: 0, count: c)
             x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { gxb in
                 gGamma.withUnsafeMutableBufferPointer { ggb in gBeta.withUnsafeMutableBufferPointer { gbb in

@@ -63,6 +63,17 @@ struct LayerTests {
     func norms() throws {
         let x = random([3, 4, 3, 2], seed: 28, scale: 2), gamma = random([4], seed: 29), beta = random([4], seed: 30)
         try gradientCheck([x, gamma, beta]) { try $0[0].batchNorm(gamma: $0[1], beta: $0[2]).0 }
+        // Fused with ReLU: the same values and gradients as the two checked steps (finite differences straddle the kink).
+        let seed = (0..<x.count).map { Float($0 % 7) - 3 }
+        for p in [x, gamma, beta] { p.zeroGrad() }
+        let fused = try x.batchNormReLU(gamma: gamma, beta: beta).0
+        fused.backward(seed: seed)
+        let fusedGrads = [x.grad!, gamma.grad!, beta.grad!]
+        for p in [x, gamma, beta] { p.zeroGrad() }
+        let twoStep = try x.batchNorm(gamma: gamma, beta: beta).0.relu()
+        twoStep.backward(seed: seed)
+        #expect(fused.data == twoStep.data)
+        for (a, b) in zip(fusedGrads, [x.grad!, gamma.grad!, beta.grad!]) { #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 }) }
         try gradientCheck([x, gamma, beta]) { try $0[0].instanceNorm(gamma: $0[1], beta: $0[2]) }
         try gradientCheck([x, gamma, beta]) { try $0[0].groupNorm(groups: 2, gamma: $0[1], beta: $0[2]) }
         let t = random([3, 5], seed: 31), lg = random([5], seed: 32), lb = random([5], seed: 33)
