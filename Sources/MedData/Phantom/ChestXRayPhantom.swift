@@ -64,55 +64,63 @@ struct ChestXRayPhantom {
         var atten = Plane(w, h)
         var fluidPixels = 0
         let hc = heart
-        for j in 0..<h {
-            for i in 0..<w {
-                let (x, y) = frame(Double(i), Double(j))
-                let k = j * w + i
-                let bodyE = (x / 0.95) * (x / 0.95) + ((y - 0.1) / 1.15) * ((y - 0.1) / 1.15)
-                var a = 0.0
-                if bodyE < 1 || y < -0.9 {
-                    let t = max(0, 1 - (x / 0.95) * (x / 0.95)).squareRoot()
-                    a = 1.0 * t + 0.15
-                    if abs(x) < 0.11 { a += 0.35 * (1 - abs(x) / 0.11) + 0.15 }
-                }
-                let hx = (x - hc.cx) / hc.rx, hy = (y - hc.cy) / hc.ry
-                let inHeart = hx * hx + hy * hy < 1
-                if inHeart { a += 0.35 * (1 - 0.3 * (hx * hx + hy * hy)); right.data[k] = 0; left.data[k] = 0 }
-                if mode == "effusion" {
-                    let f = lungFrames[effusionSide < 0 ? 0 : 1]
-                    let v = (y - f.cy) / f.ry, u = effusionSide * (x - f.cx) / f.rx
-                    let inLung = effusionSide < 0 ? right.data[k] > 0 : left.data[k] > 0
-                    if inLung && v > 0.5 - 0.35 * u {
-                        a += 0.45
-                        if effusionSide < 0 { right.data[k] = 0 } else { left.data[k] = 0 }
-                        fluidPixels += 1
+        // The chest-frame coordinates are affine in (i, j): step along a row by (dxi, dyi).
+        let dxi = ca * sx / unit, dyi = -sa * sx / unit
+        let (irx, iry) = (1 / hc.rx, 1 / hc.ry)
+        let ef = lungFrames[effusionSide < 0 ? 0 : 1]
+        let isEffusion = mode == "effusion"
+        atten.data.withUnsafeMutableBufferPointer { ab in
+        right.data.withUnsafeMutableBufferPointer { rb in
+        left.data.withUnsafeMutableBufferPointer { lb in
+            let (ap, rp, lp) = (ab.baseAddress!, rb.baseAddress!, lb.baseAddress!)
+            for j in 0..<h {
+                var (x, y) = frame(0, Double(j))
+                for i in 0..<w {
+                    defer { x += dxi; y += dyi }
+                    let k = j * w + i
+                    let xn = x * (1 / 0.95), yb = (y - 0.1) * (1 / 1.15)
+                    var a = 0.0
+                    if xn * xn + yb * yb < 1 || y < -0.9 {
+                        a = max(0, 1 - xn * xn).squareRoot() + 0.15
+                        if abs(x) < 0.11 { a += 0.35 * (1 - abs(x) / 0.11) + 0.15 }
                     }
-                }
-                // Posterior ribs: bands curving down laterally; brighter cortex at the band edges.
-                let ax = abs(x)
-                if ax > 0.08 && ax < 0.9 {
-                    // Only the ribs nearest this height can cover it (spacing 0.165, jitter 0.015, half-width 0.03).
-                    let yr = y - 0.42 * (ax - 0.1) * (ax - 0.1)
-                    let k0 = Int(((yr + 0.78) / 0.165).rounded())
-                    var rk = max(0, k0 - 1)
-                    while rk <= min(ribs.count - 1, k0 + 1) {
-                        let d = abs(yr - ribs[rk])
-                        if d < 0.03 { a += 0.1 + 0.1 * d / 0.03; break }
-                        rk += 1
+                    let hx = (x - hc.cx) * irx, hy = (y - hc.cy) * iry
+                    let hr = hx * hx + hy * hy
+                    if hr < 1 { a += 0.35 * (1 - 0.3 * hr); rp[k] = 0; lp[k] = 0 }
+                    if isEffusion {
+                        let v = (y - ef.cy) / ef.ry, u = effusionSide * (x - ef.cx) / ef.rx
+                        let inLung = effusionSide < 0 ? rp[k] > 0 : lp[k] > 0
+                        if inLung && v > 0.5 - 0.35 * u {
+                            a += 0.45
+                            if effusionSide < 0 { rp[k] = 0 } else { lp[k] = 0 }
+                            fluidPixels += 1
+                        }
                     }
+                    // Posterior ribs: bands curving down laterally; brighter cortex at the band edges.
+                    let ax = abs(x)
+                    if ax > 0.08 && ax < 0.9 {
+                        // Only the ribs nearest this height can cover it (spacing 0.165, jitter 0.015, half-width 0.03).
+                        let yr = y - 0.42 * (ax - 0.1) * (ax - 0.1)
+                        let k0 = Int(((yr + 0.78) * (1 / 0.165)).rounded())
+                        var rk = max(0, k0 - 1)
+                        while rk <= min(ribs.count - 1, k0 + 1) {
+                            let d = abs(yr - ribs[rk])
+                            if d < 0.03 { a += 0.1 + 0.1 * d / 0.03; break }
+                            rk += 1
+                        }
+                        // Clavicles.
+                        if ax > 0.06 && ax < 0.62 && abs(y - (-0.8 - 0.18 * (ax - 0.06))) < 0.035 { a += 0.22 }
+                    }
+                    ap[k] = Float(a)
                 }
-                // Clavicles.
-                if ax > 0.06 && ax < 0.62 {
-                    let yc = -0.8 - 0.18 * (ax - 0.06)
-                    if abs(y - yc) < 0.035 { a += 0.22 }
-                }
-                atten.data[k] = Float(a)
             }
+        }
+        }
         }
         // Air in the lungs lowers attenuation; soft-edged (blurred masks).
         var air = Plane(w, h)
         for k in 0..<(w * h) { air.data[k] = right.data[k] + left.data[k] }
-        air.blur(sigmaX: 2.5 / sx, sigmaY: 2.5 / sy)
+        air.blurCoarse(sigma: 2.5 / sx)
         // The image is computed in place of the attenuation map (one full-size buffer less).
         var image = consume atten
         let norm = Float(1 - exp(-2.9))
@@ -120,17 +128,23 @@ struct ChestXRayPhantom {
         let field = SmoothField(w, h, cells: 3, rng: &rng)
         let gx = rng.uniform(-1, 1), gy = rng.uniform(-1, 1)
         let margins = (0..<4).map { _ in rng.uniform(0, 0.05) }
-        for j in 0..<h {
-            for i in 0..<w {
-                let k = j * w + i
-                let a = max(0, image.data[k] - 0.62 * air.data[k])
-                var s = (1 - Foundation.exp(-1.8 * a)) / norm
-                let fi = Double(i) / Double(w), fj = Double(j) / Double(h)
-                if fi < margins[0] || fi > 1 - margins[1] || fj < margins[2] || fj > 1 - margins[3] { s = 0.97 }
-                let b = Float(site.bias) * (0.6 * field.value(i, j) + 0.4 * Float(gx * (fi - 0.5) + gy * (fj - 0.5)))
-                image.data[k] = transfer(s, gamma: g, contrast: c, offset: o) * (1 + b)
+        // Per-column and per-row terms, computed once.
+        let colIn = (0..<w).map { i -> Bool in let fi = Double(i) / Double(w); return !(fi < margins[0] || fi > 1 - margins[1]) }
+        let rowIn = (0..<h).map { j -> Bool in let fj = Double(j) / Double(h); return !(fj < margins[2] || fj > 1 - margins[3]) }
+        let colGrad = (0..<w).map { Float(gx * (Double($0) / Double(w) - 0.5)) }, rowGrad = (0..<h).map { Float(gy * (Double($0) / Double(h) - 0.5)) }
+        let bias = Float(site.bias)
+        image.data.withUnsafeMutableBufferPointer { ib in air.data.withUnsafeBufferPointer { airb in
+            let (ip, airp) = (ib.baseAddress!, airb.baseAddress!)
+            for j in 0..<h {
+                for i in 0..<w {
+                    let k = j * w + i
+                    let a = max(0, ip[k] - 0.62 * airp[k])
+                    let s: Float = colIn[i] && rowIn[j] ? (1 - Foundation.exp(-1.8 * a)) / norm : 0.97
+                    let b = bias == 0 ? 0 : bias * (0.6 * field.value(i, j) + 0.4 * (colGrad[i] + rowGrad[j]))
+                    ip[k] = transfer(s, gamma: g, contrast: c, offset: o) * (1 + b)
+                }
             }
-        }
+        } }
         image.blur(sigmaX: site.blur / sx, sigmaY: site.blur / sy)
         addNoise(&image.data, rowLength: w, sigma: site.noise, rician: false, seed: seed, streams: streams + [1])
         for k in 0..<(w * h) { image.data[k] = min(1, max(0, image.data[k])) }

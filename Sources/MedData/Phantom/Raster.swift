@@ -109,13 +109,57 @@ struct Plane {
     static func box(_ line: inout [Float], _ tmp: inout [Float], _ r: Int) {
         let n = line.count
         let inv = 1 / Float(2 * r + 1)
-        var acc: Float = 0
-        for k in -r...r { acc += line[min(max(k, 0), n - 1)] }
-        for i in 0..<n {
-            tmp[i] = acc * inv
-            acc += line[min(i + r + 1, n - 1)] - line[max(i - r, 0)]
-        }
+        line.withUnsafeBufferPointer { lb in tmp.withUnsafeMutableBufferPointer { tb in
+            let (l, t) = (lb.baseAddress!, tb.baseAddress!)
+            var acc: Float = 0
+            for k in -r...r { acc += l[min(max(k, 0), n - 1)] }
+            // Edges clamp; the middle needs no clamping.
+            let lo = min(n, r), hi = max(lo, n - r - 1)
+            for i in 0..<lo { t[i] = acc * inv; acc += l[min(i + r + 1, n - 1)] - l[max(i - r, 0)] }
+            for i in lo..<hi { t[i] = acc * inv; acc += l[i + r + 1] - l[i - r] }
+            for i in hi..<n { t[i] = acc * inv; acc += l[min(i + r + 1, n - 1)] - l[max(i - r, 0)] }
+        } }
         swap(&line, &tmp)
+    }
+
+    /// A wide blur computed on a grid `factor` times coarser (area-averaged down, bilinear up): for smooth fields such
+    /// as soft mask edges, where the detail lost is far below the blur.
+    mutating func blurCoarse(sigma: Double) {
+        let factor = max(1, Int(sigma / 3))
+        guard factor > 1 else { blur(sigmaX: sigma, sigmaY: sigma); return }
+        let (w, h) = (width, height)
+        let cw = (w + factor - 1) / factor, ch = (h + factor - 1) / factor
+        var coarse = Plane(cw, ch)
+        data.withUnsafeBufferPointer { src in coarse.data.withUnsafeMutableBufferPointer { dst in
+            for j in 0..<h {
+                let row = src.baseAddress! + j * w, out = dst.baseAddress! + (j / factor) * cw
+                for i in 0..<w { out[i / factor] += row[i] }
+            }
+        } }
+        for cj in 0..<ch { for ci in 0..<cw {
+            let n = (min(h, (cj + 1) * factor) - cj * factor) * (min(w, (ci + 1) * factor) - ci * factor)
+            coarse.data[cj * cw + ci] /= Float(n)
+        } }
+        coarse.blur(sigmaX: sigma / Double(factor), sigmaY: sigma / Double(factor))
+        let f = Float(factor)
+        let cols = (0..<w).map { i -> (Int, Int, Float) in
+            let cx = max(0, min(Float(cw - 1), (Float(i) + 0.5) / f - 0.5))
+            let x0 = min(Int(cx), cw - 1)
+            return (x0, min(x0 + 1, cw - 1), cx - Float(x0))
+        }
+        coarse.data.withUnsafeBufferPointer { cb in data.withUnsafeMutableBufferPointer { db in
+            let (c, d) = (cb.baseAddress!, db.baseAddress!)
+            for j in 0..<h {
+                let cy = max(0, min(Float(ch - 1), (Float(j) + 0.5) / f - 0.5))
+                let y0 = min(Int(cy), ch - 1), y1 = min(y0 + 1, ch - 1), ty = cy - Float(y0)
+                let r0 = c + y0 * cw, r1 = c + y1 * cw, out = d + j * w
+                for i in 0..<w {
+                    let (x0, x1, tx) = cols[i]
+                    let a = r0[x0] * (1 - tx) + r0[x1] * tx, b = r1[x0] * (1 - tx) + r1[x1] * tx
+                    out[i] = a * (1 - ty) + b * ty
+                }
+            }
+        } }
     }
 
     /// Fills a polygon (vertices in pixel coordinates, even-odd rule at pixel centres) with `value`.
