@@ -204,3 +204,8 @@ int mk_conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst
     io_out_finish(&k->w_dwei, k->stream);
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
+
+int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
+             float beta, float *c, long ldc) {
+    return dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success ? 0 : -1;
+}

@@ -25,6 +25,16 @@ enum ConvPlans {
     }
 }
 
+/// Row-major SGEMM through oneDNN, OpenBLAS when oneDNN refuses.
+func sgemmRowMajor(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+                   _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    let rc = mk_sgemm(CChar(UInt8(ascii: ta ? "T" : "N")), CChar(UInt8(ascii: tb ? "T" : "N")), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    if rc != 0 {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
 /// Which convolution kernel to use.
 public enum ConvKernel: Sendable {
     /// oneDNN unless MEDSELECT_CONV=im2col.
@@ -204,8 +214,7 @@ extension Tensor {
         let x = data, wt = weight.data, bd = bias?.data
         for b in 0..<n {
             x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in tmp.withUnsafeMutableBufferPointer { tp in
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o * kk), Int32(p), Int32(c), 1, wp.baseAddress!, Int32(o * kk),
-                            xp.baseAddress! + b * c * p, Int32(p), 0, tp.baseAddress!, Int32(p))
+                sgemmRowMajor(true, false, o * kk, p, c, 1, wp.baseAddress!, o * kk, xp.baseAddress! + b * c * p, p, 0, tp.baseAddress!, p)
             } } }
             for oc in 0..<o {
                 for i in 0..<s { for j in 0..<s {
@@ -231,13 +240,11 @@ extension Tensor {
                     gx.withUnsafeMutableBufferPointer { gxp in gw.withUnsafeMutableBufferPointer { gwp in
                         if input.requiresGrad {
                             // dX_b [c, p] = W [c, o*kk] · dY_b [o*kk, p]
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c), Int32(p), Int32(o * kk), 1, wp.baseAddress!, Int32(o * kk),
-                                        tp.baseAddress!, Int32(p), 0, gxp.baseAddress! + b * c * p, Int32(p))
+                            sgemmRowMajor(false, false, c, p, o * kk, 1, wp.baseAddress!, o * kk, tp.baseAddress!, p, 0, gxp.baseAddress! + b * c * p, p)
                         }
                         if weight.requiresGrad {
                             // dW [c, o*kk] += X_b [c, p] · dY_bᵀ [p, o*kk]
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(c), Int32(o * kk), Int32(p), 1, xp.baseAddress! + b * c * p, Int32(p),
-                                        tp.baseAddress!, Int32(p), 1, gwp.baseAddress!, Int32(o * kk))
+                            sgemmRowMajor(false, true, c, o * kk, p, 1, xp.baseAddress! + b * c * p, p, tp.baseAddress!, p, 1, gwp.baseAddress!, o * kk)
                         }
                     } }
                 } } }

@@ -63,11 +63,28 @@ extension Tensor {
             mean.withUnsafeMutableBufferPointer { mb in invStd.withUnsafeMutableBufferPointer { ib in variance.withUnsafeMutableBufferPointer { vb in
                 nonisolated(unsafe) let (xp, op, mp, ip, vp) = (xb.baseAddress!, ob.baseAddress!, mb.baseAddress!, ib.baseAddress!, vb.baseAddress!)
                 parallelChannels(c) { ch in
+                    // Sums per image in 16 lanes, accumulated over images in Double.
+                    let wide = inner / 16 * 16
                     var s: Double = 0
-                    for b in 0..<n { let base = xp + (b * c + ch) * inner; var acc: Float = 0; for i in 0..<inner { acc += base[i] }; s += Double(acc) }
+                    for b in 0..<n {
+                        let base = xp + (b * c + ch) * inner, raw = UnsafeRawPointer(base)
+                        var v = SIMD16<Float>(), acc: Float = 0
+                        var i = 0
+                        while i < wide { v += raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self); i += 16 }
+                        while i < inner { acc += base[i]; i += 1 }
+                        s += Double(v.sum() + acc)
+                    }
                     let mu = Float(s / Double(m))
                     var q: Double = 0
-                    for b in 0..<n { let base = xp + (b * c + ch) * inner; var acc: Float = 0; for i in 0..<inner { let d = base[i] - mu; acc += d * d }; q += Double(acc) }
+                    let vmu = SIMD16<Float>(repeating: mu)
+                    for b in 0..<n {
+                        let base = xp + (b * c + ch) * inner, raw = UnsafeRawPointer(base)
+                        var v = SIMD16<Float>(), acc: Float = 0
+                        var i = 0
+                        while i < wide { let d = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - vmu; v += d * d; i += 16 }
+                        while i < inner { let d = base[i] - mu; acc += d * d; i += 1 }
+                        q += Double(v.sum() + acc)
+                    }
                     let v = Float(q / Double(m))
                     let istd = 1 / (v + eps).squareRoot()
                     mp[ch] = mu; ip[ch] = istd; vp[ch] = m > 1 ? v * Float(m) / Float(m - 1) : v
@@ -87,30 +104,62 @@ extension Tensor {
         if let beta { inputs.append(beta) }
         let (meanC, invC) = (mean, invStd)
         let y = out
-        let result = Tensor.result(shape: shape, data: out, inputs: inputs) { [self] gIn in
-            // Through the ReLU first: no gradient where the output was clipped.
-            var g = gIn
-            if relu { g.withUnsafeMutableBufferPointer { gp in y.withUnsafeBufferPointer { yp in for i in 0..<gp.count { gp[i] = yp[i] > 0 ? gp[i] : 0 } } } }
+        let result = Tensor.result(shape: shape, data: out, inputs: inputs) { [self] g in
             var gx = [Float](repeating: 0, count: total), gGamma = [Float](repeating: 0, count: c), gBeta = [Float](repeating: 0, count: c)
             x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { gxb in
-                gGamma.withUnsafeMutableBufferPointer { ggb in gBeta.withUnsafeMutableBufferPointer { gbb in
-                    nonisolated(unsafe) let (xp, gp, gxp, ggp, gbp) = (xb.baseAddress!, gb.baseAddress!, gxb.baseAddress!, ggb.baseAddress!, gbb.baseAddress!)
+                gGamma.withUnsafeMutableBufferPointer { ggb in gBeta.withUnsafeMutableBufferPointer { gbb in y.withUnsafeBufferPointer { yb in
+                    nonisolated(unsafe) let (xp, gp, gxp, ggp, gbp, yp) = (xb.baseAddress!, gb.baseAddress!, gxb.baseAddress!, ggb.baseAddress!, gbb.baseAddress!, yb.baseAddress!)
                     parallelChannels(c) { ch in
                         let mu = meanC[ch], istd = invC[ch]
+                        // Through the ReLU first (no gradient where the output was clipped), then batch norm; 16 lanes.
+                        var vdy = SIMD16<Float>(), vdyx = SIMD16<Float>()
                         var sdy: Float = 0, sdyx: Float = 0
+                        let vmu = SIMD16<Float>(repeating: mu), zero = SIMD16<Float>()
+                        let wide = inner / 16 * 16
                         for b in 0..<n {
-                            let xs = xp + (b * c + ch) * inner, gs = gp + (b * c + ch) * inner
-                            for i in 0..<inner { sdy += gs[i]; sdyx += gs[i] * (xs[i] - mu) * istd }
+                            let off = (b * c + ch) * inner
+                            let xs = UnsafeRawPointer(xp + off), gs = UnsafeRawPointer(gp + off), ys = UnsafeRawPointer(yp + off)
+                            var i = 0
+                            while i < wide {
+                                var gv = gs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                                if relu { gv.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) .<= zero) }
+                                vdy += gv
+                                vdyx += gv * (xs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - vmu)
+                                i += 16
+                            }
+                            while i < inner {
+                                let gv = relu && (yp + off)[i] <= 0 ? 0 : (gp + off)[i]
+                                sdy += gv; sdyx += gv * ((xp + off)[i] - mu)
+                                i += 1
+                            }
                         }
+                        sdy += vdy.sum(); sdyx = (sdyx + vdyx.sum()) * istd
                         gbp[ch] = sdy; ggp[ch] = sdyx
                         let gm = gd?[ch] ?? 1
                         let k = gm * istd / Float(m)
+                        let fm = Float(m)
+                        let vk = SIMD16<Float>(repeating: k), vfm = SIMD16<Float>(repeating: fm), vsdy = SIMD16<Float>(repeating: sdy)
+                        let vc = SIMD16<Float>(repeating: istd * sdyx)
                         for b in 0..<n {
-                            let xs = xp + (b * c + ch) * inner, gs = gp + (b * c + ch) * inner, dst = gxp + (b * c + ch) * inner
-                            for i in 0..<inner { dst[i] = k * (Float(m) * gs[i] - sdy - (xs[i] - mu) * istd * sdyx) }
+                            let off = (b * c + ch) * inner
+                            let xs = UnsafeRawPointer(xp + off), gs = UnsafeRawPointer(gp + off), ys = UnsafeRawPointer(yp + off)
+                            let dst = UnsafeMutableRawPointer(gxp + off)
+                            var i = 0
+                            while i < wide {
+                                var gv = gs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                                if relu { gv.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) .<= zero) }
+                                let xv = xs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                                dst.storeBytes(of: vk * (vfm * gv - vsdy - (xv - vmu) * vc), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+                                i += 16
+                            }
+                            while i < inner {
+                                let gv = relu && (yp + off)[i] <= 0 ? 0 : (gp + off)[i]
+                                (gxp + off)[i] = k * (fm * gv - sdy - ((xp + off)[i] - mu) * istd * sdyx)
+                                i += 1
+                            }
                         }
                     }
-                } }
+                } } }
             } } }
             accumulate(gx)
             gamma?.accumulate(gGamma)

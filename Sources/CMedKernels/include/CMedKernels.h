@@ -19,4 +19,9 @@ int mk_conv_backward_data(mk_conv *conv, const float *diff_dst, const float *wei
 /* diff_bias may be NULL. Overwrites diff_weights / diff_bias. */
 int mk_conv_backward_weights(mk_conv *conv, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias);
 
+/* Row-major C = alpha op(A) op(B) + beta C through oneDNN's SGEMM (its OpenMP threads sleep between calls under
+ * OMP_WAIT_POLICY=passive, unlike OpenBLAS's, which yield-spin). trans_a / trans_b: 'N' or 'T'. Returns 0 on success. */
+int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
+             float beta, float *c, long ldc);
+
 #endif
