@@ -41,6 +41,12 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var gammaProbability: Float = 0.3
     /// Probability of added Gaussian noise (standard deviation up to 0.1) per image.
     public var noiseProbability: Float = 0.15
+    /// Probability of a Gaussian blur (sigma 0.5-1.5 px) per image.
+    public var blurProbability: Float = 0.2
+    /// Probability of an elastic deformation (smooth random displacements, up to about a sixteenth of the side).
+    public var elasticProbability: Float = 0.1
+    /// Share of batch slots given to a random image that contains foreground (nnU-Net oversamples foreground 1/3).
+    public var foregroundOversampling: Float = 0.33
     /// Stop when validation Dice has not improved for this many epochs (0: never).
     public var patience = 0
     /// Side of the square images the model was trained on (recorded for prediction).
@@ -94,8 +100,15 @@ public final class Trainer {
             order.shuffle(using: &rng)
             model.isTraining = true
             var lossSum = 0.0
+            let plane = train.height * train.width
+            let withForeground = (0..<train.count).filter { i in train.labels[(i * plane)..<((i + 1) * plane)].contains { $0 > 0 } }
             for s in 0..<steps {
-                let idx = Array(order[(s * config.batchSize)..<min(train.count, (s + 1) * config.batchSize)])
+                var idx = Array(order[(s * config.batchSize)..<min(train.count, (s + 1) * config.batchSize)])
+                if config.foregroundOversampling > 0 && !withForeground.isEmpty {
+                    for k in idx.indices where Float.random(in: 0..<1, using: &rng) < config.foregroundOversampling {
+                        idx[k] = withForeground[Int.random(in: 0..<withForeground.count, using: &rng)]
+                    }
+                }
                 guard idx.count > 1 else { continue }     // batch norm needs two images
                 var (x, y) = train.batch(idx)
                 augment(&x, &y, rng: &rng)
@@ -149,6 +162,13 @@ public final class Trainer {
                     } }
                 }
             }
+            if config.elasticProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.elasticProbability {
+                elastic(&data, &y, b, c: c, h: h, w: w, rng: &rng)
+            }
+            if config.blurProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.blurProbability {
+                let sigma = Float.random(in: 0.5...1.5, using: &rng)
+                for ch in 0..<c { Trainer.blur(&data, base: (b * c + ch) * plane, h: h, w: w, sigma: sigma) }
+            }
             let flipX = config.flips && Bool.random(using: &rng), flipY = config.flips && Bool.random(using: &rng)
             let jitter = config.intensityJitter > 0 && Bool.random(using: &rng)
             let scale = jitter ? Float.random(in: (1 - config.intensityJitter)...(1 + config.intensityJitter), using: &rng) : 1
@@ -189,6 +209,57 @@ public final class Trainer {
             }
         }
         x = Tensor(shape: x.shape, data: data)
+    }
+
+    /// Elastic deformation of image b: displacements drawn per pixel, smoothed (sigma = side / 16), scaled to at
+    /// most about side / 16 pixels; image bilinear, labels nearest.
+    func elastic(_ data: inout [Float], _ y: inout [Float], _ b: Int, c: Int, h: Int, w: Int, rng: inout InitRandom) {
+        let plane = h * w
+        var dx = (0..<plane).map { _ in Float.random(in: -1...1, using: &rng) }, dy = (0..<plane).map { _ in Float.random(in: -1...1, using: &rng) }
+        let sigma = Float(max(h, w)) / 16
+        Trainer.blur(&dx, base: 0, h: h, w: w, sigma: sigma)
+        Trainer.blur(&dy, base: 0, h: h, w: w, sigma: sigma)
+        let peak = max(1e-6, max(dx.map(abs).max()!, dy.map(abs).max()!))
+        let amplitude = Float(max(h, w)) / 16 / peak
+        let labels = Array(y[(b * plane)..<((b + 1) * plane)])
+        for ch in 0..<c {
+            let base = (b * c + ch) * plane
+            let src = Array(data[base..<(base + plane)])
+            for j in 0..<h { for i in 0..<w {
+                let sx = Float(i) + dx[j * w + i] * amplitude, sy = Float(j) + dy[j * w + i] * amplitude
+                let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down)), fx = sx - Float(x0), fy = sy - Float(y0)
+                func at(_ yy: Int, _ xx: Int) -> Float { src[min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1)] }
+                data[base + j * w + i] = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy
+                if ch == 0 {
+                    let nx = min(max(Int(sx.rounded()), 0), w - 1), ny = min(max(Int(sy.rounded()), 0), h - 1)
+                    y[b * plane + j * w + i] = labels[ny * w + nx]
+                }
+            } }
+        }
+    }
+
+    /// Approximate Gaussian blur of one plane in place (three box passes per axis, edges clamped).
+    static func blur(_ data: inout [Float], base: Int, h: Int, w: Int, sigma: Float) {
+        let r = max(1, Int(((4 * sigma * sigma + 1).squareRoot() - 1) / 2 + 0.5))
+        let inv = 1 / Float(2 * r + 1)
+        func pass(_ line: inout [Float]) {
+            let n = line.count
+            var out = line
+            var acc: Float = 0
+            for k in -r...r { acc += line[min(max(k, 0), n - 1)] }
+            for i in 0..<n { out[i] = acc * inv; acc += line[min(i + r + 1, n - 1)] - line[max(i - r, 0)] }
+            line = out
+        }
+        for j in 0..<h {
+            var line = Array(data[(base + j * w)..<(base + (j + 1) * w)])
+            for _ in 0..<3 { pass(&line) }
+            for i in 0..<w { data[base + j * w + i] = line[i] }
+        }
+        for i in 0..<w {
+            var line = (0..<h).map { data[base + $0 * w + i] }
+            for _ in 0..<3 { pass(&line) }
+            for j in 0..<h { data[base + j * w + i] = line[j] }
+        }
     }
 
     /// Label maps (argmax) for images [N, C, H, W], in evaluation mode.

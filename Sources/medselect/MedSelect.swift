@@ -65,7 +65,18 @@ enum Main {
             fail(error.description)
         } catch let error as CommandError {
             fail(error.description)
+        } catch let error as ValidationError {
+            MedSelect.exit(withError: error)
+        } catch let error as CleanExit {
+            MedSelect.exit(withError: error)
+        } catch let error as ExitCode {
+            MedSelect.exit(withError: error)
+        } catch let error as CocoaError {
+            // Foundation file errors carry the path in userInfo.
+            let path = (error.userInfo[NSFilePathErrorKey] as? String) ?? error.userInfo[NSURLErrorKey].map { "\($0)" } ?? "file"
+            fail("\(path): \(error.localizedDescription)")
         } catch {
+            // Argument-parsing errors (unknown options, missing values) print their own usage text.
             MedSelect.exit(withError: error)
         }
     }

@@ -41,13 +41,7 @@ struct Predict: ParsableCommand {
             guard channels == model.inChannels else {
                 throw CommandError(subject: file, reason: "\(channels) channels; the model takes \(model.inChannels)")
             }
-            var slices: [MedicalImage] = []
-            for k in 0..<image.shape.z {
-                let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
-                slices.append(try predictSlice(slice, model: model, size: size, channels: channels))
-            }
-            var label = image.shape.z > 1 ? try MedicalImage.stack(slices, axis: 2) : slices[0]
-            label.kind = .labelMap
+            let label = try Self.predictImage(image, model: model, size: size, channels: channels, native: native, tta: tta)
             let name = (file as NSString).lastPathComponent
             try ImageIO.write(label, to: out + "/" + name, options: .init(storedType: .uint8, pngBitDepth: 8))
             written += 1
@@ -56,6 +50,23 @@ struct Predict: ParsableCommand {
     }
 
     func predictSlice(_ slice: MedicalImage, model: UNet, size: Int, channels: Int) throws -> MedicalImage {
+        try Self.predictSlice(slice, model: model, size: size, channels: channels, native: native, tta: tta)
+    }
+
+    /// A 2-D image or a volume (slice by slice) to a label map on its own grid.
+    static func predictImage(_ image: MedicalImage, model: UNet, size: Int, channels: Int, native: Bool, tta: Bool) throws -> MedicalImage {
+        var slices: [MedicalImage] = []
+        for k in 0..<image.shape.z {
+            let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
+            slices.append(try predictSlice(slice, model: model, size: size, channels: channels, native: native, tta: tta))
+        }
+        var label = image.shape.z > 1 ? try MedicalImage.stack(slices, axis: 2) : slices[0]
+        label.kind = .labelMap
+        return label
+    }
+
+    /// One 2-D image (or slice) to a label map on its own grid.
+    static func predictSlice(_ slice: MedicalImage, model: UNet, size: Int, channels: Int, native: Bool, tta: Bool) throws -> MedicalImage {
         let work = native ? slice : try slice.resampled(toShape: [size, size, 1])
         let z = try work.zScored()
         var (h, w) = (work.shape.y, work.shape.x)

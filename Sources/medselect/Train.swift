@@ -3,6 +3,7 @@ import Foundation
 import MedData
 import MedFormats
 import MedImage
+import MedMetrics
 import MedNN
 import MedTensor
 
@@ -80,13 +81,34 @@ struct Train: ParsableCommand {
                                                       r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
         }
         try Self.writeCurve(history, to: out + "/curve.svg")
+        // Held-out cases scored with the project's metrics, at their own resolution and spacing (mm).
+        var csv = "case,site,label,dice,hd95_mm,assd_mm\n"
+        var dices: [Double] = [], hd95s: [Double] = []
+        for s in valSamples {
+            let image = try s.loadImage()
+            guard let reference = try s.loadLabel() else { continue }
+            let channels = image.info.components == .color ? image.shape.t : 1
+            let predicted = try Predict.predictImage(image, model: model, size: size, channels: channels, native: false, tta: false)
+            let labels = Array(1..<model.classes)
+            for (label, m) in try SegmentationMetrics.compute(prediction: predicted, reference: reference, labels: labels).sorted(by: { $0.key < $1.key }) {
+                csv += "\(s.id),\(s.site),\(label),\(m.dice),\(m.hausdorff95),\(m.assd)\n"
+                dices.append(m.dice)
+                if m.hausdorff95.isFinite { hd95s.append(m.hausdorff95) }
+            }
+        }
+        try AtomicFile.write(csv, to: out + "/validation_metrics.csv")
+        let meanDice = dices.isEmpty ? Double.nan : dices.reduce(0, +) / Double(dices.count)
+        let meanHD95 = hd95s.isEmpty ? Double.nan : hd95s.reduce(0, +) / Double(hd95s.count)
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
                                       "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,
                                       "best_validation_dice": history.map(\.validationDice).max() ?? .nan,
+                                      "validation_dice_native": meanDice, "validation_hd95_mm_native": meanHD95,
                                       "seconds_this_run": Date().timeIntervalSince(start), "seed": seed]
-        try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])), to: out + "/summary.json")
-        print(String(format: "trained %d epochs: validation Dice %.4f (best %.4f); %@/checkpoint.safetensors, history.csv, curve.svg",
-                     history.count, history.last?.validationDice ?? .nan, history.map(\.validationDice).max() ?? .nan, out))
+        // JSON has no NaN: undefined figures (no validation cases, empty masks) are written as null.
+        let clean = summary.mapValues { v -> Any in (v as? Double).map { $0.isFinite ? $0 : NSNull() as Any } ?? v }
+        try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: clean, options: [.prettyPrinted, .sortedKeys])), to: out + "/summary.json")
+        print(String(format: "trained %d epochs: validation Dice %.4f (best %.4f); at native resolution Dice %.4f, HD95 %.2f mm; %@/checkpoint.safetensors, history.csv, curve.svg, validation_metrics.csv",
+                     history.count, history.last?.validationDice ?? .nan, history.map(\.validationDice).max() ?? .nan, meanDice, meanHD95, out))
     }
 
     /// Images resampled to size x size and z-scored, labels nearest; 3-D cases become their axial slices.

@@ -50,6 +50,7 @@ struct TrainerTests {
         // Foreground is learned after about 12 epochs (the loss falls steadily before the argmax flips).
         config.epochs = 25; config.batchSize = 4; config.learningRate = 1e-2; config.flips = false; config.intensityJitter = 0
         config.spatialProbability = 0; config.gammaProbability = 0; config.noiseProbability = 0
+        config.blurProbability = 0; config.elasticProbability = 0; config.foregroundOversampling = 0
         let trainer = Trainer(model: UNet(base: 4, levels: 2, seed: 1), config: config, folder: scratch.path)
         let history = try trainer.fit(train: squares(24, size: 16, seed: 2), validation: squares(8, size: 16, seed: 3))
         #expect(history.last!.validationDice > 0.9, "\(history.map(\.validationDice)) loss \(history.map(\.trainLoss))")
@@ -99,6 +100,7 @@ struct AugmentationTests {
         let data = squares(8, size: 16, seed: 12)
         var config = TrainingConfig()
         config.spatialProbability = 1; config.flips = true; config.gammaProbability = 0; config.noiseProbability = 0; config.intensityJitter = 0
+        config.elasticProbability = 1; config.blurProbability = 0
         let trainer = Trainer(model: UNet(base: 2, levels: 1), config: config, folder: NSTemporaryDirectory())
         let (x0, y0) = data.batch(Array(0..<8))
         var (x1, y1) = (x0, y0), (x2, y2) = (x0, y0)
