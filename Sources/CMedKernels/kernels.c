@@ -205,6 +205,32 @@ int mk_conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
+int mk_conv_backward(mk_conv *k, const float *src, const float *diff_dst, const float *weights, float *diff_src,
+                     float *diff_weights, float *diff_bias) {
+    dnnl_memory_t ddst_data = NULL;
+    if (diff_src) {
+        ddst_data = io_in(&k->d_ddst, diff_dst, k->stream);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, ddst_data}, {DNNL_ARG_WEIGHTS, io_in(&k->d_wei, weights, k->stream)},
+                                   {DNNL_ARG_DIFF_SRC, io_out_target(&k->d_dsrc, diff_src)}};
+        if (run(k, k->bwd_data, 3, args)) return -1;
+        io_out_finish(&k->d_dsrc, k->stream);
+    }
+    if (diff_weights) {
+        /* Reuse the converted diff_dst when the backward-weights primitive wants the same layout. */
+        const dnnl_memory_desc_t *a = NULL, *b = NULL;
+        dnnl_memory_get_memory_desc(k->d_ddst.reorder ? k->d_ddst.inner : k->d_ddst.plain, &a);
+        dnnl_memory_get_memory_desc(k->w_ddst.reorder ? k->w_ddst.inner : k->w_ddst.plain, &b);
+        dnnl_memory_t ddst_w = (ddst_data && a && b && dnnl_memory_desc_equal(a, b)) ? ddst_data : io_in(&k->w_ddst, diff_dst, k->stream);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, io_in(&k->w_src, src, k->stream)}, {DNNL_ARG_DIFF_DST, ddst_w},
+                                   {DNNL_ARG_DIFF_WEIGHTS, io_out_target(&k->w_dwei, diff_weights)}};
+        int n = 3;
+        if (k->has_bias && diff_bias) { dnnl_memory_set_data_handle(k->bias, diff_bias); args[n].arg = DNNL_ARG_DIFF_BIAS; args[n].memory = k->bias; n++; }
+        if (run(k, k->bwd_wei, n, args)) return -1;
+        io_out_finish(&k->w_dwei, k->stream);
+    }
+    return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
+}
+
 int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
              float beta, float *c, long ldc) {
     return dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success ? 0 : -1;

@@ -178,21 +178,18 @@ extension Tensor {
         var inputs = [input, weight]
         if let bias { inputs.append(bias) }
         return Tensor.result(shape: outShape, data: out, inputs: inputs) { g in
-            if input.requiresGrad {
-                var gx = [Float](repeating: 0, count: input.count)
-                _ = g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { xp in
-                    mk_conv_backward_data(plan, gp.baseAddress!, wp.baseAddress!, xp.baseAddress!)
+            let needX = input.requiresGrad, needW = weight.requiresGrad || (bias?.requiresGrad ?? false)
+            var gx = [Float](repeating: 0, count: needX ? input.count : 0)
+            var gw = [Float](repeating: 0, count: needW ? weight.count : 0)
+            var gb = [Float](repeating: 0, count: max(1, bias?.count ?? 1))
+            _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in
+                gx.withUnsafeMutableBufferPointer { xgp in gw.withUnsafeMutableBufferPointer { wgp in gb.withUnsafeMutableBufferPointer { bgp in
+                    mk_conv_backward(plan, xp.baseAddress!, gp.baseAddress!, wp.baseAddress!, needX ? xgp.baseAddress! : nil,
+                                     needW ? wgp.baseAddress! : nil, bias == nil ? nil : bgp.baseAddress!)
                 } } }
-                input.accumulate(gx)
-            }
-            if weight.requiresGrad || (bias?.requiresGrad ?? false) {
-                var gw = [Float](repeating: 0, count: weight.count)
-                var gb = [Float](repeating: 0, count: max(1, bias?.count ?? 1))
-                _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in gw.withUnsafeMutableBufferPointer { wp in
-                    gb.withUnsafeMutableBufferPointer { bp in
-                        mk_conv_backward_weights(plan, xp.baseAddress!, gp.baseAddress!, wp.baseAddress!, bias == nil ? nil : bp.baseAddress!)
-                    }
-                } } }
+            } } }
+            if needX { input.accumulate(gx) }
+            if needW {
                 weight.accumulate(gw)
                 bias?.accumulate(gb)
             }

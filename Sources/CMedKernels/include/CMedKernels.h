@@ -19,6 +19,11 @@ int mk_conv_backward_data(mk_conv *conv, const float *diff_dst, const float *wei
 /* diff_bias may be NULL. Overwrites diff_weights / diff_bias. */
 int mk_conv_backward_weights(mk_conv *conv, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias);
 
+/* Both backward passes at once: diff_src (may be NULL: not needed) and diff_weights / diff_bias (diff_weights NULL: not
+ * needed). When both want the same layout, diff_dst is converted once. */
+int mk_conv_backward(mk_conv *conv, const float *src, const float *diff_dst, const float *weights, float *diff_src,
+                     float *diff_weights, float *diff_bias);
+
 /* Row-major C = alpha op(A) op(B) + beta C through oneDNN's SGEMM (its OpenMP threads sleep between calls under
  * OMP_WAIT_POLICY=passive, unlike OpenBLAS's, which yield-spin). trans_a / trans_b: 'N' or 'T'. Returns 0 on success. */
 int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
