@@ -103,3 +103,29 @@ public final class BatchNorm2d: Layer {
         return y
     }
 }
+
+/// A normalisation layer followed by ReLU, as the U-Net's blocks use it.
+public protocol NormReLU: Layer {
+    var gamma: Tensor { get }
+    var beta: Tensor { get }
+    func withReLU(_ x: Tensor) throws -> Tensor
+}
+
+extension BatchNorm2d: NormReLU {}
+
+/// Instance normalisation with a learned per-channel scale and shift (PyTorch's InstanceNorm2d(affine=True)):
+/// statistics per image and channel, the same in training and evaluation.
+public final class InstanceNorm2d: NormReLU {
+    public let gamma: Tensor
+    public let beta: Tensor
+    public var isTraining = true
+
+    public init(_ channels: Int) {
+        gamma = Tensor(shape: [channels], data: [Float](repeating: 1, count: channels), requiresGrad: true)
+        beta = Tensor(zeros: [channels], requiresGrad: true)
+    }
+
+    public var parameters: [Tensor] { [gamma, beta] }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.instanceNorm(gamma: gamma, beta: beta) }
+    public func withReLU(_ x: Tensor) throws -> Tensor { try self(x).relu() }
+}

@@ -87,7 +87,8 @@ extension Trainer {
         guard let inC = fields["in"], let classes = fields["classes"], let base = fields["base"], let levels = fields["levels"] else {
             throw Safetensors.Error.invalid(path: path, reason: "model description '\(desc)' is incomplete")
         }
-        let model = UNet(inChannels: inC, classes: classes, base: base, levels: levels)
+        let model = UNet(inChannels: inC, classes: classes, base: base, levels: levels,
+                         normalization: fields["instance"] == 1 ? .instance : .batch, deepSupervision: fields["ds"] == 1)
         var weights: [String: Tensor] = [:]
         for (k, v) in t where k.hasPrefix("model/") { weights[String(k.dropFirst(6))] = v }
         try model.load(weights)

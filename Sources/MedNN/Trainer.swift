@@ -114,7 +114,7 @@ public final class Trainer {
                 augment(&x, &y, rng: &rng)
                 optimizer.learningRate = schedule.rate(at: epoch * steps + s)
                 optimizer.zeroGrad()
-                let loss = try Loss.diceCE(try model(x), y)
+                let loss = try supervisedLoss(x, y)
                 loss.backward()
                 optimizer.step()
                 lossSum += Double(loss.item)
@@ -130,6 +130,24 @@ public final class Trainer {
             if let stop = stopAfterEpoch, epoch + 1 >= stop { break }     // a simulated interruption (tests)
         }
         return history
+    }
+
+    /// Dice + CE of the full-resolution output; with deep supervision, plus the auxiliary outputs against labels taken
+    /// every 2^k pixels (nearest), weighted 1, 1/2, 1/4, ... and normalised to sum 1 (as nnU-Net does).
+    func supervisedLoss(_ x: Tensor, _ y: [Float]) throws -> Tensor {
+        guard model.deepSupervision else { return try Loss.diceCE(try model(x), y) }
+        let outputs = try model.forwardAll(x)
+        let weights = (0..<outputs.count).map { 1 / Float(1 << $0) }
+        let total = weights.reduce(0, +)
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        var loss = try Loss.diceCE(outputs[0], y) * (weights[0] / total)
+        for k in 1..<outputs.count {
+            let f = 1 << k, (hk, wk) = (outputs[k].shape[2], outputs[k].shape[3])
+            var yk = [Float](repeating: 0, count: n * hk * wk)
+            for b in 0..<n { for j in 0..<hk { for i in 0..<wk { yk[(b * hk + j) * wk + i] = y[(b * h + min(h - 1, j * f)) * w + min(w - 1, i * f)] } } }
+            loss = loss + (try Loss.diceCE(outputs[k], yk)) * (weights[k] / total)
+        }
+        return loss
     }
 
     /// Per image, each with its probability: rotation and scaling, flips (W and H), gamma, intensity jitter, noise.
@@ -319,7 +337,7 @@ public final class Trainer {
         let meta = ["epoch": String(epoch), "adam_t": String(optimizer.t),
                     "config": String(decoding: try enc.encode(config), as: UTF8.self),
                     "history": String(decoding: try enc.encode(history), as: UTF8.self),
-                    "model": "UNet in=\(model.inChannels) classes=\(model.classes) base=\(model.base) levels=\(model.levels)"]
+                    "model": "UNet in=\(model.inChannels) classes=\(model.classes) base=\(model.base) levels=\(model.levels) instance=\(model.normalization == .instance ? 1 : 0) ds=\(model.deepSupervision ? 1 : 0)"]
         try Safetensors.write(tensors, metadata: meta, to: checkpointPath)
         var csv = "epoch,train_loss,validation_dice,learning_rate,seconds\n"
         for r in history { csv += "\(r.epoch),\(r.trainLoss),\(r.validationDice),\(r.learningRate),\(r.seconds)\n" }

@@ -32,6 +32,8 @@ struct Train: ParsableCommand {
     @Option(help: "Learning rate.") var lr: Float = 1e-3
     @Option(help: "U-Net base width.") var base = 16
     @Option(help: "U-Net levels.") var levels = 4
+    @Option(help: "Normalisation: batch or instance.") var norm = "batch"
+    @Flag(help: "Deep supervision (auxiliary heads on the decoder's lower resolutions).") var deepSupervision = false
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Flag(help: "No flips or intensity jitter.") var noAugmentation = false
     @Option(help: "Output folder.") var out: String
@@ -73,7 +75,9 @@ struct Train: ParsableCommand {
         var config = TrainingConfig()
         config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed; config.imageSize = size
         if noAugmentation { config.flips = false; config.intensityJitter = 0 }
-        let model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, seed: seed)
+        guard let normalization = UNet.Normalization(rawValue: norm) else { throw ValidationError("--norm must be batch or instance") }
+        let model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
+                         deepSupervision: deepSupervision, seed: seed)
         let trainer = Trainer(model: model, config: config, folder: out)
         let start = Date()
         let history = try trainer.fit(train: trainData, validation: valData) { r in

@@ -58,6 +58,53 @@ struct UNetTests {
     }
 }
 
+@Suite("U-Net options")
+struct UNetOptionTests {
+    @Test("instance normalisation: gradients equal finite differences; deep supervision: output resolutions and training")
+    func options() throws {
+        let model = UNet(inChannels: 1, classes: 2, base: 2, levels: 1, normalization: .instance, seed: 3)
+        #expect(model.batchNorms.isEmpty && model.namedParameters.contains { $0.0 == "down.0.1.weight" })
+        var g = SplitMix(state: 9)
+        let x = Tensor(shape: [2, 1, 4, 4], data: (0..<32).map { _ in Float.random(in: -1...1, using: &g) })
+        let labels = (0..<32).map { _ in Float(Int.random(in: 0...1, using: &g)) }
+        for p in model.parameters { p.zeroGrad() }
+        try Loss.diceCE(try model(x), labels).backward()
+        for p in model.parameters {
+            for i in stride(from: 0, to: p.count, by: max(1, p.count / 3)) {
+                let o = p.data[i]
+                p.data[i] = o + 1e-2
+                let up = try GradMode.disabled { try Loss.diceCE(try model(x), labels).item }
+                p.data[i] = o - 1e-2
+                let down = try GradMode.disabled { try Loss.diceCE(try model(x), labels).item }
+                p.data[i] = o
+                // 5 %: a whole network has ReLU kinks within the finite-difference step (each op alone passes at 2 %).
+                #expect(abs((up - down) / 2e-2 - p.grad![i]) < 5e-2 * max(1, abs((up - down) / 2e-2)))
+            }
+        }
+        // Instance norm behaves the same in evaluation mode (no running statistics).
+        model.isTraining = false
+        let a = try GradMode.disabled { try model(x) }
+        model.isTraining = true
+        let b = try GradMode.disabled { try model(x) }
+        #expect(a.data == b.data)
+        let ds = UNet(base: 2, levels: 3, deepSupervision: true, seed: 1)
+        let outs = try ds.forwardAll(Tensor(shape: [2, 1, 16, 16], data: [Float](repeating: 0.5, count: 512)))
+        #expect(outs.map { $0.shape } == [[2, 2, 16, 16], [2, 2, 8, 8], [2, 2, 4, 4]])
+        #expect(try ds(Tensor(shape: [1, 1, 16, 16], data: [Float](repeating: 0.5, count: 256))).shape == [1, 2, 16, 16])
+        let scratch = Scratch("ds-train")
+        defer { scratch.cleanup() }
+        var config = TrainingConfig()
+        config.epochs = 25; config.batchSize = 4; config.learningRate = 1e-2; config.flips = false; config.intensityJitter = 0
+        config.spatialProbability = 0; config.gammaProbability = 0; config.noiseProbability = 0
+        config.blurProbability = 0; config.elasticProbability = 0; config.foregroundOversampling = 0
+        let trainer = Trainer(model: UNet(base: 4, levels: 2, deepSupervision: true, seed: 1), config: config, folder: scratch.path)
+        let history = try trainer.fit(train: squares(24, size: 16, seed: 2), validation: squares(8, size: 16, seed: 3))
+        #expect(history.last!.validationDice > 0.9, "\(history.map(\.validationDice))")
+        let (loaded, _) = try Trainer.loadModel(checkpoint: scratch.file("checkpoint.safetensors"))
+        #expect(loaded.deepSupervision && loaded.namedParameters.map(\.0) == trainer.model.namedParameters.map(\.0))
+    }
+}
+
 @Suite("Safetensors")
 struct SafetensorsTests {
     @Test("round trip of named tensors and metadata; bad files are refused with the reason")
