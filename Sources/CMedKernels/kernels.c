@@ -1,8 +1,14 @@
 #include "CMedKernels.h"
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* One lock around every execution: the handles own their layout-conversion buffers and share one stream, and a
+ * oneDNN stream must not be used from two threads at once. Each primitive already uses every core. */
+static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
+#define LOCKED(body) do { pthread_mutex_lock(&exec_lock); int r_ = (body); pthread_mutex_unlock(&exec_lock); return r_; } while (0)
 
 /* One operand of a primitive: the caller's plain buffer and, when oneDNN chose another layout (blocked nChw16c and
  * friends for its direct JIT convolutions), an internal buffer with a reorder between the two. */
@@ -75,8 +81,19 @@ static size_t scratch_size(dnnl_primitive_desc_t pd) {
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
+static mk_conv *conv_create(int n, int c, int h, int w, int o, int kh, int kw, int stride, int pad, int dilation, int has_bias,
+                            char *message, size_t message_size);
+
 mk_conv *mk_conv_create(int n, int c, int h, int w, int o, int kh, int kw, int stride, int pad, int dilation, int has_bias,
                         char *message, size_t message_size) {
+    pthread_mutex_lock(&exec_lock);
+    mk_conv *k = conv_create(n, c, h, w, o, kh, kw, stride, pad, dilation, has_bias, message, message_size);
+    pthread_mutex_unlock(&exec_lock);
+    return k;
+}
+
+static mk_conv *conv_create(int n, int c, int h, int w, int o, int kh, int kw, int stride, int pad, int dilation, int has_bias,
+                            char *message, size_t message_size) {
     mk_conv *k = calloc(1, sizeof *k);
     if (!k) { snprintf(message, message_size, "out of memory"); return NULL; }
     if (!shared_engine) {
@@ -177,7 +194,7 @@ static int run(mk_conv *k, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args)
     return dnnl_primitive_execute(p, k->stream, nargs, args) == dnnl_success ? 0 : -1;
 }
 
-int mk_conv_forward(mk_conv *k, const float *src, const float *weights, const float *bias, float *dst) {
+static int conv_forward(mk_conv *k, const float *src, const float *weights, const float *bias, float *dst) {
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, io_in(&k->f_src, src, k->stream)}, {DNNL_ARG_WEIGHTS, io_in(&k->f_wei, weights, k->stream)},
                                {DNNL_ARG_DST, io_out_target(&k->f_dst, dst)}};
     int n = 3;
@@ -187,7 +204,7 @@ int mk_conv_forward(mk_conv *k, const float *src, const float *weights, const fl
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
-int mk_conv_backward_data(mk_conv *k, const float *diff_dst, const float *weights, float *diff_src) {
+static int conv_backward_data(mk_conv *k, const float *diff_dst, const float *weights, float *diff_src) {
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, io_in(&k->d_ddst, diff_dst, k->stream)}, {DNNL_ARG_WEIGHTS, io_in(&k->d_wei, weights, k->stream)},
                                {DNNL_ARG_DIFF_SRC, io_out_target(&k->d_dsrc, diff_src)}};
     if (run(k, k->bwd_data, 3, args)) return -1;
@@ -195,7 +212,7 @@ int mk_conv_backward_data(mk_conv *k, const float *diff_dst, const float *weight
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
-int mk_conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias) {
+static int conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias) {
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, io_in(&k->w_src, src, k->stream)}, {DNNL_ARG_DIFF_DST, io_in(&k->w_ddst, diff_dst, k->stream)},
                                {DNNL_ARG_DIFF_WEIGHTS, io_out_target(&k->w_dwei, diff_weights)}};
     int n = 3;
@@ -205,8 +222,8 @@ int mk_conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
-int mk_conv_backward(mk_conv *k, const float *src, const float *diff_dst, const float *weights, float *diff_src,
-                     float *diff_weights, float *diff_bias) {
+static int conv_backward(mk_conv *k, const float *src, const float *diff_dst, const float *weights, float *diff_src,
+                         float *diff_weights, float *diff_bias) {
     dnnl_memory_t ddst_data = NULL;
     if (diff_src) {
         ddst_data = io_in(&k->d_ddst, diff_dst, k->stream);
@@ -231,7 +248,21 @@ int mk_conv_backward(mk_conv *k, const float *src, const float *diff_dst, const 
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
+int mk_conv_forward(mk_conv *k, const float *src, const float *weights, const float *bias, float *dst) {
+    LOCKED(conv_forward(k, src, weights, bias, dst));
+}
+int mk_conv_backward_data(mk_conv *k, const float *diff_dst, const float *weights, float *diff_src) {
+    LOCKED(conv_backward_data(k, diff_dst, weights, diff_src));
+}
+int mk_conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias) {
+    LOCKED(conv_backward_weights(k, src, diff_dst, diff_weights, diff_bias));
+}
+int mk_conv_backward(mk_conv *k, const float *src, const float *diff_dst, const float *weights, float *diff_src,
+                     float *diff_weights, float *diff_bias) {
+    LOCKED(conv_backward(k, src, diff_dst, weights, diff_src, diff_weights, diff_bias));
+}
+
 int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
              float beta, float *c, long ldc) {
-    return dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success ? 0 : -1;
+    LOCKED(dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success ? 0 : -1);
 }

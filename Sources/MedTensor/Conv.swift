@@ -7,7 +7,7 @@ internal import CMedKernels
 /// MEDSELECT_CONV=im2col turns them off (the im2col + SGEMM path, kept as the reference and fallback).
 enum ConvPlans {
     struct Key: Hashable { var dims: [Int] }
-    nonisolated(unsafe) static let useDNNL = ProcessInfo.processInfo.environment["MEDSELECT_CONV"] != "im2col"
+    static let useDNNL = ProcessInfo.processInfo.environment["MEDSELECT_CONV"] != "im2col"
     static let plans = Mutex([Key: UnsafeSendable]())
 
     struct UnsafeSendable: @unchecked Sendable { let pointer: OpaquePointer? }
