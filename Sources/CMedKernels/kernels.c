@@ -181,14 +181,6 @@ void mk_conv_destroy(mk_conv *k) {
     free(k);
 }
 
-void mk_conv_out_size(const mk_conv *k, int *ho, int *wo) { *ho = k->ho; *wo = k->wo; }
-
-const char *mk_conv_impl(const mk_conv *k) {
-    const char *name = NULL;
-    dnnl_primitive_desc_query(k->fwd_pd, dnnl_query_impl_info_str, 0, &name);
-    return name ? name : "unknown";
-}
-
 static int run(mk_conv *k, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args) {
     if (k->scratch) { args[nargs].arg = DNNL_ARG_SCRATCHPAD; args[nargs].memory = k->scratch; nargs++; }
     return dnnl_primitive_execute(p, k->stream, nargs, args) == dnnl_success ? 0 : -1;
@@ -201,24 +193,6 @@ static int conv_forward(mk_conv *k, const float *src, const float *weights, cons
     if (k->has_bias) { dnnl_memory_set_data_handle(k->bias, (void *)bias); args[n].arg = DNNL_ARG_BIAS; args[n].memory = k->bias; n++; }
     if (run(k, k->fwd, n, args)) return -1;
     io_out_finish(&k->f_dst, k->stream);
-    return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
-}
-
-static int conv_backward_data(mk_conv *k, const float *diff_dst, const float *weights, float *diff_src) {
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, io_in(&k->d_ddst, diff_dst, k->stream)}, {DNNL_ARG_WEIGHTS, io_in(&k->d_wei, weights, k->stream)},
-                               {DNNL_ARG_DIFF_SRC, io_out_target(&k->d_dsrc, diff_src)}};
-    if (run(k, k->bwd_data, 3, args)) return -1;
-    io_out_finish(&k->d_dsrc, k->stream);
-    return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
-}
-
-static int conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias) {
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, io_in(&k->w_src, src, k->stream)}, {DNNL_ARG_DIFF_DST, io_in(&k->w_ddst, diff_dst, k->stream)},
-                               {DNNL_ARG_DIFF_WEIGHTS, io_out_target(&k->w_dwei, diff_weights)}};
-    int n = 3;
-    if (k->has_bias && diff_bias) { dnnl_memory_set_data_handle(k->bias, diff_bias); args[n].arg = DNNL_ARG_DIFF_BIAS; args[n].memory = k->bias; n++; }
-    if (run(k, k->bwd_wei, n, args)) return -1;
-    io_out_finish(&k->w_dwei, k->stream);
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
@@ -250,12 +224,6 @@ static int conv_backward(mk_conv *k, const float *src, const float *diff_dst, co
 
 int mk_conv_forward(mk_conv *k, const float *src, const float *weights, const float *bias, float *dst) {
     LOCKED(conv_forward(k, src, weights, bias, dst));
-}
-int mk_conv_backward_data(mk_conv *k, const float *diff_dst, const float *weights, float *diff_src) {
-    LOCKED(conv_backward_data(k, diff_dst, weights, diff_src));
-}
-int mk_conv_backward_weights(mk_conv *k, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias) {
-    LOCKED(conv_backward_weights(k, src, diff_dst, diff_weights, diff_bias));
 }
 int mk_conv_backward(mk_conv *k, const float *src, const float *diff_dst, const float *weights, float *diff_src,
                      float *diff_weights, float *diff_bias) {

@@ -54,6 +54,21 @@ struct LazyCentres {
 
     /// Makes row c a centre (and takes it out of the candidates).
     mutating func add(_ c: Int) {
+        enqueue(c)
+        if queued >= batch || needsFullRefresh { refreshAll() }
+    }
+
+    /// Adds many centres with one refresh at the end (warm start from a labeled set).
+    mutating func add(_ cs: [Int]) {
+        for c in cs {
+            enqueue(c)
+            if queued >= batch { refreshAll() }
+        }
+        if queued > 0 { refreshAll() }
+    }
+
+    /// Marks row c taken and queues it as a centre for the next refresh.
+    private mutating func enqueue(_ c: Int) {
         let d = pool.dimensions
         taken[c] = true
         bound[c] = 0
@@ -61,22 +76,6 @@ struct LazyCentres {
         pool.values.withUnsafeBufferPointer { queue.append(contentsOf: $0[(c * d)..<((c + 1) * d)]) }
         queueNorms.append(norms[c])
         queued += 1
-        if queued >= batch || needsFullRefresh { refreshAll() }
-    }
-
-    /// Adds many centres with one refresh at the end (warm start from a labeled set).
-    mutating func add(_ cs: [Int]) {
-        let d = pool.dimensions
-        for c in cs {
-            taken[c] = true
-            bound[c] = 0
-            centreCount += 1
-            pool.values.withUnsafeBufferPointer { queue.append(contentsOf: $0[(c * d)..<((c + 1) * d)]) }
-            queueNorms.append(norms[c])
-            queued += 1
-            if queued >= batch { refreshAll() }
-        }
-        if queued > 0 { refreshAll() }
     }
 
     /// Compares every row with the queued centres (SGEMM in row blocks), empties the queue and rebuilds the heap.

@@ -1,5 +1,5 @@
-/* CMedKernels: oneDNN convolution primitives for MedTensor (forward, backward data, backward weights), plain NCHW /
- * OIHW memory. A handle holds the three primitives for one geometry; create once per shape and reuse. */
+/* CMedKernels: oneDNN convolution primitives for MedTensor (forward, backward data, backward weights); the caller
+ * passes plain NCHW / OIHW buffers, the primitives convert to the layouts they choose. A handle holds the three primitives for one geometry; create once per shape and reuse. */
 #ifndef CMEDKERNELS_H
 #define CMEDKERNELS_H
 #include <stddef.h>
@@ -10,15 +10,7 @@ typedef struct mk_conv mk_conv;
 mk_conv *mk_conv_create(int n, int c, int h, int w, int o, int kh, int kw, int stride, int pad, int dilation, int has_bias,
                         char *message, size_t message_size);
 void mk_conv_destroy(mk_conv *conv);
-/* Output height and width. */
-void mk_conv_out_size(const mk_conv *conv, int *ho, int *wo);
-/* Name of the implementation oneDNN chose for the forward pass. */
-const char *mk_conv_impl(const mk_conv *conv);
 int mk_conv_forward(mk_conv *conv, const float *src, const float *weights, const float *bias, float *dst);
-int mk_conv_backward_data(mk_conv *conv, const float *diff_dst, const float *weights, float *diff_src);
-/* diff_bias may be NULL. Overwrites diff_weights / diff_bias. */
-int mk_conv_backward_weights(mk_conv *conv, const float *src, const float *diff_dst, float *diff_weights, float *diff_bias);
-
 /* Both backward passes at once: diff_src (may be NULL: not needed) and diff_weights / diff_bias (diff_weights NULL: not
  * needed). When both want the same layout, diff_dst is converted once. */
 int mk_conv_backward(mk_conv *conv, const float *src, const float *diff_dst, const float *weights, float *diff_src,
