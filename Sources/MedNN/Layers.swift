@@ -127,5 +127,5 @@ public final class InstanceNorm2d: NormReLU {
 
     public var parameters: [Tensor] { [gamma, beta] }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.instanceNorm(gamma: gamma, beta: beta) }
-    public func withReLU(_ x: Tensor) throws -> Tensor { try self(x).relu() }
+    public func withReLU(_ x: Tensor) throws -> Tensor { try x.instanceNormReLU(gamma: gamma, beta: beta) }
 }

@@ -4,6 +4,7 @@ internal import COpenBLAS
 internal import CMedKernels
 
 /// oneDNN convolution plans (forward, backward data, backward weights), one per geometry, created on first use.
+/// Key: n, c, h, w, o, kh, kw, stride, padding, dilation, bias (0/1), transposed (0/1).
 /// MEDSELECT_CONV=im2col turns them off (the im2col + SGEMM path, kept as the reference and fallback).
 enum ConvPlans {
     struct Key: Hashable { var dims: [Int] }
@@ -18,7 +19,8 @@ enum ConvPlans {
             if let p = table[Key(dims: dims)] { return p.pointer }
             var message = [CChar](repeating: 0, count: 256)
             let p = mk_conv_create(Int32(dims[0]), Int32(dims[1]), Int32(dims[2]), Int32(dims[3]), Int32(dims[4]), Int32(dims[5]),
-                                   Int32(dims[6]), Int32(dims[7]), Int32(dims[8]), Int32(dims[9]), Int32(dims[10]), &message, message.count)
+                                   Int32(dims[6]), Int32(dims[7]), Int32(dims[8]), Int32(dims[9]), Int32(dims[10]), Int32(dims[11]),
+                                   &message, message.count)
             table[Key(dims: dims)] = UnsafeSendable(pointer: p)   // nil remembered too: fall back without retrying
             return p
         }
@@ -114,9 +116,9 @@ extension Tensor {
         let ho = g.outSize(h, kernel: kh), wo = g.outSize(w, kernel: kw)
         guard ho > 0, wo > 0 else { throw TensorError.shapeMismatch("conv2d output of \(shape) with kernel \(kh)x\(kw) would be empty") }
         let k = c * kh * kw, p = ho * wo
-        if kernel != .im2col, let plan = ConvPlans.plan([n, c, h, w, o, kh, kw, g.stride, g.padding, g.dilation, bias == nil ? 0 : 1],
+        if kernel != .im2col, let plan = ConvPlans.plan([n, c, h, w, o, kh, kw, g.stride, g.padding, g.dilation, bias == nil ? 0 : 1, 0],
                                                         force: kernel == .onednn) {
-            return try dnnlConv(plan, weight, bias, outShape: [n, o, ho, wo])
+            return try dnnlConv(plan, weight, bias, outShape: [n, o, ho, wo], what: "convolution")
         }
         var out = [Float](repeating: 0, count: n * o * p)
         var cols = [Float](repeating: 0, count: n * k * p)
@@ -163,32 +165,42 @@ extension Tensor {
         }
     }
 
-    /// The oneDNN path of ``conv2d(_:bias:geometry:)``.
-    func dnnlConv(_ plan: OpaquePointer, _ weight: Tensor, _ bias: Tensor?, outShape: [Int]) throws -> Tensor {
-        var out = [Float](repeating: 0, count: outShape.reduce(1, *))
-        let x = data, wt = weight.data
+    /// The oneDNN path of ``conv2d(_:bias:geometry:)`` and ``convTranspose2d(_:bias:stride:)``. The input goes in in its
+    /// own layout; the output (and the input's gradient) come out blocked when the primitive works blocked.
+    func dnnlConv(_ plan: OpaquePointer, _ weight: Tensor, _ bias: Tensor?, outShape: [Int], what: String) throws -> Tensor {
+        let outLayout: Layout = mk_conv_blocked(plan, Int32(MK_DST)) != 0 && Layout.canBlock(outShape) ? .blocked16 : .plain
+        let inLayout = layout
+        let x = storage, wt = weight.data
         let zero: [Float] = [0]
-        let rc = x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
-            (bias?.data ?? zero).withUnsafeBufferPointer { bp in
-                mk_conv_forward(plan, xp.baseAddress!, wp.baseAddress!, bp.baseAddress!, op.baseAddress!)
-            }
-        } } }
-        guard rc == 0 else { throw TensorError.shapeMismatch("oneDNN convolution failed for input \(shape), weight \(weight.shape)") }
+        var rc: Int32 = 0
+        let out = [Float](unsafeUninitializedCapacity: outShape.reduce(1, *)) { op, initialized in
+            rc = x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in
+                (bias?.data ?? zero).withUnsafeBufferPointer { bp in
+                    mk_conv_forward(plan, xp.baseAddress!, inLayout == .blocked16 ? 1 : 0, wp.baseAddress!, bp.baseAddress!, op.baseAddress!,
+                                    outLayout == .blocked16 ? 1 : 0)
+                }
+            } }
+            initialized = op.count
+        }
+        guard rc == 0 else { throw TensorError.shapeMismatch("oneDNN \(what) failed for input \(shape), weight \(weight.shape)") }
         let input = self
         var inputs = [input, weight]
         if let bias { inputs.append(bias) }
-        return Tensor.result(shape: outShape, data: out, inputs: inputs) { g in
+        return Tensor.result(shape: outShape, data: out, layout: outLayout, inputs: inputs) { g in
             let needX = input.requiresGrad, needW = weight.requiresGrad || (bias?.requiresGrad ?? false)
-            var gx = [Float](repeating: 0, count: needX ? input.count : 0)
             var gw = [Float](repeating: 0, count: needW ? weight.count : 0)
             var gb = [Float](repeating: 0, count: max(1, bias?.count ?? 1))
-            _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in
-                gx.withUnsafeMutableBufferPointer { xgp in gw.withUnsafeMutableBufferPointer { wgp in gb.withUnsafeMutableBufferPointer { bgp in
-                    mk_conv_backward(plan, xp.baseAddress!, gp.baseAddress!, wp.baseAddress!, needX ? xgp.baseAddress! : nil,
-                                     needW ? wgp.baseAddress! : nil, bias == nil ? nil : bgp.baseAddress!)
+            let gx = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { xgp, initialized in
+                _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in
+                    gw.withUnsafeMutableBufferPointer { wgp in gb.withUnsafeMutableBufferPointer { bgp in
+                        mk_conv_backward(plan, xp.baseAddress!, inLayout == .blocked16 ? 1 : 0, gp.baseAddress!, outLayout == .blocked16 ? 1 : 0,
+                                         wp.baseAddress!, needX ? xgp.baseAddress! : nil, inLayout == .blocked16 ? 1 : 0,
+                                         needW ? wgp.baseAddress! : nil, bias == nil ? nil : bgp.baseAddress!)
+                    } }
                 } } }
-            } } }
-            if needX { input.accumulate(gx) }
+                initialized = xgp.count
+            }
+            if needX { input.accumulate(gx, layout: inLayout) }
             if needW {
                 weight.accumulate(gw)
                 bias?.accumulate(gb)
@@ -198,12 +210,16 @@ extension Tensor {
 
     /// Transposed 2-D convolution with kernel = stride and no padding (the U-Net's upsampling): input [N, C, H, W],
     /// weight [C, O, k, k] (PyTorch's layout), output [N, O, H·k, W·k].
-    public func convTranspose2d(_ weight: Tensor, bias: Tensor? = nil, stride s: Int) throws -> Tensor {
+    /// oneDNN's deconvolution unless `kernel` is `.im2col` (then SGEMM and a scatter, the reference path).
+    public func convTranspose2d(_ weight: Tensor, bias: Tensor? = nil, stride s: Int, kernel: ConvKernel = .automatic) throws -> Tensor {
         guard rank == 4, weight.rank == 4, weight.shape[0] == shape[1], weight.shape[2] == s, weight.shape[3] == s else {
             throw TensorError.shapeMismatch("convTranspose2d of input \(shape) with weight \(weight.shape), stride \(s)")
         }
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let o = weight.shape[1]
+        if kernel != .im2col, let plan = ConvPlans.plan([n, c, h, w, o, s, s, s, 0, 1, bias == nil ? 0 : 1, 1], force: kernel == .onednn) {
+            return try dnnlConv(plan, weight, bias, outShape: [n, o, h * s, w * s], what: "transposed convolution")
+        }
         let kk = s * s, p = h * w
         // Y_b [o*kk, p] = Wᵀ [o*kk, c] · X_b [c, p]; then scatter each (oc, i, j) plane to the strided output.
         var out = [Float](repeating: 0, count: n * o * h * s * w * s)
@@ -257,29 +273,60 @@ extension Tensor {
         }
     }
 
-    /// Max pooling with a k x k window and stride k (input H, W divisible by k).
+    /// Max pooling with a k x k window and stride k (input H, W divisible by k). Keeps the input's layout; the first
+    /// maximum of a window takes the gradient.
     public func maxPool2d(_ k: Int) throws -> Tensor {
-        guard rank == 4, shape[2] % k == 0, shape[3] % k == 0 else { throw TensorError.shapeMismatch("maxPool2d(\(k)) of \(shape)") }
+        guard rank == 4, k > 0, shape[2] % k == 0, shape[3] % k == 0 else { throw TensorError.shapeMismatch("maxPool2d(\(k)) of \(shape)") }
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let ho = h / k, wo = w / k
-        var out = [Float](repeating: 0, count: n * c * ho * wo)
-        var arg = [Int32](repeating: 0, count: out.count)
-        for plane in 0..<(n * c) {
-            for oy in 0..<ho { for ox in 0..<wo {
-                var best = -Float.infinity, at = 0
-                for i in 0..<k { for j in 0..<k {
-                    let idx = (plane * h + oy * k + i) * w + ox * k + j
-                    if data[idx] > best { best = data[idx]; at = idx }
-                } }
-                out[(plane * ho + oy) * wo + ox] = best
-                arg[(plane * ho + oy) * wo + ox] = Int32(at)
+        let ho = h / k, wo = w / k, outCount = n * c * ho * wo
+        let lay = layout, x = storage
+        // arg[i]: the storage index of output i's maximum.
+        var arg = [Int32](repeating: 0, count: outCount)
+        let out = [Float](unsafeUninitializedCapacity: outCount) { ob, initialized in
+            x.withUnsafeBufferPointer { xb in arg.withUnsafeMutableBufferPointer { ab in
+                nonisolated(unsafe) let (xp, op, ap) = (xb.baseAddress!, ob.baseAddress!, ab.baseAddress!)
+                if lay == .blocked16 {
+                    let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                    parallelFor(n * c / 16) { item in
+                        let src = UnsafeRawPointer(xp + item * h * w * 16)
+                        for oy in 0..<ho { for ox in 0..<wo {
+                            var best = SIMD16<Float>(repeating: -.infinity)
+                            var at = lanes &+ Int32((item * h * w + oy * k * w + ox * k) * 16)
+                            for i in 0..<k { for j in 0..<k {
+                                let pos = (oy * k + i) * w + ox * k + j
+                                let v = src.loadUnaligned(fromByteOffset: pos * 64, as: SIMD16<Float>.self)
+                                let better = v .> best
+                                best.replace(with: v, where: better)
+                                at.replace(with: lanes &+ Int32((item * h * w + pos) * 16), where: better)
+                            } }
+                            let o = (item * ho * wo + oy * wo + ox) * 16
+                            UnsafeMutableRawPointer(op + o).storeBytes(of: best, as: SIMD16<Float>.self)
+                            UnsafeMutableRawPointer(ap + o).storeBytes(of: at, as: SIMD16<Int32>.self)
+                        } }
+                    }
+                } else {
+                    parallelFor(n * c) { plane in
+                        for oy in 0..<ho { for ox in 0..<wo {
+                            var best = -Float.infinity, at = (plane * h + oy * k) * w + ox * k
+                            for i in 0..<k { for j in 0..<k {
+                                let idx = (plane * h + oy * k + i) * w + ox * k + j
+                                if xp[idx] > best { best = xp[idx]; at = idx }
+                            } }
+                            op[(plane * ho + oy) * wo + ox] = best
+                            ap[(plane * ho + oy) * wo + ox] = Int32(at)
+                        } }
+                    }
+                }
             } }
+            initialized = outCount
         }
-        let total = count
-        return Tensor.result(shape: [n, c, ho, wo], data: out, inputs: [self]) { [self] g in
+        let total = count, argmax = arg
+        return Tensor.result(shape: [n, c, ho, wo], data: out, layout: lay, inputs: [self]) { [self] g in
             var gx = [Float](repeating: 0, count: total)
-            for i in 0..<g.count { gx[Int(arg[i])] += g[i] }
-            accumulate(gx)
+            gx.withUnsafeMutableBufferPointer { gxp in g.withUnsafeBufferPointer { gp in argmax.withUnsafeBufferPointer { ap in
+                for i in 0..<gp.count { gxp[Int(ap[i])] += gp[i] }
+            } } }
+            accumulate(gx, layout: lay)
         }
     }
 
@@ -289,7 +336,8 @@ extension Tensor {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let ho = h / k, wo = w / k, inv = 1 / Float(k * k)
         var out = [Float](repeating: 0, count: n * c * ho * wo)
-        for plane in 0..<(n * c) { for y in 0..<h { for x in 0..<w { out[(plane * ho + y / k) * wo + x / k] += data[(plane * h + y) * w + x] * inv } } }
+        let xd = data
+        for plane in 0..<(n * c) { for y in 0..<h { for x in 0..<w { out[(plane * ho + y / k) * wo + x / k] += xd[(plane * h + y) * w + x] * inv } } }
         let total = count
         return Tensor.result(shape: [n, c, ho, wo], data: out, inputs: [self]) { [self] g in
             var gx = [Float](repeating: 0, count: total)

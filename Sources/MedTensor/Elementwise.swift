@@ -73,23 +73,25 @@ extension Tensor {
         let n = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: n)
         let sa = Broadcast.strides(a.shape, in: shape), sb = Broadcast.strides(b.shape, in: shape)
+        // Equal shapes in one layout: element by element in that layout (the order does not matter).
+        let lay: Layout = a.shape == b.shape && a.layout == b.layout ? a.layout : .plain
+        let (ad, bd) = lay == .plain ? (a.data, b.data) : (a.storage, b.storage)
         if a.shape == b.shape {
-            a.data.withUnsafeBufferPointer { ap in b.data.withUnsafeBufferPointer { bp in
+            ad.withUnsafeBufferPointer { ap in bd.withUnsafeBufferPointer { bp in
                 out.withUnsafeMutableBufferPointer { op in for i in 0..<n { op[i] = f(ap[i], bp[i]) } }
             } }
         } else {
-            a.data.withUnsafeBufferPointer { ap in b.data.withUnsafeBufferPointer { bp in
+            ad.withUnsafeBufferPointer { ap in bd.withUnsafeBufferPointer { bp in
                 out.withUnsafeMutableBufferPointer { op in Broadcast.forEach(shape, sa, sb) { o, i, j in op[o] = f(ap[i], bp[j]) } }
             } }
         }
-        let (ad, bd) = (a.data, b.data)
-        let result = Tensor.result(shape: shape, data: out, inputs: [a, b]) { _ in }
+        let result = Tensor.result(shape: shape, data: out, layout: lay, inputs: [a, b]) { _ in }
         if let node = result.node {
             let outData = out
             result.node = GraphNode(inputs: node.inputs) { g in
                 let (ga, gb) = grads(g, ad, bd, outData, sa, sb, shape)
-                if let ga, a.requiresGrad { a.accumulate(Broadcast.reduce(ga, from: shape, to: a.shape)) }
-                if let gb, b.requiresGrad { b.accumulate(Broadcast.reduce(gb, from: shape, to: b.shape)) }
+                if let ga, a.requiresGrad { a.accumulate(Broadcast.reduce(ga, from: shape, to: a.shape), layout: lay) }
+                if let gb, b.requiresGrad { b.accumulate(Broadcast.reduce(gb, from: shape, to: b.shape), layout: lay) }
             }
         }
         return result
@@ -129,28 +131,30 @@ extension Tensor {
     public func adding(_ other: Tensor) throws -> Tensor { try Tensor.binary(self, other, +) { g, _, _, _, _, _, _ in (g, g) } }
 
     /// Element-wise unary operation with its derivative (from input x and output y).
+    /// Keeps the input's layout.
     func unary(_ f: (Float) -> Float, derivative: @escaping (_ x: Float, _ y: Float) -> Float) -> Tensor {
-        let x = data
+        let x = storage, lay = layout
         var y = [Float](repeating: 0, count: x.count)
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in for i in 0..<xp.count { yp[i] = f(xp[i]) } } }
         let out = y
-        return Tensor.result(shape: shape, data: y, inputs: [self]) { [self] g in
+        return Tensor.result(shape: shape, data: y, layout: lay, inputs: [self]) { [self] g in
             var gx = [Float](repeating: 0, count: g.count)
             for i in 0..<g.count { gx[i] = g[i] * derivative(x[i], out[i]) }
-            accumulate(gx)
+            accumulate(gx, layout: lay)
         }
     }
 
     public func relu() -> Tensor {
-        var y = data
+        var y = storage
+        let lay = layout
         y.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = max(0, p[i]) } }
         let out = y
-        return Tensor.result(shape: shape, data: y, inputs: [self]) { [self] g in
+        return Tensor.result(shape: shape, data: y, layout: lay, inputs: [self]) { [self] g in
             var gx = [Float](repeating: 0, count: g.count)
             gx.withUnsafeMutableBufferPointer { p in out.withUnsafeBufferPointer { o in g.withUnsafeBufferPointer { gp in
                 for i in 0..<p.count { p[i] = o[i] > 0 ? gp[i] : 0 }
             } } }
-            accumulate(gx)
+            accumulate(gx, layout: lay)
         }
     }
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor { unary({ $0 > 0 ? $0 : slope * $0 }, derivative: { x, _ in x > 0 ? 1 : slope }) }

@@ -4,6 +4,7 @@ extension Tensor {
     /// Normalises each group of elements to zero mean and unit variance (biased variance, as PyTorch's training
     /// mode): `group(i)` names the group of flat element i. Returns the result and the groups' means and variances.
     func normalized(groups: Int, eps: Float, group: (Int) -> Int) -> (Tensor, mean: [Float], variance: [Float]) {
+        let data = self.data   // plain values, read once
         let n = count
         var ids = [Int32](repeating: 0, count: n)
         var sum = [Double](repeating: 0, count: groups), sq = [Double](repeating: 0, count: groups), cnt = [Double](repeating: 0, count: groups)
@@ -55,6 +56,7 @@ extension Tensor {
         let n = shape[0], c = shape[1], inner = shape[2...].reduce(1, *)
         if let gamma, gamma.count != c { throw TensorError.shapeMismatch("batchNorm gamma \(gamma.shape) for \(c) channels") }
         if let beta, beta.count != c { throw TensorError.shapeMismatch("batchNorm beta \(beta.shape) for \(c) channels") }
+        if layout == .blocked16 { return blockedNorm(perImage: false, gamma: gamma, beta: beta, eps: eps, relu: relu) }
         let m = n * inner
         var out = [Float](repeating: 0, count: count)
         var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
@@ -177,11 +179,50 @@ extension Tensor {
         return try (self * scale + shift).channelAffine(gamma, beta)
     }
 
-    /// Instance normalisation: statistics per sample and channel.
+    /// Instance normalisation: statistics per sample and channel. 4-D tensors with a multiple of 16 channels run
+    /// blocked in one fused kernel (the result is then blocked); others on the generic path.
     public func instanceNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+        try instanceNorm(gamma: gamma, beta: beta, eps: eps, relu: false)
+    }
+
+    /// Instance normalisation followed by ReLU (fused on the blocked path).
+    public func instanceNormReLU(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+        try instanceNorm(gamma: gamma, beta: beta, eps: eps, relu: true)
+    }
+
+    func instanceNorm(gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) throws -> Tensor {
         guard rank >= 3 else { throw TensorError.shapeMismatch("instanceNorm of \(shape)") }
+        if let gamma, gamma.count != shape[1] { throw TensorError.shapeMismatch("instanceNorm gamma \(gamma.shape) for \(shape[1]) channels") }
+        if let beta, beta.count != shape[1] { throw TensorError.shapeMismatch("instanceNorm beta \(beta.shape) for \(shape[1]) channels") }
+        if Layout.canBlock(shape) {
+            return converted(to: .blocked16).blockedNorm(perImage: true, gamma: gamma, beta: beta, eps: eps, relu: relu).0
+        }
         let inner = shape[2...].reduce(1, *)
-        return try normalized(groups: shape[0] * shape[1], eps: eps) { $0 / inner }.0.channelAffine(gamma, beta)
+        let y = try normalized(groups: shape[0] * shape[1], eps: eps) { $0 / inner }.0.channelAffine(gamma, beta)
+        return relu ? y.relu() : y
+    }
+
+    /// The blocked kernels (``BlockedNorm``) as a graph operation; returns per-channel batch mean and unbiased variance
+    /// (for running estimates; only meaningful for batch statistics).
+    func blockedNorm(perImage: Bool, gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) -> (Tensor, mean: [Float], variance: [Float]) {
+        let (n, c) = (shape[0], shape[1]), hw = shape[2] * shape[3]
+        let x = storage, gd = gamma?.data
+        let (out, mean, variance) = BlockedNorm.forward(x, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, beta: beta?.data, eps: eps, relu: relu)
+        var inputs = [self]
+        if let gamma { inputs.append(gamma) }
+        if let beta { inputs.append(beta) }
+        let result = Tensor.result(shape: shape, data: out, layout: .blocked16, inputs: inputs) { [self] g in
+            let (dx, dGamma, dBeta) = BlockedNorm.backward(g, x: x, y: out, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, eps: eps,
+                                                           relu: relu, mean: mean, variance: variance)
+            accumulate(dx, layout: .blocked16)
+            gamma?.accumulate(dGamma)
+            beta?.accumulate(dBeta)
+        }
+        guard !perImage else { return (result, [], []) }
+        let m = Float(n * hw)
+        let meanC = (0..<c).map { mean[$0 / 16][$0 % 16] }
+        let varC = (0..<c).map { ch -> Float in let v = variance[ch / 16][ch % 16]; return m > 1 ? v * m / (m - 1) : v }
+        return (result, meanC, varC)
     }
 
     /// Group normalisation: statistics per sample over `groups` groups of channels.

@@ -79,25 +79,34 @@ extension Tensor {
         let total = sizes.reduce(0, +)
         var outShape = first.shape
         outShape[ax] = total
-        var out = [Float](repeating: 0, count: outer * total * inner)
-        var offset = 0
-        for (p, sz) in zip(parts, sizes) {
-            for o in 0..<outer {
-                let src = o * sz * inner, dst = (o * total + offset) * inner
-                for k in 0..<(sz * inner) { out[dst + k] = p.data[src + k] }
+        // Blocked parts along the channels stay blocked: an image's channel blocks are contiguous in both layouts.
+        let lay: Layout = ax == 1 && parts.allSatisfy({ $0.layout == .blocked16 }) ? .blocked16 : .plain
+        let values = parts.map { lay == .plain ? $0.data : $0.storage }
+        let out = [Float](unsafeUninitializedCapacity: outer * total * inner) { ob, initialized in
+            var offset = 0
+            for (v, sz) in zip(values, sizes) {
+                v.withUnsafeBufferPointer { vb in
+                    for o in 0..<outer {
+                        (ob.baseAddress! + (o * total + offset) * inner).update(from: vb.baseAddress! + o * sz * inner, count: sz * inner)
+                    }
+                }
+                offset += sz
             }
-            offset += sz
+            initialized = ob.count
         }
-        return Tensor.result(shape: outShape, data: out, inputs: parts) { g in
+        return Tensor.result(shape: outShape, data: out, layout: lay, inputs: parts) { g in
             var offset = 0
             for (p, sz) in zip(parts, sizes) {
                 if p.requiresGrad {
-                    var gp = [Float](repeating: 0, count: p.count)
-                    for o in 0..<outer {
-                        let dst = o * sz * inner, src = (o * total + offset) * inner
-                        for k in 0..<(sz * inner) { gp[dst + k] = g[src + k] }
+                    let gp = [Float](unsafeUninitializedCapacity: outer * sz * inner) { gb, initialized in
+                        g.withUnsafeBufferPointer { src in
+                            for o in 0..<outer {
+                                (gb.baseAddress! + o * sz * inner).update(from: src.baseAddress! + (o * total + offset) * inner, count: sz * inner)
+                            }
+                        }
+                        initialized = gb.count
                     }
-                    p.accumulate(gp)
+                    p.accumulate(gp, layout: lay)
                 }
                 offset += sz
             }
@@ -148,6 +157,7 @@ extension Tensor {
 
     /// Softmax over `axis` (numerically stable).
     public func softmax(axis: Int) -> Tensor {
+        let data = self.data   // plain values, read once
         let (outer, len, inner) = split(axis)
         var out = [Float](repeating: 0, count: count)
         for o in 0..<outer {
@@ -176,6 +186,7 @@ extension Tensor {
 
     /// log(softmax) over `axis`.
     public func logSoftmax(axis: Int) -> Tensor {
+        let data = self.data   // plain values, read once
         let (outer, len, inner) = split(axis)
         var out = [Float](repeating: 0, count: count)
         for o in 0..<outer {

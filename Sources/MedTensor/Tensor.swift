@@ -9,8 +9,10 @@ import Foundation
 /// ``Tensor/backward()`` walks the recorded graph once in reverse topological order and accumulates `grad` on every
 /// tensor that requires it. Inside ``GradMode/disabled(_:)`` nothing is recorded (inference).
 ///
-/// Kernels: matrix products through OpenBLAS; convolutions as im2col + SGEMM; element-wise loops vectorised and split
-/// over the cores. Every operation's backward pass is checked against central finite differences in the tests.
+/// Kernels: convolutions and transposed convolutions through oneDNN (in its blocked nChw16c layout, which activations
+/// keep from one operation to the next: see ``Layout``), im2col + SGEMM as the reference path; matrix products through
+/// oneDNN's and OpenBLAS's SGEMM; element-wise loops vectorised and split over the cores. Every operation's backward
+/// pass is checked against central finite differences in the tests.
 public enum MedTensorModule {}
 
 /// Errors a caller can fix (shapes that do not fit).
@@ -43,21 +45,58 @@ final class GraphNode {
 }
 
 /// An n-dimensional Float32 array with an optional gradient.
+///
+/// Values are stored row-major (``Layout/plain``) or, for 4-D activations whose channel count is a multiple of 16, in
+/// oneDNN's blocked nChw16c order (``Layout/blocked16``): convolutions, normalisations, ReLU, pooling and channel
+/// concatenation pass blocked tensors on without converting them. ``data`` always reads (and writes) the plain
+/// NCHW values; a blocked tensor converts on that access.
 public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let shape: [Int]
-    public var data: [Float]
-    /// Accumulated gradient (same shape), after ``backward()``.
+    /// The values in ``layout`` order.
+    var storage: [Float]
+    /// How ``storage`` is ordered.
+    public private(set) var layout: Layout
+    /// Accumulated gradient (same shape), after ``backward()``. Parameters and other leaves keep theirs in plain order;
+    /// an intermediate result's gradient (released during the backward pass) is in its own layout.
     public var grad: [Float]?
     /// True for parameters and for results of operations on them.
     public private(set) var requiresGrad: Bool
     var node: GraphNode?
 
+    /// The values in plain row-major (NCHW) order. Setting (or mutating) leaves the tensor plain.
+    public var data: [Float] {
+        get { layout == .plain ? storage : Layout.plain(from: storage, shape: shape) }
+        set { storage = newValue; layout = .plain }
+        _modify {
+            if layout != .plain { storage = Layout.plain(from: storage, shape: shape); layout = .plain }
+            yield &storage
+        }
+    }
+
     public init(shape: [Int], data: [Float], requiresGrad: Bool = false) {
         precondition(shape.allSatisfy { $0 >= 0 } && shape.reduce(1, *) == data.count,
                      "tensor of shape \(shape) needs \(shape.reduce(1, *)) values, got \(data.count)")
         self.shape = shape
-        self.data = data
+        self.storage = data
+        self.layout = .plain
         self.requiresGrad = requiresGrad
+    }
+
+    init(shape: [Int], storage: [Float], layout: Layout, requiresGrad: Bool = false) {
+        precondition(shape.reduce(1, *) == storage.count && (layout == .plain || Layout.canBlock(shape)),
+                     "tensor of shape \(shape) cannot hold \(storage.count) values in \(layout)")
+        self.shape = shape
+        self.storage = storage
+        self.layout = layout
+        self.requiresGrad = requiresGrad
+    }
+
+    /// The same values in `target` order (self when already so); recorded in the graph like any operation.
+    public func converted(to target: Layout) -> Tensor {
+        if target == layout { return self }
+        precondition(target == .plain || Layout.canBlock(shape), "\(shape) cannot be stored as \(target)")
+        let values = target == .plain ? Layout.plain(from: storage, shape: shape) : Layout.blocked(from: storage, shape: shape)
+        return Tensor.result(shape: shape, data: values, layout: target, inputs: [self]) { [self] g in accumulate(g, layout: target) }
     }
 
     public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {
@@ -81,10 +120,10 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         self.init(shape: shape, data: values, requiresGrad: requiresGrad)
     }
 
-    public var count: Int { data.count }
+    public var count: Int { storage.count }
     public var rank: Int { shape.count }
     /// The single value of a one-element tensor.
-    public var item: Float { precondition(data.count == 1, "item of a tensor with \(data.count) values"); return data[0] }
+    public var item: Float { precondition(storage.count == 1, "item of a tensor with \(storage.count) values"); return storage[0] }
     public var description: String { "Tensor(\(shape))" }
 
     /// A tensor with the same values, outside the graph.
@@ -95,9 +134,10 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 
     public func zeroGrad() { grad = nil }
 
-    /// Adds `g` into this tensor's gradient.
-    func accumulate(_ g: [Float]) {
+    /// Adds `g` (ordered as `gLayout`) into this tensor's gradient, which is kept in the tensor's own layout.
+    func accumulate(_ g: [Float], layout gLayout: Layout = .plain) {
         guard requiresGrad else { return }
+        let g = gLayout == layout ? g : (layout == .plain ? Layout.plain(from: g, shape: shape) : Layout.blocked(from: g, shape: shape))
         if grad == nil { grad = g; return }
         grad!.withUnsafeMutableBufferPointer { dst in
             g.withUnsafeBufferPointer { src in
@@ -107,9 +147,10 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Makes the result of an operation: records the node when gradients are on and an input needs them.
-    static func result(shape: [Int], data: [Float], inputs: [Tensor], backward: @escaping ([Float]) -> Void) -> Tensor {
+    /// `data` is ordered as `layout`; the backward closure receives the output's gradient in the same order.
+    static func result(shape: [Int], data: [Float], layout: Layout = .plain, inputs: [Tensor], backward: @escaping ([Float]) -> Void) -> Tensor {
         let needs = GradMode.isEnabled && inputs.contains { $0.requiresGrad }
-        let t = Tensor(shape: shape, data: data, requiresGrad: needs)
+        let t = Tensor(shape: shape, storage: data, layout: layout, requiresGrad: needs)
         if needs { t.node = GraphNode(inputs: inputs, backward: backward) }
         return t
     }
@@ -117,7 +158,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Back-propagates from this tensor (a scalar loss, or with `seed` as the output gradient): every tensor in its
     /// graph that requires gradients accumulates its gradient; the graph is released afterwards.
     public func backward(seed: [Float]? = nil) {
-        precondition(seed != nil || data.count == 1, "backward() without a seed needs a scalar; got \(shape)")
+        precondition(seed != nil || storage.count == 1, "backward() without a seed needs a scalar; got \(shape)")
         // Reverse topological order by an iterative depth-first search.
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
