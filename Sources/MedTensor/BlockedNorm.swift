@@ -94,11 +94,22 @@ enum BlockedNorm {
                     let off = item * hw * 16
                     let gs = UnsafeRawPointer(gp + off), xs = UnsafeRawPointer(xp + off), ys = UnsafeRawPointer(yp + off)
                     let mu = mean[perImage ? item : item % blocks]
-                    @inline(__always) func dy(_ v: V, _ i: Int) -> V {
-                        relu ? v.replacing(with: zero, where: ys.loadUnaligned(fromByteOffset: i * 64, as: V.self) .<= zero) : v
+                    // One pass for both sums, in chunks of 64 pixels accumulated into Double.
+                    var s1 = D(), s2 = D()
+                    var i = 0
+                    while i < hw {
+                        let end = min(hw, i + 64)
+                        var a = V(), b = V()
+                        while i < end {
+                            var d = gs.loadUnaligned(fromByteOffset: i * 64, as: V.self)
+                            if relu { d.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: i * 64, as: V.self) .<= zero) }
+                            a += d
+                            b += d * (xs.loadUnaligned(fromByteOffset: i * 64, as: V.self) - mu)
+                            i += 1
+                        }
+                        s1 += D(a); s2 += D(b)
                     }
-                    ap[item] = sum(gs, hw) { v, i in dy(v, i) }
-                    bp[item] = sum(gs, hw) { v, i in dy(v, i) * (xs.loadUnaligned(fromByteOffset: i * 64, as: V.self) - mu) }
+                    ap[item] = s1; bp[item] = s2
                 }
             } }
         } } }

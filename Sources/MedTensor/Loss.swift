@@ -46,9 +46,83 @@ public enum Loss {
         return 1 - dice.mean()
     }
 
-    /// nnU-Net's and the benchmark's loss: cross-entropy + soft Dice.
+    /// nnU-Net's and the benchmark's loss: cross-entropy + soft Dice (batch Dice, ε = 1e-5), the same value and
+    /// gradient as ``crossEntropy(_:_:weights:ignore:)`` + ``softDice(_:_:eps:perImage:)`` in one fused kernel:
+    /// forward softmax and the per-class sums once; backward per pixel
+    /// dL/dz_k = (p_k − t_k) / M + p_k (G_k − Σ_j p_j G_j) with G_c = −(2 t_c − D_c) / (C (S_c + ε)),
+    /// D_c the class's Dice and S_c = Σ p_c + Σ t_c.
     public static func diceCE(_ logits: Tensor, _ labels: [Float]) throws -> Tensor {
-        try crossEntropy(logits, labels) + softDice(logits, labels)
+        guard logits.rank >= 2 else { throw TensorError.shapeMismatch("diceCE of logits \(logits.shape)") }
+        let n = logits.shape[0], c = logits.shape[1], inner = logits.shape[2...].reduce(1, *)
+        guard labels.count == n * inner else { throw TensorError.shapeMismatch("\(labels.count) labels for logits \(logits.shape)") }
+        if let bad = labels.first(where: { !($0 >= 0 && $0 < Float(c)) || $0 != $0.rounded() }) {
+            throw TensorError.shapeMismatch("label \(bad) outside 0..<\(c)")
+        }
+        let z = logits.data, eps: Float = 1e-5
+        // Softmax per pixel; per image: Σ log p_y, and per class Σ p·t, Σ p, Σ t.
+        var logpY = [Double](repeating: 0, count: n)
+        var sums = [Double](repeating: 0, count: n * c * 3)
+        let p = [Float](unsafeUninitializedCapacity: z.count) { pb, initialized in
+            z.withUnsafeBufferPointer { zb in labels.withUnsafeBufferPointer { lb in
+                logpY.withUnsafeMutableBufferPointer { yb in sums.withUnsafeMutableBufferPointer { sb in
+                    nonisolated(unsafe) let (zp, lp, pp, yp, sp) = (zb.baseAddress!, lb.baseAddress!, pb.baseAddress!, yb.baseAddress!, sb.baseAddress!)
+                    parallelFor(n) { b in
+                        var ly: Double = 0
+                        var inter = [Double](repeating: 0, count: c), psum = inter, tsum = inter
+                        for i in 0..<inner {
+                            let base = b * c * inner + i
+                            var m = -Float.infinity
+                            for k in 0..<c { m = max(m, zp[base + k * inner]) }
+                            var total: Float = 0
+                            for k in 0..<c { let e = Foundation.exp(zp[base + k * inner] - m); pp[base + k * inner] = e; total += e }
+                            let inv = 1 / total, y = Int(lp[b * inner + i])
+                            for k in 0..<c { pp[base + k * inner] *= inv; psum[k] += Double(pp[base + k * inner]) }
+                            inter[y] += Double(pp[base + y * inner]); tsum[y] += 1
+                            ly += Double(zp[base + y * inner] - m - Foundation.log(total))
+                        }
+                        yp[b] = ly
+                        for k in 0..<c { sp[(b * c + k) * 3] = inter[k]; sp[(b * c + k) * 3 + 1] = psum[k]; sp[(b * c + k) * 3 + 2] = tsum[k] }
+                    }
+                } }
+            } }
+            initialized = z.count
+        }
+        let m = Double(n * inner)
+        let ce = -logpY.reduce(0, +) / m
+        var dice = [Float](repeating: 0, count: c), denom = [Float](repeating: 0, count: c)
+        for k in 0..<c {
+            var inter = 0.0, ps = 0.0, ts = 0.0
+            for b in 0..<n { inter += sums[(b * c + k) * 3]; ps += sums[(b * c + k) * 3 + 1]; ts += sums[(b * c + k) * 3 + 2] }
+            denom[k] = Float(ps + ts) + eps
+            dice[k] = (2 * Float(inter) + eps) / denom[k]
+        }
+        let loss = Float(ce) + 1 - dice.reduce(0, +) / Float(c)
+        let (diceC, denomC) = (dice, denom)
+        return Tensor.result(shape: [], data: [loss], inputs: [logits]) { g in
+            let scale = g[0], invM = 1 / Float(m), invC = 1 / Float(c)
+            let gz = [Float](unsafeUninitializedCapacity: p.count) { gb, initialized in
+                p.withUnsafeBufferPointer { pb in labels.withUnsafeBufferPointer { lb in
+                    nonisolated(unsafe) let (pp, lp, gp) = (pb.baseAddress!, lb.baseAddress!, gb.baseAddress!)
+                    parallelFor(n) { b in
+                        var gd = [Float](repeating: 0, count: c)
+                        for i in 0..<inner {
+                            let base = b * c * inner + i, y = Int(lp[b * inner + i])
+                            var dot: Float = 0
+                            for k in 0..<c {
+                                gd[k] = -invC * ((k == y ? 2 : 0) - diceC[k]) / denomC[k]
+                                dot += pp[base + k * inner] * gd[k]
+                            }
+                            for k in 0..<c {
+                                let pk = pp[base + k * inner]
+                                gp[base + k * inner] = scale * ((pk - (k == y ? 1 : 0)) * invM + pk * (gd[k] - dot))
+                            }
+                        }
+                    }
+                } }
+                initialized = p.count
+            }
+            logits.accumulate(gz)
+        }
     }
 
     /// Mean squared error, optionally only where `mask` is 1 (the MAE's masked patches).

@@ -81,15 +81,20 @@ public struct Adam: Optimizer {
         let (b1, b2, lr, e, wd, decoupled) = (beta1, beta2, learningRate, eps, weightDecay, decoupledWeightDecay)
         for (k, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
-            g.withUnsafeBufferPointer { gp in p.data.withUnsafeMutableBufferPointer { dp in
-                m[k].withUnsafeMutableBufferPointer { mp in v[k].withUnsafeMutableBufferPointer { vp in
-                    for i in 0..<dp.count {
-                        var gi = gp[i]
-                        if wd != 0 && !decoupled { gi += wd * dp[i] }
-                        mp[i] = b1 * mp[i] + (1 - b1) * gi
-                        vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
-                        if wd != 0 && decoupled { dp[i] -= lr * wd * dp[i] }
-                        dp[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + e)
+            g.withUnsafeBufferPointer { gb in p.data.withUnsafeMutableBufferPointer { db in
+                m[k].withUnsafeMutableBufferPointer { mb in v[k].withUnsafeMutableBufferPointer { vb in
+                    nonisolated(unsafe) let (gp, dp, mp, vp) = (gb.baseAddress!, db.baseAddress!, mb.baseAddress!, vb.baseAddress!)
+                    // Element-wise, so large tensors are split into chunks over the cores.
+                    let count = db.count, chunk = 65_536
+                    parallelFor((count + chunk - 1) / chunk) { part in
+                        for i in (part * chunk)..<min(count, (part + 1) * chunk) {
+                            var gi = gp[i]
+                            if wd != 0 && !decoupled { gi += wd * dp[i] }
+                            mp[i] = b1 * mp[i] + (1 - b1) * gi
+                            vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                            if wd != 0 && decoupled { dp[i] -= lr * wd * dp[i] }
+                            dp[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + e)
+                        }
                     }
                 } }
             } }

@@ -27,11 +27,21 @@ struct BenchUNet: ParsableCommand {
         let labels = (0..<(batch * size * size)).map { _ in Float.random(in: 0..<1, using: &rng) > 0.7 ? Float(1) : 0 }
         var opt = Adam(model.parameters, learningRate: 1e-3)
         var lastLoss: Float = 0
+        // Wall time of the phases of the last step: forward, loss, backward, optimiser (ms).
+        var phases = [Double](repeating: 0, count: 4)
+        var phaseTimes: [[Double]] = []
         func step() throws {
+            var t = Date()
+            func lap(_ i: Int) { let now = Date(); phases[i] = now.timeIntervalSince(t) * 1000; t = now }
             opt.zeroGrad()
-            let loss = try Loss.diceCE(try model(x), labels)
+            let logits = try model(x)
+            lap(0)
+            let loss = try Loss.diceCE(logits, labels)
+            lap(1)
             loss.backward()
+            lap(2)
             opt.step()
+            lap(3)
             lastLoss = loss.item
         }
         for _ in 0..<warmup { try step() }
@@ -40,15 +50,23 @@ struct BenchUNet: ParsableCommand {
             let t0 = Date()
             try step()
             times.append(Date().timeIntervalSince(t0) * 1000)
+            phaseTimes.append(phases)
         }
+        func median(_ v: [Double]) -> Double {
+            let s = v.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        let phaseMedians = (0..<4).map { i in (median(phaseTimes.map { $0[i] }) * 10).rounded() / 10 }
         if let save {
             var named: [String: Tensor] = [:]
             for (i, p) in model.parameters.enumerated() { named[String(format: "param_%03d", i)] = p }
             try Safetensors.write(named, metadata: ["model": "UNet", "in_channels": "1", "classes": "2", "base": "16", "levels": "4"], to: save)
         }
         times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let median = median(times)
         let obj: [String: Any] = ["bench": "unet_train_step", "lib": "medselect", "size": size, "batch": batch, "threads": threads,
+                                  "phases_median_ms": ["forward": phaseMedians[0], "loss": phaseMedians[1], "backward": phaseMedians[2],
+                                                       "optimizer": phaseMedians[3]],
                                   "median_ms": (median * 100).rounded() / 100, "min_ms": (times[0] * 100).rounded() / 100, "iters": iters,
                                   "images_per_s": (Double(batch) / median * 1000 * 100).rounded() / 100, "peak_rss_mb": peakRSSMegabytes(),
                                   "params": model.parameters.map(\.count).reduce(0, +), "last_loss": Double(lastLoss)]
@@ -57,6 +75,8 @@ struct BenchUNet: ParsableCommand {
         } else {
             print(String(format: "U-Net step %dx%d batch %d: median %.1f ms (%.1f images/s), peak %.0f MB", size, size, batch, median,
                          Double(batch) / median * 1000, peakRSSMegabytes()))
+            print(String(format: "  phases (median ms): forward %.1f, loss %.1f, backward %.1f, optimizer %.1f", phaseMedians[0],
+                         phaseMedians[1], phaseMedians[2], phaseMedians[3]))
         }
     }
 }

@@ -99,6 +99,20 @@ struct LayerTests {
         try gradientCheck([logits]) { try Loss.softDice($0[0], plain) }
         try gradientCheck([logits]) { try Loss.softDice($0[0], plain, perImage: true) }
         try gradientCheck([logits]) { try Loss.diceCE($0[0], plain) }
+        // The fused Dice+CE kernel: the same value and gradient as its two composed parts.
+        let big = random([3, 4, 5, 7], seed: 120, scale: 3)
+        let bigLabels = (0..<105).map { Float(($0 * 31 + $0 / 7) % 4) }
+        big.zeroGrad()
+        let fusedLoss = try Loss.diceCE(big, bigLabels)
+        fusedLoss.backward()
+        let fusedGrad = big.grad!
+        big.zeroGrad()
+        let composed = try Loss.crossEntropy(big, bigLabels) + Loss.softDice(big, bigLabels)
+        composed.backward()
+        #expect(abs(fusedLoss.item - composed.item) < 1e-5)
+        #expect(zip(fusedGrad, big.grad!).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(throws: TensorError.self) { try Loss.diceCE(big, bigLabels.map { $0 == 3 ? 4 : $0 }) }
+        #expect(throws: TensorError.self) { try Loss.diceCE(big, Array(bigLabels.dropLast())) }
         let target = random([2, 3, 2, 2], seed: 35)
         let mask = (0..<24).map { Float($0 % 3 == 0 ? 1 : 0) }
         try gradientCheck([logits]) { try Loss.mse($0[0], target, mask: mask) }
