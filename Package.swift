@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "medselect", targets: ["medselect"]),
+        .library(name: "MedRandom", targets: ["MedRandom"]),
         .library(name: "MedImage", targets: ["MedImage"]),
         .library(name: "MedFormats", targets: ["MedFormats"]),
         .library(name: "MedData", targets: ["MedData"]),
@@ -40,14 +41,15 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
 
+        .target(name: "MedRandom"),
         .target(name: "MedImage", swiftSettings: fuzzSwift),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
-        .target(name: "MedData", dependencies: ["MedImage", "MedFormats", "CSQLite"]),
+        .target(name: "MedData", dependencies: ["MedRandom", "MedImage", "MedFormats", "CSQLite"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
         .target(name: "CMedKernels", linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "MedTensor", dependencies: ["COpenBLAS", "CMedKernels"]),
-        .target(name: "MedNN", dependencies: ["MedTensor"]),
-        .target(name: "MedSelection", dependencies: ["COpenBLAS", "CDNNL"]),
+        .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"]),
+        .target(name: "MedSelection", dependencies: ["MedRandom", "COpenBLAS", "CDNNL"]),
         .executableTarget(
             name: "medselect",
             dependencies: [

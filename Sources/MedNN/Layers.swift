@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedRandom
 
 /// # MedNN
 ///
@@ -14,18 +15,8 @@ public protocol Layer: AnyObject {
     var isTraining: Bool { get set }
 }
 
-/// SplitMix64 for weight initialisation (seeded, reproducible).
-public struct InitRandom: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// SplitMix64 for weight initialisation (seeded, reproducible): ``MedRandom/SplitMix64``.
+public typealias InitRandom = SplitMix64
 
 /// 2-D convolution layer; weights initialised as PyTorch does (Kaiming uniform with a = √5, i.e. U(±1/√fan_in)).
 public final class Conv2d: Layer {

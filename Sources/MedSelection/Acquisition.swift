@@ -74,7 +74,7 @@ public enum Acquisition {
 
     /// Greedy batch of `budget` rows (labeled rows are never picked).
     public static func select(uncertainty u: [Double], pool: Embeddings, labeled: [Int], budget: Int, alpha: Double = 0.5) throws -> [Pick] {
-        let n = pool.count, d = pool.dimensions
+        let n = pool.count
         guard u.count == n else { throw SelectionError.invalidInput("\(u.count) uncertainty values for \(n) rows") }
         guard u.allSatisfy({ $0.isFinite }) else { throw SelectionError.invalidInput("uncertainty values must be finite") }
         guard (0...1).contains(alpha) else { throw SelectionError.invalidInput("alpha must lie in [0, 1]") }

@@ -84,7 +84,7 @@ struct BenchOps: ParsableCommand {
         let p = try ImageIO.read(pred), r = try ImageIO.read(ref), img = try ImageIO.read(image)
         func time(_ body: () throws -> Void) rethrows -> Double { try medianMilliseconds(iterations: iters, body).median }
         let figures: [(String, Double)] = [
-            ("edt", try time { _ = DistanceTransform.euclidean(p) }),
+            ("edt", time { _ = DistanceTransform.euclidean(p) }),
             ("hd95", try time { _ = try SegmentationMetrics.compute(prediction: p, reference: r, labels: [1]) }),
             ("resample2d", try time { _ = try img.resampled(toShape: [256, 256, 1]) }),
         ]

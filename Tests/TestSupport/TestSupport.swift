@@ -16,7 +16,7 @@ public struct Scratch: Sendable {
     public func cleanup() { try? FileManager.default.removeItem(atPath: path) }
     public func write(_ bytes: [UInt8], _ name: String) -> String {
         let p = file(name)
-        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
         return p
     }
     /// Names of the entries in the folder.

@@ -1,4 +1,5 @@
 import Foundation
+import MedRandom
 
 /// xoshiro256** seeded through SplitMix64: the phantom generator's random source (fast, with independent streams
 /// per site and case so that cases can be drawn in parallel and still give the same bytes).
@@ -7,16 +8,8 @@ struct PhantomRandom: RandomNumberGenerator {
 
     init(seed: UInt64, streams: [Int] = []) {
         var x = seed
-        for v in streams { x = PhantomRandom.splitmix(&x) ^ UInt64(bitPattern: Int64(v)) &* 0xD1B5_4A32_D192_ED03 }
-        s = (PhantomRandom.splitmix(&x), PhantomRandom.splitmix(&x), PhantomRandom.splitmix(&x), PhantomRandom.splitmix(&x))
-    }
-
-    private static func splitmix(_ x: inout UInt64) -> UInt64 {
-        x &+= 0x9E37_79B9_7F4A_7C15
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        for v in streams { x = SplitMix64.step(&x) ^ UInt64(bitPattern: Int64(v)) &* 0xD1B5_4A32_D192_ED03 }
+        s = (SplitMix64.step(&x), SplitMix64.step(&x), SplitMix64.step(&x), SplitMix64.step(&x))
     }
 
     mutating func next() -> UInt64 {
