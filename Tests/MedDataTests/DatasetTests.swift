@@ -113,8 +113,8 @@ struct AdapterTests {
         let n = 2048
         var bytes = [UInt8](repeating: 0, count: 2 * n * n)
         for i in 0..<(n * n) { let v = UInt16((i * 7) % 4096); bytes[2 * i] = UInt8(v >> 8); bytes[2 * i + 1] = UInt8(v & 0xff) }
-        FileManager.default.createFile(atPath: root + "/images/JPCLN001.IMG", contents: Data(bytes))
-        FileManager.default.createFile(atPath: root + "/images/JPCNN002.IMG", contents: Data(bytes.prefix(1000)))
+        _ = FileManager.default.createFile(atPath: root + "/images/JPCLN001.IMG", contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: root + "/images/JPCNN002.IMG", contents: Data(bytes.prefix(1000)))
         var half = [Float](repeating: 0, count: 1024 * 1024)
         half[0] = 255; half[1024 * 1024 - 1] = 255
         try writeMask(half, 1024, 1024, to: root + "/masks/left lung/JPCLN001.png")
@@ -283,7 +283,7 @@ struct IndexTests {
         let index = try DatasetIndex(path: db)
         try index.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
         #expect(throws: DataError.self) { try DatasetIndex(path: db) }
-        FileManager.default.createFile(atPath: scratch.file("junk.sqlite"), contents: Data("not a database at all, just text".utf8))
+        _ = FileManager.default.createFile(atPath: scratch.file("junk.sqlite"), contents: Data("not a database at all, just text".utf8))
         #expect(throws: DataError.self) { try DatasetIndex(path: scratch.file("junk.sqlite")) }
     }
 }
