@@ -16,6 +16,10 @@ struct Train: ParsableCommand {
         Validation: --validation-fraction of the labeled cases (seeded, per site), or the given sites. The output
         folder receives checkpoint.safetensors, history.csv, curve.svg and summary.json; running the same command
         again after an interruption continues where it stopped and ends with the same weights.
+        Selection workflow: train a source model, `medselect embed --split train` the target sites, `medselect select`,
+        then --init-from the source checkpoint with --selection (only selected training cases are used; validation stays
+        the split of --split-seed, so runs with other seeds are scored on the same cases). --epochs 0 with --init-from
+        scores the given model without training.
         Example: medselect train --data phantoms/cxr --sites MCU --size 128 --epochs 30 --out runs/mcu
         """
     )
@@ -23,7 +27,8 @@ struct Train: ParsableCommand {
     @Option(help: "SQLite index instead of a folder.") var db: String?
     @Option(help: "Benchmark adapter for --data.") var benchmark: String?
     @Option(help: "Only these sites (comma-separated).") var sites: String?
-    @Option(help: "Train only on the ids of this selection JSON (member 'selected'); validation stays as split.") var selection: String?
+    @Option(help: "Train only on the ids of this selection JSON (member 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
+    @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model); same architecture.") var initFrom: String?
     @Option(help: "Image side after resampling (multiple of 16).") var size = 128
     @Option(help: "Held-out fraction of the labeled cases.") var validationFraction = 0.2
     @Option(help: "Sites used only for validation (comma-separated).") var validationSites: String?
@@ -35,12 +40,15 @@ struct Train: ParsableCommand {
     @Option(help: "Normalisation: batch or instance.") var norm = "batch"
     @Flag(help: "Deep supervision (auxiliary heads on the decoder's lower resolutions).") var deepSupervision = false
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Seed of the train/validation split (default: --seed); fix it to compare runs on the same held-out cases.") var splitSeed: UInt64?
     @Flag(help: "No flips or intensity jitter.") var noAugmentation = false
     @Option(help: "Output folder.") var out: String
 
     func run() throws {
         guard size >= 16, size % (1 << levels) == 0 else { throw ValidationError("--size must be a multiple of \(1 << levels)") }
-        guard (0..<1).contains(validationFraction), epochs >= 1, batch >= 2 else { throw ValidationError("need 0 <= --validation-fraction < 1, --epochs >= 1, --batch >= 2") }
+        guard (0..<1).contains(validationFraction), epochs >= (initFrom == nil ? 1 : 0), batch >= 2 else {
+            throw ValidationError("need 0 <= --validation-fraction < 1, --epochs >= 1 (0 allowed with --init-from: evaluate only), --batch >= 2")
+        }
         var datasets: [Dataset]
         if let db { datasets = try DatasetIndex(path: db).datasets() }
         else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
@@ -54,7 +62,7 @@ struct Train: ParsableCommand {
                 trainSamples += d.samples.filter { !valSites.contains($0.site) }
                 valSamples += d.samples.filter { valSites.contains($0.site) }
             } else {
-                let parts = d.split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
+                let parts = d.split(seed: splitSeed ?? seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
                 trainSamples += parts["train"] ?? []; valSamples += parts["validation"] ?? []
             }
         }
@@ -64,8 +72,17 @@ struct Train: ParsableCommand {
                 throw DataError.badConfiguration(path: selection, reason: "not a selection JSON with a 'selected' list of ids")
             }
             let chosen = Set(ids)
-            trainSamples = (trainSamples + valSamples).filter { chosen.contains($0.id) }
-            valSamples = valSamples.filter { !chosen.contains($0.id) }
+            // Selected validation cases would leak the evaluation into training; unknown ids are a wrong file or split.
+            let leaked = valSamples.filter { chosen.contains($0.id) }.map(\.id)
+            guard leaked.isEmpty else {
+                throw DataError.badConfiguration(path: selection, reason: "\(leaked.count) selected ids are validation cases (first: \(leaked[0])); select from the training split (medselect embed --split train with --seed equal to this run's split seed and the same --validation-fraction)")
+            }
+            let known = Set(trainSamples.map(\.id))
+            let unknown = ids.filter { !known.contains($0) }
+            guard unknown.isEmpty else {
+                throw DataError.badConfiguration(path: selection, reason: "\(unknown.count) selected ids are not training cases of the chosen sites (first: \(unknown[0]))")
+            }
+            trainSamples = trainSamples.filter { chosen.contains($0.id) }
         }
         guard trainSamples.count >= 2 else { throw DataError.badDataset(path: data ?? db ?? "", reason: "fewer than two labeled training cases") }
         FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(valSamples.count) validation cases, \(size)x\(size)\n".utf8))
@@ -76,8 +93,16 @@ struct Train: ParsableCommand {
         config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed; config.imageSize = size
         if noAugmentation { config.flips = false; config.intensityJitter = 0 }
         guard let normalization = UNet.Normalization(rawValue: norm) else { throw ValidationError("--norm must be batch or instance") }
-        let model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
+        var model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
                          deepSupervision: deepSupervision, seed: seed)
+        if let initFrom {
+            let (initial, _) = try Trainer.loadModel(checkpoint: initFrom)
+            guard initial.inChannels == model.inChannels, initial.classes == model.classes, initial.base == model.base,
+                  initial.levels == model.levels, initial.normalization == model.normalization, initial.deepSupervision == model.deepSupervision else {
+                throw DataError.badConfiguration(path: initFrom, reason: "its U-Net (\(initial.inChannels) in, \(initial.classes) classes, base \(initial.base), \(initial.levels) levels, \(initial.normalization.rawValue) norm) does not match this run's (\(model.inChannels) in, \(model.classes) classes, base \(model.base), \(model.levels) levels, \(model.normalization.rawValue) norm)")
+            }
+            model = initial
+        }
         let trainer = Trainer(model: model, config: config, folder: out)
         let start = Date()
         let history = try trainer.fit(train: trainData, validation: valData) { r in
@@ -107,7 +132,8 @@ struct Train: ParsableCommand {
                                       "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,
                                       "best_validation_dice": history.map(\.validationDice).max() ?? .nan,
                                       "validation_dice_native": meanDice, "validation_hd95_mm_native": meanHD95,
-                                      "seconds_this_run": Date().timeIntervalSince(start), "seed": seed]
+                                      "seconds_this_run": Date().timeIntervalSince(start), "seed": seed,
+                                      "initialized_from": initFrom ?? NSNull(), "selection": selection ?? NSNull()]
         // JSON has no NaN: undefined figures (no validation cases, empty masks) are written as null.
         let clean = summary.mapValues { v -> Any in (v as? Double).map { $0.isFinite ? $0 : NSNull() as Any } ?? v }
         try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: clean, options: [.prettyPrinted, .sortedKeys])), to: out + "/summary.json")

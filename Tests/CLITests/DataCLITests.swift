@@ -122,3 +122,75 @@ struct TrainCLITests {
         #expect(bad.status == 1 && bad.stderr.hasPrefix("error: "))
     }
 }
+
+@Suite("medselect embed, select, train --selection --init-from")
+struct SelectionFlowCLITests {
+    @Test("embed follows train's split; a selection fine-tunes the source model; leaks, unknown ids and mismatched models are refused")
+    func flow() throws {
+        let scratch = Scratch("cli-flow")
+        defer { scratch.cleanup() }
+        let data = scratch.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "10", "--size", "32", "--seed", "4", "--out", data, "--quiet"]).status == 0)
+        let small = ["--size", "32", "--batch", "4", "--base", "4", "--levels", "2"]
+        let source = try Tool.run(["train", "--data", data, "--sites", "MCU", "--epochs", "3", "--seed", "0", "--out", scratch.file("source")] + small)
+        #expect(source.status == 0, "\(source.stderr)")
+        // Train and validation parts of the target sites: disjoint, together every labeled target case.
+        func ids(_ npy: String) throws -> [String] {
+            let text = try String(contentsOfFile: String(npy.dropLast(4)) + ".ids.csv", encoding: .utf8)
+            return text.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        }
+        var parts: [String: [String]] = [:]
+        for split in ["train", "validation", "all"] {
+            let out = scratch.file("\(split).npy")
+            let r = try Tool.run(["embed", "--data", data, "--source-sites", "MCU", "--source-out", scratch.file("src-\(split).npy"),
+                                  "--split", split, "--pca", "5", "--out", out])
+            #expect(r.status == 0, "\(r.stderr)")
+            parts[split] = try ids(out)
+            let m = try NPYReader.read(out)
+            #expect(m.shape == [parts[split]!.count, 5])
+            #expect(try ids(scratch.file("src-\(split).npy")).allSatisfy { $0.hasPrefix("MCU") })
+        }
+        let train = Set(parts["train"]!), validation = Set(parts["validation"]!)
+        #expect(train.isDisjoint(with: validation) && !validation.isEmpty)
+        #expect(train.union(validation).isSubset(of: Set(parts["all"]!)) && !train.contains { $0.hasPrefix("MCU") })
+        // No PCA: the thumbnail pixels (32 x 32 = 1,024 values per case).
+        #expect(try Tool.run(["embed", "--data", data, "--sites", "MCU", "--pca", "0", "--out", scratch.file("raw.npy")]).status == 0)
+        #expect(try NPYReader.read(scratch.file("raw.npy")).shape.last == 1024)
+
+        let target = ["--data", data, "--sites", "CHN,SiteC,SiteD,SiteE"] + small
+        let initArgs = ["--init-from", scratch.file("source/checkpoint.safetensors")]
+        // Zero epochs from the source model = scoring it: on MCU's own split it reproduces the source run's figure.
+        let again = try Tool.run(["train", "--data", data, "--sites", "MCU", "--epochs", "0", "--seed", "0", "--out", scratch.file("again")] + small + initArgs)
+        #expect(again.status == 0, "\(again.stderr)")
+        func summary(_ run: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch.file(run + "/summary.json")))) as! [String: Any]
+        }
+        let d0 = try summary("source")["validation_dice_native"] as! Double, d1 = try summary("again")["validation_dice_native"] as! Double
+        #expect(abs(d0 - d1) < 1e-9, "\(d0) vs \(d1)")
+
+        let pick = try Tool.run(["select", "--embeddings", scratch.file("train.npy"), "--ids", scratch.file("train.ids.csv"),
+                                 "--source", scratch.file("src-train.npy"), "--strategy", "xssr", "--budget", "3", "--seed", "0", "--out", scratch.file("sel.json")])
+        #expect(pick.status == 0, "\(pick.stderr)")
+        let tuned = try Tool.run(["train"] + target + ["--epochs", "2", "--seed", "5", "--split-seed", "0", "--selection", scratch.file("sel.json"),
+                                                     "--out", scratch.file("tuned")] + initArgs)
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        let s = try summary("tuned")
+        #expect(s["training_cases"] as? Int == 3 && s["validation_cases"] as? Int == validation.count)
+
+        // A selection holding a validation case, or an id the dataset does not have, is refused with the reason.
+        for (name, chosen) in [("leak", [parts["validation"]![0]]), ("unknown", ["NOT_A_CASE"])] {
+            let path = scratch.file("\(name).json")
+            try JSONSerialization.data(withJSONObject: ["selected": chosen]).write(to: URL(fileURLWithPath: path))
+            let r = try Tool.run(["train"] + target + ["--epochs", "1", "--seed", "0", "--selection", path, "--out", scratch.file(name)])
+            #expect(r.status == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains(name == "leak" ? "validation cases" : "not training cases"), "\(r.stderr)")
+        }
+        let mismatch = try Tool.run(["train"] + target + ["--epochs", "1", "--base", "8", "--out", scratch.file("mm")] + initArgs)
+        #expect(mismatch.status == 1 && mismatch.stderr.contains("does not match"), "\(mismatch.stderr)")
+        for args in [["embed", "--data", data, "--method", "mae", "--out", scratch.file("x.npy")],
+                     ["embed", "--data", data, "--source-sites", "MCU", "--out", scratch.file("x.npy")],
+                     ["embed", "--data", data, "--sites", "Nowhere", "--out", scratch.file("x.npy")]] {
+            let r = try Tool.run(args)
+            #expect(r.status != 0 && (r.stderr.hasPrefix("Error: ") || r.stderr.hasPrefix("error: ")), "\(args): \(r.stderr)")
+        }
+    }
+}

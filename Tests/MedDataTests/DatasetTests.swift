@@ -210,6 +210,11 @@ struct AdapterTests {
         for site in d.sites.map(\.name) { #expect(a["test"]!.filter { $0.site == site }.count == 2) }
         #expect(Set(a["train"]!.map(\.id) + a["test"]!.map(\.id)).count == 15)
         #expect(d.split(seed: 2, fractions: [("train", 0.6), ("test", 0.4)])["test"]!.map(\.id) != a["test"]!.map(\.id))
+        // A site splits the same way whatever other sites are present (the stream follows the site's name).
+        for site in d.sites.map(\.name) {
+            let alone = d.filtered(sites: [site]).split(seed: 1, fractions: [("train", 0.6), ("test", 0.4)])
+            #expect(alone["test"]!.map(\.id) == a["test"]!.filter { $0.site == site }.map(\.id))
+        }
         let one = d.filtered(sites: [d.sites[0].name])
         let slices = try one.slices()
         let nz = try one.samples.map { try ImageIO.readGeometry($0.images[0]).shape[2] }.reduce(0, +)

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import MedData
+import MedFormats
+import MedImage
+import MedSelection
+
+/// `medselect embed`: one row per case for `medselect select`, from a dataset folder or index.
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Embed cases as an N x D matrix (.npy) with their ids, for medselect select.",
+        discussion: """
+        Method `thumbnail` (the learned encoders come with their issue): each image is resampled to --size x --size
+        (3-D volumes to --size x --size x 8), z-scored, flattened (colour channels side by side), and all rows are
+        projected on their first --pca principal components (fitted on every embedded row, so source and target
+        share one space; 0 keeps the pixels).
+        --split train|validation keeps the labeled cases of that part of the split `medselect train` makes with the same
+        --seed and --validation-fraction (so a selection drawn from the training split never touches validation).
+        --source-sites writes those sites' rows (all their cases) to --source-out for XSSR's novelty term, and the
+        others to --out.
+        Example: medselect embed --data Samples/cxr --source-sites MCU --source-out source.npy --split train --out target.npy
+        """
+    )
+    @Option(help: "Dataset folder (adapter detected or --benchmark).") var data: String?
+    @Option(help: "SQLite index instead of a folder.") var db: String?
+    @Option(help: "Benchmark adapter for --data.") var benchmark: String?
+    @Option(help: "Only these sites (comma-separated).") var sites: String?
+    @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
+    @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
+    @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
+    @Option(help: "Embedding method: thumbnail.") var method = "thumbnail"
+    @Option(help: "Thumbnail side.") var size = 32
+    @Option(help: "Principal components kept (0: none).") var pca = 32
+    @Option(help: "Sites whose rows go to --source-out (comma-separated).") var sourceSites: String?
+    @Option(help: "Output .npy for the source sites' rows.") var sourceOut: String?
+    @Option(help: "Output .npy (N x D float32); ids go to the same name with .ids.csv (id,site).") var out: String
+
+    func run() throws {
+        guard method == "thumbnail" else { throw ValidationError("--method must be thumbnail (learned encoders arrive with their issue)") }
+        guard ["all", "train", "validation"].contains(split) else { throw ValidationError("--split must be all, train or validation") }
+        guard (4...512).contains(size) else { throw ValidationError("--size must be between 4 and 512") }
+        guard pca >= 0 else { throw ValidationError("--pca must be >= 0") }
+        guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
+        let source = Set((sourceSites ?? "").split(separator: ",").map(String.init))
+        guard source.isEmpty == (sourceOut == nil) else { throw ValidationError("--source-sites and --source-out go together") }
+        var datasets: [Dataset]
+        if let db { datasets = try DatasetIndex(path: db).datasets() }
+        else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
+        else { throw ValidationError("give --data or --db") }
+        if let sites { let keep = Set(sites.split(separator: ",").map(String.init)); datasets = datasets.map { $0.filtered(sites: keep) } }
+        var sourceSamples: [Sample] = [], targetSamples: [Sample] = []
+        for d in datasets {
+            sourceSamples += d.samples.filter { source.contains($0.site) }
+            let target = d.filtered(sites: Set(d.sites.map(\.name)).subtracting(source))
+            if split == "all" { targetSamples += target.samples; continue }
+            // Exactly medselect train's split: labeled cases, per site, same seed and fractions.
+            let parts = target.filtered(labeled: true).split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
+            targetSamples += parts[split] ?? []
+        }
+        let samples = sourceSamples + targetSamples
+        guard !samples.isEmpty else { throw DataError.badDataset(path: data ?? db ?? "", reason: "no cases to embed (check --sites and --split)") }
+        guard source.isEmpty || !sourceSamples.isEmpty else {
+            throw DataError.badDataset(path: data ?? db ?? "", reason: "no cases of the source sites \(source.sorted().joined(separator: ","))")
+        }
+        var rows: [Float] = [], width = 0
+        for (i, s) in samples.enumerated() {
+            let row = try Self.thumbnail(s, size: size)
+            if width == 0 { width = row.count }
+            guard row.count == width else {
+                throw DataError.badDataset(path: s.images[0], reason: "gives \(row.count) values; earlier cases gave \(width) (mixed 2-D/3-D or channel counts)")
+            }
+            rows += row
+            if (i + 1) % 100 == 0 { FileHandle.standardError.write(Data("[embed] \(i + 1)/\(samples.count)\n".utf8)) }
+        }
+        var dims = width
+        let components = min(pca, samples.count - 1, width)
+        if pca > 0 && components >= 1 {
+            let all = try Embeddings(values: rows, count: samples.count, dimensions: width)
+            let model = try PCA.fit(all, components: components, seed: seed)
+            rows = PCA.transform(all, model)
+            dims = components
+        }
+        func write(_ part: Range<Int>, _ list: [Sample], to path: String) throws {
+            let values = Array(rows[(part.lowerBound * dims)..<(part.upperBound * dims)])
+            try NPYWriter.write(matrix: values, rows: part.count, columns: dims, to: path)
+            let ids = "id,site\n" + list.map { "\($0.id),\($0.site)\n" }.joined()
+            try AtomicFile.write(ids, to: Self.idsPath(path))
+        }
+        if let sourceOut { try write(0..<sourceSamples.count, sourceSamples, to: sourceOut) }
+        guard !targetSamples.isEmpty else { throw DataError.badDataset(path: data ?? db ?? "", reason: "no target cases left after the source sites") }
+        try write(sourceSamples.count..<samples.count, targetSamples, to: out)
+        print("embedded \(targetSamples.count) cases to \(out) (\(dims) dimensions, ids in \(Self.idsPath(out)))"
+              + (sourceOut.map { "; \(sourceSamples.count) source cases to \($0)" } ?? ""))
+    }
+
+    static func idsPath(_ npy: String) -> String { (npy.hasSuffix(".npy") ? String(npy.dropLast(4)) : npy) + ".ids.csv" }
+
+    /// The case's image resampled to size x size (x 8 for volumes), z-scored, flattened.
+    static func thumbnail(_ s: Sample, size: Int) throws -> [Float] {
+        let image = try s.loadImage()
+        let channels = image.info.components == .color ? image.shape.t : 1
+        let depth = image.shape.z > 1 ? 8 : 1
+        let r = try image.resampled(toShape: [size, size, depth]).zScored()
+        return Array(r.voxels.prefix(size * size * depth * channels))
+    }
+}
