@@ -21,10 +21,7 @@ struct Embed: ParsableCommand {
         Example: medselect embed --data Samples/cxr --source-sites MCU --source-out source.npy --split train --out target.npy
         """
     )
-    @Option(help: "Dataset folder (adapter detected or --benchmark).") var data: String?
-    @Option(help: "SQLite index instead of a folder.") var db: String?
-    @Option(help: "Benchmark adapter for --data.") var benchmark: String?
-    @Option(help: "Only these sites (comma-separated).") var sites: String?
+    @OptionGroup var dataset: DatasetOptions
     @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
     @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
     @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
@@ -43,24 +40,19 @@ struct Embed: ParsableCommand {
         guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
         let source = Set((sourceSites ?? "").split(separator: ",").map(String.init))
         guard source.isEmpty == (sourceOut == nil) else { throw ValidationError("--source-sites and --source-out go together") }
-        var datasets: [Dataset]
-        if let db { datasets = try DatasetIndex(path: db).datasets() }
-        else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
-        else { throw ValidationError("give --data or --db") }
-        if let sites { let keep = Set(sites.split(separator: ",").map(String.init)); datasets = datasets.map { $0.filtered(sites: keep) } }
+        let datasets = try dataset.load()
         var sourceSamples: [Sample] = [], targetSamples: [Sample] = []
         for d in datasets {
             sourceSamples += d.samples.filter { source.contains($0.site) }
             let target = d.filtered(sites: Set(d.sites.map(\.name)).subtracting(source))
             if split == "all" { targetSamples += target.samples; continue }
-            // Exactly medselect train's split: labeled cases, per site, same seed and fractions.
-            let parts = target.filtered(labeled: true).split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
-            targetSamples += parts[split] ?? []
+            let parts = DatasetOptions.split(target, seed: seed, validationFraction: validationFraction)
+            targetSamples += split == "train" ? parts.train : parts.validation
         }
         let samples = sourceSamples + targetSamples
-        guard !samples.isEmpty else { throw DataError.badDataset(path: data ?? db ?? "", reason: "no cases to embed (check --sites and --split)") }
+        guard !samples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no cases to embed (check --sites and --split)") }
         guard source.isEmpty || !sourceSamples.isEmpty else {
-            throw DataError.badDataset(path: data ?? db ?? "", reason: "no cases of the source sites \(source.sorted().joined(separator: ","))")
+            throw DataError.badDataset(path: dataset.origin, reason: "no cases of the source sites \(source.sorted().joined(separator: ","))")
         }
         var rows: [Float] = [], width = 0
         for (i, s) in samples.enumerated() {
@@ -87,7 +79,7 @@ struct Embed: ParsableCommand {
             try AtomicFile.write(ids, to: Self.idsPath(path))
         }
         if let sourceOut { try write(0..<sourceSamples.count, sourceSamples, to: sourceOut) }
-        guard !targetSamples.isEmpty else { throw DataError.badDataset(path: data ?? db ?? "", reason: "no target cases left after the source sites") }
+        guard !targetSamples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no target cases left after the source sites") }
         try write(sourceSamples.count..<samples.count, targetSamples, to: out)
         print("embedded \(targetSamples.count) cases to \(out) (\(dims) dimensions, ids in \(Self.idsPath(out)))"
               + (sourceOut.map { "; \(sourceSamples.count) source cases to \($0)" } ?? ""))

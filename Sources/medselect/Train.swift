@@ -23,10 +23,7 @@ struct Train: ParsableCommand {
         Example: medselect train --data phantoms/cxr --sites MCU --size 128 --epochs 30 --out runs/mcu
         """
     )
-    @Option(help: "Dataset folder (adapter detected or --benchmark).") var data: String?
-    @Option(help: "SQLite index instead of a folder.") var db: String?
-    @Option(help: "Benchmark adapter for --data.") var benchmark: String?
-    @Option(help: "Only these sites (comma-separated).") var sites: String?
+    @OptionGroup var dataset: DatasetOptions
     @Option(help: "Train only on the ids of this selection JSON (member 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
     @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model); same architecture.") var initFrom: String?
     @Option(help: "Image side after resampling (multiple of 16).") var size = 128
@@ -49,12 +46,7 @@ struct Train: ParsableCommand {
         guard (0..<1).contains(validationFraction), epochs >= (initFrom == nil ? 1 : 0), batch >= 2 else {
             throw ValidationError("need 0 <= --validation-fraction < 1, --epochs >= 1 (0 allowed with --init-from: evaluate only), --batch >= 2")
         }
-        var datasets: [Dataset]
-        if let db { datasets = try DatasetIndex(path: db).datasets() }
-        else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
-        else { throw ValidationError("give --data or --db") }
-        if let sites { let keep = Set(sites.split(separator: ",").map(String.init)); datasets = datasets.map { $0.filtered(sites: keep) } }
-        datasets = datasets.map { $0.filtered(labeled: true) }
+        let datasets = try dataset.load().map { $0.filtered(labeled: true) }
         let valSites = Set((validationSites ?? "").split(separator: ",").map(String.init))
         var trainSamples: [Sample] = [], valSamples: [Sample] = []
         for d in datasets {
@@ -62,8 +54,8 @@ struct Train: ParsableCommand {
                 trainSamples += d.samples.filter { !valSites.contains($0.site) }
                 valSamples += d.samples.filter { valSites.contains($0.site) }
             } else {
-                let parts = d.split(seed: splitSeed ?? seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
-                trainSamples += parts["train"] ?? []; valSamples += parts["validation"] ?? []
+                let parts = DatasetOptions.split(d, seed: splitSeed ?? seed, validationFraction: validationFraction)
+                trainSamples += parts.train; valSamples += parts.validation
             }
         }
         if let selection {
@@ -84,7 +76,7 @@ struct Train: ParsableCommand {
             }
             trainSamples = trainSamples.filter { chosen.contains($0.id) }
         }
-        guard trainSamples.count >= 2 else { throw DataError.badDataset(path: data ?? db ?? "", reason: "fewer than two labeled training cases") }
+        guard trainSamples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "fewer than two labeled training cases") }
         FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(valSamples.count) validation cases, \(size)x\(size)\n".utf8))
         let trainData = try Self.prepare(trainSamples, size: size)
         let valData = valSamples.isEmpty ? nil : try Self.prepare(valSamples, size: size, channels: trainData.channels)

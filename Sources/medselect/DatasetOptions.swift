@@ -1,0 +1,33 @@
+import ArgumentParser
+import MedData
+
+/// Where a command's cases come from: a dataset folder (adapter detected or named) or an index, optionally only some
+/// sites; and the train/validation split that `train` and `embed` share.
+struct DatasetOptions: ParsableArguments {
+    @Option(help: "Dataset folder (adapter detected or --benchmark).") var data: String?
+    @Option(help: "SQLite index instead of a folder.") var db: String?
+    @Option(help: "Benchmark adapter for --data.") var benchmark: String?
+    @Option(help: "Only these sites (comma-separated).") var sites: String?
+
+    /// The folder or index named, for error messages.
+    var origin: String { data ?? db ?? "" }
+
+    func load() throws -> [Dataset] {
+        var datasets: [Dataset]
+        if let db { datasets = try DatasetIndex(path: db).datasets() }
+        else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
+        else { throw ValidationError("give --data or --db") }
+        if let sites {
+            let keep = Set(sites.split(separator: ",").map(String.init))
+            datasets = datasets.map { $0.filtered(sites: keep) }
+        }
+        return datasets
+    }
+
+    /// The labeled cases of `dataset` split per site into training and validation parts, as `medselect train` does
+    /// and `medselect embed --split` repeats.
+    static func split(_ dataset: Dataset, seed: UInt64, validationFraction: Double) -> (train: [Sample], validation: [Sample]) {
+        let parts = dataset.filtered(labeled: true).split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
+        return (parts["train"] ?? [], parts["validation"] ?? [])
+    }
+}
