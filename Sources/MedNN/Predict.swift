@@ -45,11 +45,11 @@ public enum SlidingWindow {
                         let sj = fy ? patch - 1 - j : j, si = fx ? patch - 1 - i : i
                         window[(c * patch + j) * patch + i] = image[(c * height + y0 + sj) * width + x0 + si]
                     } } }
-                    let logits = try GradMode.disabled { try model(Tensor(shape: [1, channels, patch, patch], data: window)).softmax(axis: 1) }
+                    let probs = try GradMode.disabled { try model(Tensor(shape: [1, channels, patch, patch], data: window)).softmax(axis: 1) }.data
                     let w = 1 / Float(flips.count)
                     for c in 0..<k { for j in 0..<patch { for i in 0..<patch {
                         let sj = fy ? patch - 1 - j : j, si = fx ? patch - 1 - i : i
-                        sum[(c * height + y0 + sj) * width + x0 + si] += logits.data[(c * patch + j) * patch + i] * g[j * patch + i] * w
+                        sum[(c * height + y0 + sj) * width + x0 + si] += probs[(c * patch + j) * patch + i] * g[j * patch + i] * w
                     } } }
                 }
                 for j in 0..<patch { for i in 0..<patch { weight[(y0 + j) * width + x0 + i] += g[j * patch + i] } }

@@ -290,9 +290,10 @@ public final class Trainer {
             let (x, _) = data.batch(Array(start..<min(data.count, start + config.batchSize)))
             let logits = try GradMode.disabled { try model(x) }
             let (n, k, plane) = (logits.shape[0], logits.shape[1], logits.shape[2] * logits.shape[3])
+            let v = logits.data
             for b in 0..<n { for p in 0..<plane {
                 var best = 0
-                for c in 1..<k where logits.data[(b * k + c) * plane + p] > logits.data[(b * k + best) * plane + p] { best = c }
+                for c in 1..<k where v[(b * k + c) * plane + p] > v[(b * k + best) * plane + p] { best = c }
                 out.append(Float(best))
             } }
         }

@@ -30,4 +30,11 @@ struct DatasetOptions: ParsableArguments {
         let parts = dataset.filtered(labeled: true).split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
         return (parts["train"] ?? [], parts["validation"] ?? [])
     }
+
+    /// The cases of one part of a dataset: "all" (every case), or "train" / "validation" of ``split(_:seed:validationFraction:)``.
+    static func cases(of dataset: Dataset, part: String, seed: UInt64, validationFraction: Double) -> [Sample] {
+        guard part != "all" else { return dataset.samples }
+        let parts = split(dataset, seed: seed, validationFraction: validationFraction)
+        return part == "train" ? parts.train : parts.validation
+    }
 }

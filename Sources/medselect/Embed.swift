@@ -45,9 +45,7 @@ struct Embed: ParsableCommand {
         for d in datasets {
             sourceSamples += d.samples.filter { source.contains($0.site) }
             let target = d.filtered(sites: Set(d.sites.map(\.name)).subtracting(source))
-            if split == "all" { targetSamples += target.samples; continue }
-            let parts = DatasetOptions.split(target, seed: seed, validationFraction: validationFraction)
-            targetSamples += split == "train" ? parts.train : parts.validation
+            targetSamples += DatasetOptions.cases(of: target, part: split, seed: seed, validationFraction: validationFraction)
         }
         let samples = sourceSamples + targetSamples
         guard !samples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no cases to embed (check --sites and --split)") }

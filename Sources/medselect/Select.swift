@@ -19,7 +19,7 @@ struct Select: ParsableCommand {
     @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped).") var ids: String?
     @Option(help: "Source-domain embeddings (.npy, same D) for the novelty term.") var source: String?
     @Option(help: "Already labeled samples: comma-separated ids, or a file with one id per line.") var labeled: String?
-    @Option(help: "random, coreset, xssr, coldstart, typiclust or probcover.") var strategy: String
+    @Option(help: "random, coreset, xssr, coldstart, typiclust, probcover or acquisition (later rounds: needs --uncertainty).") var strategy: String
     @Option(help: "coldstart: t-SNE perplexity.") var perplexity: Double = 30
     @Option(name: .customLong("map-out"), help: "coldstart: also write the t-SNE map (N x 2) to this .npy.") var mapOut: String?
     @Option(help: "probcover: ball radius delta (default: chosen by 95% purity of k-means pseudo-labels).") var delta: Float?
@@ -30,14 +30,19 @@ struct Select: ParsableCommand {
     @Option(help: "XSSR terms to use, e.g. density,diversity (ablations).") var terms: String = "density,novelty,diversity"
     @Option(name: .customLong("stratify-by"), help: "random: a file with one group (site) per row, for proportional quotas.")
     var stratifyBy: String?
+    @Option(help: "acquisition: CSV of per-case uncertainty (columns id and uncertainty, as medselect uncertainty writes).")
+    var uncertainty: String?
+    @Option(help: "acquisition: weight of uncertainty against diversity (1 = uncertainty only, 0 = k-center).") var alpha: Double = 0.5
 
-    static let strategies = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover"]
+    static let strategies = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover", "acquisition"]
 
     func validate() throws {
         guard Self.strategies.contains(strategy.lowercased()) else {
             throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", "))")
         }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
+        if strategy.lowercased() == "acquisition" && uncertainty == nil { throw ValidationError("--strategy acquisition needs --uncertainty") }
+        guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1]") }
         _ = try XSSR.Terms(parsing: terms)
         if budget.hasSuffix("%") {
             guard let p = Double(budget.dropLast()), p > 0, p <= 100 else { throw ValidationError("--budget as a share must be in (0%, 100%]") }
@@ -69,6 +74,26 @@ struct Select: ParsableCommand {
         var lines = text.split(whereSeparator: \.isNewline).map { String($0.split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces) }
         if let first = lines.first, ["id", "ids", "case", "site", "group"].contains(first.lowercased()) { lines.removeFirst() }
         return lines
+    }
+
+    /// Per-row uncertainty from a CSV with `id` and `uncertainty` columns (header required), in the pool's row order.
+    static func readUncertainty(_ path: String, ids: [String]) throws -> [Double] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandError(subject: path, reason: "cannot read the file") }
+        let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
+        guard let header = rows.first, let idColumn = header.firstIndex(of: "id"), let uColumn = header.firstIndex(of: "uncertainty") else {
+            throw CommandError(subject: path, reason: "needs a header with 'id' and 'uncertainty' columns")
+        }
+        var byId: [String: Double] = [:]
+        for (line, row) in rows.dropFirst().enumerated() {
+            guard row.count > max(idColumn, uColumn), let u = Double(row[uColumn]), u.isFinite else {
+                throw CommandError(subject: path, reason: "line \(line + 2): no finite uncertainty")
+            }
+            byId[row[idColumn]] = u
+        }
+        return try ids.map { id in
+            guard let u = byId[id] else { throw CommandError(subject: path, reason: "no uncertainty for pool id '\(id)'") }
+            return u
+        }
     }
 
     /// FNV-1a 64-bit of a file's bytes: identifies the exact inputs of a run (not a security hash).
@@ -154,6 +179,14 @@ struct Select: ParsableCommand {
                              "terms": ["typicality": Double($0.typicality), "cluster": $0.cluster]] }
             parameters["neighbours"] = 20
             parameters["clusters"] = "min(labeled + budget, 500)"
+        case "acquisition":
+            let scores = try Self.readUncertainty(uncertainty!, ids: pool.ids)
+            let r = try Acquisition.select(uncertainty: scores, pool: pool, labeled: labeledRows, budget: count, alpha: alpha)
+            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
+                             "terms": ["uncertainty": Double($0.uncertainty), "diversity": Double($0.diversity)]] }
+            parameters["alpha"] = alpha
+            parameters["uncertainty"] = uncertainty!
+            parameters["combination"] = "alpha * uncertainty + (1 - alpha) * diversity, uncertainty min-max normalised, diversity / its max"
         case "probcover":
             let r = try ProbCover.select(pool, budget: count, labeled: labeledRows, delta: delta, seed: seed)
             picks = zip(r.picks, r.gains).map { ["index": $0.0, "id": pool.ids[$0.0], "score": Double($0.1),
@@ -177,6 +210,7 @@ struct Select: ParsableCommand {
         var inputs: [String: Any] = ["embeddings": ["path": embeddings, "hash": Self.fileHash(embeddings), "shape": [n, m.cols]]]
         if let ids { inputs["ids"] = ["path": ids, "hash": Self.fileHash(ids)] }
         if let source { inputs["source"] = ["path": source, "hash": Self.fileHash(source)] }
+        if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = ["path": uncertainty, "hash": Self.fileHash(uncertainty)] }
         var obj: [String: Any] = [
             "strategy": strategy.lowercased(), "budget": count, "seed": seed,
             "selected": picks.map { $0["id"] as! String }, "picks": picks, "labeled": labeledRows.map { pool.ids[$0] },
@@ -187,11 +221,11 @@ struct Select: ParsableCommand {
         for (key, value) in extra { obj[key] = value }
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         try writeTextAtomically(String(decoding: data, as: UTF8.self) + "\n", to: out)
-        var csv = "rank,id,index,score,density,novelty,diversity\n"
+        var csv = "rank,id,index,score,density,novelty,diversity,uncertainty\n"
         for (rank, p) in picks.enumerated() {
             let t = p["terms"] as? [String: Any] ?? [:]
             func f(_ v: Any?) -> String { (v as? Double).map { String(format: "%.6g", $0) } ?? (v as? String ?? "") }
-            csv += "\(rank + 1),\(p["id"]!),\(p["index"]!),\(f(p["score"])),\(f(t["density"])),\(f(t["novelty"])),\(f(t["diversity"]))\n"
+            csv += "\(rank + 1),\(p["id"]!),\(p["index"]!),\(f(p["score"])),\(f(t["density"])),\(f(t["novelty"])),\(f(t["diversity"])),\(f(t["uncertainty"]))\n"
         }
         let csvPath = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".csv" : out + ".csv"
         try writeTextAtomically(csv, to: csvPath)

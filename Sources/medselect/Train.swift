@@ -24,7 +24,7 @@ struct Train: ParsableCommand {
         """
     )
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Train only on the ids of this selection JSON (member 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
+    @Option(help: "Train only on the ids of this selection JSON (members 'labeled' and 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
     @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model); same architecture.") var initFrom: String?
     @Option(help: "Image side after resampling (multiple of 16).") var size = 128
     @Option(help: "Held-out fraction of the labeled cases.") var validationFraction = 0.2
@@ -60,9 +60,11 @@ struct Train: ParsableCommand {
         }
         if let selection {
             guard let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: selection))) as? [String: Any],
-                  let ids = json["selected"] as? [String] else {
+                  let picked = json["selected"] as? [String] else {
                 throw DataError.badConfiguration(path: selection, reason: "not a selection JSON with a 'selected' list of ids")
             }
+            // Later active-learning rounds record what was labeled before: train on all of it.
+            let ids = (json["labeled"] as? [String] ?? []) + picked
             let chosen = Set(ids)
             // Selected validation cases would leak the evaluation into training; unknown ids are a wrong file or split.
             let leaked = valSamples.filter { chosen.contains($0.id) }.map(\.id)

@@ -177,6 +177,34 @@ struct SelectionFlowCLITests {
         let s = try summary("tuned")
         #expect(s["training_cases"] as? Int == 3 && s["validation_cases"] as? Int == validation.count)
 
+        // Round 2: the tuned model's uncertainty on the pool; with alpha = 1 acquisition takes the most uncertain
+        // unlabeled cases, in order; training on the round's JSON uses the labeled and the new cases.
+        let u = try Tool.run(["uncertainty", "--checkpoint", scratch.file("tuned/checkpoint.safetensors"), "--data", data,
+                              "--sites", "CHN,SiteC,SiteD,SiteE", "--split", "train", "--out", scratch.file("u.csv")])
+        #expect(u.status == 0, "\(u.stderr)")
+        let rows = try String(contentsOfFile: scratch.file("u.csv"), encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+        let scores = Dictionary(uniqueKeysWithValues: rows.map { (String($0[0]), Double($0[2])!) })
+        #expect(Set(scores.keys) == train && scores.values.allSatisfy { (0...1).contains($0) })
+        let round1 = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch.file("sel.json")))) as! [String: Any])["selected"] as! [String]
+        let acq = try Tool.run(["select", "--embeddings", scratch.file("train.npy"), "--ids", scratch.file("train.ids.csv"), "--strategy", "acquisition",
+                                "--uncertainty", scratch.file("u.csv"), "--alpha", "1", "--labeled", round1.joined(separator: ","), "--budget", "2",
+                                "--out", scratch.file("round2.json")])
+        #expect(acq.status == 0, "\(acq.stderr)")
+        let round2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch.file("round2.json")))) as! [String: Any]
+        let expected = scores.filter { !round1.contains($0.key) }.sorted { $0.value > $1.value }.prefix(2).map(\.key)
+        #expect(round2["selected"] as! [String] == expected && round2["labeled"] as! [String] == round1)
+        let tuned2 = try Tool.run(["train"] + target + ["--epochs", "1", "--seed", "5", "--split-seed", "0", "--selection", scratch.file("round2.json"),
+                                                      "--out", scratch.file("tuned2")] + ["--init-from", scratch.file("tuned/checkpoint.safetensors")])
+        #expect(tuned2.status == 0, "\(tuned2.stderr)")
+        #expect(try summary("tuned2")["training_cases"] as? Int == 5)
+        let partial = scratch.file("partial.csv")
+        try "id,site,uncertainty\n\(expected[0]),X,0.5\n".write(toFile: partial, atomically: true, encoding: .utf8)
+        for args in [["--strategy", "acquisition"], ["--strategy", "acquisition", "--uncertainty", partial]] {
+            let r = try Tool.run(["select", "--embeddings", scratch.file("train.npy"), "--ids", scratch.file("train.ids.csv"), "--budget", "1",
+                                  "--out", scratch.file("bad.json")] + args)
+            #expect(r.status != 0 && r.stderr.lowercased().contains("error"), "\(args): \(r.stderr)")
+        }
+
         // A selection holding a validation case, or an id the dataset does not have, is refused with the reason.
         for (name, chosen) in [("leak", [parts["validation"]![0]]), ("unknown", ["NOT_A_CASE"])] {
             let path = scratch.file("\(name).json")

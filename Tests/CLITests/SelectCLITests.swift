@@ -35,7 +35,7 @@ struct SelectCLITests {
         #expect(obj["seed"] as? Int == 5 && obj["strategy"] as? String == strategy)
         #expect(((obj["inputs"] as? [String: Any])?["embeddings"] as? [String: Any])?["hash"] as? String != nil)
         let csv = try String(contentsOfFile: s.file("sel.csv"), encoding: .utf8).split(separator: "\n")
-        #expect(csv.count == 4 && csv[0] == "rank,id,index,score,density,novelty,diversity")
+        #expect(csv.count == 4 && csv[0] == "rank,id,index,score,density,novelty,diversity,uncertainty")
         if strategy != "random" {
             let clusters = Set(selected.map { Int($0.dropFirst(4))! }.map { $0 < 30 ? 0 : ($0 < 40 ? 1 : 2) })
             #expect(clusters.count == 3)

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import MedData
+import MedFormats
+import MedImage
+import MedNN
+import MedSelection
+
+/// `medselect uncertainty`: how unsure a trained U-Net is on each case, for active-learning acquisition.
+struct Uncertainty: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a trained U-Net's uncertainty on each case (CSV id,site,uncertainty) for select --strategy acquisition.",
+        discussion: """
+        Each image (each axial slice of a volume) is resampled to the checkpoint's training size and z-scored as in
+        training; the softmax probabilities give `entropy` (mean pixel entropy / log C, 0...1) or `margin` (mean of
+        1 - (p_first - p_second)); volumes average their slices. --tta averages the probabilities of the image and its
+        flips first. --split picks the same cases as medselect train / embed (same --seed and --validation-fraction).
+        Example: medselect uncertainty --checkpoint runs/round1/checkpoint.safetensors --data Samples/cxr --sites CHN --split train --out u.csv
+        """
+    )
+    @Option(help: "Checkpoint written by medselect train.") var checkpoint: String
+    @OptionGroup var dataset: DatasetOptions
+    @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
+    @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
+    @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
+    @Option(help: "entropy or margin.") var measure = "entropy"
+    @Flag(help: "Average the probabilities over flips first.") var tta = false
+    @Option(help: "Output CSV (id,site,uncertainty).") var out: String
+
+    func run() throws {
+        guard ["entropy", "margin"].contains(measure) else { throw ValidationError("--measure must be entropy or margin") }
+        guard ["all", "train", "validation"].contains(split) else { throw ValidationError("--split must be all, train or validation") }
+        let (model, config) = try Trainer.loadModel(checkpoint: checkpoint)
+        guard let size = config.imageSize else {
+            throw DataError.badConfiguration(path: checkpoint, reason: "the checkpoint does not record its training image size")
+        }
+        let samples = try dataset.load().flatMap { DatasetOptions.cases(of: $0, part: split, seed: seed, validationFraction: validationFraction) }
+        guard !samples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no cases to score (check --sites and --split)") }
+        var csv = "id,site,uncertainty\n"
+        for (n, s) in samples.enumerated() {
+            let image = try s.loadImage()
+            let channels = image.info.components == .color ? image.shape.t : 1
+            guard channels == model.inChannels else {
+                throw DataError.badDataset(path: s.images[0], reason: "\(channels) channels; the model takes \(model.inChannels)")
+            }
+            var total = 0.0
+            for k in 0..<image.shape.z {
+                let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
+                let z = try slice.resampled(toShape: [size, size, 1]).zScored()
+                let p = try SlidingWindow.probabilities(model: model, image: Array(z.voxels.prefix(channels * size * size)), channels: channels,
+                                                        height: size, width: size, patch: size, flipTTA: tta)
+                total += measure == "entropy" ? try Acquisition.entropy(probabilities: p, classes: model.classes)
+                    : try Acquisition.margin(probabilities: p, classes: model.classes)
+            }
+            csv += "\(s.id),\(s.site),\(total / Double(image.shape.z))\n"
+            if (n + 1) % 100 == 0 { FileHandle.standardError.write(Data("[uncertainty] \(n + 1)/\(samples.count)\n".utf8)) }
+        }
+        try AtomicFile.write(csv, to: out)
+        print("scored \(samples.count) cases (\(measure)\(tta ? ", flip TTA" : "")) -> \(out)")
+    }
+}
