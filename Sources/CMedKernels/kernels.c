@@ -151,7 +151,9 @@ static mk_conv *conv_create(int n, int c, int h, int w, int o, int kh, int kw, i
     CHECK(dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nchw), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&src_b16, 4, sd, dnnl_f32, dnnl_nChw16c), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&dst_b16, 4, dd, dnnl_f32, dnnl_nChw16c), "descriptor");
-    CHECK(dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any), "descriptor");
+    /* A few input channels (an image's first layer): plain NCHW, which oneDNN's first-layer kernels read directly;
+     * "any" would pad the channels to 16 and convert the input at every call. */
+    CHECK(dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, c < 16 && !transposed ? dnnl_nchw : dnnl_format_tag_any), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "descriptor");
     const dnnl_memory_desc_t *sb = c % 16 == 0 ? &src_b16 : NULL, *db = o % 16 == 0 ? &dst_b16 : NULL;
