@@ -199,6 +199,15 @@ struct SelectionFlowCLITests {
         #expect(try summary("tuned2")["training_cases"] as? Int == 5)
         let partial = scratch.file("partial.csv")
         try "id,site,uncertainty\n\(expected[0]),X,0.5\n".write(toFile: partial, atomically: true, encoding: .utf8)
+        // Uncertainty with a file that is not a checkpoint, or on images with another channel count (RGB fundus for a
+        // gray model), is refused with the path and the reason.
+        let fundus = scratch.file("fundus")
+        #expect(try Tool.run(["phantom", "--benchmark", "fundus", "--count", "4", "--size", "32", "--seed", "1", "--out", fundus, "--quiet"]).status == 0)
+        for args in [["--checkpoint", data + "/phantom_cases.csv", "--data", data],
+                     ["--checkpoint", scratch.file("tuned/checkpoint.safetensors"), "--data", fundus]] {
+            let r = try Tool.run(["uncertainty"] + args + ["--out", scratch.file("bad.csv")])
+            #expect(r.status == 1 && r.stderr.hasPrefix("error: ") && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
         for args in [["--strategy", "acquisition"], ["--strategy", "acquisition", "--uncertainty", partial]] {
             let r = try Tool.run(["select", "--embeddings", scratch.file("train.npy"), "--ids", scratch.file("train.ids.csv"), "--budget", "1",
                                   "--out", scratch.file("bad.json")] + args)
