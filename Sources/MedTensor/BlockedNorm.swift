@@ -64,8 +64,7 @@ enum BlockedNorm {
                 nonisolated(unsafe) let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
                 parallelFor(items) { item in
                     let cb = item % blocks, g = perImage ? item : cb
-                    let istd = 1 / (variance0[g] + V(repeating: eps)).squareRoot()
-                    let scale = gv[cb] * istd, shift = bv[cb] - mean0[g] * scale
+                    let (scale, shift) = affine(gv[cb], bv[cb], mean0[g], variance0[g], eps)
                     let src = UnsafeRawPointer(xp + item * hw * 16), dst = UnsafeMutableRawPointer(op + item * hw * 16)
                     let zero = V()
                     for i in 0..<hw {
@@ -80,20 +79,31 @@ enum BlockedNorm {
         return (out, mean, variance)
     }
 
-    /// Gradients for ``forward``: dx (blocked), dγ and dβ (per channel).
-    static func backward(_ g: [Float], x: [Float], y: [Float], n: Int, c: Int, hw: Int, perImage: Bool, gamma: [Float]?, eps: Float,
+    /// The per-lane scale and shift of y = x · scale + shift; forward and backward both take it from here, so the
+    /// backward pass recomputes exactly the forward values where it needs the ReLU's mask (instead of reading y).
+    @inline(__always)
+    static func affine(_ gamma: V, _ beta: V, _ mean: V, _ variance: V, _ eps: Float) -> (scale: V, shift: V) {
+        let scale = gamma * (1 / (variance + V(repeating: eps)).squareRoot())
+        return (scale, beta - mean * scale)
+    }
+
+    /// Gradients for ``forward``: dx (blocked), dγ and dβ (per channel). Reads x and the output gradient only.
+    static func backward(_ g: [Float], x: [Float], n: Int, c: Int, hw: Int, perImage: Bool, gamma: [Float]?, beta: [Float]?, eps: Float,
                          relu: Bool, mean: [V], variance: [V]) -> (dx: [Float], dGamma: [Float], dBeta: [Float]) {
         let blocks = c / 16, items = n * blocks
+        let (gv, bv) = (lanes(gamma, blocks, default: 1), lanes(beta, blocks, default: 0))
         // Per item: Σ dy and Σ dy (x − μ) with dy taken through the ReLU.
         var sdy = [D](repeating: D(), count: items), sdyx = [D](repeating: D(), count: items)
         let zero = V()
-        g.withUnsafeBufferPointer { gb in x.withUnsafeBufferPointer { xb in y.withUnsafeBufferPointer { yb in
+        g.withUnsafeBufferPointer { gb in x.withUnsafeBufferPointer { xb in
             sdy.withUnsafeMutableBufferPointer { ab in sdyx.withUnsafeMutableBufferPointer { bb in
-                nonisolated(unsafe) let (gp, xp, yp, ap, bp) = (gb.baseAddress!, xb.baseAddress!, yb.baseAddress!, ab.baseAddress!, bb.baseAddress!)
+                nonisolated(unsafe) let (gp, xp, ap, bp) = (gb.baseAddress!, xb.baseAddress!, ab.baseAddress!, bb.baseAddress!)
                 parallelFor(items) { item in
                     let off = item * hw * 16
-                    let gs = UnsafeRawPointer(gp + off), xs = UnsafeRawPointer(xp + off), ys = UnsafeRawPointer(yp + off)
-                    let mu = mean[perImage ? item : item % blocks]
+                    let gs = UnsafeRawPointer(gp + off), xs = UnsafeRawPointer(xp + off)
+                    let cb = item % blocks, gi = perImage ? item : cb
+                    let mu = mean[gi]
+                    let (scale, shift) = affine(gv[cb], bv[cb], mu, variance[gi], eps)
                     // One pass for both sums, in chunks of 64 pixels accumulated into Double.
                     var s1 = D(), s2 = D()
                     var i = 0
@@ -102,9 +112,10 @@ enum BlockedNorm {
                         var a = V(), b = V()
                         while i < end {
                             var d = gs.loadUnaligned(fromByteOffset: i * 64, as: V.self)
-                            if relu { d.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: i * 64, as: V.self) .<= zero) }
+                            let xv = xs.loadUnaligned(fromByteOffset: i * 64, as: V.self)
+                            if relu { d.replace(with: zero, where: xv * scale + shift .<= zero) }
                             a += d
-                            b += d * (xs.loadUnaligned(fromByteOffset: i * 64, as: V.self) - mu)
+                            b += d * (xv - mu)
                             i += 1
                         }
                         s1 += D(a); s2 += D(b)
@@ -112,7 +123,7 @@ enum BlockedNorm {
                     ap[item] = s1; bp[item] = s2
                 }
             } }
-        } } }
+        } }
         let groups = perImage ? items : blocks
         var gsum = [D](repeating: D(), count: groups), gxsum = [D](repeating: D(), count: groups)
         for item in 0..<items { let gi = perImage ? item : item % blocks; gsum[gi] += sdy[item]; gxsum[gi] += sdyx[item] }
@@ -125,28 +136,28 @@ enum BlockedNorm {
             let dyv = V(gsum[gi]), dyx = V(gxsum[gi]) * istd[gi]
             for l in 0..<16 { dBeta[cb * 16 + l] += dyv[l]; dGamma[cb * 16 + l] += dyx[l] }
         }
-        let gv = lanes(gamma, blocks, default: 1)
         let (gsum0, gxsum0) = (gsum, gxsum)
         let dx = [Float](unsafeUninitializedCapacity: x.count) { ob, initialized in
-            g.withUnsafeBufferPointer { gb in x.withUnsafeBufferPointer { xb in y.withUnsafeBufferPointer { yb in
-                nonisolated(unsafe) let (gp, xp, yp, op) = (gb.baseAddress!, xb.baseAddress!, yb.baseAddress!, ob.baseAddress!)
+            g.withUnsafeBufferPointer { gb in x.withUnsafeBufferPointer { xb in
+                nonisolated(unsafe) let (gp, xp, op) = (gb.baseAddress!, xb.baseAddress!, ob.baseAddress!)
                 parallelFor(items) { item in
                     let cb = item % blocks, gi = perImage ? item : cb
                     let mu = mean[gi], s = istd[gi]
+                    let (scale, shift) = affine(gv[cb], bv[cb], mu, variance[gi], eps)
                     let sdyV = V(gsum0[gi]), sdyxV = V(gxsum0[gi]) * s
                     // dx = γ σ⁻¹ / M · (M dy − Σdy − x̂ Σ dy x̂)
                     let k = gv[cb] * s / V(repeating: m), mv = V(repeating: m), cterm = s * sdyxV
                     let off = item * hw * 16
-                    let gs = UnsafeRawPointer(gp + off), xs = UnsafeRawPointer(xp + off), ys = UnsafeRawPointer(yp + off)
+                    let gs = UnsafeRawPointer(gp + off), xs = UnsafeRawPointer(xp + off)
                     let dst = UnsafeMutableRawPointer(op + off)
                     for i in 0..<hw {
                         var d = gs.loadUnaligned(fromByteOffset: i * 64, as: V.self)
-                        if relu { d.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: i * 64, as: V.self) .<= zero) }
                         let xv = xs.loadUnaligned(fromByteOffset: i * 64, as: V.self)
+                        if relu { d.replace(with: zero, where: xv * scale + shift .<= zero) }
                         dst.storeBytes(of: k * (mv * d - sdyV - (xv - mu) * cterm), toByteOffset: i * 64, as: V.self)
                     }
                 }
-            } } }
+            } }
             initialized = x.count
         }
         return (dx, dGamma, dBeta)

@@ -206,13 +206,13 @@ extension Tensor {
     /// (for running estimates; only meaningful for batch statistics).
     func blockedNorm(perImage: Bool, gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) -> (Tensor, mean: [Float], variance: [Float]) {
         let (n, c) = (shape[0], shape[1]), hw = shape[2] * shape[3]
-        let x = storage, gd = gamma?.data
-        let (out, mean, variance) = BlockedNorm.forward(x, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, beta: beta?.data, eps: eps, relu: relu)
+        let x = storage, gd = gamma?.data, bd = beta?.data
+        let (out, mean, variance) = BlockedNorm.forward(x, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, beta: bd, eps: eps, relu: relu)
         var inputs = [self]
         if let gamma { inputs.append(gamma) }
         if let beta { inputs.append(beta) }
         let result = Tensor.result(shape: shape, data: out, layout: .blocked16, inputs: inputs) { [self] g in
-            let (dx, dGamma, dBeta) = BlockedNorm.backward(g, x: x, y: out, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, eps: eps,
+            let (dx, dGamma, dBeta) = BlockedNorm.backward(g, x: x, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, beta: bd, eps: eps,
                                                            relu: relu, mean: mean, variance: variance)
             accumulate(dx, layout: .blocked16)
             gamma?.accumulate(dGamma)
