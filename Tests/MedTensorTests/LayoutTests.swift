@@ -121,7 +121,18 @@ struct LayoutTests {
             let wt = random([16, o, 2, 2], seed: 115 + UInt64(o), scale: 0.5), bt = random([o], seed: 116)
             try agree(x, params: [wt, bt]) { try $0.convTranspose2d(wt, bias: bt, stride: 2, kernel: .onednn) }
                 reference: { try $0.convTranspose2d(wt, bias: bt, stride: 2, kernel: .im2col) }
+            // Automatic with a blocked input: the 1 x 1 convolution + pixel shuffle path for 16 outputs.
+            try agree(x, params: [wt, bt]) { try $0.convTranspose2d(wt, bias: bt, stride: 2) }
+                reference: { try $0.convTranspose2d(wt, bias: bt, stride: 2, kernel: .im2col) }
         }
+        let x32 = random([2, 32, 3, 5], seed: 120), w32 = random([32, 32, 2, 2], seed: 121, scale: 0.5), b32 = random([32], seed: 122)
+        #expect(try x32.converted(to: .blocked16).convTranspose2d(w32, bias: b32, stride: 2).layout == .blocked16)
+        try agree(x32, params: [w32, b32]) { try $0.convTranspose2d(w32, bias: b32, stride: 2) }
+            reference: { try $0.convTranspose2d(w32, bias: b32, stride: 2, kernel: .im2col) }
+        let w3 = random([32, 16, 3, 3], seed: 126, scale: 0.5)
+        try agree(x32, params: [w3]) { try $0.convTranspose2d(w3, stride: 3) } reference: { try $0.convTranspose2d(w3, stride: 3, kernel: .im2col) }
+        let s16 = random([1, 16, 2, 3], seed: 123), ws = random([16, 16, 2, 2], seed: 124, scale: 0.5), bs = random([16], seed: 125)
+        try gradientCheck([s16, ws, bs]) { try $0[0].converted(to: .blocked16).convTranspose2d($0[1], bias: $0[2], stride: 2) }
         // Plain input, blocked-capable output: the oneDNN transposed convolution against finite differences.
         let small = random([1, 16, 2, 2], seed: 117), wt = random([16, 16, 2, 2], seed: 118, scale: 0.5), bt = random([16], seed: 119)
         try gradientCheck([small, wt, bt]) { try $0[0].convTranspose2d($0[1], bias: $0[2], stride: 2, kernel: .onednn) }
