@@ -38,3 +38,20 @@ struct DatasetOptions: ParsableArguments {
         return part == "train" ? parts.train : parts.validation
     }
 }
+
+/// Which cases of a dataset a command works on: all, or the training or validation part of `medselect train`'s split
+/// (same seed and fraction), so that `embed`, `uncertainty` and `train` agree on the cases.
+struct PartOptions: ParsableArguments {
+    @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
+    @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
+    @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
+
+    func validate() throws {
+        guard ["all", "train", "validation"].contains(split) else { throw ValidationError("--split must be all, train or validation") }
+        guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
+    }
+
+    func cases(of dataset: Dataset) -> [Sample] {
+        DatasetOptions.cases(of: dataset, part: split, seed: seed, validationFraction: validationFraction)
+    }
+}

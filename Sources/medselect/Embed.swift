@@ -22,9 +22,7 @@ struct Embed: ParsableCommand {
         """
     )
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
-    @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
-    @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
+    @OptionGroup var part: PartOptions
     @Option(help: "Embedding method: thumbnail.") var method = "thumbnail"
     @Option(help: "Thumbnail side.") var size = 32
     @Option(help: "Principal components kept (0: none).") var pca = 32
@@ -34,10 +32,8 @@ struct Embed: ParsableCommand {
 
     func run() throws {
         guard method == "thumbnail" else { throw ValidationError("--method must be thumbnail (learned encoders arrive with their issue)") }
-        guard ["all", "train", "validation"].contains(split) else { throw ValidationError("--split must be all, train or validation") }
         guard (4...512).contains(size) else { throw ValidationError("--size must be between 4 and 512") }
         guard pca >= 0 else { throw ValidationError("--pca must be >= 0") }
-        guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
         let source = Set((sourceSites ?? "").split(separator: ",").map(String.init))
         guard source.isEmpty == (sourceOut == nil) else { throw ValidationError("--source-sites and --source-out go together") }
         let datasets = try dataset.load()
@@ -45,7 +41,7 @@ struct Embed: ParsableCommand {
         for d in datasets {
             sourceSamples += d.samples.filter { source.contains($0.site) }
             let target = d.filtered(sites: Set(d.sites.map(\.name)).subtracting(source))
-            targetSamples += DatasetOptions.cases(of: target, part: split, seed: seed, validationFraction: validationFraction)
+            targetSamples += part.cases(of: target)
         }
         let samples = sourceSamples + targetSamples
         guard !samples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no cases to embed (check --sites and --split)") }
@@ -66,7 +62,7 @@ struct Embed: ParsableCommand {
         let components = min(pca, samples.count - 1, width)
         if pca > 0 && components >= 1 {
             let all = try Embeddings(values: rows, count: samples.count, dimensions: width)
-            let model = try PCA.fit(all, components: components, seed: seed)
+            let model = try PCA.fit(all, components: components, seed: part.seed)
             rows = PCA.transform(all, model)
             dims = components
         }

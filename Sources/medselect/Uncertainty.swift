@@ -20,21 +20,18 @@ struct Uncertainty: ParsableCommand {
     )
     @Option(help: "Checkpoint written by medselect train.") var checkpoint: String
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
-    @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
-    @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
+    @OptionGroup var part: PartOptions
     @Option(help: "entropy or margin.") var measure = "entropy"
     @Flag(help: "Average the probabilities over flips first.") var tta = false
     @Option(help: "Output CSV (id,site,uncertainty).") var out: String
 
     func run() throws {
         guard ["entropy", "margin"].contains(measure) else { throw ValidationError("--measure must be entropy or margin") }
-        guard ["all", "train", "validation"].contains(split) else { throw ValidationError("--split must be all, train or validation") }
         let (model, config) = try Trainer.loadModel(checkpoint: checkpoint)
         guard let size = config.imageSize else {
             throw DataError.badConfiguration(path: checkpoint, reason: "the checkpoint does not record its training image size")
         }
-        let samples = try dataset.load().flatMap { DatasetOptions.cases(of: $0, part: split, seed: seed, validationFraction: validationFraction) }
+        let samples = try dataset.load().flatMap { part.cases(of: $0) }
         guard !samples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no cases to score (check --sites and --split)") }
         var csv = "id,site,uncertainty\n"
         for (n, s) in samples.enumerated() {
