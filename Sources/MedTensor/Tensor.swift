@@ -63,14 +63,22 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public private(set) var requiresGrad: Bool
     var node: GraphNode?
 
-    /// The values in plain row-major (NCHW) order. Setting (or mutating) leaves the tensor plain.
+    /// The values in plain row-major (NCHW) order. Setting (or mutating) leaves the tensor plain (its gradient too).
     public var data: [Float] {
         get { layout == .plain ? storage : Layout.plain(from: storage, shape: shape) }
-        set { storage = newValue; layout = .plain }
+        set { makePlain(convertingValues: false); storage = newValue }
         _modify {
-            if layout != .plain { storage = Layout.plain(from: storage, shape: shape); layout = .plain }
+            makePlain(convertingValues: true)
             yield &storage
         }
+    }
+
+    /// Switches to plain order, converting the stored values (unless they are about to be replaced) and the gradient.
+    private func makePlain(convertingValues: Bool) {
+        guard layout != .plain else { return }
+        if convertingValues { storage = Layout.plain(from: storage, shape: shape) }
+        if let g = grad { grad = Layout.plain(from: g, shape: shape) }
+        layout = .plain
     }
 
     public init(shape: [Int], data: [Float], requiresGrad: Bool = false) {

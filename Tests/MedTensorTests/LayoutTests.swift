@@ -43,10 +43,11 @@ struct LayoutTests {
         b.backward(seed: plain)
         #expect(x.grad == plain)
         #expect(!Layout.canBlock([2, 8, 3, 3]) && !Layout.canBlock([16, 16]) && Layout.canBlock([1, 16, 1, 1]))
-        // Mutating `data` of a blocked tensor leaves it plain with the same values.
+        // Mutating `data` of a blocked tensor leaves it plain with the same values, and its gradient in plain order.
         let m = Tensor(shape: [n, c, h, w], data: plain).converted(to: .blocked16)
+        m.grad = b.storage
         m.data[1] += 100
-        #expect(m.layout == .plain && m.data[1] == 101 && m.data[2] == 2)
+        #expect(m.layout == .plain && m.data[1] == 101 && m.data[2] == 2 && m.grad == plain)
     }
 
     @Test("normalisations on blocked tensors equal the plain kernels, values and gradients")
