@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import MedData
 import MedFormats
 import MedImage
@@ -48,15 +49,25 @@ struct Embed: ParsableCommand {
         guard source.isEmpty || !sourceSamples.isEmpty else {
             throw DataError.badDataset(path: dataset.origin, reason: "no cases of the source sites \(source.sorted().joined(separator: ","))")
         }
+        // Cases are read and reduced in parallel (reading dominates); each row lands at its case's index.
+        let results = Mutex([Int: Result<[Float], Error>]())
+        let done = Atomic<Int>(0)
+        let size = self.size, total = samples.count
+        DispatchQueue.concurrentPerform(iterations: total) { i in
+            let r = Result { try Self.thumbnail(samples[i], size: size) }
+            results.withLock { $0[i] = r }
+            let d = done.add(1, ordering: .relaxed).newValue
+            if d % 100 == 0 { FileHandle.standardError.write(Data("[embed] \(d)/\(total)\n".utf8)) }
+        }
         var rows: [Float] = [], width = 0
+        let byIndex = results.withLock { $0 }
         for (i, s) in samples.enumerated() {
-            let row = try Self.thumbnail(s, size: size)
+            let row = try byIndex[i]!.get()
             if width == 0 { width = row.count }
             guard row.count == width else {
                 throw DataError.badDataset(path: s.images[0], reason: "gives \(row.count) values; earlier cases gave \(width) (mixed 2-D/3-D or channel counts)")
             }
             rows += row
-            if (i + 1) % 100 == 0 { FileHandle.standardError.write(Data("[embed] \(i + 1)/\(samples.count)\n".utf8)) }
         }
         var dims = width
         let components = min(pca, samples.count - 1, width)

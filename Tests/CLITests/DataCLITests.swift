@@ -221,6 +221,13 @@ struct SelectionFlowCLITests {
             let r = try Tool.run(["train"] + target + ["--epochs", "1", "--seed", "0", "--selection", path, "--out", scratch.file(name)])
             #expect(r.status == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains(name == "leak" ? "validation cases" : "not training cases"), "\(r.stderr)")
         }
+        // A truncated image stops embed with its path and the reason (cases are read in parallel).
+        let broken = data + "/CHN/CXR_png/" + (try FileManager.default.contentsOfDirectory(atPath: data + "/CHN/CXR_png").sorted()[0])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: broken))
+        try bytes.prefix(100).write(to: URL(fileURLWithPath: broken))
+        let cut = try Tool.run(["embed", "--data", data, "--out", scratch.file("cut.npy")])
+        #expect(cut.status == 1 && cut.stderr.hasPrefix("error: \(broken): ") && cut.stderr.contains("truncated"), "\(cut.stderr)")
+        try bytes.write(to: URL(fileURLWithPath: broken))
         let mismatch = try Tool.run(["train"] + target + ["--epochs", "1", "--base", "8", "--out", scratch.file("mm")] + initArgs)
         #expect(mismatch.status == 1 && mismatch.stderr.contains("does not match"), "\(mismatch.stderr)")
         for args in [["embed", "--data", data, "--method", "mae", "--out", scratch.file("x.npy")],
