@@ -52,6 +52,14 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     /// Side of the square images the model was trained on (recorded for prediction).
     public var imageSize: Int? = nil
     public init() {}
+
+    /// Turns every augmentation off (flips, intensity jitter, spatial, gamma, noise, blur, elastic) and foreground
+    /// oversampling: batches show the training images as they are.
+    public mutating func disableAugmentation() {
+        flips = false; intensityJitter = 0
+        spatialProbability = 0; gammaProbability = 0; noiseProbability = 0
+        blurProbability = 0; elasticProbability = 0; foregroundOversampling = 0
+    }
 }
 
 /// One row of the training history.

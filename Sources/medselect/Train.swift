@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Deep supervision (auxiliary heads on the decoder's lower resolutions).") var deepSupervision = false
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Seed of the train/validation split (default: --seed); fix it to compare runs on the same held-out cases.") var splitSeed: UInt64?
-    @Flag(help: "No flips or intensity jitter.") var noAugmentation = false
+    @Flag(help: "No augmentation (flips, intensity, spatial, gamma, noise, blur, elastic) and no foreground oversampling.") var noAugmentation = false
     @Option(help: "Output folder.") var out: String
 
     func run() throws {
@@ -85,7 +85,7 @@ struct Train: ParsableCommand {
         let classes = Int((trainData.labels.max() ?? 1)) + 1
         var config = TrainingConfig()
         config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed; config.imageSize = size
-        if noAugmentation { config.flips = false; config.intensityJitter = 0 }
+        if noAugmentation { config.disableAugmentation() }
         guard let normalization = UNet.Normalization(rawValue: norm) else { throw ValidationError("--norm must be batch or instance") }
         var model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
                          deepSupervision: deepSupervision, seed: seed)

@@ -48,9 +48,7 @@ struct TrainerTests {
         defer { scratch.cleanup() }
         var config = TrainingConfig()
         // Foreground is learned after about 12 epochs (the loss falls steadily before the argmax flips).
-        config.epochs = 25; config.batchSize = 4; config.learningRate = 1e-2; config.flips = false; config.intensityJitter = 0
-        config.spatialProbability = 0; config.gammaProbability = 0; config.noiseProbability = 0
-        config.blurProbability = 0; config.elasticProbability = 0; config.foregroundOversampling = 0
+        config.epochs = 25; config.batchSize = 4; config.learningRate = 1e-2; config.disableAugmentation()
         let trainer = Trainer(model: UNet(base: 4, levels: 2, seed: 1), config: config, folder: scratch.path)
         let history = try trainer.fit(train: squares(24, size: 16, seed: 2), validation: squares(8, size: 16, seed: 3))
         #expect(history.last!.validationDice > 0.9, "\(history.map(\.validationDice)) loss \(history.map(\.trainLoss))")
