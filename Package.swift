@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "MedData", targets: ["MedData"]),
         .library(name: "MedMetrics", targets: ["MedMetrics"]),
         .library(name: "MedSelection", targets: ["MedSelection"]),
+        .library(name: "MedCompute", targets: ["MedCompute"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,14 +47,22 @@ let package = Package(
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
         .target(name: "MedData", dependencies: ["MedRandom", "MedImage", "MedFormats", "CSQLite"]),
         .target(name: "MedMetrics", dependencies: ["MedImage"]),
-        .target(name: "CMedKernels", linkerSettings: [.linkedLibrary("dnnl")]),
-        .target(name: "MedTensor", dependencies: ["COpenBLAS", "CMedKernels"]),
+        // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the
+        // compiler can vectorise it; libgomp is the OpenMP runtime Debian's oneDNN uses, whose threads the parallel
+        // loop shares.
+        .target(
+            name: "CMedKernels",
+            cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])],
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
+        ),
+        .target(name: "MedCompute", dependencies: ["CMedKernels", "COpenBLAS"]),
+        .target(name: "MedTensor", dependencies: ["MedCompute", "CMedKernels"]),
         .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"]),
-        .target(name: "MedSelection", dependencies: ["MedRandom", "COpenBLAS", "CDNNL"]),
+        .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedSelection", "MedTensor", "MedNN",
+                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,37 +5,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One lock around every execution: the handles own their layout-conversion buffers and share one stream, and a
- * oneDNN stream must not be used from two threads at once. Each primitive already uses every core. */
+/* oneDNN convolution handles (see CMedKernels.h). One lock around every execution: the handles own their
+ * layout-conversion buffers and share one stream, and a oneDNN stream must not be used from two threads at once. Each
+ * primitive already uses every core. */
 static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
 #define LOCKED(body) do { pthread_mutex_lock(&exec_lock); int r_ = (body); pthread_mutex_unlock(&exec_lock); return r_; } while (0)
 
-/* One operand of a primitive. The caller's buffer is either plain (NCHW / OIHW / IOHW) or, for activations whose
- * channel count is a multiple of 16, blocked nChw16c (MedTensor keeps activations in that layout between its
- * operations). oneDNN's chosen ("inner") layout is often nChw16c itself: then the buffer is used as it is; otherwise a
- * reorder (created on first use) converts between the caller's layout and an internal buffer. */
-enum { LAY_PLAIN = 0, LAY_B16 = 1 };
+/* One operand of a primitive. The caller's buffer is plain (NCHW / OIHW / IOHW) or, for activations whose channel
+ * count is a multiple of the block, blocked nChw8c or nChw16c (MedTensor keeps activations in the block size oneDNN
+ * chooses on the running processor). oneDNN's chosen ("inner") layout is usually that blocked layout: then the buffer
+ * is used as it is; otherwise a reorder (created on first use) converts between the caller's layout and an internal
+ * buffer. Reorders of activations are counted (mk_activation_reorders), so tests can check that a training step makes
+ * none. */
+enum { LAY_PLAIN = 0, LAY_B8 = 1, LAY_B16 = 2, LAYS = 3 };
+static int lay_of_block(int block) { return block == 16 ? LAY_B16 : block == 8 ? LAY_B8 : LAY_PLAIN; }
+static long activation_reorders;     /* atomic */
+static _Thread_local long thread_reorders;
+
 typedef struct {
-    dnnl_memory_desc_t md[2];        /* the caller's layouts: plain and (has_b16) nChw16c */
+    dnnl_memory_desc_t md[LAYS];     /* the caller's layouts: plain, nChw8c, nChw16c (has[i]) */
     dnnl_memory_desc_t inner_md;
-    dnnl_memory_t given[2];          /* bound to the caller's buffer per call */
+    dnnl_memory_t given[LAYS];       /* bound to the caller's buffer per call */
     dnnl_memory_t inner;             /* internal buffer, created with the first reorder */
-    dnnl_primitive_t reorder[2];     /* given[i] -> inner (inputs) or inner -> given[i] (outputs), on first use */
-    int same[2], has_b16, input;
+    dnnl_primitive_t reorder[LAYS];  /* given[i] -> inner (inputs) or inner -> given[i] (outputs), on first use */
+    int same[LAYS], has[LAYS], input, activation;
     void *buffer;
     dnnl_engine_t engine;
 } io_t;
 
-static int io_init(io_t *io, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *b16, const dnnl_memory_desc_t *inner,
-                   int input, dnnl_engine_t engine) {
+/* plain: the plain descriptor; b8, b16: the nChw8c and nChw16c descriptors, or NULL where the channels do not fit
+ * (weights: both NULL). activation: conversions of this operand are counted. */
+static int io_init(io_t *io, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *b8, const dnnl_memory_desc_t *b16,
+                   const dnnl_memory_desc_t *inner, int input, int activation, dnnl_engine_t engine) {
     memset(io, 0, sizeof *io);
-    io->md[0] = *plain; io->inner_md = *inner; io->input = input; io->engine = engine;
-    io->same[0] = dnnl_memory_desc_equal(plain, inner);
-    if (dnnl_memory_create(&io->given[0], plain, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
-    if (b16) {
-        io->has_b16 = 1; io->md[1] = *b16;
-        io->same[1] = dnnl_memory_desc_equal(b16, inner);
-        if (dnnl_memory_create(&io->given[1], b16, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+    io->inner_md = *inner; io->input = input; io->activation = activation; io->engine = engine;
+    const dnnl_memory_desc_t *mds[LAYS] = {plain, b8, b16};
+    for (int i = 0; i < LAYS; i++) {
+        if (!mds[i]) continue;
+        io->has[i] = 1; io->md[i] = *mds[i];
+        io->same[i] = dnnl_memory_desc_equal(mds[i], inner);
+        if (dnnl_memory_create(&io->given[i], mds[i], engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
     }
     return 0;
 }
@@ -56,7 +65,7 @@ static int io_reorder(io_t *io, int lay) {
 }
 
 static void io_free(io_t *io) {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < LAYS; i++) {
         if (io->reorder[i]) dnnl_primitive_destroy(io->reorder[i]);
         if (io->given[i]) dnnl_memory_destroy(io->given[i]);
     }
@@ -64,21 +73,36 @@ static void io_free(io_t *io) {
     free(io->buffer);
 }
 
+void mk_count_activation_reorder(void) {
+
+    __atomic_fetch_add(&activation_reorders, 1, __ATOMIC_RELAXED);
+    thread_reorders++;
+}
+
+long mk_activation_reorders(int this_thread) {
+    return this_thread ? thread_reorders : __atomic_load_n(&activation_reorders, __ATOMIC_RELAXED);
+}
+
+static void io_count(io_t *io) {
+    if (io->activation) mk_count_activation_reorder();
+}
+
 /* Binds the caller's buffer (layout lay) and, when the primitive wants another layout, converts it into the internal
  * buffer. Returns the memory the primitive reads, NULL on failure. */
 static dnnl_memory_t io_in(io_t *io, const void *data, int lay, dnnl_stream_t stream) {
-    if (lay && !io->has_b16) return NULL;
+    if (!io->has[lay]) return NULL;
     dnnl_memory_set_data_handle(io->given[lay], (void *)data);
     if (io->same[lay]) return io->given[lay];
     if (io_reorder(io, lay)) return NULL;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, io->given[lay]}, {DNNL_ARG_TO, io->inner}};
     dnnl_primitive_execute(io->reorder[lay], stream, 2, args);
+    io_count(io);
     return io->inner;
 }
 
 /* The memory a primitive writes for an output the caller wants in layout lay; io_out_finish converts afterwards. */
 static dnnl_memory_t io_out_target(io_t *io, void *data, int lay) {
-    if (lay && !io->has_b16) return NULL;
+    if (!io->has[lay]) return NULL;
     dnnl_memory_set_data_handle(io->given[lay], data);
     if (io->same[lay]) return io->given[lay];
     return io_reorder(io, lay) ? NULL : io->inner;
@@ -88,6 +112,7 @@ static void io_out_finish(io_t *io, int lay, dnnl_stream_t stream) {
     if (io->same[lay]) return;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, io->inner}, {DNNL_ARG_TO, io->given[lay]}};
     dnnl_primitive_execute(io->reorder[lay], stream, 2, args);
+    io_count(io);
 }
 
 struct mk_conv {
@@ -143,7 +168,7 @@ static mk_conv *conv_create(int n, int c, int h, int w, int o, int kh, int kw, i
     }
     dnnl_dims_t sd = {n, c, h, w}, wd = {o, c, kh, kw}, bd = {o}, dd = {n, o, k->ho, k->wo};
     dnnl_dims_t strides = {stride, stride}, dil = {dilation - 1, dilation - 1}, padding = {pad, pad};
-    dnnl_memory_desc_t src, wei, bias, dst, src_any, wei_any, dst_any, src_b16, dst_b16;
+    dnnl_memory_desc_t src, wei, bias, dst, src_any, wei_any, dst_any, src_b8, dst_b8, src_b16, dst_b16;
     CHECK(dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, dnnl_nchw), "descriptor");
     /* PyTorch's transposed-convolution weights are [in, out, kh, kw]: oneDNN's (O, I, kh, kw) stored as iohw. */
     CHECK(dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, transposed ? dnnl_iohw : dnnl_oihw), "descriptor");
@@ -151,12 +176,15 @@ static mk_conv *conv_create(int n, int c, int h, int w, int o, int kh, int kw, i
     CHECK(dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nchw), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&src_b16, 4, sd, dnnl_f32, dnnl_nChw16c), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&dst_b16, 4, dd, dnnl_f32, dnnl_nChw16c), "descriptor");
-    /* A few input channels (an image's first layer): plain NCHW, which oneDNN's first-layer kernels read directly;
-     * "any" would pad the channels to 16 and convert the input at every call. */
-    CHECK(dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, c < 16 && !transposed ? dnnl_nchw : dnnl_format_tag_any), "descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&src_b8, 4, sd, dnnl_f32, dnnl_nChw8c), "descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&dst_b8, 4, dd, dnnl_f32, dnnl_nChw8c), "descriptor");
+    /* Channels that fill no block (an image's first layer): plain NCHW, which oneDNN's first-layer kernels read
+     * directly; "any" would pad the channels to a block and convert the input at every call. */
+    CHECK(dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, c % 8 != 0 && !transposed ? dnnl_nchw : dnnl_format_tag_any), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any), "descriptor");
-    const dnnl_memory_desc_t *sb = c % 16 == 0 ? &src_b16 : NULL, *db = o % 16 == 0 ? &dst_b16 : NULL;
+    const dnnl_memory_desc_t *sb16 = c % 16 == 0 ? &src_b16 : NULL, *db16 = o % 16 == 0 ? &dst_b16 : NULL;
+    const dnnl_memory_desc_t *sb8 = c % 8 == 0 ? &src_b8 : NULL, *db8 = o % 8 == 0 ? &dst_b8 : NULL;
     dnnl_primitive_attr_t attr;
     CHECK(dnnl_primitive_attr_create(&attr), "attributes");
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
@@ -191,15 +219,15 @@ static mk_conv *conv_create(int n, int c, int h, int w, int o, int kh, int kw, i
     CHECK(dnnl_primitive_create(&k->bwd_data, k->bwd_data_pd), "backward-data primitive");
     CHECK(dnnl_primitive_create(&k->bwd_wei, k->bwd_wei_pd), "backward-weights primitive");
 #define MD(pd, q) dnnl_primitive_desc_query_md(pd, q, 0)
-    if (io_init(&k->f_src, &src, sb, MD(k->fwd_pd, dnnl_query_src_md), 1, k->engine) ||
-        io_init(&k->f_wei, &wei, NULL, MD(k->fwd_pd, dnnl_query_weights_md), 1, k->engine) ||
-        io_init(&k->f_dst, &dst, db, MD(k->fwd_pd, dnnl_query_dst_md), 0, k->engine) ||
-        io_init(&k->d_ddst, &dst, db, MD(k->bwd_data_pd, dnnl_query_diff_dst_md), 1, k->engine) ||
-        io_init(&k->d_wei, &wei, NULL, MD(k->bwd_data_pd, dnnl_query_weights_md), 1, k->engine) ||
-        io_init(&k->d_dsrc, &src, sb, MD(k->bwd_data_pd, dnnl_query_diff_src_md), 0, k->engine) ||
-        io_init(&k->w_src, &src, sb, MD(k->bwd_wei_pd, dnnl_query_src_md), 1, k->engine) ||
-        io_init(&k->w_ddst, &dst, db, MD(k->bwd_wei_pd, dnnl_query_diff_dst_md), 1, k->engine) ||
-        io_init(&k->w_dwei, &wei, NULL, MD(k->bwd_wei_pd, dnnl_query_diff_weights_md), 0, k->engine)) {
+    if (io_init(&k->f_src, &src, sb8, sb16, MD(k->fwd_pd, dnnl_query_src_md), 1, 1, k->engine) ||
+        io_init(&k->f_wei, &wei, NULL, NULL, MD(k->fwd_pd, dnnl_query_weights_md), 1, 0, k->engine) ||
+        io_init(&k->f_dst, &dst, db8, db16, MD(k->fwd_pd, dnnl_query_dst_md), 0, 1, k->engine) ||
+        io_init(&k->d_ddst, &dst, db8, db16, MD(k->bwd_data_pd, dnnl_query_diff_dst_md), 1, 1, k->engine) ||
+        io_init(&k->d_wei, &wei, NULL, NULL, MD(k->bwd_data_pd, dnnl_query_weights_md), 1, 0, k->engine) ||
+        io_init(&k->d_dsrc, &src, sb8, sb16, MD(k->bwd_data_pd, dnnl_query_diff_src_md), 0, 1, k->engine) ||
+        io_init(&k->w_src, &src, sb8, sb16, MD(k->bwd_wei_pd, dnnl_query_src_md), 1, 1, k->engine) ||
+        io_init(&k->w_ddst, &dst, db8, db16, MD(k->bwd_wei_pd, dnnl_query_diff_dst_md), 1, 1, k->engine) ||
+        io_init(&k->w_dwei, &wei, NULL, NULL, MD(k->bwd_wei_pd, dnnl_query_diff_weights_md), 0, 0, k->engine)) {
         snprintf(message, message_size, "oneDNN layout conversion setup failed"); goto fail;
     }
 #undef MD
@@ -238,11 +266,19 @@ void mk_conv_destroy(mk_conv *k) {
     free(k);
 }
 
-int mk_conv_blocked(mk_conv *k, int which) {
+/* The block size of an io's layout when the primitive itself uses nChw8c or nChw16c there, else 0. */
+static int io_block(const io_t *io) {
+    if (io->has[LAY_B16] && io->same[LAY_B16]) return 16;
+    if (io->has[LAY_B8] && io->same[LAY_B8]) return 8;
+    return 0;
+}
+
+int mk_conv_block(mk_conv *k, int which) {
     switch (which) {
-    case MK_SRC: return k->f_src.has_b16 && k->f_src.same[1];
-    case MK_DST: return k->f_dst.has_b16 && k->f_dst.same[1];
-    case MK_DIFF_SRC: return k->d_dsrc.has_b16 && k->d_dsrc.same[1];
+    case MK_SRC: return io_block(&k->f_src);
+    case MK_DST: return io_block(&k->f_dst);
+    case MK_DIFF_SRC: return io_block(&k->d_dsrc);
+    case MK_DIFF_DST_WEIGHTS: return io_block(&k->w_ddst);
     default: return 0;
     }
 }
@@ -288,16 +324,51 @@ static int conv_backward(mk_conv *k, const float *src, int src_lay, const float 
     return dnnl_stream_wait(k->stream) == dnnl_success ? 0 : -1;
 }
 
-int mk_conv_forward(mk_conv *k, const float *src, int src_blocked, const float *weights, const float *bias, float *dst, int dst_blocked) {
-    LOCKED(conv_forward(k, src, src_blocked ? LAY_B16 : LAY_PLAIN, weights, bias, dst, dst_blocked ? LAY_B16 : LAY_PLAIN));
+int mk_conv_forward(mk_conv *k, const float *src, int src_block, const float *weights, const float *bias, float *dst, int dst_block) {
+    LOCKED(conv_forward(k, src, lay_of_block(src_block), weights, bias, dst, lay_of_block(dst_block)));
 }
-int mk_conv_backward(mk_conv *k, const float *src, int src_blocked, const float *diff_dst, int diff_dst_blocked, const float *weights,
-                     float *diff_src, int diff_src_blocked, float *diff_weights, float *diff_bias) {
-    LOCKED(conv_backward(k, src, src_blocked ? LAY_B16 : LAY_PLAIN, diff_dst, diff_dst_blocked ? LAY_B16 : LAY_PLAIN, weights, diff_src,
-                         diff_src_blocked ? LAY_B16 : LAY_PLAIN, diff_weights, diff_bias));
+int mk_conv_backward(mk_conv *k, const float *src, int src_block, const float *diff_dst, int diff_dst_block, const float *weights,
+                     float *diff_src, int diff_src_block, float *diff_weights, float *diff_bias) {
+    LOCKED(conv_backward(k, src, lay_of_block(src_block), diff_dst, lay_of_block(diff_dst_block), weights, diff_src,
+                         lay_of_block(diff_src_block), diff_weights, diff_bias));
+}
+
+/* The channel block of oneDNN's direct convolutions on this processor (16 with AVX-512, 8 with AVX2): the source
+ * layout it picks for a 32 -> 32 channel 3 x 3 convolution when left free. 0 when it picks neither. */
+int mk_native_block(void) {
+    static int cached = -1;
+    pthread_mutex_lock(&exec_lock);
+    if (cached < 0) {
+        char message[128];
+        mk_conv *k = conv_create(8, 32, 32, 32, 32, 3, 3, 1, 1, 1, 0, 0, message, sizeof message);
+        cached = 0;
+        if (k) {
+            if (k->f_src.same[LAY_B16]) cached = 16;
+            else if (k->f_src.same[LAY_B8]) cached = 8;
+            mk_conv_destroy(k);
+        }
+    }
+    int r = cached;
+    pthread_mutex_unlock(&exec_lock);
+    return r;
 }
 
 int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
              float beta, float *c, long ldc) {
     LOCKED(dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success ? 0 : -1);
+}
+
+const char *mk_isa_name(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
 }

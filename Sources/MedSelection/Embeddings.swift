@@ -1,6 +1,5 @@
 import Foundation
-internal import COpenBLAS
-internal import CDNNL
+import MedCompute
 
 /// N samples x D features, row-major Float32, with an id per row.
 public struct Embeddings: Sendable {
@@ -98,16 +97,9 @@ public enum BlockedDistances {
     }
 }
 
-/// C (m x n) = alpha · A (m x d) · Bᵀ (B is n x d), all row-major and contiguous.
-/// Large products go to oneDNN's SGEMM, markedly faster than Debian's OpenBLAS here; small ones stay on OpenBLAS:
-/// oneDNN's OpenMP threads keep spinning after a call and slow the Dispatch work that follows (k-means, silhouette).
+/// C (m x n) = alpha · A (m x d) · Bᵀ (B is n x d), all row-major and contiguous (``MedCompute/Compute``'s SGEMM).
 func productNT(m: Int, n: Int, d: Int, alpha: Float, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-    let large = Double(m) * Double(n) * Double(d) >= 6.7e7
-    let status = !large ? dnnl_runtime_error : dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), Int64(m), Int64(n), Int64(d), alpha,
-                                                          a, Int64(d), b, Int64(d), 0, c, Int64(n))
-    if status != dnnl_success {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), alpha, a, Int32(d), b, Int32(d), 0, c, Int32(n))
-    }
+    Compute.sgemm(transB: true, m: m, n: n, k: d, alpha: alpha, a: a, lda: d, b: b, ldb: d, c: c, ldc: n)
 }
 
 /// Exact k nearest neighbours by blocked distances (no N x N matrix).
@@ -181,14 +173,8 @@ public struct NearestNeighbors: Sendable {
     }
 }
 
-/// Splits `count` rows over the available cores.
+/// Runs body(row) for every row over the cores (``MedCompute/parallelRanges(_:chunk:_:)``, a few ranges per thread).
 func concurrentRows(_ count: Int, _ body: (Int) -> Void) {
-    let workers = max(1, min(count, ProcessInfo.processInfo.activeProcessorCount * 4))
-    if workers == 1 { for i in 0..<count { body(i) }; return }
-    withoutActuallyEscaping(body) { escaping in
-        nonisolated(unsafe) let run = escaping
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            for i in (w * count / workers)..<((w + 1) * count / workers) { run(i) }
-        }
-    }
+    let chunk = max(1, count / (Compute.threads * 4))
+    parallelRanges(count, chunk: chunk) { range in for i in range { body(i) } }
 }

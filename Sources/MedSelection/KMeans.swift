@@ -1,5 +1,4 @@
 import Foundation
-internal import COpenBLAS
 
 /// k-means with k-means++ seeding (Arthur & Vassilvitskii 2007) and Lloyd iterations, best of several seeded
 /// restarts (lowest inertia), as scikit-learn's `KMeans(init="k-means++", n_init=restarts)`.

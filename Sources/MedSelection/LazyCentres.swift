@@ -1,18 +1,9 @@
 import Foundation
+import MedCompute
 
-/// Dot product of two Float32 vectors of length d (16-lane SIMD, two accumulators): the lazy greedy's row refreshes.
-@inline(__always) func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    var j = 0
-    while j + 32 <= d {
-        acc0 += UnsafeRawPointer(a + j).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + j).loadUnaligned(as: SIMD16<Float>.self)
-        acc1 += UnsafeRawPointer(a + j + 16).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + j + 16).loadUnaligned(as: SIMD16<Float>.self)
-        j += 32
-    }
-    var s = (acc0 + acc1).sum()
-    while j < d { s += a[j] * b[j]; j += 1 }
-    return s
-}
+/// Dot product of two Float32 vectors of length d (MedCompute's kernel, at the machine's vector width): the lazy
+/// greedy's row refreshes.
+@inline(__always) func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float { Compute.dot(a, b, d) }
 
 /// Every pool row's squared distance to its nearest centre, kept lazily for the greedy strategies (CoreSet, XSSR,
 /// acquisition) so that a pick does not cost a pass over the whole N x D matrix.
@@ -241,7 +232,7 @@ struct LazyCentres {
                                 }
                                 lp[c] = top
                             }
-                            if chunks == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: work) }
+                            parallelFor(chunks, work)
                         }
                     }
                 }

@@ -1,5 +1,5 @@
 import Foundation
-internal import COpenBLAS
+import MedCompute
 
 /// Principal component analysis by subspace iteration on the D x D covariance (one SGEMM for X^T X): enough for the
 /// few leading components that t-SNE initialisation and plots need.
@@ -23,11 +23,11 @@ public enum PCA {
         var cov = [Float](repeating: 0, count: d * d)
         centred.withUnsafeBufferPointer { c in
             cov.withUnsafeMutableBufferPointer { out in
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(n), 1 / Float(max(1, n - 1)),
-                            c.baseAddress!, Int32(d), 0, out.baseAddress!, Int32(d))
+                Compute.sgemm(transA: true, m: d, n: d, k: n, alpha: 1 / Float(max(1, n - 1)), a: c.baseAddress!, lda: d,
+                              b: c.baseAddress!, ldb: d, c: out.baseAddress!, ldc: d)
             }
         }
-        for r in 0..<d { for c in 0..<r { cov[r * d + c] = cov[c * d + r] } }   // fill the lower triangle
+        for r in 0..<d { for c in 0..<r { cov[r * d + c] = cov[c * d + r] } }   // exactly symmetric
         // Subspace iteration in Float64: Q (D x m) <- orth(C Q).
         let c64 = cov.map(Double.init)
         var g = SeededGenerator(seed: seed)

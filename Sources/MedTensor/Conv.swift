@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-internal import COpenBLAS
+import MedCompute
 internal import CMedKernels
 
 /// oneDNN convolution plans (forward, backward data, backward weights), one per geometry, created on first use.
@@ -24,16 +24,6 @@ enum ConvPlans {
             table[Key(dims: dims)] = UnsafeSendable(pointer: p)   // nil remembered too: fall back without retrying
             return p
         }
-    }
-}
-
-/// Row-major SGEMM through oneDNN, OpenBLAS when oneDNN refuses.
-func sgemmRowMajor(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
-                   _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    let rc = mk_sgemm(CChar(UInt8(ascii: ta ? "T" : "N")), CChar(UInt8(ascii: tb ? "T" : "N")), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    if rc != 0 {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
-                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 
@@ -116,9 +106,12 @@ extension Tensor {
         let ho = g.outSize(h, kernel: kh), wo = g.outSize(w, kernel: kw)
         guard ho > 0, wo > 0 else { throw TensorError.shapeMismatch("conv2d output of \(shape) with kernel \(kh)x\(kw) would be empty") }
         let k = c * kh * kw, p = ho * wo
+        if kernel != .im2col && layout != .plain && kh == 1 && kw == 1 && g == Conv2DGeometry() && o % layout.block != 0 {
+            return pointwiseToPlain(weight, bias: bias)
+        }
         if kernel != .im2col, let plan = ConvPlans.plan([n, c, h, w, o, kh, kw, g.stride, g.padding, g.dilation, bias == nil ? 0 : 1, 0],
                                                         force: kernel == .onednn) {
-            return try dnnlConv(plan, weight, bias, outShape: [n, o, ho, wo], what: "convolution")
+            return try dnnlConv(plan, weight, bias, outShape: [n, o, ho, wo], what: "convolution", geometry: g)
         }
         var out = [Float](repeating: 0, count: n * o * p)
         var cols = [Float](repeating: 0, count: n * k * p)
@@ -126,8 +119,8 @@ extension Tensor {
         x.withUnsafeBufferPointer { xp in cols.withUnsafeMutableBufferPointer { cp in wt.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
             for b in 0..<n {
                 Im2Col.forward(xp.baseAddress! + b * c * h * w, c: c, h: h, w: w, kh: kh, kw: kw, g: g, ho: ho, wo: wo, into: cp.baseAddress! + b * k * p)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(o), Int32(p), Int32(k), 1, wp.baseAddress!, Int32(k),
-                            cp.baseAddress! + b * k * p, Int32(p), 0, op.baseAddress! + b * o * p, Int32(p))
+                Compute.sgemm(m: o, n: p, k: k, a: wp.baseAddress!, lda: k, b: cp.baseAddress! + b * k * p, ldb: p,
+                              c: op.baseAddress! + b * o * p, ldc: p)
                 if let bd { for oc in 0..<o { let base = op.baseAddress! + (b * o + oc) * p; for i in 0..<p { base[i] += bd[oc] } } }
             }
         } } } }
@@ -143,13 +136,13 @@ extension Tensor {
                     for b in 0..<n {
                         if weight.requiresGrad {
                             // dW += dOut_b [o, p] · col_bᵀ [p, k]
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(o), Int32(k), Int32(p), 1, gp.baseAddress! + b * o * p, Int32(p),
-                                        cp.baseAddress! + b * k * p, Int32(p), 1, gwp.baseAddress!, Int32(k))
+                            Compute.sgemm(transB: true, m: o, n: k, k: p, a: gp.baseAddress! + b * o * p, lda: p,
+                                          b: cp.baseAddress! + b * k * p, ldb: p, beta: 1, c: gwp.baseAddress!, ldc: k)
                         }
                         if input.requiresGrad {
                             // dcol = Wᵀ [k, o] · dOut_b [o, p], then col2im.
-                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(p), Int32(o), 1, wp.baseAddress!, Int32(k),
-                                        gp.baseAddress! + b * o * p, Int32(p), 0, gcp.baseAddress!, Int32(p))
+                            Compute.sgemm(transA: true, m: k, n: p, k: o, a: wp.baseAddress!, lda: k, b: gp.baseAddress! + b * o * p, ldb: p,
+                                          c: gcp.baseAddress!, ldc: p)
                             Im2Col.backward(gcp.baseAddress!, c: c, h: h, w: w, kh: kh, kw: kw, g: g, ho: ho, wo: wo, into: gxp.baseAddress! + b * c * h * w)
                         }
                     }
@@ -165,10 +158,70 @@ extension Tensor {
         }
     }
 
+    /// A 1 x 1 convolution from a blocked input to a few plain output channels (a segmentation head's class maps, which
+    /// fill no block): per image and channel block one SGEMM, out (o x hw) += W[:, block] (o x B) · X_blockᵀ (B x hw),
+    /// reading the blocked values where they are. (oneDNN would pad the output to a block and convert it, or convert
+    /// the input to plain.) Backward: dW[:, block] += G (o x hw) · X_block (hw x B), dX_block = Gᵀ (hw x o) · W[:, block].
+    func pointwiseToPlain(_ weight: Tensor, bias: Tensor?) -> Tensor {
+        let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3]), o = weight.shape[0], lay = layout, bs = layout.block, blocks = c / bs
+        let x = storage, wt = weight.data, bd = bias?.data
+        let out = [Float](unsafeUninitializedCapacity: n * o * hw) { ob, initialized in
+            x.withUnsafeBufferPointer { xb in wt.withUnsafeBufferPointer { wb in
+                for img in 0..<n {
+                    let dst = ob.baseAddress! + img * o * hw
+                    for cb in 0..<blocks {
+                        Compute.sgemm(transB: true, m: o, n: hw, k: bs, a: wb.baseAddress! + cb * bs, lda: c,
+                                      b: xb.baseAddress! + (img * blocks + cb) * hw * bs, ldb: bs, beta: cb == 0 ? 0 : 1, c: dst, ldc: hw)
+                    }
+                    if let bd { for oc in 0..<o { let row = dst + oc * hw, v = bd[oc]; for p in 0..<hw { row[p] += v } } }
+                }
+            } }
+            initialized = ob.count
+        }
+        let input = self
+        var inputs = [input, weight]
+        if let bias { inputs.append(bias) }
+        return Tensor.result(shape: [n, o, shape[2], shape[3]], data: out, inputs: inputs) { g in
+            var gw = [Float](repeating: 0, count: weight.requiresGrad ? weight.count : 0)
+            let gx = [Float](unsafeUninitializedCapacity: input.requiresGrad ? input.count : 0) { gxb, initialized in
+                g.withUnsafeBufferPointer { gb in x.withUnsafeBufferPointer { xb in wt.withUnsafeBufferPointer { wb in gw.withUnsafeMutableBufferPointer { gwb in
+                    for img in 0..<n {
+                        let gi = gb.baseAddress! + img * o * hw
+                        for cb in 0..<blocks {
+                            let xo = (img * blocks + cb) * hw * bs
+                            if weight.requiresGrad {
+                                Compute.sgemm(m: o, n: bs, k: hw, a: gi, lda: hw, b: xb.baseAddress! + xo, ldb: bs, beta: 1,
+                                              c: gwb.baseAddress! + cb * bs, ldc: c)
+                            }
+                            if input.requiresGrad {
+                                Compute.sgemm(transA: true, m: hw, n: bs, k: o, a: gi, lda: hw, b: wb.baseAddress! + cb * bs, ldb: c,
+                                              c: gxb.baseAddress! + xo, ldc: bs)
+                            }
+                        }
+                    }
+                } } } }
+                initialized = gxb.count
+            }
+            if input.requiresGrad { input.accumulate(gx, layout: lay) }
+            if weight.requiresGrad { weight.accumulate(gw) }
+            if let bias, bias.requiresGrad {
+                var gb = [Float](repeating: 0, count: o)
+                for img in 0..<n { for oc in 0..<o { var s: Float = 0; for p in 0..<hw { s += g[(img * o + oc) * hw + p] }; gb[oc] += s } }
+                bias.accumulate(gb)
+            }
+        }
+    }
+
     /// The oneDNN path of ``conv2d(_:bias:geometry:)`` and ``convTranspose2d(_:bias:stride:)``. The input goes in in its
-    /// own layout; the output (and the input's gradient) come out blocked when the primitive works blocked.
-    func dnnlConv(_ plan: OpaquePointer, _ weight: Tensor, _ bias: Tensor?, outShape: [Int], what: String) throws -> Tensor {
-        let outLayout: Layout = mk_conv_blocked(plan, Int32(MK_DST)) != 0 && Layout.canBlock(outShape) ? .blocked16 : .plain
+    /// own layout; the output comes out blocked when the primitive works blocked (in its block size), and the input's
+    /// gradient in the input's layout.
+    ///
+    /// When oneDNN's backward-weights primitive would convert a blocked output gradient (it does for a first layer
+    /// with a plain few-channel input on AVX2), the weight gradient of a convolution (`geometry` given) is computed
+    /// here instead: im2col of the small input and one SGEMM per image and channel block against the blocked gradient.
+    func dnnlConv(_ plan: OpaquePointer, _ weight: Tensor, _ bias: Tensor?, outShape: [Int], what: String,
+                  geometry: Conv2DGeometry? = nil) throws -> Tensor {
+        let outLayout = Layout.blocked(Int(mk_conv_block(plan, Int32(MK_DST)))).flatMap { $0.fits(outShape) ? $0 : nil } ?? .plain
         let inLayout = layout
         let x = storage, wt = weight.data
         let zero: [Float] = [0]
@@ -176,8 +229,7 @@ extension Tensor {
         let out = [Float](unsafeUninitializedCapacity: outShape.reduce(1, *)) { op, initialized in
             rc = x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in
                 (bias?.data ?? zero).withUnsafeBufferPointer { bp in
-                    mk_conv_forward(plan, xp.baseAddress!, inLayout == .blocked16 ? 1 : 0, wp.baseAddress!, bp.baseAddress!, op.baseAddress!,
-                                    outLayout == .blocked16 ? 1 : 0)
+                    mk_conv_forward(plan, xp.baseAddress!, inLayout.cBlock, wp.baseAddress!, bp.baseAddress!, op.baseAddress!, outLayout.cBlock)
                 }
             } }
             initialized = op.count
@@ -186,26 +238,60 @@ extension Tensor {
         let input = self
         var inputs = [input, weight]
         if let bias { inputs.append(bias) }
+        let ownWeightGradient = geometry != nil && inLayout == .plain && outLayout != .plain
+            && Int(mk_conv_block(plan, Int32(MK_DIFF_DST_WEIGHTS))) != outLayout.block
         return Tensor.result(shape: outShape, data: out, layout: outLayout, inputs: inputs) { g in
             let needX = input.requiresGrad, needW = weight.requiresGrad || (bias?.requiresGrad ?? false)
-            var gw = [Float](repeating: 0, count: needW ? weight.count : 0)
+            let dnnlW = needW && !ownWeightGradient
+            var gw = [Float](repeating: 0, count: dnnlW ? weight.count : 0)
             var gb = [Float](repeating: 0, count: max(1, bias?.count ?? 1))
-            let gx = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { xgp, initialized in
-                _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in
-                    gw.withUnsafeMutableBufferPointer { wgp in gb.withUnsafeMutableBufferPointer { bgp in
-                        mk_conv_backward(plan, xp.baseAddress!, inLayout == .blocked16 ? 1 : 0, gp.baseAddress!, outLayout == .blocked16 ? 1 : 0,
-                                         wp.baseAddress!, needX ? xgp.baseAddress! : nil, inLayout == .blocked16 ? 1 : 0,
-                                         needW ? wgp.baseAddress! : nil, bias == nil ? nil : bgp.baseAddress!)
-                    } }
-                } } }
-                initialized = xgp.count
+            if needX || dnnlW {
+                let gx = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { xgp, initialized in
+                    _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in
+                        gw.withUnsafeMutableBufferPointer { wgp in gb.withUnsafeMutableBufferPointer { bgp in
+                            mk_conv_backward(plan, xp.baseAddress!, inLayout.cBlock, gp.baseAddress!, outLayout.cBlock, wp.baseAddress!,
+                                             needX ? xgp.baseAddress! : nil, inLayout.cBlock, dnnlW ? wgp.baseAddress! : nil,
+                                             bias == nil || !dnnlW ? nil : bgp.baseAddress!)
+                        } }
+                    } } }
+                    initialized = xgp.count
+                }
+                if needX { input.accumulate(gx, layout: inLayout) }
             }
-            if needX { input.accumulate(gx, layout: inLayout) }
+            if needW, ownWeightGradient, let geometry {
+                (gw, gb) = Tensor.weightGradient(input: x, inputShape: input.shape, outputGradient: g, outputShape: outShape, layout: outLayout,
+                                                 kernel: (weight.shape[2], weight.shape[3]), geometry: geometry)
+            }
             if needW {
                 weight.accumulate(gw)
                 bias?.accumulate(gb)
             }
         }
+    }
+
+    /// dW [o, c·kh·kw] = Σ over images and channel blocks of G_blockᵀ (B x P) · col (P x c·kh·kw), with G blocked and
+    /// col the im2col of a plain input; and the bias gradient (per-channel sums of G).
+    static func weightGradient(input x: [Float], inputShape: [Int], outputGradient g: [Float], outputShape: [Int], layout: Layout,
+                               kernel: (Int, Int), geometry: Conv2DGeometry) -> (weights: [Float], bias: [Float]) {
+        let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+        let (o, ho, wo) = (outputShape[1], outputShape[2], outputShape[3]), p = ho * wo, k = c * kernel.0 * kernel.1, bs = layout.block
+        var gw = [Float](repeating: 0, count: o * k)
+        var col = [Float](repeating: 0, count: k * p)
+        x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in col.withUnsafeMutableBufferPointer { cp in gw.withUnsafeMutableBufferPointer { wp in
+            for b in 0..<n {
+                Im2Col.forward(xp.baseAddress! + b * c * h * w, c: c, h: h, w: w, kh: kernel.0, kw: kernel.1, g: geometry, ho: ho, wo: wo, into: cp.baseAddress!)
+                for ob in 0..<(o / bs) {
+                    Compute.sgemm(transA: true, transB: true, m: bs, n: k, k: p, a: gp.baseAddress! + (b * (o / bs) + ob) * p * bs, lda: bs,
+                                  b: cp.baseAddress!, ldb: p, beta: 1, c: wp.baseAddress! + ob * bs * k, ldc: k)
+                }
+            }
+        } } } }
+        var gb = [Float](repeating: 0, count: o)
+        for item in 0..<(n * o / bs) {
+            let base = item * p * bs, ob = item % (o / bs)
+            for q in 0..<p { for l in 0..<bs { gb[ob * bs + l] += g[base + q * bs + l] } }
+        }
+        return (gw, gb)
     }
 
     /// Transposed 2-D convolution with kernel = stride and no padding (the U-Net's upsampling): input [N, C, H, W],
@@ -217,9 +303,10 @@ extension Tensor {
         }
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let o = weight.shape[1]
-        if kernel == .automatic && layout == .blocked16 && o % 16 == 0,
-           let plan = ConvPlans.plan([n, c, h, w, o * s * s, 1, 1, 1, 0, 1, 0, 0]), mk_conv_blocked(plan, Int32(MK_DST)) != 0 {
-            return try shuffledConvTranspose(plan, weight, bias: bias, stride: s)
+        if kernel == .automatic && layout != .plain && Layout.native != .plain && o % Layout.native.block == 0,
+           let plan = ConvPlans.plan([n, c, h, w, o * s * s, 1, 1, 1, 0, 1, 0, 0]), let zLayout = Layout.blocked(Int(mk_conv_block(plan, Int32(MK_DST)))),
+           o % zLayout.block == 0 {
+            return try shuffledConvTranspose(plan, weight, bias: bias, stride: s, layout: zLayout)
         }
         if kernel != .im2col, let plan = ConvPlans.plan([n, c, h, w, o, s, s, s, 0, 1, bias == nil ? 0 : 1, 1], force: kernel == .onednn) {
             return try dnnlConv(plan, weight, bias, outShape: [n, o, h * s, w * s], what: "transposed convolution")
@@ -231,7 +318,8 @@ extension Tensor {
         let x = data, wt = weight.data, bd = bias?.data
         for b in 0..<n {
             x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in tmp.withUnsafeMutableBufferPointer { tp in
-                sgemmRowMajor(true, false, o * kk, p, c, 1, wp.baseAddress!, o * kk, xp.baseAddress! + b * c * p, p, 0, tp.baseAddress!, p)
+                Compute.sgemm(transA: true, m: o * kk, n: p, k: c, a: wp.baseAddress!, lda: o * kk, b: xp.baseAddress! + b * c * p, ldb: p,
+                              c: tp.baseAddress!, ldc: p)
             } } }
             for oc in 0..<o {
                 for i in 0..<s { for j in 0..<s {
@@ -257,11 +345,13 @@ extension Tensor {
                     gx.withUnsafeMutableBufferPointer { gxp in gw.withUnsafeMutableBufferPointer { gwp in
                         if input.requiresGrad {
                             // dX_b [c, p] = W [c, o*kk] · dY_b [o*kk, p]
-                            sgemmRowMajor(false, false, c, p, o * kk, 1, wp.baseAddress!, o * kk, tp.baseAddress!, p, 0, gxp.baseAddress! + b * c * p, p)
+                            Compute.sgemm(m: c, n: p, k: o * kk, a: wp.baseAddress!, lda: o * kk, b: tp.baseAddress!, ldb: p,
+                                          c: gxp.baseAddress! + b * c * p, ldc: p)
                         }
                         if weight.requiresGrad {
                             // dW [c, o*kk] += X_b [c, p] · dY_bᵀ [p, o*kk]
-                            sgemmRowMajor(false, true, c, o * kk, p, 1, xp.baseAddress! + b * c * p, p, tp.baseAddress!, p, 1, gwp.baseAddress!, o * kk)
+                            Compute.sgemm(transB: true, m: c, n: o * kk, k: p, a: xp.baseAddress! + b * c * p, lda: p, b: tp.baseAddress!, ldb: p,
+                                          beta: 1, c: gwp.baseAddress!, ldc: o * kk)
                         }
                     } }
                 } } }
@@ -278,94 +368,86 @@ extension Tensor {
     }
 
     /// Transposed convolution with kernel = stride s as a 1 x 1 convolution to s·s·O channels followed by a pixel
-    /// shuffle (depth to space), all in the blocked layout: output channel q·O + o of the 1 x 1 convolution, q = i·s + j,
-    /// holds weight W[·, o, i, j] and becomes pixel (s·y + i, s·x + j) of output channel o. With O a multiple of 16, each
-    /// 16-channel block moves as one vector. oneDNN's 1 x 1 kernels are several times faster than its deconvolution
-    /// forward pass here. Backward: the gradient is shuffled back (space to depth) and the 1 x 1 convolution's backward
-    /// pass gives the input and weight gradients; the bias gradient is the output gradient summed per channel.
-    func shuffledConvTranspose(_ plan: OpaquePointer, _ weight: Tensor, bias: Tensor?, stride s: Int) throws -> Tensor {
+    /// shuffle (depth to space), all in the blocked layout `zLayout` (the one the 1 x 1 convolution writes): output
+    /// channel q·O + o of the 1 x 1 convolution, q = i·s + j, holds weight W[·, o, i, j] and becomes pixel
+    /// (s·y + i, s·x + j) of output channel o. With O a multiple of the block, each block moves as one vector. oneDNN's
+    /// 1 x 1 kernels are several times faster than its deconvolution forward pass here. Backward: the gradient is
+    /// shuffled back (space to depth) and the 1 x 1 convolution's backward pass gives the input and weight gradients;
+    /// the bias gradient is the output gradient summed per channel.
+    func shuffledConvTranspose(_ plan: OpaquePointer, _ weight: Tensor, bias: Tensor?, stride s: Int, layout zLayout: Layout) throws -> Tensor {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let o = weight.shape[1], kk = s * s, ob = o / 16, hw = h * w, ho = h * s, wo = w * s
+        let o = weight.shape[1], kk = s * s, ho = h * s, wo = w * s, block = zLayout.block
         let wd = weight.data
         // The 1 x 1 weights [kk·o, c]: W1[q·o + oc][ci] = W[ci][oc][i][j].
         var w1 = [Float](repeating: 0, count: kk * o * c)
         for ci in 0..<c { for oc in 0..<o { for q in 0..<kk { w1[(q * o + oc) * c + ci] = wd[(ci * o + oc) * kk + q] } } }
         let bd = bias?.data ?? [Float](repeating: 0, count: o)
-        let x = storage, zero: [Float] = [0]
+        let x = storage, inLayout = layout, zero: [Float] = [0]
         var rc: Int32 = 0
-        let z = [Float](unsafeUninitializedCapacity: n * kk * o * hw) { zb, initialized in
+        let z = [Float](unsafeUninitializedCapacity: n * kk * o * h * w) { zb, initialized in
             rc = x.withUnsafeBufferPointer { xp in w1.withUnsafeBufferPointer { wp in zero.withUnsafeBufferPointer { bp in
-                mk_conv_forward(plan, xp.baseAddress!, 1, wp.baseAddress!, bp.baseAddress!, zb.baseAddress!, 1)
+                mk_conv_forward(plan, xp.baseAddress!, inLayout.cBlock, wp.baseAddress!, bp.baseAddress!, zb.baseAddress!, Int32(block))
             } } }
             initialized = zb.count
         }
         guard rc == 0 else { throw TensorError.shapeMismatch("oneDNN 1x1 convolution failed for input \(shape), weight \(weight.shape)") }
-        // Offsets (in floats) of one 16-lane vector: in z (block q·ob + b, pixel y·w + x) and in the output (block b,
-        // pixel (s·y + i)·wo + s·x + j).
-        @Sendable @inline(__always) func zOffset(_ img: Int, _ q: Int, _ b: Int, _ p: Int) -> Int { ((img * kk * ob + q * ob + b) * hw + p) * 16 }
-        @Sendable @inline(__always) func outOffset(_ img: Int, _ b: Int, _ y: Int, _ xx: Int, _ i: Int, _ j: Int) -> Int {
-            ((img * ob + b) * ho * wo + (s * y + i) * wo + s * xx + j) * 16
-        }
-        let out = [Float](unsafeUninitializedCapacity: n * o * ho * wo) { ob2, initialized in
-            z.withUnsafeBufferPointer { zb in bd.withUnsafeBufferPointer { bb in
-                nonisolated(unsafe) let (zp, bp, op) = (zb.baseAddress!, bb.baseAddress!, ob2.baseAddress!)
-                parallelFor(n * ob * h) { item in
-                    let img = item / (ob * h), b = (item / h) % ob, y = item % h
-                    let bias = UnsafeRawPointer(bp + b * 16).loadUnaligned(as: SIMD16<Float>.self)
-                    for xx in 0..<w { for i in 0..<s { for j in 0..<s {
-                        let v = UnsafeRawPointer(zp + zOffset(img, i * s + j, b, y * w + xx)).loadUnaligned(as: SIMD16<Float>.self)
-                        UnsafeMutableRawPointer(op + outOffset(img, b, y, xx, i, j)).storeBytes(of: v + bias, as: SIMD16<Float>.self)
-                    } } }
-                }
-            } }
-            initialized = ob2.count
-        }
+        let out = Tensor.depthToSpace(z, bias: bd, n: n, o: o, h: h, w: w, stride: s, layout: zLayout)
         let input = self
         var inputs = [input, weight]
         if let bias { inputs.append(bias) }
-        return Tensor.result(shape: [n, o, ho, wo], data: out, layout: .blocked16, inputs: inputs) { g in
-            // Space to depth: the gradient in z's order; per-channel sums for the bias.
-            var partial = [SIMD16<Float>](repeating: SIMD16<Float>(), count: n * ob * h)
-            let gz = [Float](unsafeUninitializedCapacity: z.count) { gzb, initialized in
-                g.withUnsafeBufferPointer { gb in partial.withUnsafeMutableBufferPointer { pb in
-                    nonisolated(unsafe) let (gp, zp, pp) = (gb.baseAddress!, gzb.baseAddress!, pb.baseAddress!)
-                    parallelFor(n * ob * h) { item in
-                        let img = item / (ob * h), b = (item / h) % ob, y = item % h
-                        var sum = SIMD16<Float>()
-                        for xx in 0..<w { for i in 0..<s { for j in 0..<s {
-                            let v = UnsafeRawPointer(gp + outOffset(img, b, y, xx, i, j)).loadUnaligned(as: SIMD16<Float>.self)
-                            UnsafeMutableRawPointer(zp + zOffset(img, i * s + j, b, y * w + xx)).storeBytes(of: v, as: SIMD16<Float>.self)
-                            sum += v
-                        } } }
-                        pp[item] = sum
-                    }
-                } }
-                initialized = gzb.count
-            }
+        return Tensor.result(shape: [n, o, ho, wo], data: out, layout: zLayout, inputs: inputs) { g in
+            let (gz, db) = Tensor.spaceToDepth(g, n: n, o: o, h: h, w: w, stride: s, layout: zLayout)
             let needX = input.requiresGrad, needW = weight.requiresGrad
             var dw1 = [Float](repeating: 0, count: needW ? w1.count : 0)
-            var unusedBias: [Float] = [0]
             let gx = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { gxb, initialized in
                 _ = x.withUnsafeBufferPointer { xp in gz.withUnsafeBufferPointer { gp in w1.withUnsafeBufferPointer { wp in
-                    dw1.withUnsafeMutableBufferPointer { dwp in unusedBias.withUnsafeMutableBufferPointer { _ in
-                        mk_conv_backward(plan, xp.baseAddress!, 1, gp.baseAddress!, 1, wp.baseAddress!, needX ? gxb.baseAddress! : nil, 1,
-                                         needW ? dwp.baseAddress! : nil, nil)
-                    } }
+                    dw1.withUnsafeMutableBufferPointer { dwp in
+                        mk_conv_backward(plan, xp.baseAddress!, inLayout.cBlock, gp.baseAddress!, Int32(block), wp.baseAddress!,
+                                         needX ? gxb.baseAddress! : nil, inLayout.cBlock, needW ? dwp.baseAddress! : nil, nil)
+                    }
                 } } }
                 initialized = gxb.count
             }
-            if needX { input.accumulate(gx, layout: .blocked16) }
+            if needX { input.accumulate(gx, layout: inLayout) }
             if needW {
                 var dw = [Float](repeating: 0, count: weight.count)
                 for ci in 0..<c { for oc in 0..<o { for q in 0..<kk { dw[(ci * o + oc) * kk + q] = dw1[(q * o + oc) * c + ci] } } }
                 weight.accumulate(dw)
             }
-            if let bias, bias.requiresGrad {
-                var db = [Float](repeating: 0, count: o)
-                for item in 0..<partial.count { let b = (item / h) % ob; for l in 0..<16 { db[b * 16 + l] += partial[item][l] } }
-                bias.accumulate(db)
-            }
+            if let bias, bias.requiresGrad { bias.accumulate(db) }
         }
+    }
+
+    /// Depth to space of blocked channels: `z` holds s·s·o channels of h x w (channel q·o + c, q = i·s + j) in
+    /// `layout`; the result holds o channels of (h·s) x (w·s) in the same layout, pixel (s·y + i, s·x + j) of channel c
+    /// being z's channel q·o + c at (y, x), plus bias[c]. o must be a multiple of the block.
+    static func depthToSpace(_ z: [Float], bias: [Float], n: Int, o: Int, h: Int, w: Int, stride s: Int, layout: Layout) -> [Float] {
+        [Float](unsafeUninitializedCapacity: n * o * h * s * w * s) { ob, initialized in
+            z.withUnsafeBufferPointer { zb in bias.withUnsafeBufferPointer { bb in
+                mk_depth_to_space(zb.baseAddress!, bb.baseAddress!, ob.baseAddress!, n, o, h, w, s, layout.cBlock)
+            } }
+            initialized = ob.count
+        }
+    }
+
+    /// The adjoint of ``depthToSpace(_:bias:n:o:h:w:stride:layout:)`` (space to depth), and the per-channel sums of
+    /// `g` (the bias gradient).
+    static func spaceToDepth(_ g: [Float], n: Int, o: Int, h: Int, w: Int, stride s: Int, layout: Layout) -> (values: [Float], channelSums: [Float]) {
+        let block = layout.block, blocks = o / block
+        var partial = [Float](repeating: 0, count: n * o * h)
+        let gz = [Float](unsafeUninitializedCapacity: g.count) { gzb, initialized in
+            g.withUnsafeBufferPointer { gb in partial.withUnsafeMutableBufferPointer { pb in
+                mk_space_to_depth(gb.baseAddress!, gzb.baseAddress!, pb.baseAddress!, n, o, h, w, s, layout.cBlock)
+            } }
+            initialized = gzb.count
+        }
+        // partial[item · block + lane], item = (image, channel block, row).
+        var sums = [Float](repeating: 0, count: o)
+        for item in 0..<(n * blocks * h) {
+            let b = (item / h) % blocks
+            for l in 0..<block { sums[b * block + l] += partial[item * block + l] }
+        }
+        return (gz, sums)
     }
 
     /// Max pooling with a k x k window and stride k (input H, W divisible by k). Keeps the input's layout; the first
@@ -380,25 +462,8 @@ extension Tensor {
         let out = [Float](unsafeUninitializedCapacity: outCount) { ob, initialized in
             x.withUnsafeBufferPointer { xb in arg.withUnsafeMutableBufferPointer { ab in
                 nonisolated(unsafe) let (xp, op, ap) = (xb.baseAddress!, ob.baseAddress!, ab.baseAddress!)
-                if lay == .blocked16 {
-                    let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                    parallelFor(n * c / 16) { item in
-                        let src = UnsafeRawPointer(xp + item * h * w * 16)
-                        for oy in 0..<ho { for ox in 0..<wo {
-                            var best = SIMD16<Float>(repeating: -.infinity)
-                            var at = lanes &+ Int32((item * h * w + oy * k * w + ox * k) * 16)
-                            for i in 0..<k { for j in 0..<k {
-                                let pos = (oy * k + i) * w + ox * k + j
-                                let v = src.loadUnaligned(fromByteOffset: pos * 64, as: SIMD16<Float>.self)
-                                let better = v .> best
-                                best.replace(with: v, where: better)
-                                at.replace(with: lanes &+ Int32((item * h * w + pos) * 16), where: better)
-                            } }
-                            let o = (item * ho * wo + oy * wo + ox) * 16
-                            UnsafeMutableRawPointer(op + o).storeBytes(of: best, as: SIMD16<Float>.self)
-                            UnsafeMutableRawPointer(ap + o).storeBytes(of: at, as: SIMD16<Int32>.self)
-                        } }
-                    }
+                if lay != .plain {
+                    mk_maxpool_blocked(xp, op, ap, n * c / lay.block, h, w, k, Int32(lay.block))
                 } else {
                     parallelFor(n * c) { plane in
                         for oy in 0..<ho { for ox in 0..<wo {

@@ -1,4 +1,5 @@
 import Foundation
+internal import CMedKernels
 
 /// Broadcasting as NumPy and PyTorch do it: shapes aligned at the right, dimensions of 1 stretch.
 enum Broadcast {
@@ -145,15 +146,16 @@ extension Tensor {
     }
 
     public func relu() -> Tensor {
-        var y = storage
-        let lay = layout
-        y.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = max(0, p[i]) } }
-        let out = y
+        let x = storage, lay = layout
+        let y = [Float](unsafeUninitializedCapacity: x.count) { yb, initialized in
+            x.withUnsafeBufferPointer { xb in mk_relu(xb.baseAddress!, yb.baseAddress!, x.count) }
+            initialized = x.count
+        }
         return Tensor.result(shape: shape, data: y, layout: lay, inputs: [self]) { [self] g in
-            var gx = [Float](repeating: 0, count: g.count)
-            gx.withUnsafeMutableBufferPointer { p in out.withUnsafeBufferPointer { o in g.withUnsafeBufferPointer { gp in
-                for i in 0..<p.count { p[i] = o[i] > 0 ? gp[i] : 0 }
-            } } }
+            let gx = [Float](unsafeUninitializedCapacity: g.count) { gxb, initialized in
+                y.withUnsafeBufferPointer { yb in g.withUnsafeBufferPointer { gb in mk_relu_backward(yb.baseAddress!, gb.baseAddress!, gxb.baseAddress!, g.count) } }
+                initialized = g.count
+            }
             accumulate(gx, layout: lay)
         }
     }

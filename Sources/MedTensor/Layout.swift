@@ -1,48 +1,90 @@
 import Foundation
+import MedCompute
+internal import CMedKernels
 
 /// The order of a tensor's stored values.
 ///
-/// `plain` is row-major (NCHW for images). `blocked16` is oneDNN's nChw16c for 4-D tensors with a channel count that
-/// is a multiple of 16: channels in blocks of 16, each block stored pixel by pixel with its 16 channel values together,
-/// `[n][c / 16][h][w][c % 16]`. oneDNN's direct convolutions read and write that layout, and per-channel work
-/// (normalisation, pooling, ReLU) runs on 16 channels at once in one SIMD register, so a U-Net keeps its activations
-/// blocked from the first convolution to the head and never converts in between.
-public enum Layout: Sendable, Equatable {
+/// `plain` is row-major (NCHW for images). `blocked8` and `blocked16` are oneDNN's nChw8c and nChw16c for 4-D tensors
+/// whose channel count is a multiple of the block: channels in blocks of 8 or 16, each block stored pixel by pixel with
+/// its channel values together, `[n][c / B][h][w][c % B]`. oneDNN's direct convolutions read and write the block size
+/// of the processor's vector registers (16 floats with AVX-512, 8 with AVX2: ``native``), and per-channel work
+/// (normalisation, pooling, ReLU) runs on one block at once in one register, so a U-Net keeps its activations blocked
+/// from the first convolution to the head and never converts in between.
+///
+/// Every kernel accepts every layout (a layout is data, not a property of the machine); operations choose ``native``
+/// for the results they block.
+public enum Layout: Sendable, Equatable, Hashable, CustomStringConvertible {
     case plain
+    case blocked8
     case blocked16
 
-    /// Whether a tensor of `shape` can be stored blocked.
-    public static func canBlock(_ shape: [Int]) -> Bool { shape.count == 4 && shape[1] % 16 == 0 && shape[1] > 0 }
+    /// Channels per block: 8 or 16 (1 for plain, whose planes are blocks of one channel).
+    public var block: Int {
+        switch self {
+        case .plain: return 1
+        case .blocked8: return 8
+        case .blocked16: return 16
+        }
+    }
 
-    /// Plain values of a blocked buffer.
-    static func plain(from blocked: [Float], shape: [Int]) -> [Float] { convert(blocked, shape: shape, toBlocked: false) }
+    /// The blocked layout with `block` channels per block (8 or 16); nil for other sizes.
+    public static func blocked(_ block: Int) -> Layout? {
+        switch block {
+        case 8: return .blocked8
+        case 16: return .blocked16
+        default: return nil
+        }
+    }
 
-    /// Blocked values of a plain buffer.
-    static func blocked(from plain: [Float], shape: [Int]) -> [Float] { convert(plain, shape: shape, toBlocked: true) }
+    public var description: String {
+        switch self {
+        case .plain: return "plain"
+        case .blocked8: return "nChw8c"
+        case .blocked16: return "nChw16c"
+        }
+    }
 
-    static func convert(_ source: [Float], shape: [Int], toBlocked: Bool) -> [Float] {
-        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let hw = h * w, blocks = c / 16
+    /// The blocked layout oneDNN's convolutions use on this processor (``blocked16`` with AVX-512, ``blocked8`` with
+    /// AVX2), asked once from oneDNN (a 32-channel convolution left free to choose); ``plain`` when oneDNN uses
+    /// neither, or when MEDSELECT_CONV=im2col turns oneDNN off. `ONEDNN_MAX_CPU_ISA=AVX2` selects the AVX2 layout on
+    /// an AVX-512 processor.
+    public static let native: Layout = {
+        guard ConvPlans.useDNNL else { return .plain }
+        return blocked(Int(mk_native_block())) ?? .plain
+    }()
+
+    /// The block as oneDNN's C adapter takes it (0 for plain).
+    var cBlock: Int32 { self == .plain ? 0 : Int32(block) }
+
+    /// The instruction set oneDNN's kernels use on this processor ("avx512_core", "avx2", ...), as
+    /// `ONEDNN_MAX_CPU_ISA` allows.
+    public static var instructionSet: String { String(cString: mk_isa_name()) }
+
+    /// Whether a tensor of `shape` can be stored in this layout.
+    public func fits(_ shape: [Int]) -> Bool {
+        self == .plain || (shape.count == 4 && shape[1] % block == 0 && shape[1] > 0)
+    }
+
+    /// Converts `source` (ordered as `from`) to `to`; both fit `shape`.
+    static func convert(_ source: [Float], shape: [Int], from: Layout, to: Layout) -> [Float] {
+        if from == to { return source }
+        if from != .plain && to != .plain { return convert(convert(source, shape: shape, from: from, to: .plain), shape: shape, from: .plain, to: to) }
+        let blocked = from == .plain ? to : from
+        let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
         return [Float](unsafeUninitializedCapacity: source.count) { out, initialized in
             source.withUnsafeBufferPointer { src in
-                nonisolated(unsafe) let (s, d) = (src.baseAddress!, out.baseAddress!)
-                parallelFor(n * blocks) { item in
-                    let base = item * hw * 16
-                    for lane in 0..<16 {
-                        // Plain plane of channel (item % blocks) * 16 + lane of image item / blocks.
-                        let plane = base + lane * hw
-                        if toBlocked { for p in 0..<hw { d[base + p * 16 + lane] = s[plane + p] } }
-                        else { for p in 0..<hw { d[plane + p] = s[base + p * 16 + lane] } }
-                    }
-                }
+                mk_convert_layout(src.baseAddress!, out.baseAddress!, n, c, hw, Int32(blocked.block), from == .plain ? 1 : 0)
             }
             initialized = source.count
         }
     }
 }
 
-/// Runs body(i) for i in 0..<count over the cores (serially for one item).
-func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
-    if count < 2 { for i in 0..<count { body(i) }; return }
-    DispatchQueue.concurrentPerform(iterations: count, execute: body)
-}
+/// How many activation conversions have run in this process: oneDNN's reorders of a convolution's source,
+/// destination or gradient between the caller's layout and the primitive's, and ``Layout`` conversions of blocked
+/// tensors (``Tensor/data`` of a blocked tensor, ``Tensor/converted(to:)``). A training step on blocked activations
+/// makes none; `medselect bench unet` reports this.
+public var activationReorders: Int { Int(mk_activation_reorders(0)) }
+
+/// ``activationReorders`` asked for by the calling thread only (what a test on one thread made).
+var activationReordersOnThisThread: Int { Int(mk_activation_reorders(1)) }

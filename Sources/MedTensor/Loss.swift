@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 
 /// Loss functions (means over the batch unless said otherwise).
 public enum Loss {

@@ -39,8 +39,8 @@ extension Tensor {
     }
 
     /// Batch normalisation of [N, C, ...] in training mode (statistics over N and the spatial axes); returns the
-    /// result and the batch mean and (unbiased) variance for the running estimates. One fused kernel per channel
-    /// (channels in parallel): y = γ (x − μ) / σ + β; backward dβ = Σ dy, dγ = Σ dy x̂,
+    /// result (in the input's layout) and the batch mean and (unbiased) variance for the running estimates. One fused
+    /// kernel (``BlockedNorm``): y = γ (x − μ) / σ + β; backward dβ = Σ dy, dγ = Σ dy x̂,
     /// dx = γ / (σ M) · (M dy − dβ − x̂ dγ) over the M = N·H·W values of the channel.
     public func batchNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> (Tensor, mean: [Float], variance: [Float]) {
         try batchNorm(gamma: gamma, beta: beta, eps: eps, relu: false)
@@ -53,121 +53,10 @@ extension Tensor {
 
     func batchNorm(gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) throws -> (Tensor, mean: [Float], variance: [Float]) {
         guard rank >= 2 else { throw TensorError.shapeMismatch("batchNorm of \(shape)") }
-        let n = shape[0], c = shape[1], inner = shape[2...].reduce(1, *)
+        let c = shape[1]
         if let gamma, gamma.count != c { throw TensorError.shapeMismatch("batchNorm gamma \(gamma.shape) for \(c) channels") }
         if let beta, beta.count != c { throw TensorError.shapeMismatch("batchNorm beta \(beta.shape) for \(c) channels") }
-        if layout == .blocked16 { return blockedNorm(perImage: false, gamma: gamma, beta: beta, eps: eps, relu: relu) }
-        let m = n * inner
-        var out = [Float](repeating: 0, count: count)
-        var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
-        let gd = gamma?.data, bd = beta?.data
-        data.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
-            mean.withUnsafeMutableBufferPointer { mb in invStd.withUnsafeMutableBufferPointer { ib in variance.withUnsafeMutableBufferPointer { vb in
-                nonisolated(unsafe) let (xp, op, mp, ip, vp) = (xb.baseAddress!, ob.baseAddress!, mb.baseAddress!, ib.baseAddress!, vb.baseAddress!)
-                parallelChannels(c) { ch in
-                    // Sums per image in 16 lanes, accumulated over images in Double.
-                    let wide = inner / 16 * 16
-                    var s: Double = 0
-                    for b in 0..<n {
-                        let base = xp + (b * c + ch) * inner, raw = UnsafeRawPointer(base)
-                        var v = SIMD16<Float>(), acc: Float = 0
-                        var i = 0
-                        while i < wide { v += raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self); i += 16 }
-                        while i < inner { acc += base[i]; i += 1 }
-                        s += Double(v.sum() + acc)
-                    }
-                    let mu = Float(s / Double(m))
-                    var q: Double = 0
-                    let vmu = SIMD16<Float>(repeating: mu)
-                    for b in 0..<n {
-                        let base = xp + (b * c + ch) * inner, raw = UnsafeRawPointer(base)
-                        var v = SIMD16<Float>(), acc: Float = 0
-                        var i = 0
-                        while i < wide { let d = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - vmu; v += d * d; i += 16 }
-                        while i < inner { let d = base[i] - mu; acc += d * d; i += 1 }
-                        q += Double(v.sum() + acc)
-                    }
-                    let v = Float(q / Double(m))
-                    let istd = 1 / (v + eps).squareRoot()
-                    mp[ch] = mu; ip[ch] = istd; vp[ch] = m > 1 ? v * Float(m) / Float(m - 1) : v
-                    let gm = gd?[ch] ?? 1, bt = bd?[ch] ?? 0
-                    let scale = gm * istd, shift = bt - mu * scale
-                    for b in 0..<n {
-                        let src = xp + (b * c + ch) * inner, dst = op + (b * c + ch) * inner
-                        if relu { for i in 0..<inner { dst[i] = max(0, src[i] * scale + shift) } }
-                        else { for i in 0..<inner { dst[i] = src[i] * scale + shift } }
-                    }
-                }
-            } } }
-        } }
-        let x = data, total = count
-        var inputs = [self]
-        if let gamma { inputs.append(gamma) }
-        if let beta { inputs.append(beta) }
-        let (meanC, invC) = (mean, invStd)
-        let y = out
-        let result = Tensor.result(shape: shape, data: out, inputs: inputs) { [self] g in
-            var gx = [Float](repeating: 0, count: total), gGamma = [Float](repeating: 0, count: c), gBeta = [Float](repeating: 0, count: c)
-            x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { gxb in
-                gGamma.withUnsafeMutableBufferPointer { ggb in gBeta.withUnsafeMutableBufferPointer { gbb in y.withUnsafeBufferPointer { yb in
-                    nonisolated(unsafe) let (xp, gp, gxp, ggp, gbp, yp) = (xb.baseAddress!, gb.baseAddress!, gxb.baseAddress!, ggb.baseAddress!, gbb.baseAddress!, yb.baseAddress!)
-                    parallelChannels(c) { ch in
-                        let mu = meanC[ch], istd = invC[ch]
-                        // Through the ReLU first (no gradient where the output was clipped), then batch norm; 16 lanes.
-                        var vdy = SIMD16<Float>(), vdyx = SIMD16<Float>()
-                        var sdy: Float = 0, sdyx: Float = 0
-                        let vmu = SIMD16<Float>(repeating: mu), zero = SIMD16<Float>()
-                        let wide = inner / 16 * 16
-                        for b in 0..<n {
-                            let off = (b * c + ch) * inner
-                            let xs = UnsafeRawPointer(xp + off), gs = UnsafeRawPointer(gp + off), ys = UnsafeRawPointer(yp + off)
-                            var i = 0
-                            while i < wide {
-                                var gv = gs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-                                if relu { gv.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) .<= zero) }
-                                vdy += gv
-                                vdyx += gv * (xs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - vmu)
-                                i += 16
-                            }
-                            while i < inner {
-                                let gv = relu && (yp + off)[i] <= 0 ? 0 : (gp + off)[i]
-                                sdy += gv; sdyx += gv * ((xp + off)[i] - mu)
-                                i += 1
-                            }
-                        }
-                        sdy += vdy.sum(); sdyx = (sdyx + vdyx.sum()) * istd
-                        gbp[ch] = sdy; ggp[ch] = sdyx
-                        let gm = gd?[ch] ?? 1
-                        let k = gm * istd / Float(m)
-                        let fm = Float(m)
-                        let vk = SIMD16<Float>(repeating: k), vfm = SIMD16<Float>(repeating: fm), vsdy = SIMD16<Float>(repeating: sdy)
-                        let vc = SIMD16<Float>(repeating: istd * sdyx)
-                        for b in 0..<n {
-                            let off = (b * c + ch) * inner
-                            let xs = UnsafeRawPointer(xp + off), gs = UnsafeRawPointer(gp + off), ys = UnsafeRawPointer(yp + off)
-                            let dst = UnsafeMutableRawPointer(gxp + off)
-                            var i = 0
-                            while i < wide {
-                                var gv = gs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-                                if relu { gv.replace(with: zero, where: ys.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) .<= zero) }
-                                let xv = xs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-                                dst.storeBytes(of: vk * (vfm * gv - vsdy - (xv - vmu) * vc), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-                                i += 16
-                            }
-                            while i < inner {
-                                let gv = relu && (yp + off)[i] <= 0 ? 0 : (gp + off)[i]
-                                (gxp + off)[i] = k * (fm * gv - sdy - ((xp + off)[i] - mu) * istd * sdyx)
-                                i += 1
-                            }
-                        }
-                    }
-                } } }
-            } } }
-            accumulate(gx)
-            gamma?.accumulate(gGamma)
-            beta?.accumulate(gBeta)
-        }
-        return (result, mean, variance)
+        return normKernel(perImage: false, gamma: gamma, beta: beta, eps: eps, relu: relu)
     }
 
     /// Batch normalisation with fixed statistics (inference).
@@ -179,8 +68,8 @@ extension Tensor {
         return try (self * scale + shift).channelAffine(gamma, beta)
     }
 
-    /// Instance normalisation: statistics per sample and channel. 4-D tensors with a multiple of 16 channels run
-    /// blocked in one fused kernel (the result is then blocked); others on the generic path.
+    /// Instance normalisation: statistics per sample and channel, in one fused kernel (``BlockedNorm``) in the input's
+    /// layout. (Group normalisation with one channel per group computes the same on the generic path.)
     public func instanceNorm(gamma: Tensor?, beta: Tensor?, eps: Float = 1e-5) throws -> Tensor {
         try instanceNorm(gamma: gamma, beta: beta, eps: eps, relu: false)
     }
@@ -194,35 +83,29 @@ extension Tensor {
         guard rank >= 3 else { throw TensorError.shapeMismatch("instanceNorm of \(shape)") }
         if let gamma, gamma.count != shape[1] { throw TensorError.shapeMismatch("instanceNorm gamma \(gamma.shape) for \(shape[1]) channels") }
         if let beta, beta.count != shape[1] { throw TensorError.shapeMismatch("instanceNorm beta \(beta.shape) for \(shape[1]) channels") }
-        if Layout.canBlock(shape) {
-            return converted(to: .blocked16).blockedNorm(perImage: true, gamma: gamma, beta: beta, eps: eps, relu: relu).0
-        }
-        let inner = shape[2...].reduce(1, *)
-        let y = try normalized(groups: shape[0] * shape[1], eps: eps) { $0 / inner }.0.channelAffine(gamma, beta)
-        return relu ? y.relu() : y
+        return normKernel(perImage: true, gamma: gamma, beta: beta, eps: eps, relu: relu).0
     }
 
-    /// The blocked kernels (``BlockedNorm``) as a graph operation; returns per-channel batch mean and unbiased variance
-    /// (for running estimates; only meaningful for batch statistics).
-    func blockedNorm(perImage: Bool, gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) -> (Tensor, mean: [Float], variance: [Float]) {
-        let (n, c) = (shape[0], shape[1]), hw = shape[2] * shape[3]
+    /// The fused kernels (``BlockedNorm``) as a graph operation, in the input's layout; returns per-channel batch mean
+    /// and unbiased variance (for running estimates; only meaningful for batch statistics).
+    func normKernel(perImage: Bool, gamma: Tensor?, beta: Tensor?, eps: Float, relu: Bool) -> (Tensor, mean: [Float], variance: [Float]) {
+        let (n, c) = (shape[0], shape[1]), inner = shape[2...].reduce(1, *), block = layout.block, lay = layout
         let x = storage, gd = gamma?.data, bd = beta?.data
-        let (out, mean, variance) = BlockedNorm.forward(x, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, beta: bd, eps: eps, relu: relu)
+        let (out, mean, variance) = BlockedNorm.forward(x, n: n, c: c, inner: inner, block: block, perImage: perImage, gamma: gd, beta: bd,
+                                                        eps: eps, relu: relu)
         var inputs = [self]
         if let gamma { inputs.append(gamma) }
         if let beta { inputs.append(beta) }
-        let result = Tensor.result(shape: shape, data: out, layout: .blocked16, inputs: inputs) { [self] g in
-            let (dx, dGamma, dBeta) = BlockedNorm.backward(g, x: x, n: n, c: c, hw: hw, perImage: perImage, gamma: gd, beta: bd, eps: eps,
-                                                           relu: relu, mean: mean, variance: variance)
-            accumulate(dx, layout: .blocked16)
+        let result = Tensor.result(shape: shape, data: out, layout: lay, inputs: inputs) { [self] g in
+            let (dx, dGamma, dBeta) = BlockedNorm.backward(g, x: x, n: n, c: c, inner: inner, block: block, perImage: perImage, gamma: gd, beta: bd,
+                                                           eps: eps, relu: relu, mean: mean, variance: variance)
+            accumulate(dx, layout: lay)
             gamma?.accumulate(dGamma)
             beta?.accumulate(dBeta)
         }
         guard !perImage else { return (result, [], []) }
-        let m = Float(n * hw)
-        let meanC = (0..<c).map { mean[$0 / 16][$0 % 16] }
-        let varC = (0..<c).map { ch -> Float in let v = variance[ch / 16][ch % 16]; return m > 1 ? v * m / (m - 1) : v }
-        return (result, meanC, varC)
+        let m = Float(n * inner)
+        return (result, mean, variance.map { m > 1 ? $0 * m / (m - 1) : $0 })
     }
 
     /// Group normalisation: statistics per sample over `groups` groups of channels.
@@ -242,8 +125,3 @@ extension Tensor {
     }
 }
 
-/// Runs body(channel) for every channel over the cores.
-func parallelChannels(_ c: Int, _ body: @Sendable (Int) -> Void) {
-    if c < 2 { for ch in 0..<c { body(ch) }; return }
-    DispatchQueue.concurrentPerform(iterations: c, execute: body)
-}

@@ -1,4 +1,5 @@
 import Foundation
+internal import CMedKernels
 
 /// Parameters updated in place from their accumulated gradients.
 public protocol Optimizer {
@@ -83,37 +84,8 @@ public struct Adam: Optimizer {
             guard let g = p.grad else { continue }
             g.withUnsafeBufferPointer { gb in p.data.withUnsafeMutableBufferPointer { db in
                 m[k].withUnsafeMutableBufferPointer { mb in v[k].withUnsafeMutableBufferPointer { vb in
-                    nonisolated(unsafe) let (gp, dp, mp, vp) = (gb.baseAddress!, db.baseAddress!, mb.baseAddress!, vb.baseAddress!)
-                    // Element-wise, so large tensors are split into chunks over the cores.
-                    let count = db.count, chunk = 65_536
-                    parallelFor((count + chunk - 1) / chunk) { part in
-                        let start = part * chunk, end = min(count, (part + 1) * chunk)
-                        var i = start
-                        if wd == 0 {
-                            // Without weight decay (the common case): 16 lanes at a time.
-                            typealias V = SIMD16<Float>
-                            let (vb1, vb2, vc1, vc2) = (V(repeating: b1), V(repeating: b2), V(repeating: 1 / c1), V(repeating: 1 / c2))
-                            let (v1b1, v1b2, vlr, ve) = (V(repeating: 1 - b1), V(repeating: 1 - b2), V(repeating: lr), V(repeating: e))
-                            while i + 16 <= end {
-                                let gi = UnsafeRawPointer(gp + i).loadUnaligned(as: V.self)
-                                let mi = vb1 * UnsafeRawPointer(mp + i).loadUnaligned(as: V.self) + v1b1 * gi
-                                let vi = vb2 * UnsafeRawPointer(vp + i).loadUnaligned(as: V.self) + v1b2 * gi * gi
-                                let di = UnsafeRawPointer(dp + i).loadUnaligned(as: V.self) - vlr * (mi * vc1) / ((vi * vc2).squareRoot() + ve)
-                                UnsafeMutableRawPointer(mp + i).storeBytes(of: mi, as: V.self)
-                                UnsafeMutableRawPointer(vp + i).storeBytes(of: vi, as: V.self)
-                                UnsafeMutableRawPointer(dp + i).storeBytes(of: di, as: V.self)
-                                i += 16
-                            }
-                        }
-                        for i in i..<end {
-                            var gi = gp[i]
-                            if wd != 0 && !decoupled { gi += wd * dp[i] }
-                            mp[i] = b1 * mp[i] + (1 - b1) * gi
-                            vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
-                            if wd != 0 && decoupled { dp[i] -= lr * wd * dp[i] }
-                            dp[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + e)
-                        }
-                    }
+                    mk_adam(db.baseAddress!, gb.baseAddress!, mb.baseAddress!, vb.baseAddress!, db.count, b1, b2, lr, e, c1, c2, wd,
+                            decoupled ? 1 : 0)
                 } }
             } }
         }

@@ -1,5 +1,5 @@
 import Foundation
-internal import COpenBLAS
+import MedCompute
 
 extension Tensor {
     /// Sum of all elements (a scalar).
@@ -79,8 +79,8 @@ extension Tensor {
         let total = sizes.reduce(0, +)
         var outShape = first.shape
         outShape[ax] = total
-        // Blocked parts along the channels stay blocked: an image's channel blocks are contiguous in both layouts.
-        let lay: Layout = ax == 1 && parts.allSatisfy({ $0.layout == .blocked16 }) ? .blocked16 : .plain
+        // Parts blocked alike along the channels stay blocked: an image's channel blocks are contiguous in both layouts.
+        let lay: Layout = ax == 1 && parts.allSatisfy({ $0.layout == first.layout }) ? first.layout : .plain
         let values = parts.map { lay == .plain ? $0.data : $0.storage }
         let out = [Float](unsafeUninitializedCapacity: outer * total * inner) { ob, initialized in
             var offset = 0
@@ -126,9 +126,8 @@ extension Tensor {
         let (ad, bd) = (data, b.data)
         for i in 0..<batch {
             ad.withUnsafeBufferPointer { ap in bd.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { op in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
-                            ap.baseAddress! + i * m * k, Int32(k), bp.baseAddress! + (bBatch == 1 ? 0 : i) * k * n, Int32(n), 0,
-                            op.baseAddress! + i * m * n, Int32(n))
+                Compute.sgemm(m: m, n: n, k: k, a: ap.baseAddress! + i * m * k, lda: k, b: bp.baseAddress! + (bBatch == 1 ? 0 : i) * k * n, ldb: n,
+                              c: op.baseAddress! + i * m * n, ldc: n)
             } } }
         }
         let outShape = Array(shape.dropLast(2)) + [m, n]
@@ -140,12 +139,12 @@ extension Tensor {
                 g.withUnsafeBufferPointer { gp in ad.withUnsafeBufferPointer { ap in bd.withUnsafeBufferPointer { bp in
                     ga.withUnsafeMutableBufferPointer { gap in gb.withUnsafeMutableBufferPointer { gbp in
                         if a.requiresGrad {
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1, gp.baseAddress! + i * m * n, Int32(n),
-                                        bp.baseAddress! + (bBatch == 1 ? 0 : i) * k * n, Int32(n), 0, gap.baseAddress! + i * m * k, Int32(k))
+                            Compute.sgemm(transB: true, m: m, n: k, k: n, a: gp.baseAddress! + i * m * n, lda: n,
+                                          b: bp.baseAddress! + (bBatch == 1 ? 0 : i) * k * n, ldb: n, c: gap.baseAddress! + i * m * k, ldc: k)
                         }
                         if b.requiresGrad {
-                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1, ap.baseAddress! + i * m * k, Int32(k),
-                                        gp.baseAddress! + i * m * n, Int32(n), bBatch == 1 && i > 0 ? 1 : 0, gbp.baseAddress! + (bBatch == 1 ? 0 : i) * k * n, Int32(n))
+                            Compute.sgemm(transA: true, m: k, n: n, k: m, a: ap.baseAddress! + i * m * k, lda: k, b: gp.baseAddress! + i * m * n, ldb: n,
+                                          beta: bBatch == 1 && i > 0 ? 1 : 0, c: gbp.baseAddress! + (bBatch == 1 ? 0 : i) * k * n, ldc: n)
                         }
                     } }
                 } } }

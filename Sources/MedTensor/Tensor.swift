@@ -9,9 +9,10 @@ import Foundation
 /// ``Tensor/backward()`` walks the recorded graph once in reverse topological order and accumulates `grad` on every
 /// tensor that requires it. Inside ``GradMode/disabled(_:)`` nothing is recorded (inference).
 ///
-/// Kernels: convolutions and transposed convolutions through oneDNN (in its blocked nChw16c layout, which activations
-/// keep from one operation to the next: see ``Layout``), im2col + SGEMM as the reference path; matrix products through
-/// oneDNN's and OpenBLAS's SGEMM; element-wise loops vectorised and split over the cores. Every operation's backward
+/// Kernels: convolutions and transposed convolutions through oneDNN (in its blocked nChw8c or nChw16c layout, whichever
+/// the processor's vectors hold, which activations keep from one operation to the next: see ``Layout``), im2col + SGEMM
+/// as the reference path; matrix products through MedCompute's SGEMM; the other hot loops in CMedKernels, compiled for
+/// AVX-512, AVX2 and the baseline and chosen at load time, and split over the cores on oneDNN's own threads. Every operation's backward
 /// pass is checked against central finite differences in the tests.
 public enum MedTensorModule {}
 
@@ -46,9 +47,9 @@ final class GraphNode {
 
 /// An n-dimensional Float32 array with an optional gradient.
 ///
-/// Values are stored row-major (``Layout/plain``) or, for 4-D activations whose channel count is a multiple of 16, in
-/// oneDNN's blocked nChw16c order (``Layout/blocked16``): convolutions, normalisations, ReLU, pooling and channel
-/// concatenation pass blocked tensors on without converting them. ``data`` always reads (and writes) the plain
+/// Values are stored row-major (``Layout/plain``) or, for 4-D activations whose channel count is a multiple of the
+/// block, in oneDNN's blocked nChw8c / nChw16c order (``Layout/blocked8``, ``Layout/blocked16``): convolutions,
+/// normalisations, ReLU, pooling and channel concatenation pass blocked tensors on without converting them. ``data`` always reads (and writes) the plain
 /// NCHW values; a blocked tensor converts on that access.
 public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let shape: [Int]
@@ -65,7 +66,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// The values in plain row-major (NCHW) order. Setting (or mutating) leaves the tensor plain (its gradient too).
     public var data: [Float] {
-        get { layout == .plain ? storage : Layout.plain(from: storage, shape: shape) }
+        get { Layout.convert(storage, shape: shape, from: layout, to: .plain) }
         set { makePlain(convertingValues: false); storage = newValue }
         _modify {
             makePlain(convertingValues: true)
@@ -76,8 +77,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Switches to plain order, converting the stored values (unless they are about to be replaced) and the gradient.
     private func makePlain(convertingValues: Bool) {
         guard layout != .plain else { return }
-        if convertingValues { storage = Layout.plain(from: storage, shape: shape) }
-        if let g = grad { grad = Layout.plain(from: g, shape: shape) }
+        if convertingValues { storage = Layout.convert(storage, shape: shape, from: layout, to: .plain) }
+        if let g = grad { grad = Layout.convert(g, shape: shape, from: layout, to: .plain) }
         layout = .plain
     }
 
@@ -91,7 +92,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     }
 
     init(shape: [Int], storage: [Float], layout: Layout, requiresGrad: Bool = false) {
-        precondition(shape.reduce(1, *) == storage.count && (layout == .plain || Layout.canBlock(shape)),
+        precondition(shape.reduce(1, *) == storage.count && layout.fits(shape),
                      "tensor of shape \(shape) cannot hold \(storage.count) values in \(layout)")
         self.shape = shape
         self.storage = storage
@@ -102,8 +103,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// The same values in `target` order (self when already so); recorded in the graph like any operation.
     public func converted(to target: Layout) -> Tensor {
         if target == layout { return self }
-        precondition(target == .plain || Layout.canBlock(shape), "\(shape) cannot be stored as \(target)")
-        let values = target == .plain ? Layout.plain(from: storage, shape: shape) : Layout.blocked(from: storage, shape: shape)
+        precondition(target.fits(shape), "\(shape) cannot be stored as \(target)")
+        let values = Layout.convert(storage, shape: shape, from: layout, to: target)
         return Tensor.result(shape: shape, data: values, layout: target, inputs: [self]) { [self] g in accumulate(g, layout: target) }
     }
 
@@ -145,7 +146,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Adds `g` (ordered as `gLayout`) into this tensor's gradient, which is kept in the tensor's own layout.
     func accumulate(_ g: [Float], layout gLayout: Layout = .plain) {
         guard requiresGrad else { return }
-        let g = gLayout == layout ? g : (layout == .plain ? Layout.plain(from: g, shape: shape) : Layout.blocked(from: g, shape: shape))
+        let g = Layout.convert(g, shape: shape, from: gLayout, to: layout)
         if grad == nil { grad = g; return }
         grad!.withUnsafeMutableBufferPointer { dst in
             g.withUnsafeBufferPointer { src in

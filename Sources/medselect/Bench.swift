@@ -21,7 +21,7 @@ func medianMilliseconds(iterations: Int, warmup: Int = 1, _ body: () throws -> V
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure MedSelect's speed (compare against ../shared/bench with Scripts/bench).",
+        abstract: "Measure MedSelect's speed (Scripts/bench-* compare it with the references in Scripts/reference).",
         subcommands: [BenchIO.self, BenchOps.self, BenchSelect.self, BenchScale.self, BenchUNet.self]
     )
 }
@@ -98,7 +98,7 @@ struct BenchOps: ParsableCommand {
     }
 }
 
-/// Times the selection building blocks on the data of ../shared/bench/select_baselines.py.
+/// Times the selection building blocks on the data of Scripts/reference/select_baselines.py.
 struct BenchSelect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "select",

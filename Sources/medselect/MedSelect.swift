@@ -85,16 +85,16 @@ enum Main {
     /// starts; the tool re-executes itself once when one is missing (MEDSELECT_NO_REEXEC=1 turns this off):
     /// - Debian's OpenBLAS 0.3.21 picks its AVX2 kernels on AVX-512 processors it does not know (Zen 4/5); its SkylakeX
     ///   kernels run large products about 1.8x faster there: OPENBLAS_CORETYPE=SkylakeX when the CPU has AVX-512 and
-    ///   the user set no core type.
-    /// - oneDNN's OpenMP threads spin after every primitive by default, taking the core the Swift kernels between
-    ///   convolutions (batch norm, pooling, the optimiser) need: OMP_WAIT_POLICY=passive unless the user set one
-    ///   (U-Net step measured 2.6 s -> 2.1 s on a shared machine with the plain-layout kernels).
+    ///   the user set no core type. (OpenBLAS is only MedCompute's fallback SGEMM now.)
+    /// OpenMP's wait policy is left at libgomp's default (spin briefly, then sleep): MedSelect's own parallel loops run
+    /// on the same OpenMP threads as oneDNN (MedCompute), so a thread that spins after a convolution is ready for the
+    /// normalisation that follows, instead of competing with a second pool (OMP_WAIT_POLICY=passive was needed while
+    /// the loops ran on Dispatch's threads; it now costs 4 % of a U-Net step).
     static func selectOpenBLASKernels() {
         #if os(Linux) && arch(x86_64)
         let env = ProcessInfo.processInfo.environment
         guard env["MEDSELECT_NO_REEXEC"] == nil else { return }
         var changed = false
-        if env["OMP_WAIT_POLICY"] == nil { setenv("OMP_WAIT_POLICY", "passive", 1); changed = true }
         if env["OPENBLAS_CORETYPE"] == nil {
             // procfs files report size 0, so read /proc/cpuinfo with a stdio loop rather than Foundation.
             var flags = ""

@@ -15,10 +15,12 @@ struct Tool {
         return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("medselect").path
     }
 
-    static func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs the tool with `args`; `environment` entries are added to (or replace) the test's own environment.
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
