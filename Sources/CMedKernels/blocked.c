@@ -2,11 +2,11 @@
  * shuffle, ReLU, Adam, and the parallel loop that runs them (and MedSelect's Swift loops) on oneDNN's own OpenMP
  * threads.
  *
- * Width of the machine: each hot function is compiled three times (function multi-versioning, target_clones):
- * x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline; the dynamic loader picks the version for the running
- * processor once (an ifunc), so one portable binary runs 16-lane vectors on AVX-512 and 8-lane on AVX2. The loops are
- * written over the lanes of one channel block (B = 8 or 16, a compile-time constant in each always-inlined body),
- * which the compiler turns into one vector per block.
+ * Width of the machine: each hot loop is compiled three times (x86-64-v4: AVX-512; x86-64-v3: AVX2 + FMA; the
+ * x86-64 baseline) and chosen once at run time from the processor's features (runtime dispatch, KERNELS below), so one
+ * portable binary runs 512-bit vectors on AVX-512 and 256-bit vectors on AVX2. ONEDNN_MAX_CPU_ISA caps the choice as it
+ * caps oneDNN's (AVX2, AVX, SSE41), so one variable makes an AVX-512 machine behave like an AVX2 one for both. The
+ * block kernels are written with vector types of one channel block (8 or 16 floats).
  *
  * Blocked layout (MedTensor's Layout.blocked8 / blocked16, oneDNN's nChw8c / nChw16c): an image's channels in blocks
  * of B, each block stored pixel by pixel with its B channel values together, [n][c / B][h][w][c % B]. An "item" is
@@ -14,14 +14,52 @@
 #include "CMedKernels.h"
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#if defined(__x86_64__) && defined(__linux__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
 #define INLINE static inline __attribute__((always_inline))
+
+/* The instruction-set level the kernels run at: 4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 1 (baseline),
+ * from the processor's features, capped by ONEDNN_MAX_CPU_ISA. Decided once. */
+static int isa_level(void) {
+    static int level = 0;
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l) return l;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    l = 1;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2")) l = 3;
+    if (l == 3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq")) l = 4;
+    const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
+    if (cap && *cap) {
+        if (!strncasecmp(cap, "AVX512", 6) || !strcasecmp(cap, "ALL") || !strncasecmp(cap, "AVX10", 5) || !strncasecmp(cap, "AMX", 3)) { }
+        else if (!strncasecmp(cap, "AVX2", 4)) { if (l > 3) l = 3; }
+        else l = 1;
+    }
+#else
+    l = 1;
+#endif
+    __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    return l;
+}
+
+const char *mk_kernel_isa(void) { int l = isa_level(); return l == 4 ? "avx512" : l == 3 ? "avx2" : "baseline"; }
+
+/* A parallel-loop worker `name` (void (void *, long, long)) compiled for each level from the always-inlined
+ * name##_body, and the dispatcher that calls the processor's version. */
+#if defined(__x86_64__)
+#define KERNELS(name)                                                                                                     \
+    __attribute__((target("arch=x86-64-v4"))) static void name##_v4(void *c, long b, long e) { name##_body(c, b, e); }    \
+    __attribute__((target("arch=x86-64-v3"))) static void name##_v3(void *c, long b, long e) { name##_body(c, b, e); }    \
+    static void name##_v1(void *c, long b, long e) { name##_body(c, b, e); }                                              \
+    static void name(void *c, long b, long e) {                                                                           \
+        switch (isa_level()) { case 4: name##_v4(c, b, e); break; case 3: name##_v3(c, b, e); break; default: name##_v1(c, b, e); } \
+    }
+#else
+#define KERNELS(name) static void name(void *c, long b, long e) { name##_body(c, b, e); }
+#endif
 /* Vector arguments of the always-inlined helpers never cross a call boundary, whatever the clone's ISA. */
 #pragma clang diagnostic ignored "-Wpsabi"
 
@@ -81,7 +119,7 @@ INLINE void convert_item(const float *s, float *d, long hw, const int B, int to_
     }
 }
 
-CLONES static void convert_worker(void *ctx, long begin, long end) {
+INLINE void convert_worker_body(void *ctx, long begin, long end) {
     convert_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long off = item * a->hw * a->block;
@@ -89,6 +127,7 @@ CLONES static void convert_worker(void *ctx, long begin, long end) {
         else convert_item(a->src + off, a->dst + off, a->hw, 8, a->to_blocked);
     }
 }
+KERNELS(convert_worker)
 
 void mk_convert_layout(const float *src, float *dst, long n, long c, long hw, int block, int to_blocked) {
     mk_count_activation_reorder();
@@ -114,24 +153,25 @@ INLINE v##N splat##N(float x) { return (v##N){0} + x; }                         
 INLINE v##N select##N(vi##N m, v##N a, v##N b) { return (v##N)(((vi##N)a & m) | ((vi##N)b & ~m)); }                     \
 INLINE v##N relu##N(v##N v) { return select##N(v > 0, v, (v##N){0}); }                                                 \
                                                                                                                            \
-/* Mean and centred sum of squares of one item's hw vectors, in chunks of 64 pixels accumulated in double. */             \
+/* Mean and centred sum of squares of one item's hw vectors in one pass over memory: per chunk of 64 pixels (in L1)  \
+ * the chunk's mean and centred sum of squares, merged into the running ones in double (Chan et al.). */                \
 INLINE void stats##N(const float *x, long hw, double *mean, double *m2) {                                                 \
-    vd##N tot = {0};                                                                                                       \
-    for (long i = 0; i < hw;) {                                                                                            \
-        long end = i + 64 < hw ? i + 64 : hw;                                                                              \
+    vd##N mu = {0}, q = {0};                                                                                               \
+    double count = 0;                                                                                                      \
+    for (long i = 0; i < hw; i += 64) {                                                                                    \
+        long len = hw - i < 64 ? hw - i : 64;                                                                              \
+        const float *c = x + i * N;                                                                                        \
         v##N a = {0}, b = {0};                                                                                             \
-        for (; i + 1 < end; i += 2) { a += load##N(x + i * N); b += load##N(x + (i + 1) * N); }                           \
-        if (i < end) { a += load##N(x + i * N); i++; }                                                                     \
-        tot += __builtin_convertvector(a + b, vd##N);                                                                      \
-    }                                                                                                                      \
-    vd##N mu = tot / (double)hw;                                                                                           \
-    v##N muf = __builtin_convertvector(mu, v##N);                                                                          \
-    vd##N q = {0};                                                                                                         \
-    for (long i = 0; i < hw;) {                                                                                            \
-        long end = i + 64 < hw ? i + 64 : hw;                                                                              \
-        v##N a = {0};                                                                                                      \
-        for (; i < end; i++) { v##N d = load##N(x + i * N) - muf; a += d * d; }                                           \
-        q += __builtin_convertvector(a, vd##N);                                                                            \
+        long j = 0;                                                                                                        \
+        for (; j + 1 < len; j += 2) { a += load##N(c + j * N); b += load##N(c + (j + 1) * N); }                           \
+        if (j < len) a += load##N(c + j * N);                                                                              \
+        v##N cm = (a + b) / (float)len, s2 = {0};                                                                          \
+        for (j = 0; j < len; j++) { v##N d = load##N(c + j * N) - cm; s2 += d * d; }                                      \
+        double nb = (double)len, n = count + nb;                                                                           \
+        vd##N delta = __builtin_convertvector(cm, vd##N) - mu;                                                             \
+        mu += delta * (nb / n);                                                                                            \
+        q += __builtin_convertvector(s2, vd##N) + delta * delta * (count * nb / n);                                        \
+        count = n;                                                                                                         \
     }                                                                                                                      \
     memcpy(mean, &mu, sizeof mu); memcpy(m2, &q, sizeof q);                                                                \
 }                                                                                                                          \
@@ -240,7 +280,7 @@ INLINE double plane_sum(const float *x, long hw, float shift, int squares) {
 
 typedef struct { const float *x; long hw; int block; double *mean, *m2; } stats_t;
 
-CLONES static void stats_worker(void *ctx, long begin, long end) {
+INLINE void stats_worker_body(void *ctx, long begin, long end) {
     stats_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long off = item * a->hw * a->block;
@@ -253,6 +293,7 @@ CLONES static void stats_worker(void *ctx, long begin, long end) {
         }
     }
 }
+KERNELS(stats_worker)
 
 void mk_norm_stats(const float *x, long items, long hw, int block, double *mean, double *m2) {
     stats_t a = {x, hw, block, mean, m2};
@@ -261,7 +302,7 @@ void mk_norm_stats(const float *x, long items, long hw, int block, double *mean,
 
 typedef struct { const float *x; float *y; long blocks, hw; int block, per_image, relu; const float *scale, *shift; } apply_t;
 
-CLONES static void apply_worker(void *ctx, long begin, long end) {
+INLINE void apply_worker_body(void *ctx, long begin, long end) {
     apply_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long off = item * a->hw * a->block, g = GROUP(item, a->blocks, a->per_image) * a->block;
@@ -276,6 +317,7 @@ CLONES static void apply_worker(void *ctx, long begin, long end) {
         }
     }
 }
+KERNELS(apply_worker)
 
 void mk_norm_apply(const float *x, float *y, long n, long blocks, long hw, int block, const float *scale, const float *shift,
                    int per_image, int relu) {
@@ -314,7 +356,7 @@ typedef struct {
     const float *scale, *shift, *mean; double *sdy, *sdyx;
 } bsums_t;
 
-CLONES static void bsums_worker(void *ctx, long begin, long end) {
+INLINE void bsums_worker_body(void *ctx, long begin, long end) {
     bsums_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long off = item * a->hw * a->block, gi = GROUP(item, a->blocks, a->per_image) * a->block, o = item * a->block;
@@ -326,6 +368,7 @@ CLONES static void bsums_worker(void *ctx, long begin, long end) {
             bsums_plane(a->g + off, a->x + off, a->hw, a->scale[gi], a->shift[gi], a->mean[gi], a->relu, a->sdy + o, a->sdyx + o);
     }
 }
+KERNELS(bsums_worker)
 
 void mk_norm_backward_sums(const float *g, const float *x, long n, long blocks, long hw, int block, const float *scale, const float *shift,
                            const float *mean, int per_image, int relu, double *sdy, double *sdyx) {
@@ -338,7 +381,7 @@ typedef struct {
     const float *scale, *shift, *mean, *k, *sdy, *cterm;
 } bapply_t;
 
-CLONES static void bapply_worker(void *ctx, long begin, long end) {
+INLINE void bapply_worker_body(void *ctx, long begin, long end) {
     bapply_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long off = item * a->hw * a->block, gi = GROUP(item, a->blocks, a->per_image) * a->block;
@@ -358,6 +401,7 @@ CLONES static void bapply_worker(void *ctx, long begin, long end) {
         }
     }
 }
+KERNELS(bapply_worker)
 
 void mk_norm_backward_apply(const float *g, const float *x, float *dx, long n, long blocks, long hw, int block, const float *scale,
                             const float *shift, const float *mean, const float *k, const float *sdy, const float *cterm, float m,
@@ -370,13 +414,14 @@ void mk_norm_backward_apply(const float *g, const float *x, float *dx, long n, l
 
 typedef struct { const float *x; float *y; int32_t *arg; long h, w, k; int block; } pool_t;
 
-CLONES static void pool_worker(void *ctx, long begin, long end) {
+INLINE void pool_worker_body(void *ctx, long begin, long end) {
     pool_t *a = ctx;
     for (long item = begin; item < end; item++) {
         if (a->block == 16) pool16(a->x, a->y, a->arg, item, a->h, a->w, a->k);
         else pool8(a->x, a->y, a->arg, item, a->h, a->w, a->k);
     }
 }
+KERNELS(pool_worker)
 
 void mk_maxpool_blocked(const float *x, float *y, int32_t *arg, long items, long h, long w, long k, int block) {
     pool_t a = {x, y, arg, h, w, k, block};
@@ -387,7 +432,7 @@ void mk_maxpool_blocked(const float *x, float *y, int32_t *arg, long items, long
  * z: [n][kk·ob][h·w][B] (channel q·O + o, q = i·s + j); out: [n][ob][h·s][w·s][B]. Items: (image, block, row). */
 typedef struct { const float *src; float *dst; const float *bias; float *partial; long ob, h, w, s; int block; } shuffle_t;
 
-CLONES static void d2s_worker(void *ctx, long begin, long end) {
+INLINE void d2s_worker_body(void *ctx, long begin, long end) {
     shuffle_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long img = item / (a->ob * a->h), b = (item / a->h) % a->ob, y = item % a->h;
@@ -395,8 +440,9 @@ CLONES static void d2s_worker(void *ctx, long begin, long end) {
         else d2s8(a->src, a->bias, a->dst, img, b, y, a->ob, a->h, a->w, a->s);
     }
 }
+KERNELS(d2s_worker)
 
-CLONES static void s2d_worker(void *ctx, long begin, long end) {
+INLINE void s2d_worker_body(void *ctx, long begin, long end) {
     shuffle_t *a = ctx;
     for (long item = begin; item < end; item++) {
         long img = item / (a->ob * a->h), b = (item / a->h) % a->ob, y = item % a->h;
@@ -404,6 +450,7 @@ CLONES static void s2d_worker(void *ctx, long begin, long end) {
         else s2d8(a->src, a->dst, a->partial + item * 8, img, b, y, a->ob, a->h, a->w, a->s);
     }
 }
+KERNELS(s2d_worker)
 
 void mk_depth_to_space(const float *z, const float *bias, float *out, long n, long o, long h, long w, long s, int block) {
     shuffle_t a = {z, out, bias, NULL, o / block, h, w, s, block};
@@ -419,15 +466,17 @@ void mk_space_to_depth(const float *g, float *gz, float *partial, long n, long o
 
 typedef struct { const float *x, *g; float *y; } relu_t;
 
-CLONES static void relu_worker(void *ctx, long begin, long end) {
+INLINE void relu_worker_body(void *ctx, long begin, long end) {
     relu_t *a = ctx;
     for (long i = begin; i < end; i++) a->y[i] = a->x[i] > 0 ? a->x[i] : 0;
 }
+KERNELS(relu_worker)
 
-CLONES static void relu_backward_worker(void *ctx, long begin, long end) {
+INLINE void relu_backward_worker_body(void *ctx, long begin, long end) {
     relu_t *a = ctx;
     for (long i = begin; i < end; i++) a->y[i] = a->x[i] > 0 ? a->g[i] : 0;
 }
+KERNELS(relu_backward_worker)
 
 void mk_relu(const float *x, float *y, long count) {
     relu_t a = {x, NULL, y};
@@ -443,7 +492,7 @@ void mk_relu_backward(const float *y, const float *g, float *dx, long count) {
 
 typedef struct { float *p; const float *g; float *m, *v; float b1, b2, lr, eps, c1, c2, wd; int decoupled; } adam_t;
 
-CLONES static void adam_worker(void *ctx, long begin, long end) {
+INLINE void adam_worker_body(void *ctx, long begin, long end) {
     adam_t *a = ctx;
     float b1 = a->b1, b2 = a->b2, lr = a->lr, eps = a->eps, ic1 = 1 / a->c1, ic2 = 1 / a->c2, wd = a->wd;
     float *p = a->p, *m = a->m, *v = a->v;
@@ -466,6 +515,7 @@ CLONES static void adam_worker(void *ctx, long begin, long end) {
         p[i] -= lr * (mi * ic1) / (sqrtf(vi * ic2) + eps);
     }
 }
+KERNELS(adam_worker)
 
 void mk_adam(float *p, const float *g, float *m, float *v, long count, float b1, float b2, float lr, float eps, float c1, float c2, float wd,
              int decoupled) {
@@ -475,7 +525,7 @@ void mk_adam(float *p, const float *g, float *m, float *v, long count, float b1,
 
 /* ---- dot product (16 independent lanes, so the compiler vectorises without reordering the sums' rounding) ---- */
 
-CLONES float mk_dot(const float *a, const float *b, long d) {
+INLINE float dot_body(const float *a, const float *b, long d) {
     float acc[16] = {0};
     long j = 0;
     for (; j + 16 <= d; j += 16) for (int l = 0; l < 16; l++) acc[l] += a[j + l] * b[j + l];
@@ -484,3 +534,13 @@ CLONES float mk_dot(const float *a, const float *b, long d) {
     for (; j < d; j++) s += a[j] * b[j];
     return s;
 }
+
+#if defined(__x86_64__)
+__attribute__((target("arch=x86-64-v4"))) static float dot_v4(const float *a, const float *b, long d) { return dot_body(a, b, d); }
+__attribute__((target("arch=x86-64-v3"))) static float dot_v3(const float *a, const float *b, long d) { return dot_body(a, b, d); }
+float mk_dot(const float *a, const float *b, long d) {
+    switch (isa_level()) { case 4: return dot_v4(a, b, d); case 3: return dot_v3(a, b, d); default: return dot_body(a, b, d); }
+}
+#else
+float mk_dot(const float *a, const float *b, long d) { return dot_body(a, b, d); }
+#endif

@@ -223,13 +223,13 @@ extension Tensor {
                   geometry: Conv2DGeometry? = nil) throws -> Tensor {
         let outLayout = Layout.blocked(Int(mk_conv_block(plan, Int32(MK_DST)))).flatMap { $0.fits(outShape) ? $0 : nil } ?? .plain
         let inLayout = layout
-        let x = storage, wt = weight.data
+        let x = storage, wt = weight.data, stamp = weight.stamp
         let zero: [Float] = [0]
         var rc: Int32 = 0
         let out = [Float](unsafeUninitializedCapacity: outShape.reduce(1, *)) { op, initialized in
             rc = x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in
                 (bias?.data ?? zero).withUnsafeBufferPointer { bp in
-                    mk_conv_forward(plan, xp.baseAddress!, inLayout.cBlock, wp.baseAddress!, bp.baseAddress!, op.baseAddress!, outLayout.cBlock)
+                    mk_conv_forward(plan, xp.baseAddress!, inLayout.cBlock, wp.baseAddress!, stamp, bp.baseAddress!, op.baseAddress!, outLayout.cBlock)
                 }
             } }
             initialized = op.count
@@ -249,7 +249,7 @@ extension Tensor {
                 let gx = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { xgp, initialized in
                     _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in wt.withUnsafeBufferPointer { wp in
                         gw.withUnsafeMutableBufferPointer { wgp in gb.withUnsafeMutableBufferPointer { bgp in
-                            mk_conv_backward(plan, xp.baseAddress!, inLayout.cBlock, gp.baseAddress!, outLayout.cBlock, wp.baseAddress!,
+                            mk_conv_backward(plan, xp.baseAddress!, inLayout.cBlock, gp.baseAddress!, outLayout.cBlock, wp.baseAddress!, stamp,
                                              needX ? xgp.baseAddress! : nil, inLayout.cBlock, dnnlW ? wgp.baseAddress! : nil,
                                              bias == nil || !dnnlW ? nil : bgp.baseAddress!)
                         } }
@@ -382,11 +382,11 @@ extension Tensor {
         var w1 = [Float](repeating: 0, count: kk * o * c)
         for ci in 0..<c { for oc in 0..<o { for q in 0..<kk { w1[(q * o + oc) * c + ci] = wd[(ci * o + oc) * kk + q] } } }
         let bd = bias?.data ?? [Float](repeating: 0, count: o)
-        let x = storage, inLayout = layout, zero: [Float] = [0]
+        let x = storage, inLayout = layout, zero: [Float] = [0], stamp = weight.stamp   // w1 is a function of weight
         var rc: Int32 = 0
         let z = [Float](unsafeUninitializedCapacity: n * kk * o * h * w) { zb, initialized in
             rc = x.withUnsafeBufferPointer { xp in w1.withUnsafeBufferPointer { wp in zero.withUnsafeBufferPointer { bp in
-                mk_conv_forward(plan, xp.baseAddress!, inLayout.cBlock, wp.baseAddress!, bp.baseAddress!, zb.baseAddress!, Int32(block))
+                mk_conv_forward(plan, xp.baseAddress!, inLayout.cBlock, wp.baseAddress!, stamp, bp.baseAddress!, zb.baseAddress!, Int32(block))
             } } }
             initialized = zb.count
         }
@@ -402,7 +402,7 @@ extension Tensor {
             let gx = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { gxb, initialized in
                 _ = x.withUnsafeBufferPointer { xp in gz.withUnsafeBufferPointer { gp in w1.withUnsafeBufferPointer { wp in
                     dw1.withUnsafeMutableBufferPointer { dwp in
-                        mk_conv_backward(plan, xp.baseAddress!, inLayout.cBlock, gp.baseAddress!, Int32(block), wp.baseAddress!,
+                        mk_conv_backward(plan, xp.baseAddress!, inLayout.cBlock, gp.baseAddress!, Int32(block), wp.baseAddress!, stamp,
                                          needX ? gxb.baseAddress! : nil, inLayout.cBlock, needW ? dwp.baseAddress! : nil, nil)
                     }
                 } } }

@@ -60,6 +60,10 @@ public enum Layout: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// `ONEDNN_MAX_CPU_ISA` allows.
     public static var instructionSet: String { String(cString: mk_isa_name()) }
 
+    /// The level MedSelect's own kernels (CMedKernels) run at: "avx512", "avx2" or "baseline", from the processor's
+    /// features and `ONEDNN_MAX_CPU_ISA` (which caps both them and oneDNN).
+    public static var kernelInstructionSet: String { String(cString: mk_kernel_isa()) }
+
     /// Whether a tensor of `shape` can be stored in this layout.
     public func fits(_ shape: [Int]) -> Bool {
         self == .plain || (shape.count == 4 && shape[1] % block == 0 && shape[1] > 0)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// # MedTensor
 ///
@@ -57,6 +58,11 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     var storage: [Float]
     /// How ``storage`` is ordered.
     public private(set) var layout: Layout
+    /// Changes (to a value no tensor has had) whenever the values change through ``data``: oneDNN's handles keep
+    /// their converted copy of a weight tensor while its stamp stays the same (no reorder per call between updates).
+    private(set) var stamp = Tensor.newStamp()
+    private static let stamps = Atomic<UInt64>(1)
+    static func newStamp() -> UInt64 { stamps.add(1, ordering: .relaxed).newValue }
     /// Accumulated gradient (same shape), after ``backward()``. Parameters and other leaves keep theirs in plain order;
     /// an intermediate result's gradient (released during the backward pass) is in its own layout.
     public var grad: [Float]?
@@ -67,9 +73,10 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// The values in plain row-major (NCHW) order. Setting (or mutating) leaves the tensor plain (its gradient too).
     public var data: [Float] {
         get { Layout.convert(storage, shape: shape, from: layout, to: .plain) }
-        set { makePlain(convertingValues: false); storage = newValue }
+        set { makePlain(convertingValues: false); storage = newValue; stamp = Tensor.newStamp() }
         _modify {
             makePlain(convertingValues: true)
+            stamp = Tensor.newStamp()
             yield &storage
         }
     }

@@ -206,6 +206,18 @@ struct LayoutTests {
         #expect(zip(gw, w.grad!).allSatisfy { abs($0 - $1) < 1e-4 } && zip(gb, b.grad!).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 
+    @Test("oneDNN's converted copy of the weights is reused only while they are unchanged")
+    func weightCache() throws {
+        let x = random([2, 16, 6, 6], seed: 160).converted(to: Layout.native == .plain ? .blocked16 : Layout.native)
+        let w = random([16, 16, 3, 3], seed: 161, scale: 0.3)
+        let g = Conv2DGeometry(stride: 1, padding: 1)
+        for step in 0..<3 {
+            let fast = try x.conv2d(w, geometry: g, kernel: .onednn).data, reference = try x.conv2d(w, geometry: g, kernel: .im2col).data
+            #expect(zip(fast, reference).allSatisfy { abs($0 - $1) < 1e-4 }, "step \(step)")
+            w.data[step * 7] += 0.5          // as an optimiser step does
+        }
+    }
+
     @Test("the native block follows the processor (16 with AVX-512, 8 with AVX2 or ONEDNN_MAX_CPU_ISA=AVX2)")
     func nativeBlock() throws {
         let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""

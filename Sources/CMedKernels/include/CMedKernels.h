@@ -7,9 +7,10 @@
  * converts (and counts the conversion). A handle holds the three primitives for one geometry; create once per shape
  * and reuse. Every execution runs under one lock (the handles share a stream). Also oneDNN's SGEMM.
  *
- * blocked.c — hand-written kernels (layout conversion, normalisation, pooling, pixel shuffle, ReLU, Adam), each
- * compiled for AVX-512, AVX2 and the baseline and chosen at load time, and the parallel loop on oneDNN's OpenMP
- * threads. Block sizes ("block") are 8 or 16. */
+ * blocked.c — hand-written kernels (layout conversion, normalisation, pooling, pixel shuffle, ReLU, Adam, dot
+ * product), each compiled for AVX-512, AVX2 and the baseline and chosen once at run time (capped by
+ * ONEDNN_MAX_CPU_ISA, like oneDNN), and the parallel loop on oneDNN's OpenMP threads. Block sizes ("block") are 8 or
+ * 16. */
 #ifndef CMEDKERNELS_H
 #define CMEDKERNELS_H
 #include <stddef.h>
@@ -29,12 +30,15 @@ void mk_conv_destroy(mk_conv *conv);
 /* The block (8 or 16) when the primitive itself works on that activation (MK_SRC, MK_DST, MK_DIFF_SRC,
  * MK_DIFF_DST_WEIGHTS) in nChw8c or nChw16c: a buffer in that layout then goes in or out without conversion. 0 otherwise. */
 int mk_conv_block(mk_conv *conv, int which);
-/* *_block: the buffer's layout, 0 (NCHW), 8 (nChw8c) or 16 (nChw16c). Returns 0 on success. */
-int mk_conv_forward(mk_conv *conv, const float *src, int src_block, const float *weights, const float *bias, float *dst, int dst_block);
+/* *_block: the buffer's layout, 0 (NCHW), 8 (nChw8c) or 16 (nChw16c). weights_stamp: a number that changes whenever
+ * the weights' values do (0: unknown); while it stays the same, the handle reuses its converted copy of the weights.
+ * Returns 0 on success. */
+int mk_conv_forward(mk_conv *conv, const float *src, int src_block, const float *weights, unsigned long long weights_stamp, const float *bias,
+                    float *dst, int dst_block);
 /* Both backward passes at once: diff_src (may be NULL: not needed) and diff_weights / diff_bias (diff_weights NULL: not
  * needed). When both want the same layout, diff_dst is converted once. */
 int mk_conv_backward(mk_conv *conv, const float *src, int src_block, const float *diff_dst, int diff_dst_block, const float *weights,
-                     float *diff_src, int diff_src_block, float *diff_weights, float *diff_bias);
+                     unsigned long long weights_stamp, float *diff_src, int diff_src_block, float *diff_weights, float *diff_bias);
 /* The channel block oneDNN's convolutions use on this processor: 16 (AVX-512), 8 (AVX2), 0 (neither). Decided once. */
 int mk_native_block(void);
 /* The instruction set oneDNN's kernels use here ("avx512_core", "avx2", ...; ONEDNN_MAX_CPU_ISA caps it). */
@@ -48,6 +52,9 @@ void mk_count_activation_reorder(void);
 /* Row-major C = alpha op(A) op(B) + beta C through oneDNN's SGEMM. trans_a / trans_b: 'N' or 'T'. 0 on success. */
 int mk_sgemm(char trans_a, char trans_b, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
              float beta, float *c, long ldc);
+
+/* The level the hand-written kernels run at: "avx512", "avx2" or "baseline". */
+const char *mk_kernel_isa(void);
 
 /* fn(ctx, begin, end) over [0, count) in chunks of `chunk` items, on the OpenMP threads oneDNN uses (one pool for
  * both: no second set of threads competing for the cores). Serial inside a parallel region or for one chunk. */
