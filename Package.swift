@@ -9,6 +9,11 @@ let fuzzing = Context.environment["MEDSELECT_FUZZ"] == "1"
 let fuzzSwift: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
 let fuzzC: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
 
+/// Numeric modules whose tests run real workloads (t-SNE of thousands of points, U-Net training, resampling, phantom
+/// rendering) are optimised in debug builds too, so the suite stays fast; `-enable-testing` is kept, so `@testable
+/// import` still works, and preconditions and overflow checks stay on (-O, not -Ounchecked).
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "MedSelect",
     platforms: [.macOS(.v14)],
@@ -42,10 +47,10 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
 
         .target(name: "MedRandom"),
-        .target(name: "MedImage", swiftSettings: fuzzSwift),
+        .target(name: "MedImage", swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
-        .target(name: "MedData", dependencies: ["MedRandom", "MedImage", "MedFormats", "CSQLite"]),
-        .target(name: "MedMetrics", dependencies: ["MedImage"]),
+        .target(name: "MedData", dependencies: ["MedRandom", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
+        .target(name: "MedMetrics", dependencies: ["MedImage"], swiftSettings: optimizedInDebug),
         // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the
         // compiler can vectorise it, and with 512-bit vectors in the AVX-512 versions of the kernels (clang otherwise
         // prefers 256 bits there); libgomp is the OpenMP runtime Debian's oneDNN uses, whose threads the parallel
@@ -56,9 +61,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
         ),
         .target(name: "MedCompute", dependencies: ["CMedKernels", "COpenBLAS"]),
-        .target(name: "MedTensor", dependencies: ["MedCompute", "CMedKernels"]),
-        .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"]),
-        .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"]),
+        .target(name: "MedTensor", dependencies: ["MedCompute", "CMedKernels"], swiftSettings: optimizedInDebug),
+        .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"], swiftSettings: optimizedInDebug),
+        .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "medselect",
             dependencies: [

@@ -39,6 +39,17 @@ public struct Embeddings: Sendable {
     }
 
     /// Rows `range` as a new matrix (ids kept).
+    /// Squared Euclidean distance between rows a and b.
+    public func distance2(_ a: Int, _ b: Int) -> Float {
+        values.withUnsafeBufferPointer { v in
+            var s: Float = 0
+            let pa = v.baseAddress! + a * dimensions, pb = v.baseAddress! + b * dimensions
+            // Σ (x − y)² directly (not via norms): exact zero for equal rows, no cancellation for nearby ones.
+            for j in 0..<dimensions { let t = pa[j] - pb[j]; s += t * t }
+            return s
+        }
+    }
+
     public func rows(_ indices: [Int]) -> Embeddings {
         var out = [Float](repeating: 0, count: indices.count * dimensions)
         for (r, i) in indices.enumerated() {

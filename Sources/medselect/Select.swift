@@ -8,8 +8,8 @@ struct Select: ParsableCommand {
         abstract: "Choose which samples to annotate from an N x D embedding matrix (.npy).",
         discussion: """
         Strategies so far: random (seeded; --stratify-by for per-site quotas), coreset (k-center greedy), xssr \
-        (density-weighted novelty/diversity with automatic alpha), coldstart (t-SNE, silhouette k-means, medoids, \
-        farthest points), typiclust, probcover (Docs/selection.md). Output: JSON with the ordered `selected` ids, per-pick \
+        (density-weighted novelty/diversity with automatic alpha), coldstart (t-SNE, silhouette k-means over \
+        --clusters, medoids, farthest points; the chosen k and the silhouette of every k tried are in the JSON), typiclust, probcover (Docs/selection.md). Output: JSON with the ordered `selected` ids, per-pick \
         scores and terms, parameters, seed, input hashes and timings; a CSV beside it.
         Example: medselect select --embeddings target.npy --ids ids.csv --source source.npy --strategy xssr --budget 5% --seed 0 --out selection.json
         """
@@ -22,6 +22,8 @@ struct Select: ParsableCommand {
     @Option(help: "random, coreset, xssr, coldstart, typiclust, probcover or acquisition (later rounds: needs --uncertainty).") var strategy: String
     @Option(help: "coldstart: t-SNE perplexity.") var perplexity: Double = 30
     @Option(name: .customLong("map-out"), help: "coldstart: also write the t-SNE map (N x 2) to this .npy.") var mapOut: String?
+    @Option(help: "coldstart: the numbers of clusters to try, K or A-B (default 2-min(budget, 50); the silhouette chooses).")
+    var clusters: String?
     @Option(help: "probcover: ball radius delta (default: chosen by 95% purity of k-means pseudo-labels).") var delta: Float?
     @Option(help: "How many to pick: a count (22) or a share of the pool (5%).") var budget: String
     @Option(help: "Seed for every random choice.") var seed: UInt64 = 0
@@ -44,11 +46,21 @@ struct Select: ParsableCommand {
         if strategy.lowercased() == "acquisition" && uncertainty == nil { throw ValidationError("--strategy acquisition needs --uncertainty") }
         guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1]") }
         _ = try XSSR.Terms(parsing: terms)
+        if let clusters { _ = try Self.parseClusterRange(clusters) }
         if budget.hasSuffix("%") {
             guard let p = Double(budget.dropLast()), p > 0, p <= 100 else { throw ValidationError("--budget as a share must be in (0%, 100%]") }
         } else {
             guard let n = Int(budget), n >= 1 else { throw ValidationError("--budget must be a positive count or a percentage such as 5%") }
         }
+    }
+
+    /// "K" or "A-B" (2 <= A <= B) as a range of cluster counts.
+    static func parseClusterRange(_ text: String) throws -> ClosedRange<Int> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }), let lo = parts.first!, let hi = parts.last!, lo >= 2, lo <= hi else {
+            throw ValidationError("--clusters must be a count K >= 2 or a range A-B with 2 <= A <= B, e.g. 2-24; got '\(text)'")
+        }
+        return lo...hi
     }
 
     static func loadMatrix(_ path: String) throws -> (values: [Float], rows: Int, cols: Int) {
@@ -161,7 +173,8 @@ struct Select: ParsableCommand {
         case "coldstart":
             var options = TSNE.Options()
             options.perplexity = perplexity
-            let r = try ColdStart.select(pool, budget: count, tsne: options, seed: seed)
+            let range = try clusters.map(Self.parseClusterRange) ?? ColdStart.defaultClusterRange(budget: count)
+            let r = try ColdStart.select(pool, budget: count, clusterRange: range, tsne: options, seed: seed)
             let labeledSet = Set(labeledRows)
             if !labeledSet.isEmpty {
                 FileHandle.standardError.write(Data("warning: coldstart ignores --labeled (it selects before any label exists)\n".utf8))
@@ -170,8 +183,9 @@ struct Select: ParsableCommand {
                                                     "terms": ["cluster": $0.1, "x": Double(r.map[2 * $0.0]), "y": Double(r.map[2 * $0.0 + 1])]] }
             extra["k"] = r.k
             extra["silhouettes"] = r.silhouettes.map { ["k": $0.k, "score": $0.score] }
+            extra["mode_picks"] = r.modePicks.map { pool.ids[$0] }
             parameters["perplexity"] = perplexity
-            parameters["cluster_range"] = "2...10"
+            parameters["cluster_range"] = [range.lowerBound, range.upperBound]
             if let mapOut { try NPYWriter.write(NDArray(float32: r.map, shape: [n, 2], fortranOrder: false), to: mapOut) }
         case "typiclust":
             let r = try TypiClust.select(pool, budget: count, labeled: labeledRows, seed: seed)

@@ -64,6 +64,22 @@ struct TSNEColdStartTests {
         #expect(Set(exact.picks.map { labels[$0] }).count == 5)
     }
 
+    @Test("the cluster search follows the budget (2...min(budget, 50)) and modes the map merges are found: twelve blobs of 1500 down to 20 points, budget 24, every blob picked", arguments: [UInt64(0), 1, 2])
+    func budgetCoversSmallBlobs(seed: UInt64) throws {
+        // Issue 13's reproduction: 5,000 points in 64-D; with k searched over 2...10 seeds 0-2 covered only 10-11 blobs.
+        let sizes = [1500, 1200, 900, 600, 300, 150, 100, 80, 60, 50, 40, 20]
+        let (e, labels) = try blobs(sizes: sizes, d: 64, seed: 90)
+        var o = TSNE.Options(); o.iterations = 500
+        let r = try ColdStart.select(e, budget: 24, tsne: o, seed: seed)
+        #expect(r.picks.count == 24 && Set(r.picks).count == 24)
+        #expect(Set(r.picks.map { labels[$0] }).count == 12, "k = \(r.k)")
+        // The silhouette prefers fewer clusters on this map (the small blobs sit close together in it); the mode
+        // step finds the blobs the map merged.
+        #expect(r.silhouettes.map(\.k) == Array(2...24) && !r.modePicks.isEmpty && Set(r.modePicks).isSubset(of: Set(r.picks)))
+        #expect(ColdStart.defaultClusterRange(budget: 24) == 2...24 && ColdStart.defaultClusterRange(budget: 500) == 2...50
+                && ColdStart.defaultClusterRange(budget: 1) == 2...2)
+    }
+
     @Test("known limitation: blobs smaller than the perplexity can merge in the map (documented in Docs/selection.md)")
     func tinyBlobsMerge() throws {
         let (e, _) = try blobs(sizes: [120, 60, 30, 8, 6], d: 16, seed: 54)
