@@ -1,4 +1,4 @@
-"""Writes the exact matrices of ../shared/bench/select_baselines.py (sklearn make_blobs, random_state=0) as .npy so
+"""Writes the exact matrices of Scripts/reference/select_baselines.py (sklearn make_blobs, random_state=0) as .npy so
 `medselect bench select` runs on the same data: E (20000 x 256, 20 centres, std 4) and P (5000 x 2, 5 centres)."""
 import sys
 import numpy as np

@@ -1,9 +1,9 @@
 """Writes the U-Net reference fixture used by Tests/MedTensorTests (run once, with PyTorch installed; commit the output).
 
-A small instance of ../shared/bench/torch_unet_step.py's UNet (base 4, 2 levels, batch norm) with seeded weights, one
+A small instance of Scripts/reference/torch_unet_step.py's UNet (base 4, 2 levels, batch norm) with seeded weights, one
 input batch and labels; saves the weights, input, labels, logits, the Dice+CE loss and every parameter's gradient
 after one backward pass, as Tests/MedTensorTests/Fixtures/unet_reference.safetensors (metadata: the loss).
-Usage: python Scripts/make-unet-fixture.py   (PYTHONPATH must reach ../shared/bench)
+Usage: $(Scripts/reference/torch-env) Scripts/make-unet-fixture.py
 """
 import os
 import sys
@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "..", "shared", "bench"))
+sys.path.insert(0, os.path.join(here, "reference"))
 import torch_unet_step as ref  # noqa: E402
 
 torch.manual_seed(0)

@@ -4,7 +4,7 @@ import MedTensor
 /// A 2-D U-Net: `levels` encoder blocks of two (3x3 conv -> batch norm -> ReLU) with base · 2^i channels and 2x2
 /// max pooling between them, a bottleneck block at twice the last width, decoder blocks after a 2x2 transposed
 /// convolution and concatenation with the skip, and a 1x1 head. The default is the benchmark configuration of
-/// ../shared/bench/torch_unet_step.py: 1 input channel, 2 classes, 16-32-64-128, bottleneck 256; convolutions before
+/// Scripts/reference/torch_unet_step.py: 1 input channel, 2 classes, 16-32-64-128, bottleneck 256; convolutions before
 /// a norm have no bias. Options: instance instead of batch normalisation (nnU-Net's choice), and deep supervision
 /// (1x1 heads on the decoder's lower-resolution outputs, trained with down-sampled labels; see ``forwardAll(_:)``).
 public final class UNet: Layer {
@@ -69,7 +69,7 @@ public final class UNet: Layer {
     /// The batch-norm layers, in a fixed order (their running statistics go into checkpoints).
     public var batchNorms: [BatchNorm2d] { allLayers.compactMap { $0 as? BatchNorm2d } }
 
-    /// Parameters with the names PyTorch's `state_dict()` gives the same model in ../shared/bench/torch_unet_step.py
+    /// Parameters with the names PyTorch's `state_dict()` gives the same model in Scripts/reference/torch_unet_step.py
     /// (`down.0.0.weight`, `down.0.1.weight`, ..., `upconv.0.bias`, `head.weight`), so weights move both ways.
     public var namedParameters: [(String, Tensor)] {
         func block(_ prefix: String, _ b: DoubleConv) -> [(String, Tensor)] {
