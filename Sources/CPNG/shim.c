@@ -61,9 +61,9 @@ mspng_decoder *mspng_open(const uint8_t *bytes, size_t size, int host_order16, m
     /* Our own size limit is applied by the caller before allocating; lift libpng's 1e6 default so it is ours. */
     png_set_user_limits(d->png, 0x7fffffff, 0x7fffffff);
     png_set_chunk_malloc_max(d->png, 64u * 1024u * 1024u);
-    /* Like Pillow, do not verify the CRC of critical chunks (IDAT's CRC covers compressed bytes that zlib checks
-     * anyway): the Adler-32 of the decompressed stream is still verified, so damaged pixel data is an error, and
-     * IHDR/PLTE contents are validated by libpng. Ancillary chunks with a bad CRC are still discarded. */
+    /* The CRC of every chunk except IDAT is verified before libpng starts (PNGReader.verifyChunkCRCs, as Pillow
+     * does); IDAT's CRC covers compressed bytes whose Adler-32 zlib verifies after decompression, so libpng skips
+     * the CRC of critical chunks here rather than checksum the bulk of the file twice. */
     png_set_crc_action(d->png, PNG_CRC_QUIET_USE, PNG_CRC_DEFAULT);
     png_read_info(d->png, d->info);
 

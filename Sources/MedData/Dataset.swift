@@ -91,6 +91,7 @@ public struct Sample: Sendable, Codable, Equatable {
             guard let first = labels.first else { return nil }
             var label = try ImageIO.read(first, options: options)
             label.kind = .labelMap
+            if let problem = label.labelMapProblem { throw DataError.badDataset(path: first, reason: "not a label map: \(problem)") }
             if tags["reader"] == "jsrt" && label.shape.x != JSRTAdapter.size {
                 // SCR masks are half the JSRT resolution: nearest-neighbour onto the image grid.
                 label = try LabelTools.upsampled(label, to: JSRTAdapter.size, spacing: JSRTAdapter.spacing, path: first)
@@ -103,6 +104,7 @@ public struct Sample: Sendable, Codable, Equatable {
                 label.voxels = label.voxels.map { $0 > 0 ? 1 : 0 }
                 for path in labels.dropFirst() {
                     var other = try ImageIO.read(path, options: options)
+                    if let problem = other.labelMapProblem { throw DataError.badDataset(path: path, reason: "not a label map: \(problem)") }
                     if other.shape.t > 1 { other = LabelTools.firstChannel(other) }
                     if tags["reader"] == "jsrt" && other.shape.x != JSRTAdapter.size {
                         other = try LabelTools.upsampled(other, to: JSRTAdapter.size, spacing: JSRTAdapter.spacing, path: path)

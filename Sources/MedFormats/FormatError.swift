@@ -1,4 +1,5 @@
 import Foundation
+import MedImage
 
 /// Why a file could not be read or written. Every case carries the file path and a reason a person can act on;
 /// `description` is the one line the CLI prints after `error: `.
@@ -59,8 +60,10 @@ public struct ReadOptions: Sendable {
     /// Largest decoded image (bytes of the on-disk element type, and of the Float32 working copy) a reader may allocate.
     public var maxBytes: Int64
 
-    /// Default limit: 4 GiB, or `MEDSELECT_MAX_BYTES` from the environment when set.
+    /// Default limit: the process's ``MedImage/MemoryLimit`` when one is set (the command line sets it from
+    /// `--max-memory`), else `MEDSELECT_MAX_BYTES` from the environment when it is a positive number, else 4 GiB.
     public static var defaultMaxBytes: Int64 {
+        if MemoryLimit.maxBytes != .max { return MemoryLimit.maxBytes }
         if let s = ProcessInfo.processInfo.environment["MEDSELECT_MAX_BYTES"], let v = Int64(s), v > 0 { return v }
         return 4 << 30
     }

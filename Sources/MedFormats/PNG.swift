@@ -1,6 +1,7 @@
 import Foundation
 import MedImage
 internal import CPNG
+internal import CZlib
 
 /// What a PNG header says.
 public struct PNGHeader: Sendable, Equatable {
@@ -87,8 +88,36 @@ public enum PNGReader {
         return allGray ? 1 : 3
     }
 
+    /// Checks the CRC of every chunk before the pixel data (IHDR, PLTE, tRNS, pHYs, text, ...), as Pillow does: a
+    /// flipped bit in IHDR could change the width, depth or colour type unnoticed. IDAT's CRC is left to the zlib
+    /// stream's Adler-32 over the decompressed data, which libpng checks (damaged pixel data is an error either way),
+    /// as Pillow leaves it; so the bulk of the file is not checksummed twice. Chunks after the pixel data (IEND, late
+    /// text) are not checked: neither Pillow nor OpenCV refuses a file for them, and they carry no pixels. Chunks cut
+    /// off by the end of `buf` (a header read of the first bytes, or a truncated file, which libpng reports) are not
+    /// checked.
+    static func verifyChunkCRCs(_ buf: UnsafeBufferPointer<UInt8>, path: String) throws {
+        guard buf.count >= 8, let base = buf.baseAddress else { return }
+        func be32(_ at: Int) -> UInt32 { (UInt32(base[at]) << 24) | (UInt32(base[at + 1]) << 16) | (UInt32(base[at + 2]) << 8) | UInt32(base[at + 3]) }
+        var pos = 8
+        while pos + 12 <= buf.count {
+            let length = Int(be32(pos))
+            guard length <= 0x7fff_ffff else { throw FormatError.corrupt(path: path, reason: "PNG chunk at byte \(pos) claims \(length) bytes") }
+            guard pos + 12 + length <= buf.count else { return }
+            let type = String(decoding: UnsafeBufferPointer(start: base + pos + 4, count: 4), as: UTF8.self)
+            if type == "IDAT" { return }
+            let computed = UInt32(crc32(0, base + pos + 4, uInt(4 + length)))
+            let stored = be32(pos + 8 + length)
+            if computed != stored {
+                throw FormatError.corrupt(path: path, reason: String(format: "PNG chunk %@ has a bad CRC (stored %08x, computed %08x): the file is damaged",
+                                                                     type, stored, computed))
+            }
+            pos += 12 + length
+        }
+    }
+
     static func withDecoder<T>(_ buf: UnsafeBufferPointer<UInt8>, path: String, hostOrder: Bool,
                                _ body: (OpaquePointer, mspng_info) throws -> T) throws -> T {
+        try verifyChunkCRCs(buf, path: path)
         var info = mspng_info()
         var message = [CChar](repeating: 0, count: 256)
         guard let dec = mspng_open(buf.baseAddress, buf.count, hostOrder ? 1 : 0, &info, &message, message.count) else {

@@ -10,6 +10,30 @@ extension MedicalImage {
     /// third column's length, which is 1 for PNG).
     public var voxelVolume: Double { abs(affine.determinant3) }
 
+    /// Why these voxels are not a label map, or nil when every value is a finite integer in 0...2^31 - 1: the first
+    /// offending voxel, its (i, j, k) index and value ("voxel (12, 3, 0) is NaN", "value 0.5 at voxel (4, 7, 1) is not
+    /// an integer label"). Label maps are integer images; a probability map or an image with NaN is refused rather
+    /// than rounded into labels nobody drew.
+    public var labelMapProblem: String? {
+        let n = voxels.count
+        var bad = -1
+        voxels.withUnsafeBufferPointer { v in
+            for i in 0..<n {
+                let x = v[i]
+                if !(x >= 0 && x <= 2_147_483_647 && x == x.rounded(.towardZero)) { bad = i; break }
+            }
+        }
+        guard bad >= 0 else { return nil }
+        let vol = max(1, shape.spatialCount), p = bad % vol
+        let at = "(\(p % shape.x), \((p / shape.x) % shape.y), \(p / (shape.x * shape.y)))" + (bad >= vol ? " of channel \(bad / vol)" : "")
+        let x = voxels[bad]
+        if x.isNaN { return "voxel \(at) is NaN" }
+        if x.isInfinite { return "voxel \(at) is \(x > 0 ? "+" : "-")infinite" }
+        if x < 0 { return "value \(x) at voxel \(at) is negative; labels are 0 (background) and positive integers" }
+        if x > 2_147_483_647 { return "value \(x) at voxel \(at) is too large for a label" }
+        return "value \(x) at voxel \(at) is not an integer label (a probability or intensity map? threshold or argmax it first)"
+    }
+
     /// Values replaced through `mapping` (e.g. [255: 1] or RIGA's [128: 1, 255: 2]); values not in the mapping stay,
     /// or become `otherwise` when given.
     public func remapped(_ mapping: [Float: Float], otherwise: Float? = nil) -> MedicalImage {

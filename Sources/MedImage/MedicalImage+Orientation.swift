@@ -66,15 +66,20 @@ extension MedicalImage {
     }
 }
 
-/// Errors of image operations: a bad argument or geometry a caller can fix.
+/// Errors of image operations: a bad argument or geometry a caller can fix, or a result larger than the memory limit.
 public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     case geometryMismatch(String)
+    /// `what` would need `bytes`, above `limit` (``MemoryLimit``).
+    case tooLarge(what: String, bytes: Int64, limit: Int64)
 
     public var description: String {
         switch self {
         case .invalidArgument(let s): return s
         case .geometryMismatch(let s): return s
+        case .tooLarge(let what, let bytes, let limit):
+            return "\(what) needs \(MemoryLimit.describe(bytes)), above the memory limit of \(MemoryLimit.describe(limit)) "
+                + "(raise it with --max-memory MiB or MEDSELECT_MAX_BYTES, or choose a coarser spacing or smaller shape)"
         }
     }
 }

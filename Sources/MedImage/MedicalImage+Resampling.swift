@@ -157,6 +157,8 @@ extension MedicalImage {
         guard size.count == 3, size.allSatisfy({ $0 > 0 }) else {
             throw ImageError.invalidArgument("target shape must be 3 positive sizes, got \(size)")
         }
+        try MemoryLimit.check(dimensions: size + [shape.t, MemoryLayout<Float>.size],
+                              what: "resampling to \(size.map(String.init).joined(separator: " x "))\(shape.t > 1 ? " x \(shape.t) channels" : "")")
         let mode: Interpolation = kind == .labelMap ? .nearest : interpolation
         var data = voxels
         var dims = [shape.x, shape.y, shape.z, shape.t]
@@ -195,7 +197,12 @@ extension MedicalImage {
         }
         let sp = spacing
         let old = [shape.x, shape.y, shape.z]
-        let size = (0..<3).map { max(1, Int((Double(old[$0]) * sp[$0] / target[$0]).rounded())) }
+        let exact = (0..<3).map { Double(old[$0]) * sp[$0] / target[$0] }
+        guard exact.allSatisfy({ $0 < Double(Int32.max) }) else {
+            throw ImageError.tooLarge(what: "resampling to spacing \(target.map { String($0) }.joined(separator: ", ")) mm (\(exact.map { String(format: "%.3g", $0) }.joined(separator: " x ")) voxels)",
+                                      bytes: .max, limit: MemoryLimit.maxBytes)
+        }
+        let size = exact.map { max(1, Int($0.rounded())) }
         return try resampled(toShape: size, interpolation: interpolation, antialias: antialias)
     }
 
@@ -209,6 +216,7 @@ extension MedicalImage {
         let mode: Interpolation = kind == .labelMap ? .nearest : (interpolation == .nearest ? .nearest : .linear)
         let (nx, ny, nz) = (shape.x, shape.y, shape.z)
         let (tx, ty, tz) = (target.x, target.y, target.z)
+        try MemoryLimit.check(dimensions: [tx, ty, tz, shape.t, MemoryLayout<Float>.size], what: "resampling onto a \(tx) x \(ty) x \(tz) grid")
         let outShape = ImageShape(tx, ty, tz, shape.t)
         var out = [Float](repeating: fill, count: outShape.count)
         let vol = shape.spatialCount, tvol = tx * ty * tz

@@ -27,6 +27,7 @@ extension MedicalImage {
     public func extract(_ region: VoxelRegion, fill: Float = 0) throws -> MedicalImage {
         guard !region.isEmpty else { throw ImageError.invalidArgument("empty region \(region.lower)..<\(region.upper)") }
         let size = region.size
+        try MemoryLimit.check(dimensions: size + [shape.t, MemoryLayout<Float>.size], what: "a \(size.map(String.init).joined(separator: " x ")) region")
         let newShape = ImageShape(size[0], size[1], size[2], shape.t)
         var out = [Float](repeating: fill, count: newShape.count)
         let lo = region.lower
@@ -145,6 +146,7 @@ extension MedicalImage {
         var dims = [0, 0, 0]
         let keep = (0..<3).filter { $0 != axis }
         dims[keep[0]] = w; dims[keep[1]] = h; dims[axis] = n
+        try MemoryLimit.check(dimensions: dims + [ch, MemoryLayout<Float>.size], what: "stacking \(n) slices of \(w) x \(h)")
         let shape = ImageShape(dims[0], dims[1], dims[2], ch)
         let strides = [1, dims[0], dims[0] * dims[1]]
         var out = [Float](repeating: 0, count: shape.count)

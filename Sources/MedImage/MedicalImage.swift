@@ -147,6 +147,17 @@ public struct MedicalImage: Sendable, Equatable {
         return n == 0 ? nil : (lo, hi, sum / Double(n))
     }
 
+    /// How many voxels are NaN, +infinity and -infinity (``statistics`` covers the finite ones only).
+    public var nonFiniteCounts: (nan: Int, positiveInfinity: Int, negativeInfinity: Int) {
+        var nan = 0, pos = 0, neg = 0
+        voxels.withUnsafeBufferPointer { buf in
+            for v in buf where !v.isFinite {
+                if v.isNaN { nan += 1 } else if v > 0 { pos += 1 } else { neg += 1 }
+            }
+        }
+        return (nan, pos, neg)
+    }
+
     /// Sorted distinct values (for label maps: the labels present, background included).
     public var distinctValues: [Float] {
         Array(Set(voxels)).sorted()

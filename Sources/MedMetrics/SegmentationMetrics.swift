@@ -65,9 +65,12 @@ public struct LabelMetrics: Sendable, Equatable, Codable {
 /// Errors of metric computation.
 public enum MetricsError: Error, Sendable, CustomStringConvertible {
     case shapeMismatch(prediction: String, reference: String)
+    /// The prediction or the reference (`role`) is not an integer label map.
+    case notALabelMap(role: String, reason: String)
     public var description: String {
         switch self {
         case .shapeMismatch(let p, let r): return "prediction shape \(p) differs from reference shape \(r); resample the prediction onto the reference grid first"
+        case .notALabelMap(let role, let reason): return "the \(role) is not a label map: \(reason)"
         }
     }
 }
@@ -80,6 +83,8 @@ public enum SegmentationMetrics {
         guard ps.x == rs.x && ps.y == rs.y && ps.z == rs.z else {
             throw MetricsError.shapeMismatch(prediction: ps.description, reference: rs.description)
         }
+        if let problem = prediction.labelMapProblem { throw MetricsError.notALabelMap(role: "prediction", reason: problem) }
+        if let problem = reference.labelMapProblem { throw MetricsError.notALabelMap(role: "reference", reason: problem) }
         let n = rs.spatialCount
         let chosen: [Int] = labels ?? {
             var set = Set<Int>()

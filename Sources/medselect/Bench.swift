@@ -27,12 +27,14 @@ struct Bench: ParsableCommand {
 }
 
 /// Times loading files to Float32 images (median of repeated loads after warm-up; files in the page cache).
-struct BenchIO: ParsableCommand {
+struct BenchIO: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         commandName: "io",
         abstract: "Time loading images to Float32 (one JSON line per file with --json).",
         discussion: "Example: medselect bench io vol.nii.gz cxr.png --iters 10 --json"
     )
+
+    @OptionGroup var limits: ReadLimitOptions
 
     @Argument(help: "Files to load.") var files: [String]
     @Option(help: "Timed loads per file.") var iters: Int = 10

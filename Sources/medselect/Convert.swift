@@ -3,7 +3,7 @@ import Foundation
 import MedFormats
 import MedImage
 
-struct Convert: ParsableCommand {
+struct Convert: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Convert an image between NIfTI, PNG, MetaImage and NPY (by OUT's extension).",
         discussion: """
@@ -41,8 +41,10 @@ struct Convert: ParsableCommand {
         if ops.isEmpty {
             try ImageIO.convert(input, to: output, options: options, readOptions: limits.readOptions)
         } else {
-            let image = try ops.apply(try ImageIO.read(input, options: limits.readOptions))
-            try ImageIO.write(image, to: output, options: options)
+            let image = try ImageIO.read(input, options: limits.readOptions)
+            let result: MedicalImage
+            do { result = try ops.apply(image) } catch let error as ImageError { throw CommandError(subject: input, reason: error.description) }
+            try ImageIO.write(result, to: output, options: options)
         }
         FileHandle.standardError.write(Data("wrote \(output)\n".utf8))
     }

@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import MedData
 
-func progressLine(_ quiet: Bool, _ prefix: String) -> (@Sendable (String) -> Void)? {
-    if quiet { return nil }
-    return { (line: String) in FileHandle.standardError.write(Data("[\(prefix)] \(line)\n".utf8)) }
+extension ProgressLine {
+    /// This line as a library's progress callback (nil when quiet).
+    var callback: (@Sendable (String) -> Void)? {
+        if quiet { return nil }
+        return { @Sendable [self] (text: String) in self(text) }
+    }
 }
 
 /// `medselect index`: records a dataset folder in the SQLite index, incrementally.
-struct Index: ParsableCommand {
+struct Index: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Index a dataset folder into SQLite: samples, sites, and every file's header (incremental).",
         discussion: """
@@ -20,6 +23,7 @@ struct Index: ParsableCommand {
         Example: medselect index Samples/prostate --db index.sqlite
         """
     )
+    @OptionGroup var limits: ReadLimitOptions
     @Argument(help: "Dataset folder.") var root: String
     @Option(help: "Benchmark adapter (default: detected).") var benchmark: String?
     @Option(help: "SQLite database (created when missing).") var db: String
@@ -31,8 +35,10 @@ struct Index: ParsableCommand {
 
     func run() throws {
         let index = try DatasetIndex(path: db)
+        let progress = ProgressLine("index", quiet: quiet)
         let (r, dataset) = try index.update(root: root, benchmark: benchmark, options: .init(statistics: statistics, hash: hash, batchSize: max(1, batchSize)),
-                                            progress: progressLine(quiet, "index"))
+                                            progress: progress.callback)
+        progress.finish()
         print("\(dataset.report.summary) in \(dataset.sites.count) sites; files: \(r.files) (\(r.read) read, \(r.unchanged) unchanged, \(r.removed) removed, \(r.failed) unreadable) -> \(db)")
         for n in dataset.report.notes { print("note: \(n)") }
         if !dataset.report.problems.isEmpty {
@@ -65,7 +71,7 @@ struct Summary: ParsableCommand {
 }
 
 /// `medselect export`: nnU-Net v2 raw or a MONAI datalist from an index.
-struct Export: ParsableCommand {
+struct Export: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Export indexed samples as an nnU-Net v2 raw dataset or a MONAI/Decathlon datalist.",
         discussion: """
@@ -75,6 +81,7 @@ struct Export: ParsableCommand {
                   medselect export --db index.sqlite --format monai --out datalist.json
         """
     )
+    @OptionGroup var limits: ReadLimitOptions
     @Option(help: "SQLite index.") var db: String
     @Option(help: "nnunet or monai.") var format: String
     @Option(help: "Output folder (nnunet) or JSON file (monai).") var out: String
@@ -104,8 +111,10 @@ struct Export: ParsableCommand {
                 guard v.count == 3, v.allSatisfy({ $0 > 0 }) else { throw ValidationError("--spacing needs three positive numbers (mm)") }
                 return v
             }
+            let progress = ProgressLine("export", quiet: quiet)
             let r = try DatasetExport.nnunet(datasets, parent: out, options: .init(id: id, name: name, spacing: sp, axialSlices: slices == "axial"),
-                                             progress: progressLine(quiet, "export"))
+                                             progress: progress.callback)
+            progress.finish()
             print("wrote \(r.folder): \(r.training) training cases, \(r.test) test cases, file ending \(r.fileEnding), labels \(r.labelMapping.sorted { $0.key < $1.key }.map { "\($0.key)->\($0.value)" }.joined(separator: ", "))")
         case "monai":
             let r = try DatasetExport.monai(datasets, to: out, validationFraction: validation, seed: seed)
@@ -117,11 +126,12 @@ struct Export: ParsableCommand {
 }
 
 /// `medselect cache`: preprocessed training arrays, stored once per parameter set.
-struct Cache: ParsableCommand {
+struct Cache: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Prepare resampled, normalised training arrays (.npy + manifest.json) once per parameter set.",
         discussion: "Example: medselect cache --db index.sqlite --out cache --spacing 1,1,3 --normalize zscore"
     )
+    @OptionGroup var limits: ReadLimitOptions
     @Option(help: "SQLite index.") var db: String
     @Option(help: "Cache folder (a subfolder per parameter set).") var out: String
     @Option(help: "Target spacing, mm (x,y[,z]).") var spacing: String?
@@ -143,7 +153,9 @@ struct Cache: ParsableCommand {
                                                 normalize: normalize, clipPercentiles: try numbers(clip, "clip"))
         let cache = try PreprocessCache(root: out, parameters: params)
         let samples = try DatasetIndex(path: db).datasets().flatMap(\.samples)
-        let (entries, computed) = try cache.prepare(samples, progress: progressLine(quiet, "cache"))
+        let progress = ProgressLine("cache", quiet: quiet)
+        let (entries, computed) = try cache.prepare(samples, progress: progress.callback)
+        progress.finish()
         print("\(cache.folder): \(entries.count) entries (\(computed) computed, \(entries.count - computed) reused)")
     }
 }

@@ -7,7 +7,7 @@ import MedImage
 import MedSelection
 
 /// `medselect embed`: one row per case for `medselect select`, from a dataset folder or index.
-struct Embed: ParsableCommand {
+struct Embed: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Embed cases as an N x D matrix (.npy) with their ids, for medselect select.",
         discussion: """
@@ -22,6 +22,7 @@ struct Embed: ParsableCommand {
         Example: medselect embed --data Samples/cxr --source-sites MCU --source-out source.npy --split train --out target.npy
         """
     )
+    @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
     @OptionGroup var part: PartOptions
     @Option(help: "Embedding method: thumbnail.") var method = "thumbnail"
@@ -53,11 +54,12 @@ struct Embed: ParsableCommand {
         let results = Mutex([Int: Result<[Float], Error>]())
         let done = Atomic<Int>(0)
         let size = self.size, total = samples.count
+        let progress = ProgressLine("embed")
         DispatchQueue.concurrentPerform(iterations: total) { i in
             let r = Result { try Self.thumbnail(samples[i], size: size) }
             results.withLock { $0[i] = r }
             let d = done.add(1, ordering: .relaxed).newValue
-            if d % 100 == 0 { FileHandle.standardError.write(Data("[embed] \(d)/\(total)\n".utf8)) }
+            progress.update(d, of: total, unit: "cases read")
         }
         var rows: [Float] = [], width = 0
         let byIndex = results.withLock { $0 }
@@ -69,6 +71,7 @@ struct Embed: ParsableCommand {
             }
             rows += row
         }
+        progress.finish("\(total) cases read")
         var dims = width
         let components = min(pca, samples.count - 1, width)
         if pca > 0 && components >= 1 {

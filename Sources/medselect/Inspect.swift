@@ -3,7 +3,7 @@ import Foundation
 import MedFormats
 import MedImage
 
-struct Inspect: ParsableCommand {
+struct Inspect: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Show an image's format, datatype, shape, spacing, affine, orientation and value range.",
         discussion: "Example: medselect inspect Samples/prostate/RUNMC/Case00.nii.gz --json"
@@ -54,6 +54,7 @@ struct Inspect: ParsableCommand {
             ? (image.shape.t == 1 ? [image.shape.y, image.shape.x] : [image.shape.y, image.shape.x, image.shape.t])
             : shape
         let stats = image.statistics
+        let nonFinite = image.nonFiniteCounts
         let spacing = image.spacing
         if json {
             var obj: [String: Any] = [
@@ -71,6 +72,8 @@ struct Inspect: ParsableCommand {
             ]
             if let z = zooms { obj["zooms"] = z }
             if let s = stats { obj["min"] = Double(s.min); obj["max"] = Double(s.max); obj["mean"] = s.mean }
+            obj["nan_count"] = nonFinite.nan
+            obj["inf_count"] = nonFinite.positiveInfinity + nonFinite.negativeInfinity
             for (k, v) in extra { obj[k] = v }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
@@ -86,7 +89,16 @@ struct Inspect: ParsableCommand {
         print("orientation:  \(image.orientationCodes)")
         print("affine:")
         for row in image.affine.rows { print("  [" + row.map { String(format: "%10.4f", $0) }.joined(separator: " ") + " ]") }
-        if let s = stats { print("values:       min \(f(Double(s.min))), max \(f(Double(s.max))), mean \(f(s.mean))") }
+        var notes: [String] = []
+        if nonFinite.nan > 0 { notes.append("\(nonFinite.nan) NaN") }
+        if nonFinite.positiveInfinity > 0 { notes.append("\(nonFinite.positiveInfinity) +inf") }
+        if nonFinite.negativeInfinity > 0 { notes.append("\(nonFinite.negativeInfinity) -inf") }
+        let extraNote = notes.isEmpty ? "" : " (finite values only; also \(notes.joined(separator: ", ")))"
+        if let s = stats {
+            print("values:       min \(f(Double(s.min))), max \(f(Double(s.max))), mean \(f(s.mean))\(extraNote)")
+        } else {
+            print("values:       no finite value (\(notes.joined(separator: ", ")))")
+        }
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) { print("\(k):\(String(repeating: " ", count: max(1, 13 - k.count)))\(v)") }
     }
 }

@@ -23,7 +23,8 @@ struct MedSelect: ParsableCommand {
 
 /// Options shared by commands that read images.
 struct ReadLimitOptions: ParsableArguments {
-    @Option(name: .customLong("max-memory"), help: "Largest image to decode, in MiB (default 4096, or MEDSELECT_MAX_BYTES).")
+    @Option(name: .customLong("max-memory"),
+            help: "Largest image to decode or compute (resampled, padded, stacked), in MiB (default 4096, or MEDSELECT_MAX_BYTES in bytes).")
     var maxMemoryMiB: Int?
 
     var readOptions: ReadOptions {
@@ -34,6 +35,25 @@ struct ReadLimitOptions: ParsableArguments {
     func validate() throws {
         if let m = maxMemoryMiB, m <= 0 { throw ValidationError("--max-memory must be a positive number of MiB") }
     }
+}
+
+/// A command that reads images: its `--max-memory` becomes the process's limit (``MemoryLimit``) for every reader and
+/// every operation whose result size comes from the options.
+protocol ReadsImages {
+    var limits: ReadLimitOptions { get }
+}
+
+/// The memory limit for this run: `--max-memory` when the command has it and it was given, else MEDSELECT_MAX_BYTES
+/// (which must then be a positive number of bytes), else 4 GiB.
+func memoryLimit(for command: ParsableCommand) throws -> Int64 {
+    if let m = (command as? ReadsImages)?.limits.maxMemoryMiB { return Int64(m) << 20 }
+    if let s = ProcessInfo.processInfo.environment["MEDSELECT_MAX_BYTES"] {
+        guard let v = Int64(s.trimmingCharacters(in: .whitespaces)), v > 0 else {
+            throw CommandError(subject: "MEDSELECT_MAX_BYTES", reason: "'\(s)' is not a positive number of bytes (e.g. 8589934592 for 8 GiB)")
+        }
+        return v
+    }
+    return 4 << 30
 }
 
 @main
@@ -48,6 +68,7 @@ enum Main {
         #endif
         do {
             var command = try MedSelect.parseAsRoot()
+            MemoryLimit.maxBytes = try memoryLimit(for: command)
             try command.run()
         } catch let error as FormatError {
             fail(error.description)
@@ -118,6 +139,7 @@ enum Main {
     }
 
     static func fail(_ message: String) -> Never {
+        if ProgressLine.open.load(ordering: .relaxed) { FileHandle.standardError.write(Data("\n".utf8)) }
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         exit(1)
     }

@@ -47,8 +47,12 @@ struct MetricOptions: ParsableArguments {
             throw CommandError(subject: prediction, reason: "shape \(pred.shape) differs from the reference \(ref.shape) (\(reference))")
         }
         pred.kind = .labelMap
-        return try SegmentationMetrics.compute(prediction: pred, reference: ref, labels: try labelList(),
-                                               hd95: HD95Pooling(rawValue: hd95)!, empty: policy)
+        do {
+            return try SegmentationMetrics.compute(prediction: pred, reference: ref, labels: try labelList(),
+                                                   hd95: HD95Pooling(rawValue: hd95)!, empty: policy)
+        } catch MetricsError.notALabelMap(let role, let reason) {
+            throw CommandError(subject: role == "prediction" ? prediction : reference, reason: "not a label map: \(reason)")
+        }
     }
 }
 
@@ -65,7 +69,7 @@ func formatMetric(_ v: Double) -> String {
     return String(format: "%.4f", v)
 }
 
-struct Metrics: ParsableCommand {
+struct Metrics: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Dice, IoU, precision, sensitivity, Hausdorff, HD95 and ASSD (mm) of one prediction against a reference.",
         discussion: "Distances use the reference image's spacing. Example: medselect metrics pred.nii.gz ref.nii.gz --labels 1 --json"
@@ -106,7 +110,7 @@ struct Metrics: ParsableCommand {
     }
 }
 
-struct Evaluate: ParsableCommand {
+struct Evaluate: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Metrics for every prediction in a folder against the reference with the same case id; per-case table and summary.",
         discussion: """
@@ -177,8 +181,9 @@ struct Evaluate: ParsableCommand {
         var rows: [[String]] = []
         var byLabel: [Int: [String: [Double]]] = [:]
         var bySite: [String: [Int: [String: [Double]]]] = [:]
+        let progress = ProgressLine("evaluate")
         for (n, id) in ids.enumerated() {
-            FileHandle.standardError.write(Data("\r[\(n + 1)/\(ids.count)] \(id)".utf8))
+            progress.update(n, of: ids.count, unit: "cases", item: id)
             let result = try metricOptions.compute(prediction: preds[id]!, reference: refs[id]!, limits: limits.readOptions)
             for label in result.keys.sorted() {
                 let m = result[label]!
@@ -190,7 +195,7 @@ struct Evaluate: ParsableCommand {
                 }
             }
         }
-        FileHandle.standardError.write(Data("\n".utf8))
+        progress.finish("\(ids.count) cases")
         let header = ["case"] + (sites != nil ? ["site"] : []) + ["label"] + names
         print(header.joined(separator: "\t"))
         for r in rows { print(r.joined(separator: "\t")) }

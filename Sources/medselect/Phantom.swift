@@ -41,9 +41,9 @@ struct Phantom: ParsableCommand {
         }
         let start = Date()
         let generator = PhantomGenerator(config: config, seed: seed, count: count, size: size)
-        let cases = try generator.write(to: out) { line in
-            if !quiet { FileHandle.standardError.write(Data("[phantom] \(line)\n".utf8)) }
-        }
+        let progress = ProgressLine("phantom", quiet: quiet)
+        let cases = try generator.write(to: out, progress: progress.callback)
+        progress.finish()
         print(String(format: "wrote %d cases from %d sites to %@ in %.1f s (phantom_cases.csv, contact_sheet.png)",
                      cases.count, config.sites.count, out, Date().timeIntervalSince(start)))
     }

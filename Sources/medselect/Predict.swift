@@ -6,7 +6,7 @@ import MedNN
 import MedTensor
 
 /// `medselect predict`: label maps from a trained checkpoint, written in each input's own geometry.
-struct Predict: ParsableCommand {
+struct Predict: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Segment images with a trained U-Net checkpoint; labels are written on each input's own grid.",
         discussion: """
@@ -16,6 +16,7 @@ struct Predict: ParsableCommand {
         Example: medselect predict --checkpoint runs/mcu/checkpoint.safetensors --input images/ --out predictions/
         """
     )
+    @OptionGroup var limits: ReadLimitOptions
     @Option(help: "checkpoint.safetensors written by medselect train.") var checkpoint: String
     @Option(help: "An image file or a folder of images.") var input: String
     @Option(help: "Output folder (same file names).") var out: String

@@ -109,7 +109,7 @@ struct PreprocessOptions: ParsableArguments {
     }
 }
 
-struct DistanceMap: ParsableCommand {
+struct DistanceMap: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         commandName: "distance-map",
         abstract: "Exact Euclidean distance (mm) from each foreground voxel to the nearest background voxel.",

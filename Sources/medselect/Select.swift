@@ -3,7 +3,7 @@ import Foundation
 import MedFormats
 import MedSelection
 
-struct Select: ParsableCommand {
+struct Select: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Choose which samples to annotate from an N x D embedding matrix (.npy).",
         discussion: """
@@ -14,6 +14,8 @@ struct Select: ParsableCommand {
         Example: medselect select --embeddings target.npy --ids ids.csv --source source.npy --strategy xssr --budget 5% --seed 0 --out selection.json
         """
     )
+
+    @OptionGroup var limits: ReadLimitOptions
 
     @Option(help: "Target pool embeddings: .npy of shape (N, D), float32 or float64.") var embeddings: String
     @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped).") var ids: String?

@@ -8,7 +8,7 @@ import MedNN
 import MedTensor
 
 /// `medselect train`: a U-Net on a dataset (or the samples of a selection), with validation, checkpoints and resume.
-struct Train: ParsableCommand {
+struct Train: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Train a 2-D U-Net (Dice + CE, Adam) on a dataset folder or index; resumes from the output folder's checkpoint.",
         discussion: """
@@ -23,6 +23,7 @@ struct Train: ParsableCommand {
         Example: medselect train --data phantoms/cxr --sites MCU --size 128 --epochs 30 --out runs/mcu
         """
     )
+    @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
     @Option(help: "Train only on the ids of this selection JSON (members 'labeled' and 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
     @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model); same architecture.") var initFrom: String?

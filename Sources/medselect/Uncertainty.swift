@@ -7,7 +7,7 @@ import MedNN
 import MedSelection
 
 /// `medselect uncertainty`: how unsure a trained U-Net is on each case, for active-learning acquisition.
-struct Uncertainty: ParsableCommand {
+struct Uncertainty: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Score a trained U-Net's uncertainty on each case (CSV id,site,uncertainty) for select --strategy acquisition.",
         discussion: """
@@ -18,6 +18,7 @@ struct Uncertainty: ParsableCommand {
         Example: medselect uncertainty --checkpoint runs/round1/checkpoint.safetensors --data Samples/cxr --sites CHN --split train --out u.csv
         """
     )
+    @OptionGroup var limits: ReadLimitOptions
     @Option(help: "Checkpoint written by medselect train.") var checkpoint: String
     @OptionGroup var dataset: DatasetOptions
     @OptionGroup var part: PartOptions
@@ -34,7 +35,9 @@ struct Uncertainty: ParsableCommand {
         let samples = try dataset.load().flatMap { part.cases(of: $0) }
         guard !samples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no cases to score (check --sites and --split)") }
         var csv = "id,site,uncertainty\n"
+        let progress = ProgressLine("uncertainty")
         for (n, s) in samples.enumerated() {
+            progress.update(n, of: samples.count, unit: "cases", item: s.id)
             let image = try s.loadImage()
             let channels = image.info.components == .color ? image.shape.t : 1
             guard channels == model.inChannels else {
@@ -50,8 +53,8 @@ struct Uncertainty: ParsableCommand {
                     : try Acquisition.margin(probabilities: p, classes: model.classes)
             }
             csv += "\(s.id),\(s.site),\(total / Double(image.shape.z))\n"
-            if (n + 1) % 100 == 0 { FileHandle.standardError.write(Data("[uncertainty] \(n + 1)/\(samples.count)\n".utf8)) }
         }
+        progress.finish("\(samples.count) cases")
         try AtomicFile.write(csv, to: out)
         print("scored \(samples.count) cases (\(measure)\(tta ? ", flip TTA" : "")) -> \(out)")
     }

@@ -19,6 +19,7 @@ struct DataCLITests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Tool.binary)
         p.arguments = ["index", root, "--db", db, "--batch-size", "5"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["MEDSELECT_PROGRESS_INTERVAL": "0"]) { $1 }   // a line per batch
         let err = Pipe()
         p.standardError = err
         p.standardOutput = Pipe()

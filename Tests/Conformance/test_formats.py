@@ -313,3 +313,41 @@ def test_phantom_files_read_identically(tmp_path, medselect, benchmark, size):
         if benchmark == "cxr":
             img = Image.open(out / row["image"])
             assert img.mode in ("I;16", "I;16B", "I")
+
+
+@pytest.mark.parametrize("chunk", [b"IHDR", b"tEXt", b"IEND", b"IDAT"])
+def test_png_chunk_crc(tmp_path, medselect, chunk):
+    """A PNG with one damaged chunk CRC. medselect checks the chunks before the pixel data as Pillow does (refusing a
+    bad IHDR or tEXt; OpenCV's libpng refuses IHDR only), leaves IDAT to zlib's Adler-32 as Pillow does (OpenCV
+    refuses it), and, like both, does not refuse a bad IEND."""
+    import io
+    import struct
+    from PIL import PngImagePlugin
+    buf = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "phantom")
+    pixels = values(np.uint8, (6, 5))
+    Image.fromarray(pixels).save(buf, format="PNG", pnginfo=info)
+    data = bytearray(buf.getvalue())
+    pos = 8
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == chunk:
+            data[pos + 8 + length + 3] ^= 1
+        pos += 12 + length
+    p = tmp_path / "bad.png"
+    p.write_bytes(bytes(data))
+    try:
+        with Image.open(p) as im:
+            im.load()
+        pillow_ok = True
+    except (SyntaxError, OSError):
+        pillow_ok = False
+    opencv_ok = cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None
+    assert pillow_ok == (chunk in (b"IEND", b"IDAT")) and opencv_ok == (chunk in (b"tEXt", b"IEND"))
+    r = medselect.run("inspect", str(p), check=False)
+    if chunk in (b"IDAT", b"IEND"):
+        assert r.returncode == 0, r.stderr
+        assert np.array_equal(medselect.to_npy(p, tmp_path / "a.npy"), pixels)
+    else:
+        assert r.returncode == 1 and chunk.decode() in r.stderr and r.stderr.count("\n") == 1, r.stderr

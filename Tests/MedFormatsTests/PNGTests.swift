@@ -97,6 +97,37 @@ struct PNGBadInputTests {
         #expect(try PNGReader.read(q).voxels == rows.flatMap { $0 }.map(Float.init))
     }
 
+    @Test("a bad CRC in IHDR or an ancillary chunk before the pixels is refused with the chunk's name (as Pillow); IDAT's is left to zlib, IEND's is not refused (as Pillow and OpenCV)",
+          arguments: ["IHDR", "tEXt", "IEND", "all"])
+    func chunkCRC(chunk: String) throws {
+        let s = Scratch("png"); defer { s.cleanup() }
+        let good = PNGBuilder.make(width: 5, height: 3, bitDepth: 8, colorType: 0, rows: rows)
+        // Insert a tEXt chunk after IHDR (8 + 25 bytes), then damage the CRC of the chosen chunk(s) by one bit.
+        var bytes = Array(good[0..<33]) + PNGBuilder.chunk("tEXt", Array("Comment\u{0}phantom".utf8)) + Array(good[33...])
+        var pos = 8, damaged: [String] = []
+        while pos + 12 <= bytes.count {
+            let length = Int(bytes[pos]) << 24 | Int(bytes[pos + 1]) << 16 | Int(bytes[pos + 2]) << 8 | Int(bytes[pos + 3])
+            let type = String(decoding: bytes[(pos + 4)..<(pos + 8)], as: UTF8.self)
+            if type == chunk || chunk == "all" { bytes[pos + 8 + length + 3] ^= 1; damaged.append(type) }
+            pos += 12 + length
+        }
+        // "all" is the Go project's invalid-crc32.png: IHDR, tEXt, IDAT and IEND all damaged.
+        #expect(chunk == "all" ? damaged == ["IHDR", "tEXt", "IDAT", "IEND"] : damaged == [chunk])
+        let p = s.write(bytes, "bad.png")
+        if chunk == "IEND" {
+            #expect(try PNGReader.read(p).voxels == rows.flatMap { $0 }.map(Float.init))
+            return
+        }
+        let first = chunk == "all" ? "IHDR" : chunk
+        expectFormatError(p, { if case .corrupt(_, let reason) = $0 { return reason.contains("PNG chunk \(first) has a bad CRC") }; return false }) {
+            _ = try PNGReader.read(p)
+        }
+        expectFormatError(p, { if case .corrupt = $0 { return true }; return false }) { _ = try ImageIO.read(p) }
+        if chunk == "IHDR" || chunk == "all" {
+            expectFormatError(p, { if case .corrupt = $0 { return true }; return false }) { _ = try PNGReader.readHeader(p) }
+        }
+    }
+
     @Test("IHDR claiming 60000 x 60000 RGBA 16-bit is refused before allocating")
     func huge() {
         var bytes = PNGBuilder.make(width: 5, height: 3, bitDepth: 16, colorType: 6, rows: (0..<3).map { _ in [Int](repeating: 1, count: 20) })

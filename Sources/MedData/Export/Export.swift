@@ -70,6 +70,7 @@ public enum DatasetExport {
         let written = Mutex<[(name: String, site: String, labeled: Bool)]>([])
         let failure = Mutex<Error?>(nil)
         let done = Atomic(0)
+        let start = Date()
         DispatchQueue.concurrentPerform(iterations: samples.count) { i in
             let s = samples[i]
             do {
@@ -114,7 +115,10 @@ public enum DatasetExport {
                 failure.withLock { if $0 == nil { $0 = error } }
             }
             let n = done.add(1, ordering: .relaxed).newValue
-            if n % max(1, samples.count / 10) == 0 || n == samples.count { progress?("exported \(n)/\(samples.count) samples") }
+            if let progress {
+                let rate = Double(n) / max(1e-9, Date().timeIntervalSince(start))
+                progress(String(format: "%d/%d samples (%.1f/s, %.0f s left)", n, samples.count, rate, Double(samples.count - n) / max(rate, 1e-9)))
+            }
         }
         if let error = failure.withLock({ $0 }) { throw error }
         let cases = written.withLock { $0 }.sorted { $0.name < $1.name }

@@ -80,7 +80,8 @@ public struct PhantomGenerator: Sendable {
         public var facts: [String: String]
     }
 
-    /// Generates everything under `folder`; `progress` receives one line per site and every tenth of a site.
+    /// Generates everything under `folder`; `progress` receives a line after every case (site, count, rate, time left
+    /// in the site).
     @discardableResult
     public func write(to folder: String, progress: (@Sendable (String) -> Void)? = nil) throws -> [Case] {
         try config.validate()
@@ -98,9 +99,10 @@ public struct PhantomGenerator: Sendable {
                 let outcome = Result { try Self.writeCase(benchmark, r, index: c, mode: modes[c], seed: seed, site: s, folder: folder) }
                 results.withLock { $0[c] = outcome }
                 let n = done.withLock { $0 += 1; return $0 }
-                if let progress, n == r.count || n % max(1, r.count / 10) == 0 {
+                if let progress {
                     let rate = Double(n) / max(1e-9, Date().timeIntervalSince(start))
-                    progress(String(format: "%@: %d/%d cases (%.1f/s)", r.name, n, r.count, rate))
+                    progress(String(format: "site %d/%d %@: %d/%d cases (%.1f/s, %.0f s left)", s + 1, config.sites.count, r.name, n, r.count, rate,
+                                    Double(r.count - n) / max(rate, 1e-9)))
                 }
             }
             var thumbs: [Thumbnail] = []
