@@ -51,7 +51,28 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var patience = 0
     /// Side of the square images the model was trained on (recorded for prediction).
     public var imageSize: Int? = nil
+    /// What the training and validation data were (e.g. a hash of the case ids), so that a run folder is resumed
+    /// only with the data it was started with.
+    public var dataFingerprint: String? = nil
     public init() {}
+
+    /// The fields that differ from `other`, as "name: ours vs theirs".
+    func differences(from other: TrainingConfig) -> [String] {
+        let names = ["imageSize": "image size", "batchSize": "batch size", "learningRate": "learning rate", "dataFingerprint": "cases",
+                     "intensityJitter": "intensity jitter", "spatialProbability": "spatial augmentation",
+                     "gammaProbability": "gamma augmentation", "noiseProbability": "noise augmentation", "blurProbability": "blur augmentation",
+                     "elasticProbability": "elastic augmentation", "foregroundOversampling": "foreground oversampling"]
+        func text(_ value: Any) -> String {
+            let s = "\(value)"
+            return s.hasPrefix("Optional(") ? String(s.dropFirst(9).dropLast()) : s
+        }
+        let a = Mirror(reflecting: self).children, b = Mirror(reflecting: other).children
+        return zip(a, b).compactMap { x, y in
+            let (u, v) = (text(x.value), text(y.value))
+            let name = names[x.label ?? ""] ?? x.label ?? "?"
+            return u == v ? nil : "\(name) \(u) (this run) vs \(v) (the folder's run)"
+        }
+    }
 
     /// Turns every augmentation off (flips, intensity jitter, spatial, gamma, noise, blur, elastic) and foreground
     /// oversampling: batches show the training images as they are.
@@ -62,13 +83,58 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     }
 }
 
-/// One row of the training history.
+/// Why training cannot go on.
+public enum TrainingError: Error, Sendable, CustomStringConvertible {
+    /// The run folder holds a checkpoint of a different configuration or model.
+    case differentRun(path: String, differences: [String])
+
+    public var description: String {
+        switch self {
+        case .differentRun(let path, let d):
+            return "\(path): holds a run with another configuration (\(d.joined(separator: "; "))): resume it with the same options, "
+                + "or use another --out folder (or delete this one)"
+        }
+    }
+}
+
+/// One row of the training history. `validationDice` is NaN when there are no validation cases (stored as null in
+/// the checkpoint's JSON, which has no NaN).
 public struct EpochRecord: Sendable, Codable, Equatable {
     public var epoch: Int
     public var trainLoss: Double
     public var validationDice: Double
     public var learningRate: Double
     public var seconds: Double
+
+    public init(epoch: Int, trainLoss: Double, validationDice: Double, learningRate: Double, seconds: Double) {
+        self.epoch = epoch; self.trainLoss = trainLoss; self.validationDice = validationDice; self.learningRate = learningRate; self.seconds = seconds
+    }
+
+    enum CodingKeys: String, CodingKey { case epoch, trainLoss, validationDice, learningRate, seconds }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        trainLoss = try c.decodeIfPresent(Double.self, forKey: .trainLoss) ?? .nan
+        validationDice = try c.decodeIfPresent(Double.self, forKey: .validationDice) ?? .nan
+        learningRate = try c.decode(Double.self, forKey: .learningRate)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(trainLoss.isFinite ? trainLoss : nil, forKey: .trainLoss)
+        try c.encode(validationDice.isFinite ? validationDice : nil, forKey: .validationDice)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(seconds, forKey: .seconds)
+    }
+
+    public static func == (a: EpochRecord, b: EpochRecord) -> Bool {
+        a.epoch == b.epoch && a.learningRate == b.learningRate && a.seconds == b.seconds
+            && (a.trainLoss == b.trainLoss || (a.trainLoss.isNaN && b.trainLoss.isNaN))
+            && (a.validationDice == b.validationDice || (a.validationDice.isNaN && b.validationDice.isNaN))
+    }
 }
 
 /// Trains a U-Net with Dice + CE, Adam and a poly learning-rate schedule; validates (mean foreground Dice of the
@@ -97,7 +163,10 @@ public final class Trainer {
                     progress: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var start = 0
-        if FileManager.default.fileExists(atPath: checkpointPath) { start = try restore() }
+        if FileManager.default.fileExists(atPath: checkpointPath) {
+            try checkSameRun()
+            start = try restore()
+        }
         let steps = max(1, (train.count + config.batchSize - 1) / config.batchSize)
         let schedule = LearningRateSchedule.poly(initial: config.learningRate, totalSteps: config.epochs * steps)
         var best = history.map(\.validationDice).max() ?? -1, sinceBest = 0
@@ -346,13 +415,29 @@ public final class Trainer {
         let meta = ["epoch": String(epoch), "adam_t": String(optimizer.t),
                     "config": String(decoding: try enc.encode(config), as: UTF8.self),
                     "history": String(decoding: try enc.encode(history), as: UTF8.self),
-                    "model": "UNet in=\(model.inChannels) classes=\(model.classes) base=\(model.base) levels=\(model.levels) instance=\(model.normalization == .instance ? 1 : 0) ds=\(model.deepSupervision ? 1 : 0)"]
+                    "model": modelDescription]
         try Safetensors.write(tensors, metadata: meta, to: checkpointPath)
         var csv = "epoch,train_loss,validation_dice,learning_rate,seconds\n"
         for r in history { csv += "\(r.epoch),\(r.trainLoss),\(r.validationDice),\(r.learningRate),\(r.seconds)\n" }
         let tmp = folder + "/history.csv.tmp"
         try csv.write(toFile: tmp, atomically: false, encoding: .utf8)
         _ = rename(tmp, folder + "/history.csv")
+    }
+
+    /// The model description written into checkpoints.
+    var modelDescription: String {
+        "UNet in=\(model.inChannels) classes=\(model.classes) base=\(model.base) levels=\(model.levels) instance=\(model.normalization == .instance ? 1 : 0) ds=\(model.deepSupervision ? 1 : 0)"
+    }
+
+    /// Refuses to resume from a checkpoint of another configuration or model (a new run into an old folder).
+    func checkSameRun() throws {
+        let meta = try Safetensors.read(checkpointPath).metadata
+        var differences: [String] = []
+        if let m = meta["model"], m != modelDescription { differences.append("model \(modelDescription) (this run) vs \(m) (the folder's run)") }
+        if let c = meta["config"], let theirs = try? JSONDecoder().decode(TrainingConfig.self, from: Data(c.utf8)) {
+            differences += config.differences(from: theirs)
+        }
+        if !differences.isEmpty { throw TrainingError.differentRun(path: folder, differences: differences) }
     }
 
     /// Loads the checkpoint; returns the number of completed epochs.

@@ -8,6 +8,7 @@ import MedFormats
 import MedImage
 import MedMetrics
 import MedSelection
+import MedNN
 import MedTensor
 
 /// The `medselect` command-line tool: one subcommand per user task, each a thin layer over the libraries.
@@ -83,6 +84,8 @@ enum Main {
         } catch let error as Safetensors.Error {
             fail(error.description)
         } catch let error as TensorError {
+            fail(error.description)
+        } catch let error as TrainingError {
             fail(error.description)
         } catch let error as CommandError {
             fail(error.description)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MedFormats
 import MedImage
+import MedData
 import MedMetrics
 
 /// Options shared by `metrics` and `evaluate`.
@@ -18,11 +19,28 @@ struct MetricOptions: ParsableArguments {
     @Option(name: .customLong("one-empty"), help: "Distances when exactly one mask is empty: inf (default) or nan.")
     var oneEmpty: String = "inf"
 
+    @Option(help: "Relabel the reference before scoring, e.g. 255:1 for masks stored as 0/255.")
+    var remap: String?
+
     func validate() throws {
         if HD95Pooling(rawValue: hd95) == nil { throw ValidationError("--hd95 must be max or pooled") }
         if !["nan", "1"].contains(bothEmpty) { throw ValidationError("--both-empty must be nan or 1") }
         if !["inf", "nan"].contains(oneEmpty) { throw ValidationError("--one-empty must be inf or nan") }
         _ = try labelList()
+        _ = try remapping()
+    }
+
+    func remapping() throws -> [Float: Float]? {
+        guard let r = remap else { return nil }
+        var out: [Float: Float] = [:]
+        for pair in r.split(separator: ",") {
+            let kv = pair.split(separator: ":").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard kv.count == 2, let k = kv[0], let v = kv[1], k >= 0, v >= 0, k == k.rounded(), v == v.rounded() else {
+                throw ValidationError("--remap takes label pairs like 255:1 or 128:1,255:2")
+            }
+            out[k] = v
+        }
+        return out
     }
 
     func labelList() throws -> [Int]? {
@@ -41,18 +59,34 @@ struct MetricOptions: ParsableArguments {
     }
 
     func compute(prediction: String, reference: String, limits: ReadOptions) throws -> [Int: LabelMetrics] {
-        let ref = try ImageIO.read(reference, options: limits)
+        try compute(prediction: prediction, reference: try ImageIO.read(reference, options: limits), referencePath: reference, limits: limits)
+    }
+
+    /// Metrics of the prediction file against a reference image (read from `referencePath`, or a benchmark case's
+    /// label after its label rule). Refuses label sets that share no foreground value: scoring 0/1 predictions
+    /// against 0/255 masks gives Dice 0 for every case, silently.
+    func compute(prediction: String, reference reference0: MedicalImage, referencePath: String, limits: ReadOptions) throws -> [Int: LabelMetrics] {
+        var ref = reference0
         var pred = try ImageIO.read(prediction, options: limits)
         guard ref.shape.spatialCount == pred.shape.spatialCount, ref.shape.x == pred.shape.x, ref.shape.y == pred.shape.y else {
-            throw CommandError(subject: prediction, reason: "shape \(pred.shape) differs from the reference \(ref.shape) (\(reference))")
+            throw CommandError(subject: prediction, reason: "shape \(pred.shape) differs from the reference \(ref.shape) (\(referencePath))")
         }
         pred.kind = .labelMap
-        do {
-            return try SegmentationMetrics.compute(prediction: pred, reference: ref, labels: try labelList(),
-                                                   hd95: HD95Pooling(rawValue: hd95)!, empty: policy)
-        } catch MetricsError.notALabelMap(let role, let reason) {
-            throw CommandError(subject: role == "prediction" ? prediction : reference, reason: "not a label map: \(reason)")
+        if let m = try remapping() { ref = ref.remapped(m) }
+        if let problem = pred.labelMapProblem { throw CommandError(subject: prediction, reason: "not a label map: \(problem)") }
+        if let problem = ref.labelMapProblem { throw CommandError(subject: referencePath, reason: "not a label map: \(problem)") }
+        if labels == nil {
+            let n = ref.shape.spatialCount
+            let p = Set(pred.voxels[0..<n].lazy.filter { $0 != 0 }), r = Set(ref.voxels[0..<n].lazy.filter { $0 != 0 })
+            if !p.isEmpty && !r.isEmpty && p.isDisjoint(with: r) {
+                func list(_ s: Set<Float>) -> String { s.sorted().prefix(6).map { String(Int($0)) }.joined(separator: ", ") }
+                throw CommandError(subject: prediction, reason: "its labels (\(list(p))) and the reference's (\(list(r)), \(referencePath)) share no "
+                    + "foreground value, so every score would be 0: relabel the reference (--remap \(Int(r.min()!)):\(Int(p.min()!))) or, "
+                    + "for a benchmark folder, give evaluate --ref-data DIR so that its label rule applies")
+            }
         }
+        return try SegmentationMetrics.compute(prediction: pred, reference: ref, labels: try labelList(),
+                                               hd95: HD95Pooling(rawValue: hd95)!, empty: policy)
     }
 }
 
@@ -117,12 +151,20 @@ struct Evaluate: ParsableCommand, ReadsImages {
         Case ids are file names without their image extension (.nii.gz, .nii, .png, .mha, .mhd, .npy); a reference named \
         CASE_segmentation or CASE_seg also matches the prediction CASE. Summary: mean, std, median over cases with finite \
         values; NaN and infinite values are counted, not hidden.
+        With --ref-data, the references are a benchmark folder's labels after its label rule, so predictions of \
+        medselect predict score directly against Shenzhen's 0/255 masks or Montgomery's left + right lungs. Prediction \
+        and reference labels that share no foreground value are refused (use --remap, e.g. 255:1).
         Example: medselect evaluate --pred runs/pred --ref data/labelsTs --csv metrics.csv
+        Example: medselect evaluate --pred pred --ref-data Samples/cxr --csv metrics.csv (per-site summaries from the benchmark)
         """
     )
 
     @Option(help: "Folder of predicted label maps.") var pred: String
-    @Option(help: "Folder of reference label maps.") var ref: String
+    @Option(help: "Folder of reference label maps.") var ref: String?
+    @Option(name: .customLong("ref-data"),
+            help: "A benchmark folder instead of --ref: each case's reference is its label after the benchmark's label rule (masks stored as 0/255, left + right lungs, disc/cup), matched by case id or image file name.")
+    var refData: String?
+    @Option(help: "Benchmark adapter for --ref-data (detected when omitted).") var benchmark: String?
     @Option(help: "Write the per-case table to this CSV file.") var csv: String?
     @Option(help: "CSV mapping case ids to sites (columns case,site; a header line is optional): summaries per site too.")
     var sites: String?
@@ -168,15 +210,42 @@ struct Evaluate: ParsableCommand, ReadsImages {
         return out
     }
 
-    func run() throws {
-        let siteOf = try sites.map(Self.readSites) ?? [:]
-        let preds = try Self.index(pred), refs = try Self.index(ref)
-        let ids = preds.keys.filter { refs[$0] != nil }.sorted()
-        guard !ids.isEmpty else { throw CommandError(subject: pred, reason: "no prediction has a reference with the same case id in \(ref)") }
-        let missing = refs.keys.filter { preds[$0] == nil }.sorted()
-        if !missing.isEmpty {
-            FileHandle.standardError.write(Data("warning: \(missing.count) reference case(s) have no prediction: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")\n".utf8))
+    func validate() throws {
+        guard (ref == nil) != (refData == nil) else { throw ValidationError("give --ref DIR or --ref-data DIR (one of them)") }
+    }
+
+    /// Where each case's reference comes from: a file, or a benchmark sample's label.
+    enum Reference { case file(String), sample(Sample) }
+
+    func references() throws -> [String: Reference] {
+        if let ref { return try Self.index(ref).mapValues { .file($0) } }
+        let dataset = try DatasetAdapters.load(refData!, benchmark: benchmark)
+        var out: [String: Reference] = [:]
+        for s in dataset.samples where s.isLabeled {
+            out[s.id] = .sample(s)
+            if let image = s.images.first, let id = Self.caseID((image as NSString).lastPathComponent) { out[id] = .sample(s) }
         }
+        guard !out.isEmpty else { throw CommandError(subject: refData!, reason: "the benchmark folder has no labeled case") }
+        return out
+    }
+
+    func run() throws {
+        var siteOf = try sites.map(Self.readSites) ?? [:]
+        let preds = try Self.index(pred), refs = try references()
+        if refData != nil && sites == nil {
+            for (id, r) in refs { if case .sample(let s) = r { siteOf[id] = s.site } }
+        }
+        let bySites = sites != nil || refData != nil
+        let refOrigin = ref ?? refData!
+        let ids = preds.keys.filter { refs[$0] != nil }.sorted()
+        guard !ids.isEmpty else { throw CommandError(subject: pred, reason: "no prediction has a reference with the same case id in \(refOrigin)") }
+        if ref != nil {
+            let missing = refs.keys.filter { preds[$0] == nil }.sorted()
+            if !missing.isEmpty {
+                FileHandle.standardError.write(Data("warning: \(missing.count) reference case(s) have no prediction: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")\n".utf8))
+            }
+        }
+        if let csv { try checkOutputFolder(csv) }
         let names = ["dice", "iou", "precision", "sensitivity", "hausdorff", "hausdorff95", "assd"]
         var rows: [[String]] = []
         var byLabel: [Int: [String: [Double]]] = [:]
@@ -184,19 +253,27 @@ struct Evaluate: ParsableCommand, ReadsImages {
         let progress = ProgressLine("evaluate")
         for (n, id) in ids.enumerated() {
             progress.update(n, of: ids.count, unit: "cases", item: id)
-            let result = try metricOptions.compute(prediction: preds[id]!, reference: refs[id]!, limits: limits.readOptions)
+            let result: [Int: LabelMetrics]
+            switch refs[id]! {
+            case .file(let path):
+                result = try metricOptions.compute(prediction: preds[id]!, reference: path, limits: limits.readOptions)
+            case .sample(let sample):
+                guard let label = try sample.loadLabel(options: limits.readOptions) else { continue }
+                result = try metricOptions.compute(prediction: preds[id]!, reference: label, referencePath: sample.labels.first ?? sample.id,
+                                                   limits: limits.readOptions)
+            }
             for label in result.keys.sorted() {
                 let m = result[label]!
                 let site = siteOf[id] ?? ""
-                rows.append([id] + (sites != nil ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
+                rows.append([id] + (bySites ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
                 for (k, v) in m.values {
                     byLabel[label, default: [:]][k, default: []].append(v)
-                    if sites != nil { bySite[site.isEmpty ? "(no site)" : site, default: [:]][label, default: [:]][k, default: []].append(v) }
+                    if bySites { bySite[site.isEmpty ? "(no site)" : site, default: [:]][label, default: [:]][k, default: []].append(v) }
                 }
             }
         }
         progress.finish("\(ids.count) cases")
-        let header = ["case"] + (sites != nil ? ["site"] : []) + ["label"] + names
+        let header = ["case"] + (bySites ? ["site"] : []) + ["label"] + names
         print(header.joined(separator: "\t"))
         for r in rows { print(r.joined(separator: "\t")) }
         print("\nsummary (finite values; nan and inf counted)")
@@ -226,6 +303,15 @@ struct Evaluate: ParsableCommand, ReadsImages {
             try writeTextAtomically(text, to: csv)
             FileHandle.standardError.write(Data("wrote \(csv)\n".utf8))
         }
+    }
+}
+
+/// Refuses an output path whose folder does not exist, before any work is done.
+func checkOutputFolder(_ path: String) throws {
+    let folder = (path as NSString).deletingLastPathComponent
+    var isDir: ObjCBool = false
+    guard folder.isEmpty || (FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) && isDir.boolValue) else {
+        throw CommandError(subject: path, reason: "the folder \(folder) does not exist; create it first")
     }
 }
 

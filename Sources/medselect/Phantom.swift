@@ -18,10 +18,28 @@ struct Phantom: ParsableCommand {
     @Option(help: "A built-in set of sites (default: graded).") var preset: String?
     @Option(help: "Sites JSON ({\"benchmark\": ..., \"sites\": [...]}; see Docs/datasets.md).") var sites: String?
     @Option(help: "Cases per site (a site's own count wins).") var count = 20
-    @Option(help: "Long image side in pixels (default: each site's native size; the field of view is kept).") var size: Int?
+    @Option(help: "Long image side in pixels (default 256, which a first run can afford; the field of view is kept).") var size: Int = 256
+    @Flag(name: .customLong("native-size"), help: "Each site's native image size instead (chest X-ray 2048-4892 px: about 3 MB per case).")
+    var nativeSize = false
+    @Flag(help: "Replace an earlier phantom benchmark in --out (a folder holding phantom_sites.json); other non-empty folders are refused.")
+    var replace = false
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output folder.") var out: String
     @Flag(help: "No progress lines on stderr.") var quiet = false
+
+    /// An empty or new folder is used as it is; an earlier phantom benchmark (phantom_sites.json) is emptied with
+    /// `replace`; anything else is refused, so old cases never mix with new ones.
+    static func prepareFolder(_ out: String, replace: Bool) throws {
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: out), !entries.isEmpty else { return }
+        guard replace else {
+            throw CommandError(subject: out, reason: "the folder is not empty (\(entries.count) entries); give another --out, or --replace to regenerate an earlier phantom benchmark there")
+        }
+        guard entries.contains("phantom_sites.json") else {
+            throw CommandError(subject: out, reason: "--replace only empties a folder that medselect phantom wrote (it holds phantom_sites.json); this one does not")
+        }
+        for e in entries { try fm.removeItem(atPath: (out as NSString).appendingPathComponent(e)) }
+    }
 
     func run() throws {
         guard let bench = PhantomBenchmark(rawValue: benchmark) else {
@@ -29,7 +47,8 @@ struct Phantom: ParsableCommand {
         }
         guard preset == nil || sites == nil else { throw ValidationError("give --preset or --sites, not both") }
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
-        if let s = size, s < 16 || s > 8192 { throw ValidationError("--size must lie in 16...8192") }
+        if size < 16 || size > 8192 { throw ValidationError("--size must lie in 16...8192") }
+        try Self.prepareFolder(out, replace: replace)
         let config: PhantomConfig
         if let path = sites {
             config = try PhantomConfig.load(path)
@@ -40,7 +59,7 @@ struct Phantom: ParsableCommand {
             config = try PhantomConfig.preset(preset ?? "graded", benchmark: bench)
         }
         let start = Date()
-        let generator = PhantomGenerator(config: config, seed: seed, count: count, size: size)
+        let generator = PhantomGenerator(config: config, seed: seed, count: count, size: nativeSize ? nil : size)
         let progress = ProgressLine("phantom", quiet: quiet)
         let cases = try generator.write(to: out, progress: progress.callback)
         progress.finish()

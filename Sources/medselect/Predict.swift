@@ -22,6 +22,22 @@ struct Predict: ParsableCommand, ReadsImages {
     @Option(help: "Output folder (same file names).") var out: String
     @Flag(help: "Flip test-time augmentation.") var tta = false
     @Flag(help: "Sliding window at native resolution instead of resampling to the training size.") var native = false
+    @Flag(name: .customLong("include-masks"), help: "Also predict files named like label maps (CASE_mask, CASE_seg[mentation], CASE_label, RIGA's imageN-K).")
+    var includeMasks = false
+
+    /// Whether a file name looks like a label map beside its image: CASE_mask, CASE_seg, CASE_segmentation,
+    /// CASE_label (any case), or RIGA+'s imageN-K when imageN is among `names`.
+    static func looksLikeMask(_ name: String, among names: Set<String>) -> Bool {
+        guard Evaluate.caseID(name) != nil else { return false }   // not an image file name
+        let stem = (name as NSString).deletingPathExtension.replacingOccurrences(of: ".nii", with: "")
+        let lower = stem.lowercased()
+        if ["_mask", "_seg", "_segmentation", "_label", "_labels"].contains(where: { lower.hasSuffix($0) }) { return true }
+        if let dash = stem.lastIndex(of: "-"), stem[stem.index(after: dash)...].allSatisfy(\.isNumber), !stem[stem.index(after: dash)...].isEmpty {
+            let image = String(stem[..<dash])
+            return names.contains { ($0 as NSString).deletingPathExtension == image }
+        }
+        return false
+    }
 
     func run() throws {
         let (model, config) = try Trainer.loadModel(checkpoint: checkpoint)
@@ -30,14 +46,29 @@ struct Predict: ParsableCommand, ReadsImages {
         }
         var dir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &dir) else { throw CommandError(subject: input, reason: "no such file or folder") }
-        let files = dir.boolValue
-            ? ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []).sorted().filter { !$0.hasPrefix(".") }.map { input + "/" + $0 }
-            : [input]
+        var files = [input], skipped: [String] = []
+        if dir.boolValue {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []).sorted().filter { !$0.hasPrefix(".") }
+            let nameSet = Set(names)
+            files = []
+            for name in names {
+                if !includeMasks && Self.looksLikeMask(name, among: nameSet) { skipped.append(name) } else { files.append(input + "/" + name) }
+            }
+        }
+        let images = files.filter { (try? ImageIO.detect($0)) != nil }
+        guard !images.isEmpty else {
+            throw CommandError(subject: input, reason: "no image to segment"
+                + (skipped.isEmpty ? "" : " (\(skipped.count) files named like label maps skipped, e.g. \(skipped[0]); --include-masks takes them)"))
+        }
+        if !skipped.isEmpty {
+            FileHandle.standardError.write(Data("note: skipped \(skipped.count) files named like label maps (e.g. \(skipped[0])); --include-masks takes them\n".utf8))
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var written = 0
-        for file in files {
-            guard (try? ImageIO.detect(file)) != nil else { continue }
-            let image = try ImageIO.read(file)
+        let progress = ProgressLine("predict")
+        for file in images {
+            progress.update(written, of: images.count, unit: "images", item: (file as NSString).lastPathComponent)
+            let image = try ImageIO.read(file, options: limits.readOptions)
             let channels = image.info.components == .color ? image.shape.t : 1
             guard channels == model.inChannels else {
                 throw CommandError(subject: file, reason: "\(channels) channels; the model takes \(model.inChannels)")
@@ -47,6 +78,7 @@ struct Predict: ParsableCommand, ReadsImages {
             try ImageIO.write(label, to: out + "/" + name, options: .init(storedType: .uint8, pngBitDepth: 8))
             written += 1
         }
+        progress.finish("\(written) images")
         print("wrote \(written) label maps to \(out)")
     }
 

@@ -18,7 +18,7 @@ struct Select: ParsableCommand, ReadsImages {
     @OptionGroup var limits: ReadLimitOptions
 
     @Option(help: "Target pool embeddings: .npy of shape (N, D), float32 or float64.") var embeddings: String
-    @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped).") var ids: String?
+    @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped). Default: the .ids.csv that embed wrote beside the embeddings, when present.") var ids: String?
     @Option(help: "Source-domain embeddings (.npy, same D) for the novelty term.") var source: String?
     @Option(help: "Already labeled samples: comma-separated ids, or a file with one id per line.") var labeled: String?
     @Option(help: "random, coreset, xssr, coldstart, typiclust, probcover or acquisition (later rounds: needs --uncertainty).") var strategy: String
@@ -32,7 +32,7 @@ struct Select: ParsableCommand, ReadsImages {
     @Option(help: "Output JSON path (a .csv is written beside it).") var out: String
     @Option(help: "Neighbours for density and novelty (xssr).") var k: Int = 10
     @Option(help: "XSSR terms to use, e.g. density,diversity (ablations).") var terms: String = "density,novelty,diversity"
-    @Option(name: .customLong("stratify-by"), help: "random: a file with one group (site) per row, for proportional quotas.")
+    @Option(name: .customLong("stratify-by"), help: "random: proportional quotas per site: a CSV with id and site columns (embed's .ids.csv), or one group per row.")
     var stratifyBy: String?
     @Option(help: "acquisition: CSV of per-case uncertainty (columns id and uncertainty, as medselect uncertainty writes).")
     var uncertainty: String?
@@ -49,11 +49,39 @@ struct Select: ParsableCommand, ReadsImages {
         guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1]") }
         _ = try XSSR.Terms(parsing: terms)
         if let clusters { _ = try Self.parseClusterRange(clusters) }
+        if stratifyBy != nil && strategy.lowercased() != "random" {
+            throw ValidationError("--stratify-by applies to --strategy random only (the other strategies spread their picks by their own criteria)")
+        }
         if budget.hasSuffix("%") {
             guard let p = Double(budget.dropLast()), p > 0, p <= 100 else { throw ValidationError("--budget as a share must be in (0%, 100%]") }
         } else {
             guard let n = Int(budget), n >= 1 else { throw ValidationError("--budget must be a positive count or a percentage such as 5%") }
         }
+    }
+
+    /// The group (site) of every pool row from `path`: a CSV with a header naming `id` and `site` (or `group`)
+    /// columns, matched by id (the `id,site` file embed writes), or one group per line in the pool's row order.
+    static func readGroups(_ path: String, ids: [String]) throws -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandError(subject: path, reason: "cannot read the file") }
+        let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
+        guard let header = rows.first else { throw CommandError(subject: path, reason: "the file is empty") }
+        let lower = header.map { $0.lowercased() }
+        if let idColumn = lower.firstIndex(of: "id"), let groupColumn = lower.firstIndex(of: "site") ?? lower.firstIndex(of: "group") {
+            var byId: [String: String] = [:]
+            for (line, row) in rows.dropFirst().enumerated() {
+                guard row.count > max(idColumn, groupColumn) else { throw CommandError(subject: path, reason: "line \(line + 2) has too few columns") }
+                byId[row[idColumn]] = row[groupColumn]
+            }
+            return try ids.map { id in
+                guard let g = byId[id] else { throw CommandError(subject: path, reason: "no \(header[groupColumn]) for pool id '\(id)'") }
+                return g
+            }
+        }
+        let groups = try readLines(path)
+        guard groups.count == ids.count else {
+            throw CommandError(subject: path, reason: "\(groups.count) groups for \(ids.count) rows (give one group per row, or a CSV with id and site columns)")
+        }
+        return groups
     }
 
     /// "K" or "A-B" (2 <= A <= B) as a range of cluster counts.
@@ -120,8 +148,13 @@ struct Select: ParsableCommand, ReadsImages {
 
     func run() throws {
         let t0 = Date()
+        try checkOutputFolder(out)
         let m = try Self.loadMatrix(embeddings)
         var idList: [String]? = nil
+        // The ids file `medselect embed` writes beside the embeddings is used when --ids is not given.
+        let besideEmbeddings = Embed.idsPath(embeddings)
+        let ids = self.ids ?? (FileManager.default.fileExists(atPath: besideEmbeddings) ? besideEmbeddings : nil)
+        if self.ids == nil, let ids { FileHandle.standardError.write(Data("note: ids from \(ids)\n".utf8)) }
         if let ids {
             let l = try Self.readLines(ids)
             guard l.count == m.rows else { throw CommandError(subject: ids, reason: "\(l.count) ids for \(m.rows) embedding rows") }
@@ -158,10 +191,11 @@ struct Select: ParsableCommand, ReadsImages {
         case "random":
             var groups: [String]? = nil
             if let stratifyBy {
-                let g = try Self.readLines(stratifyBy)
-                guard g.count == n else { throw CommandError(subject: stratifyBy, reason: "\(g.count) groups for \(n) rows") }
-                groups = g
+                groups = try Self.readGroups(stratifyBy, ids: pool.ids)
                 parameters["stratify_by"] = stratifyBy
+                var sizes: [String: Int] = [:]
+                for g in groups! { sizes[g, default: 0] += 1 }
+                parameters["strata"] = sizes
             }
             let labeledSet = Set(labeledRows)
             let candidates = (0..<n).filter { !labeledSet.contains($0) }
@@ -224,7 +258,9 @@ struct Select: ParsableCommand, ReadsImages {
         }
         let t2 = Date()
         var inputs: [String: Any] = ["embeddings": ["path": embeddings, "hash": Self.fileHash(embeddings), "shape": [n, m.cols]]]
-        if let ids { inputs["ids"] = ["path": ids, "hash": Self.fileHash(ids)] }
+        if let ids = self.ids ?? (FileManager.default.fileExists(atPath: Embed.idsPath(embeddings)) ? Embed.idsPath(embeddings) : nil) {
+            inputs["ids"] = ["path": ids, "hash": Self.fileHash(ids)]
+        }
         if let source { inputs["source"] = ["path": source, "hash": Self.fileHash(source)] }
         if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = ["path": uncertainty, "hash": Self.fileHash(uncertainty)] }
         var obj: [String: Any] = [

@@ -8,6 +8,16 @@ import MedNN
 import MedTensor
 
 /// `medselect train`: a U-Net on a dataset (or the samples of a selection), with validation, checkpoints and resume.
+/// 64-bit FNV-1a of strings (a short fingerprint, not a security hash).
+struct FNV1a {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add(_ text: String) {
+        for b in text.utf8 { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        value = (value ^ 0xff) &* 0x0000_0100_0000_01b3
+    }
+    var hex: String { String(value, radix: 16) }
+}
+
 struct Train: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Train a 2-D U-Net (Dice + CE, Adam) on a dataset folder or index; resumes from the output folder's checkpoint.",
@@ -87,6 +97,12 @@ struct Train: ParsableCommand, ReadsImages {
         var config = TrainingConfig()
         config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed; config.imageSize = size
         if noAugmentation { config.disableAugmentation() }
+        // The cases (and where the weights started), so that an existing run folder is resumed only by the same run.
+        var fingerprint = FNV1a()
+        for s in trainSamples { fingerprint.add("t:" + s.id) }
+        for s in valSamples { fingerprint.add("v:" + s.id) }
+        fingerprint.add("init:" + (initFrom ?? ""))
+        config.dataFingerprint = "\(trainSamples.count) training, \(valSamples.count) validation cases, ids \(fingerprint.hex)"
         guard let normalization = UNet.Normalization(rawValue: norm) else { throw ValidationError("--norm must be batch or instance") }
         var model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
                          deepSupervision: deepSupervision, seed: seed)
@@ -104,7 +120,7 @@ struct Train: ParsableCommand, ReadsImages {
             FileHandle.standardError.write(Data(String(format: "[train] epoch %d/%d  loss %.4f  validation Dice %.4f  lr %.2e  %.1f s\n",
                                                       r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
         }
-        try Self.writeCurve(history, to: out + "/curve.svg")
+        if !history.isEmpty { try Self.writeCurve(history, to: out + "/curve.svg") }
         // Held-out cases scored with the project's metrics, at their own resolution and spacing (mm).
         var csv = "case,site,label,dice,hd95_mm,assd_mm\n"
         var dices: [Double] = [], hd95s: [Double] = []
@@ -120,7 +136,7 @@ struct Train: ParsableCommand, ReadsImages {
                 if m.hausdorff95.isFinite { hd95s.append(m.hausdorff95) }
             }
         }
-        try AtomicFile.write(csv, to: out + "/validation_metrics.csv")
+        if !valSamples.isEmpty { try AtomicFile.write(csv, to: out + "/validation_metrics.csv") }
         let meanDice = dices.isEmpty ? Double.nan : dices.reduce(0, +) / Double(dices.count)
         let meanHD95 = hd95s.isEmpty ? Double.nan : hd95s.reduce(0, +) / Double(hd95s.count)
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
@@ -132,8 +148,19 @@ struct Train: ParsableCommand, ReadsImages {
         // JSON has no NaN: undefined figures (no validation cases, empty masks) are written as null.
         let clean = summary.mapValues { v -> Any in (v as? Double).map { $0.isFinite ? $0 : NSNull() as Any } ?? v }
         try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: clean, options: [.prettyPrinted, .sortedKeys])), to: out + "/summary.json")
-        print(String(format: "trained %d epochs: validation Dice %.4f (best %.4f); at native resolution Dice %.4f, HD95 %.2f mm; %@/checkpoint.safetensors, history.csv, curve.svg, validation_metrics.csv",
-                     history.count, history.last?.validationDice ?? .nan, history.map(\.validationDice).max() ?? .nan, meanDice, meanHD95, out))
+        let hd95Text = meanHD95.isFinite ? String(format: "HD95 %.2f mm", meanHD95) : "HD95 n/a (no case with both masks non-empty)"
+        let native = valSamples.isEmpty ? "no validation cases"
+            : String(format: "at native resolution Dice %.4f, %@ (%d validation cases)", meanDice, hd95Text, valSamples.count)
+        if history.isEmpty {
+            print("scored \(initFrom ?? "the model") without training: \(native); wrote \(out)/validation_metrics.csv, summary.json")
+        } else if valSamples.isEmpty {
+            print(String(format: "trained %d epoch%@: final training loss %.4f (no validation cases); wrote %@/checkpoint.safetensors, history.csv, curve.svg, summary.json",
+                         history.count, history.count == 1 ? "" : "s", history.last?.trainLoss ?? .nan, out))
+        } else {
+            print(String(format: "trained %d epoch%@: validation Dice %.4f (best %.4f); %@; wrote %@/checkpoint.safetensors, history.csv, curve.svg, validation_metrics.csv, summary.json",
+                         history.count, history.count == 1 ? "" : "s", history.last?.validationDice ?? .nan, history.map(\.validationDice).max() ?? .nan,
+                         native, out))
+        }
     }
 
     /// Images resampled to size x size and z-scored, labels nearest; 3-D cases become their axial slices.

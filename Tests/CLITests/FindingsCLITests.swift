@@ -76,3 +76,95 @@ struct FindingsCLITests {
         #expect(try Tool.run(["inspect", s.file("n.npy")]).stdout.contains("values:       no finite value (6 NaN)"))
     }
 }
+
+@Suite("Findings: silent wrong results in the workflow")
+struct WorkflowFindingsCLITests {
+    func oneLineError(_ r: (status: Int32, stdout: String, stderr: String), _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 1, "status \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+        #expect(errors.count == 1 && r.stderr.hasSuffix("\n") && r.stderr.split(separator: "\n").last?.hasPrefix("error: ") == true, "\(r.stderr)",
+                sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(fragment), "\(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test("predictions 0/1 against masks 0/255 are refused with advice; --remap and --ref-data (the benchmark's label rule) score them (Dice was 0 everywhere)")
+    func disjointLabels() throws {
+        let s = Scratch("wf"); defer { s.cleanup() }
+        let data = s.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "4", "--size", "32", "--seed", "3", "--out", data, "--quiet"]).status == 0)
+        // "Predictions": the Shenzhen-layout site's masks as 0/1 label maps named like its images.
+        let masks = try FileManager.default.contentsOfDirectory(atPath: data + "/CHN/mask").filter { $0.hasSuffix("_mask.png") }.sorted()
+        #expect(!masks.isEmpty)
+        try FileManager.default.createDirectory(atPath: s.file("pred"), withIntermediateDirectories: true)
+        for m in masks {
+            let name = m.replacingOccurrences(of: "_mask.png", with: ".png")
+            #expect(try Tool.run(["convert", data + "/CHN/mask/" + m, s.file("pred/" + name), "--label", "--remap", "255:1"]).status == 0)
+        }
+        oneLineError(try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref", data + "/CHN/mask"]), "share no foreground value, so every score would be 0: relabel the reference (--remap 255:1)")
+        oneLineError(try Tool.run(["metrics", s.file("pred/" + masks[0].replacingOccurrences(of: "_mask.png", with: ".png")), data + "/CHN/mask/" + masks[0]]), "--remap 255:1")
+        for args in [["--ref", data + "/CHN/mask", "--remap", "255:1"], ["--ref-data", data]] {
+            let r = try Tool.run(["evaluate", "--pred", s.file("pred")] + args + ["--csv", s.file("m.csv")])
+            #expect(r.status == 0, "\(r.stderr)")
+            let rows = try String(contentsOfFile: s.file("m.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            #expect(rows.count == masks.count && rows.allSatisfy { $0.contains(",1,1.0000,") }, "\(rows)")
+        }
+        // Per-site columns come from the benchmark with --ref-data.
+        #expect(try String(contentsOfFile: s.file("m.csv"), encoding: .utf8).hasPrefix("case,site,label,dice"))
+        // An output folder that does not exist is refused before any work.
+        oneLineError(try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref-data", data, "--csv", s.file("nodir/m.csv")]), "does not exist")
+    }
+
+    @Test("a run folder is resumed only by the same run (a 32-px run reused 64-px weights); phantom refuses a non-empty folder unless --replace (old cases mixed in)")
+    func staleState() throws {
+        let s = Scratch("wf"); defer { s.cleanup() }
+        let data = s.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "6", "--size", "32", "--seed", "4", "--out", data, "--quiet"]).status == 0)
+        let run = s.file("run")
+        let first = try Tool.run(["train", "--data", data, "--sites", "MCU", "--size", "32", "--epochs", "1", "--batch", "2", "--out", run])
+        #expect(first.status == 0, "\(first.stderr)")
+        oneLineError(try Tool.run(["train", "--data", data, "--sites", "MCU", "--size", "16", "--epochs", "1", "--batch", "2", "--out", run]),
+                     "holds a run with another configuration (image size 16 (this run) vs 32 (the folder's run))")
+        // The same command resumes (nothing left to do) and succeeds.
+        #expect(try Tool.run(["train", "--data", data, "--sites", "MCU", "--size", "32", "--epochs", "1", "--batch", "2", "--out", run]).status == 0)
+        // Scoring without training: no claim of files it does not write.
+        let scored = try Tool.run(["train", "--data", data, "--sites", "MCU", "--size", "32", "--epochs", "0", "--batch", "2",
+                                   "--init-from", run + "/checkpoint.safetensors", "--out", s.file("scored")])
+        #expect(scored.status == 0 && scored.stdout.hasPrefix("scored ") && !scored.stdout.contains("curve.svg") && !scored.stdout.contains("nan"), "\(scored.stdout)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: s.file("scored"))) == ["summary.json", "validation_metrics.csv"])
+        oneLineError(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "2", "--size", "32", "--out", data, "--quiet"]), "the folder is not empty")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "2", "--size", "32", "--out", data, "--replace", "--quiet"]).status == 0)
+        let cases = try String(contentsOfFile: data + "/phantom_cases.csv", encoding: .utf8).split(separator: "\n").count - 1
+        #expect(cases == 2 * 5, "only the new cases remain")   // 5 sites in the graded preset
+        // --replace does not empty a folder that phantom did not write.
+        oneLineError(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "2", "--size", "32", "--out", run, "--replace", "--quiet"]), "only empties a folder that medselect phantom wrote")
+    }
+
+    @Test("select picks up embed's ids file; --stratify-by with the id,site file gives site quotas; other strategies refuse it (ids were row numbers; quotas ignored)")
+    func selectIds() throws {
+        let s = Scratch("wf"); defer { s.cleanup() }
+        let data = s.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "8", "--size", "32", "--seed", "5", "--out", data, "--quiet"]).status == 0)
+        #expect(try Tool.run(["embed", "--data", data, "--sites", "CHN,SiteC", "--out", s.file("t.npy")]).status == 0)
+        let r = try Tool.run(["select", "--embeddings", s.file("t.npy"), "--strategy", "random", "--budget", "4", "--stratify-by", s.file("t.ids.csv"), "--out", s.file("sel.json")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("sel.json")))) as? [String: Any])
+        let picked = try #require(obj["selected"] as? [String])
+        #expect(picked.filter { $0.hasPrefix("CHN") }.count == 2 && picked.filter { $0.hasPrefix("SC") }.count == 2, "\(picked)")
+        let c = try Tool.run(["select", "--embeddings", s.file("t.npy"), "--strategy", "coreset", "--budget", "4", "--stratify-by", s.file("t.ids.csv"), "--out", s.file("c.json")])
+        #expect(c.status != 0 && c.stderr.contains("--stratify-by applies to --strategy random only"))
+    }
+
+    @Test("predict skips files named like label maps and refuses a folder with no image (it exited 0 having written nothing)")
+    func predictInputs() throws {
+        let s = Scratch("wf"); defer { s.cleanup() }
+        let data = s.file("pr")
+        #expect(try Tool.run(["phantom", "--benchmark", "prostate", "--count", "2", "--size", "32", "--seed", "6", "--out", data, "--quiet"]).status == 0)
+        let site = try #require(try FileManager.default.contentsOfDirectory(atPath: data).sorted().first { !$0.contains(".") })
+        #expect(try Tool.run(["train", "--data", data, "--size", "32", "--epochs", "1", "--batch", "2", "--validation-fraction", "0", "--out", s.file("run")]).status == 0)
+        let r = try Tool.run(["predict", "--checkpoint", s.file("run/checkpoint.safetensors"), "--input", data + "/" + site, "--out", s.file("pred")])
+        #expect(r.status == 0 && r.stderr.contains("note: skipped 2 files named like label maps"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.file("pred")).sorted() == ["Case00.nii.gz", "Case01.nii.gz"])
+        try FileManager.default.createDirectory(atPath: s.file("empty"), withIntermediateDirectories: true)
+        oneLineError(try Tool.run(["predict", "--checkpoint", s.file("run/checkpoint.safetensors"), "--input", s.file("empty"), "--out", s.file("p2")]), "no image to segment")
+    }
+}
