@@ -208,6 +208,9 @@ public enum MetaImageReader {
         let dataPath = h.dataFile ?? path
         var raw: [UInt8]
         if h.compressed {
+            if h.dataFile != nil && FileIO.fileSize(dataPath) == nil {
+                throw FormatError.invalidHeader(path: path, reason: "its data file \((dataPath as NSString).lastPathComponent) (ElementDataFile) was not found at \(dataPath)")
+            }
             let file = try FileIO.readAll(dataPath, limit: options.maxBytes)
             let start = h.dataFile == nil ? h.dataOffset : max(0, h.headerSize ?? 0)
             guard start <= file.count else {
@@ -215,7 +218,12 @@ public enum MetaImageReader {
             }
             raw = try inflate(Array(file[start...]), expected: need, path: dataPath)
         } else {
-            guard let size = FileIO.fileSize(dataPath) else { throw FormatError.notFound(path: dataPath) }
+            guard let size = FileIO.fileSize(dataPath) else {
+                if h.dataFile != nil {   // name the file the user gave, and the one its header points at
+                    throw FormatError.invalidHeader(path: path, reason: "its data file \((dataPath as NSString).lastPathComponent) (ElementDataFile) was not found at \(dataPath)")
+                }
+                throw FormatError.notFound(path: dataPath)
+            }
             var start = Int64(h.dataFile == nil ? h.dataOffset : 0)
             if let hs = h.headerSize {
                 start = hs == -1 ? size - Int64(need) : Int64(hs) + start

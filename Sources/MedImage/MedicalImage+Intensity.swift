@@ -58,7 +58,11 @@ extension MedicalImage {
                 let v = Double(voxels[i]); if !v.isFinite { continue }
                 sum += v; sq += v * v; n += 1
             }
-            guard n > 0 else { throw ImageError.invalidArgument("the mask selects no finite voxel") }
+            guard n > 0 else {
+                throw ImageError.invalidArgument(mask == nil
+                    ? "the image has no finite value to normalise (every voxel is NaN or infinite)"
+                    : "the foreground mask covers no voxel with a finite value, so there is nothing to compute the mean and spread from; check that the mask belongs to this image")
+            }
             let mean = sum / Double(n)
             let std = Swift.max((Swift.max(0, sq / Double(n) - mean * mean)).squareRoot(), 1e-8)
             r.voxels.withUnsafeMutableBufferPointer { v in

@@ -13,8 +13,11 @@ public struct Embeddings: Sendable {
         guard count > 0, dimensions > 0, values.count == count * dimensions else {
             throw SelectionError.invalidInput("embeddings need N x D values (N, D > 0); got \(values.count) for \(count) x \(dimensions)")
         }
-        guard values.allSatisfy({ $0.isFinite }) else {
-            throw SelectionError.invalidInput("embeddings contain NaN or infinite values")
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            let row = bad / dimensions
+            let rowIds = ids.map { $0.count == count ? " (id \($0[row]))" : "" } ?? ""
+            let nonFinite = values.lazy.filter { !$0.isFinite }.count
+            throw SelectionError.invalidInput("row \(row)\(rowIds), column \(bad % dimensions) of the embeddings is \(values[bad]) (\(nonFinite) non-finite values in all); re-create the embeddings, or drop that case")
         }
         if let ids, ids.count != count {
             throw SelectionError.invalidInput("\(ids.count) ids for \(count) embedding rows")
@@ -128,7 +131,8 @@ public struct NearestNeighbors: Sendable {
                              progress: (@Sendable (Double) -> Void)? = nil) throws -> NearestNeighbors {
         let available = targets.count - (excludeSelf ? 1 : 0)
         guard k >= 1, k <= available else {
-            throw SelectionError.invalidInput("k = \(k) needs 1...\(available) neighbours")
+            throw SelectionError.invalidInput(available < 1 ? "nearest neighbours need at least \(excludeSelf ? 2 : 1) rows; the pool has \(targets.count)"
+                : "\(k) nearest neighbours were asked for, but the pool has only \(available) other rows; lower k (e.g. --k \(max(1, available)))")
         }
         // Blocks of up to 1024 queries x 65,536 targets (at most 256 MB): the SGEMM stays efficient for any N, and each
         // query's k best so far (of −2 a·b + ||b||², its own ||a||² added at the end) are merged tile by tile.

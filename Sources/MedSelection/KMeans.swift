@@ -16,7 +16,9 @@ public enum KMeans {
     /// - tolerance: stop when the summed squared centroid shift falls below `tolerance` x the mean per-feature variance.
     public static func fit(_ x: Embeddings, k: Int, restarts: Int = 10, maxIterations: Int = 300, tolerance: Double = 1e-4,
                            seed: UInt64 = 0) throws -> Model {
-        guard k >= 1, k <= x.count else { throw SelectionError.invalidInput("k = \(k) needs 1...\(x.count) rows") }
+        guard k >= 1, k <= x.count else {
+            throw SelectionError.invalidInput("\(k) clusters were asked for, but there are only \(x.count) rows; choose a number of clusters between 1 and \(x.count)")
+        }
         guard restarts >= 1 else { throw SelectionError.invalidInput("k-means needs at least one restart") }
         let d = x.dimensions, n = x.count
         // Mean per-feature variance, for a scale-free tolerance.

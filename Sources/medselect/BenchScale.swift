@@ -8,7 +8,7 @@ struct BenchScale: ParsableCommand {
         commandName: "scale",
         abstract: "Time CoreSet and XSSR selecting a fraction of N x D synthetic embeddings (time and peak memory).",
         discussion: """
-        The pool is drawn like the reference data of bench select, only larger: 20 Gaussian blobs (standard deviation 4)
+        The pool is drawn like the reference data of bench select, only larger: 20 Gaussian blobs (standard deviation 4) \
         with centres uniform in [-10, 10]^D. XSSR's source set is drawn from 15 of the 20 blobs (the other 5 are novel).
         Example: medselect bench scale --count 1000000 --fraction 0.05 --json
         """

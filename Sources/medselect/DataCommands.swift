@@ -15,10 +15,10 @@ struct Index: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Index a dataset folder into SQLite: samples, sites, and every file's header (incremental).",
         discussion: """
-        Walks ROOT with the benchmark's adapter (detected from the layout, or --benchmark), records sites and samples,
-        and reads the header of each image and label file in parallel; label files are read whole for their values and
-        volumes. Re-running reads only new or changed files (size or modification time) and marks removed ones. Safe to
-        interrupt: files are committed in transactions and the next run completes the work.
+        Walks ROOT with the benchmark's adapter (detected from the layout, or --benchmark), records sites and samples, \
+        and reads the header of each image and label file in parallel; label files are read whole for their values and \
+        volumes. Re-running reads only new or changed files (size or modification time) and marks removed ones. Safe to \
+        interrupt: files are committed in transactions and the next run completes the work. \
         Benchmarks: \(DatasetAdapters.all.map { $0.name }.joined(separator: ", ")). Schema: Docs/datasets.md.
         Example: medselect index Samples/prostate --db index.sqlite
         """
@@ -34,10 +34,18 @@ struct Index: ParsableCommand, ReadsImages {
     @Option(help: ArgumentHelp("Files per transaction.", visibility: .hidden)) var batchSize = 256
 
     func run() throws {
-        let index = try DatasetIndex(path: db)
+        // A run that fails before it recorded anything leaves no new, empty database behind.
+        let existed = FileManager.default.fileExists(atPath: db)
+        let r: DatasetIndex.UpdateResult, dataset: Dataset
         let progress = ProgressLine("index", quiet: quiet)
-        let (r, dataset) = try index.update(root: root, benchmark: benchmark, options: .init(statistics: statistics, hash: hash, batchSize: max(1, batchSize)),
+        do {
+            let index = try DatasetIndex(path: db)
+            (r, dataset) = try index.update(root: root, benchmark: benchmark, options: .init(statistics: statistics, hash: hash, batchSize: max(1, batchSize)),
                                             progress: progress.callback)
+        } catch {
+            if !existed { for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
+            throw error
+        }
         progress.finish()
         print("\(dataset.report.summary) in \(dataset.sites.count) sites; files: \(r.files) (\(r.read) read, \(r.unchanged) unchanged, \(r.removed) removed, \(r.failed) unreadable) -> \(db)")
         for n in dataset.report.notes { print("note: \(n)") }
@@ -75,9 +83,9 @@ struct Export: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Export indexed samples as an nnU-Net v2 raw dataset or a MONAI/Decathlon datalist.",
         discussion: """
-        nnunet: --out is the folder that receives DatasetNNN_Name (imagesTr, labelsTr, imagesTs, dataset.json, and
+        nnunet: --out is the folder that receives DatasetNNN_Name (imagesTr, labelsTr, imagesTs, dataset.json, and \
         splits_final.json with one fold per site). Labels are made consecutive (0 background). monai: --out is the JSON.
-        Examples: medselect export --db index.sqlite --format nnunet --id 501 --name Prostate --out nnUNet_raw
+        Examples: medselect export --db index.sqlite --format nnunet --id 501 --name Prostate --out nnUNet_raw \
                   medselect export --db index.sqlite --format monai --out datalist.json
         """
     )

@@ -11,13 +11,13 @@ struct Embed: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Embed cases as an N x D matrix (.npy) with their ids, for medselect select.",
         discussion: """
-        Method `thumbnail` (the learned encoders come with their issue): each image is resampled to --size x --size
-        (3-D volumes to --size x --size x 8), z-scored, flattened (colour channels side by side), and all rows are
-        projected on their first --pca principal components (fitted on every embedded row, so source and target
+        Method `thumbnail` (the learned encoders come with their issue): each image is resampled to --size x --size \
+        (3-D volumes to --size x --size x 8), z-scored, flattened (colour channels side by side), and all rows are \
+        projected on their first --pca principal components (fitted on every embedded row, so source and target \
         share one space; 0 keeps the pixels).
         --split train|validation keeps the labeled cases of that part of the split `medselect train` makes with the same
         --seed and --validation-fraction (so a selection drawn from the training split never touches validation).
-        --source-sites writes those sites' rows (all their cases) to --source-out for XSSR's novelty term, and the
+        --source-sites writes those sites' rows (all their cases) to --source-out for XSSR's novelty term, and the \
         others to --out.
         Example: medselect embed --data Samples/cxr --source-sites MCU --source-out source.npy --split train --out target.npy
         """

@@ -150,7 +150,7 @@ struct Evaluate: ParsableCommand, ReadsImages {
         discussion: """
         Case ids are file names without their image extension (.nii.gz, .nii, .png, .mha, .mhd, .npy); a reference named \
         CASE_segmentation or CASE_seg also matches the prediction CASE. Summary: mean, std, median over cases with finite \
-        values; NaN and infinite values are counted, not hidden.
+        values; NaN and infinite values are counted, not hidden. \
         With --ref-data, the references are a benchmark folder's labels after its label rule, so predictions of \
         medselect predict score directly against Shenzhen's 0/255 masks or Montgomery's left + right lungs. Prediction \
         and reference labels that share no foreground value are refused (use --remap, e.g. 255:1).

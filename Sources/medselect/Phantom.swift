@@ -7,8 +7,8 @@ struct Phantom: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate a multi-site phantom benchmark (chest X-ray, fundus, prostate MRI) with known scanner shift.",
         discussion: """
-        Writes every site in the real benchmark's layout (Montgomery/Shenzhen, RIGA+, the six-site prostate collection),
-        plus phantom_cases.csv (one row per case: site, known distance, sub-population, files, measurements),
+        Writes every site in the real benchmark's layout (Montgomery/Shenzhen, RIGA+, the six-site prostate collection), \
+        plus phantom_cases.csv (one row per case: site, known distance, sub-population, files, measurements), \
         phantom_sites.json (the configuration used) and contact_sheet.png. Same seed, same bytes.
         Presets: cxr graded; fundus graded; prostate graded, six-site. Docs/datasets.md describes the layouts.
         Example: medselect phantom --benchmark cxr --preset graded --count 40 --size 256 --seed 1 --out phantoms/cxr

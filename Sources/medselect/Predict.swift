@@ -10,8 +10,8 @@ struct Predict: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Segment images with a trained U-Net checkpoint; labels are written on each input's own grid.",
         discussion: """
-        By default each image (each axial slice of a volume) is resampled to the training size, z-scored and
-        predicted; --native predicts at the image's own resolution with a sliding window of the training size
+        By default each image (each axial slice of a volume) is resampled to the training size, z-scored and \
+        predicted; --native predicts at the image's own resolution with a sliding window of the training size \
         (Gaussian-weighted, 50 % overlap). --tta averages the image and its two mirror images.
         Example: medselect predict --checkpoint runs/mcu/checkpoint.safetensors --input images/ --out predictions/
         """

@@ -22,13 +22,13 @@ struct Train: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Train a 2-D U-Net (Dice + CE, Adam) on a dataset folder or index; resumes from the output folder's checkpoint.",
         discussion: """
-        Images are resampled to --size x --size (labels nearest) and z-scored; 3-D volumes contribute their axial slices.
-        Validation: --validation-fraction of the labeled cases (seeded, per site), or the given sites. The output
-        folder receives checkpoint.safetensors, history.csv, curve.svg and summary.json; running the same command
-        again after an interruption continues where it stopped and ends with the same weights.
-        Selection workflow: train a source model, `medselect embed --split train` the target sites, `medselect select`,
-        then --init-from the source checkpoint with --selection (only selected training cases are used; validation stays
-        the split of --split-seed, so runs with other seeds are scored on the same cases). --epochs 0 with --init-from
+        Images are resampled to --size x --size (labels nearest) and z-scored; 3-D volumes contribute their axial slices. \
+        Validation: --validation-fraction of the labeled cases (seeded, per site), or the given sites. The output \
+        folder receives checkpoint.safetensors, history.csv, curve.svg and summary.json; running the same command \
+        again after an interruption continues where it stopped and ends with the same weights. \
+        Selection workflow: train a source model, `medselect embed --split train` the target sites, `medselect select`, \
+        then --init-from the source checkpoint with --selection (only selected training cases are used; validation stays \
+        the split of --split-seed, so runs with other seeds are scored on the same cases). --epochs 0 with --init-from \
         scores the given model without training.
         Example: medselect train --data phantoms/cxr --sites MCU --size 128 --epochs 30 --out runs/mcu
         """

@@ -11,9 +11,9 @@ struct Uncertainty: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Score a trained U-Net's uncertainty on each case (CSV id,site,uncertainty) for select --strategy acquisition.",
         discussion: """
-        Each image (each axial slice of a volume) is resampled to the checkpoint's training size and z-scored as in
-        training; the softmax probabilities give `entropy` (mean pixel entropy / log C, 0...1) or `margin` (mean of
-        1 - (p_first - p_second)); volumes average their slices. --tta averages the probabilities of the image and its
+        Each image (each axial slice of a volume) is resampled to the checkpoint's training size and z-scored as in \
+        training; the softmax probabilities give `entropy` (mean pixel entropy / log C, 0...1) or `margin` (mean of \
+        1 - (p_first - p_second)); volumes average their slices. --tta averages the probabilities of the image and its \
         flips first. --split picks the same cases as medselect train / embed (same --seed and --validation-fraction).
         Example: medselect uncertainty --checkpoint runs/round1/checkpoint.safetensors --data Samples/cxr --sites CHN --split train --out u.csv
         """

@@ -168,3 +168,23 @@ struct WorkflowFindingsCLITests {
         oneLineError(try Tool.run(["predict", "--checkpoint", s.file("run/checkpoint.safetensors"), "--input", s.file("empty"), "--out", s.file("p2")]), "no image to segment")
     }
 }
+
+@Suite("Findings: first contact")
+struct FirstContactCLITests {
+    static let commands = ["inspect", "convert", "metrics", "evaluate", "distance-map", "embed", "uncertainty", "select", "phantom", "index",
+                           "summary", "export", "cache", "train", "predict", "bench io", "bench ops", "bench select", "bench scale", "bench unet"]
+
+    @Test("help texts are paragraphs wrapped by the terminal, not hard-wrapped lines re-wrapped at 80 columns", arguments: commands)
+    func helpIsNotRagged(command: String) throws {
+        let r = try Tool.run(command.split(separator: " ").map(String.init) + ["--help"], environment: ["COLUMNS": "80"])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let usage = try #require(lines.firstIndex { $0.hasPrefix("USAGE:") })
+        // In the overview and discussion, a line shorter than 50 characters followed by more text of the same
+        // paragraph (not an example, a list item or a heading) is a hard break re-wrapped.
+        for i in 0..<max(0, usage - 1) {
+            let (line, next) = (lines[i], lines[i + 1])
+            guard !line.isEmpty, !next.isEmpty, !next.hasPrefix("Example"), !next.hasPrefix("-"), !line.hasSuffix(":") else { continue }
+            #expect(line.count >= 50, "ragged help line in \(command): '\(line)' followed by '\(next)'")
+        }
+    }
+}

@@ -24,6 +24,31 @@ struct TSNEColdStartTests {
         #expect(abs(m.explainedVariance[0] - 200.0 / 3) < 5)
     }
 
+    @Test("PCA with fewer rows than dimensions (the Gram-matrix path) finds the same axes and variances")
+    func pcaWide() throws {
+        // 30 rows in 200-D: scores 10, 5 and 2 times cos(2π f i / 30) for f = 1, 2, 3 (zero-mean, mutually
+        // orthogonal over the rows) along three orthogonal directions, plus noise of 1e-4: the principal axes are
+        // those directions and the variances 10², 5², 2² times (n / 2) / (n - 1).
+        var g = SplitMix(state: 61)
+        let d = 200, n = 30
+        var axes: [[Float]] = []
+        for a in 0..<3 { axes.append((0..<d).map { j in j % 3 == a ? (j / 3 % 2 == 0 ? 1 : -1) / Float((d + 2 - a) / 3).squareRoot() : 0 }) }
+        var v: [Float] = []
+        let sigma: [Double] = [10, 5, 2]
+        for i in 0..<n {
+            let c = (0..<3).map { Float(sigma[$0] * cos(2 * Double.pi * Double($0 + 1) * Double(i) / Double(n))) }
+            v += (0..<d).map { j in (0..<3).reduce(Float(0)) { $0 + c[$1] * axes[$1][j] } + Float.random(in: -1e-4...1e-4, using: &g) }
+        }
+        let m = try PCA.fit(try Embeddings(values: v, count: n, dimensions: d), components: 3)
+        for a in 0..<3 {
+            let norm = (0..<d).reduce(Float(0)) { $0 + axes[a][$1] * axes[a][$1] }.squareRoot()
+            let dot = (0..<d).reduce(Float(0)) { $0 + m.components[a * d + $1] * axes[a][$1] } / norm
+            #expect(abs(abs(dot) - 1) < 1e-4, "axis \(a): cos \(dot)")
+            let expected = sigma[a] * sigma[a] * Double(norm * norm) * Double(n) / 2 / Double(n - 1)
+            #expect(abs(m.explainedVariance[a] - expected) / expected < 1e-3, "variance \(m.explainedVariance[a]) vs \(expected)")
+        }
+    }
+
     @Test("trustworthiness is 1 for an identical map")
     func trustIdentity() throws {
         let e = try randomEmbeddings(60, 2, seed: 52)
