@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "MedMetrics", targets: ["MedMetrics"]),
         .library(name: "MedSelection", targets: ["MedSelection"]),
         .library(name: "MedCompute", targets: ["MedCompute"]),
+        .library(name: "MedReport", targets: ["MedReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -64,10 +65,11 @@ let package = Package(
         .target(name: "MedTensor", dependencies: ["MedCompute", "CMedKernels"], swiftSettings: optimizedInDebug),
         .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"], swiftSettings: optimizedInDebug),
         .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"], swiftSettings: optimizedInDebug),
+        .target(name: "MedReport"),
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN",
+                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN", "MedReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

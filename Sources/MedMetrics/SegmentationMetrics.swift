@@ -58,7 +58,7 @@ public struct LabelMetrics: Sendable, Equatable, Codable {
     /// The metric values by name (the names of the JSON output).
     public var values: [(String, Double)] {
         [("dice", dice), ("iou", iou), ("precision", precision), ("sensitivity", sensitivity),
-         ("hausdorff", hausdorff), ("hausdorff95", hausdorff95), ("assd", assd)]
+         ("hausdorff_mm", hausdorff), ("hausdorff95_mm", hausdorff95), ("assd_mm", assd)]
     }
 }
 

@@ -90,11 +90,10 @@ struct MetricOptions: ParsableArguments {
     }
 }
 
-/// JSON numbers cannot be NaN or infinite: those become the strings "nan", "inf", "-inf" (as pandas reads them).
+/// JSON numbers cannot be NaN or infinite: those become null (the tables and CSVs write nan and inf, as pandas reads
+/// them; JSON outputs carry the voxel counts or terms that explain an undefined value).
 func jsonNumber(_ v: Double) -> Any {
-    if v.isNaN { return "nan" }
-    if v.isInfinite { return v > 0 ? "inf" : "-inf" }
-    return v
+    v.isFinite ? v : NSNull()
 }
 
 func formatMetric(_ v: Double) -> String {
@@ -111,7 +110,7 @@ struct Metrics: ParsableCommand, ReadsImages {
 
     @Argument(help: "Predicted label map.") var prediction: String
     @Argument(help: "Reference label map.") var reference: String
-    @Flag(help: "Print one JSON object: {\"labels\": {\"1\": {\"dice\": ..., \"hausdorff95\": ...}}, ...}.") var json = false
+    @Flag(help: "Print one JSON object: {\"labels\": {\"1\": {\"dice\": ..., \"hausdorff95_mm\": ...}}, ...}; undefined values are null.") var json = false
     @OptionGroup var metricOptions: MetricOptions
     @OptionGroup var limits: ReadLimitOptions
 
@@ -132,14 +131,14 @@ struct Metrics: ParsableCommand, ReadsImages {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("label  dice    iou     precision  sensitivity  hausdorff_mm  hd95_mm  assd_mm")
+        print("label  dice    iou     precision  sensitivity  hausdorff_mm  hausdorff95_mm  assd_mm")
         for label in result.keys.sorted() {
             let m = result[label]!
             print([String(label).padding(toLength: 6, withPad: " ", startingAt: 0), formatMetric(m.dice), formatMetric(m.iou),
                    formatMetric(m.precision).padding(toLength: 9, withPad: " ", startingAt: 0),
                    formatMetric(m.sensitivity).padding(toLength: 11, withPad: " ", startingAt: 0),
                    formatMetric(m.hausdorff).padding(toLength: 12, withPad: " ", startingAt: 0),
-                   formatMetric(m.hausdorff95).padding(toLength: 7, withPad: " ", startingAt: 0), formatMetric(m.assd)].joined(separator: "  "))
+                   formatMetric(m.hausdorff95).padding(toLength: 14, withPad: " ", startingAt: 0), formatMetric(m.assd)].joined(separator: "  "))
         }
     }
 }
@@ -246,7 +245,7 @@ struct Evaluate: ParsableCommand, ReadsImages {
             }
         }
         if let csv { try checkOutputFolder(csv) }
-        let names = ["dice", "iou", "precision", "sensitivity", "hausdorff", "hausdorff95", "assd"]
+        let names = ["dice", "iou", "precision", "sensitivity", "hausdorff_mm", "hausdorff95_mm", "assd_mm"]
         var rows: [[String]] = []
         var byLabel: [Int: [String: [Double]]] = [:]
         var bySite: [String: [Int: [String: [Double]]]] = [:]

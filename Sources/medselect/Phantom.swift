@@ -10,7 +10,10 @@ struct Phantom: ParsableCommand {
         Writes every site in the real benchmark's layout (Montgomery/Shenzhen, RIGA+, the six-site prostate collection), \
         plus phantom_cases.csv (one row per case: site, known distance, sub-population, files, measurements), \
         phantom_sites.json (the configuration used) and contact_sheet.png. Same seed, same bytes.
-        Presets: cxr graded; fundus graded; prostate graded, six-site. Docs/datasets.md describes the layouts.
+        Presets: cxr graded; fundus graded; prostate graded, six-site. Docs/datasets.md describes the layouts. \
+        What the defaults cost (5 sites x 20 cases at 256 px, 2 cores): chest X-ray 13 MB in under a second, fundus 11 MB \
+        in a second, prostate MRI volumes 200 MB in 40 s (52 MB and 9 s at --size 128); --native-size writes the real \
+        sizes, e.g. about 3 MB per chest X-ray case.
         Example: medselect phantom --benchmark cxr --preset graded --count 40 --size 256 --seed 1 --out phantoms/cxr
         """
     )

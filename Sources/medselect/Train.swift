@@ -5,6 +5,7 @@ import MedFormats
 import MedImage
 import MedMetrics
 import MedNN
+import MedReport
 import MedTensor
 
 /// `medselect train`: a U-Net on a dataset (or the samples of a selection), with validation, checkpoints and resume.
@@ -122,7 +123,7 @@ struct Train: ParsableCommand, ReadsImages {
         }
         if !history.isEmpty { try Self.writeCurve(history, to: out + "/curve.svg") }
         // Held-out cases scored with the project's metrics, at their own resolution and spacing (mm).
-        var csv = "case,site,label,dice,hd95_mm,assd_mm\n"
+        var csv = "case,site,label,dice,hausdorff95_mm,assd_mm\n"
         var dices: [Double] = [], hd95s: [Double] = []
         for s in valSamples {
             let image = try s.loadImage()
@@ -142,7 +143,7 @@ struct Train: ParsableCommand, ReadsImages {
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
                                       "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,
                                       "best_validation_dice": history.map(\.validationDice).max() ?? .nan,
-                                      "validation_dice_native": meanDice, "validation_hd95_mm_native": meanHD95,
+                                      "validation_dice_native": meanDice, "validation_hausdorff95_mm_native": meanHD95,
                                       "seconds_this_run": Date().timeIntervalSince(start), "seed": seed,
                                       "initialized_from": initFrom ?? NSNull(), "selection": selection ?? NSNull()]
         // JSON has no NaN: undefined figures (no validation cases, empty masks) are written as null.
@@ -189,26 +190,18 @@ struct Train: ParsableCommand, ReadsImages {
     }
 
     /// The training curve as a small SVG: training loss and validation Dice per epoch.
+    /// The training curve: training loss (left axis) and validation Dice (right axis, 0-1) per epoch.
     static func writeCurve(_ h: [EpochRecord], to path: String) throws {
-        let w = 480.0, ht = 260.0, pad = 40.0
-        let maxLoss = max(1e-9, h.map(\.trainLoss).max() ?? 1), n = Double(max(1, h.count - 1))
-        func x(_ i: Int) -> Double { pad + Double(i) / n * (w - 2 * pad) }
-        func y(_ v: Double) -> Double { ht - pad - v * (ht - 2 * pad) }
-        let loss = h.enumerated().map { String(format: "%.1f,%.1f", x($0.offset), y($0.element.trainLoss / maxLoss)) }.joined(separator: " ")
-        let dice = h.enumerated().filter { $0.element.validationDice.isFinite }.map { String(format: "%.1f,%.1f", x($0.offset), y($0.element.validationDice)) }.joined(separator: " ")
-        let svg = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(ht))" font-family="sans-serif" font-size="11">
-        <rect width="100%" height="100%" fill="white"/>
-        <line x1="\(pad)" y1="\(ht - pad)" x2="\(w - pad)" y2="\(ht - pad)" stroke="black"/><line x1="\(pad)" y1="\(pad)" x2="\(pad)" y2="\(ht - pad)" stroke="black"/>
-        <text x="\(w / 2)" y="\(ht - 8)" text-anchor="middle">epoch (1-\(h.count))</text>
-        <text x="\(pad - 4)" y="\(pad)" text-anchor="end">1</text><text x="\(pad - 4)" y="\(ht - pad)" text-anchor="end">0</text>
-        <polyline points="\(loss)" fill="none" stroke="#c0392b" stroke-width="2"/>
-        <polyline points="\(dice)" fill="none" stroke="#2471a3" stroke-width="2"/>
-        <text x="\(w - pad)" y="\(pad - 20)" text-anchor="end" fill="#c0392b">training loss (/ \(String(format: "%.3f", maxLoss)))</text>
-        <text x="\(w - pad)" y="\(pad - 6)" text-anchor="end" fill="#2471a3">validation Dice</text>
-        </svg>
-
-        """
+        var chart = LineChart(title: "Training curve", xLabel: "epoch", yLabel: "training loss (Dice + CE)", rightLabel: "validation Dice",
+                              series: [.init(name: "training loss", points: h.map { (Double($0.epoch), $0.trainLoss) }, markers: h.count <= 30)])
+        if h.contains(where: { $0.validationDice.isFinite }) {
+            chart.series.append(.init(name: "validation Dice", points: h.map { (Double($0.epoch), $0.validationDice) }, rightAxis: true,
+                                      markers: h.count <= 30))
+            chart.rightRange = 0...1
+        }
+        chart.integerX = true
+        chart.width = 560; chart.height = 300
+        let svg = chart.svg
         try AtomicFile.write(svg, to: path)
     }
 }

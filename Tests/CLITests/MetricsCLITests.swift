@@ -25,11 +25,11 @@ struct MetricsCLITests {
         let one = try #require((obj["labels"] as? [String: Any])?["1"] as? [String: Any])
         #expect(one["dice"] as? Double == 0)
         // 0.8 mm passes through a float32 NIfTI header
-        for key in ["hausdorff", "hausdorff95", "assd"] { #expect(abs((one[key] as? Double ?? -1) - 0.8) < 1e-6) }
+        for key in ["hausdorff_mm", "hausdorff95_mm", "assd_mm"] { #expect(abs((one[key] as? Double ?? -1) - 0.8) < 1e-6) }
         #expect(one["iou"] as? Double == 0)
     }
 
-    @Test("empty masks print nan/inf, not invalid JSON")
+    @Test("empty masks give null in JSON (no invalid JSON, no numbers written as strings)")
     func emptyJSON() throws {
         let s = Scratch("m"); defer { s.cleanup() }
         let r = try writeMask(s, "ref.nii.gz", [7])
@@ -37,7 +37,7 @@ struct MetricsCLITests {
         let out = try Tool.run(["metrics", p, r, "--json", "--labels", "1"])
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
         let one = try #require((obj["labels"] as? [String: Any])?["1"] as? [String: Any])
-        #expect(one["hausdorff95"] as? String == "inf" && one["dice"] as? Double == 0)
+        #expect(one["hausdorff95_mm"] is NSNull && one["dice"] as? Double == 0 && one["predicted_voxels"] as? Int == 0)
     }
 
     @Test("evaluate matches case ids across naming styles and writes a CSV")

@@ -83,13 +83,13 @@ def test_metrics_match_medpy_and_monai_definitions(tmp_path, medselect, shape, z
     half = min(zooms[: p2.ndim]) / 2
     assert abs(out["dice"] - mb.dc(p2, r2)) < 1e-4
     assert abs(out["iou"] - mb.jc(p2, r2)) < 1e-4
-    assert abs(out["hausdorff"] - mb.hd(p2, r2, voxelspacing=z2)) < half
-    assert abs(pooled["hausdorff95"] - mb.hd95(p2, r2, voxelspacing=z2)) < half
-    assert abs(out["assd"] - mb.assd(p2, r2, voxelspacing=z2)) < half
+    assert abs(out["hausdorff_mm"] - mb.hd(p2, r2, voxelspacing=z2)) < half
+    assert abs(pooled["hausdorff95_mm"] - mb.hd95(p2, r2, voxelspacing=z2)) < half
+    assert abs(out["assd_mm"] - mb.assd(p2, r2, voxelspacing=z2)) < half
     monai_hd95 = max(np.percentile(directed(p2, r2, z2), 95), np.percentile(directed(r2, p2, z2), 95))
-    assert abs(out["hausdorff95"] - monai_hd95) < half
+    assert abs(out["hausdorff95_mm"] - monai_hd95) < half
     # and in fact to rounding:
-    assert abs(out["hausdorff95"] - monai_hd95) < 1e-6
+    assert abs(out["hausdorff95_mm"] - monai_hd95) < 1e-6
 
 
 def test_resampled_labels_keep_their_values(tmp_path, medselect):

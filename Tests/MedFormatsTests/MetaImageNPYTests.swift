@@ -61,7 +61,11 @@ struct MetaImageTests {
             ("huge.mha", Array(base.replacingOccurrences(of: "4 4", with: "4000000 4000000").utf8), { if case .tooLarge = $0 { return true }; return false }),
             ("list.mhd", Array(base.replacingOccurrences(of: "LOCAL", with: "LIST").utf8), { if case .unsupported = $0 { return true }; return false }),
             ("zbad.mha", Array(base.replacingOccurrences(of: "ElementType", with: "CompressedData = True\nElementType").utf8) + [0x78, 0x9c, 1, 2, 3, 4, 5, 6], { if case .corrupt = $0 { return true }; return false }),
-            ("nofile.mhd", Array(base.replacingOccurrences(of: "LOCAL", with: "missing.raw").utf8), { if case .notFound = $0 { return true }; return false }),
+            // The error names the header the user gave, and the data file it points at.
+            ("nofile.mhd", Array(base.replacingOccurrences(of: "LOCAL", with: "missing.raw").utf8), {
+                if case .invalidHeader(let path, let reason) = $0 { return path.hasSuffix("nofile.mhd") && reason.contains("data file missing.raw") }
+                return false
+            }),
         ]
         for (name, bytes, match) in cases {
             let p = s.write(bytes, name)

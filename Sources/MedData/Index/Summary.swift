@@ -13,11 +13,19 @@ public struct SiteSummary: Sendable, Codable, Equatable {
     public var spacingMax: [Double]
     /// Medians over the site's images of their 1st, 50th and 99th intensity percentiles (indexed with statistics).
     public var intensityPercentiles: [Double]?
-    /// Label value (after the sample's label rule) -> mean and standard deviation of its volume per labeled case
-    /// (mm^3; mm^2 for 2-D).
+    /// Label value (after the sample's label rule) -> mean and standard deviation of its volume per labeled case, in
+    /// mm³ (for 2-D images the pixel area times the 1 mm that the third axis counts, i.e. the area in mm²).
     public var labelVolumes: [String: [Double]]
     /// Files the index could not read.
     public var unreadable: Int
+
+    /// JSON keys in snake_case with their units, as every other output of the tool.
+    enum CodingKeys: String, CodingKey {
+        case root, site, cases, labeled, shapes, unreadable
+        case spacingMin = "spacing_min_mm", spacingMax = "spacing_max_mm"
+        case intensityPercentiles = "intensity_p1_p50_p99"
+        case labelVolumes = "label_volumes_mm3_mean_sd"
+    }
 }
 
 extension DatasetIndex {
@@ -75,7 +83,7 @@ extension DatasetIndex {
     /// The summary as a Markdown table (pastes into papers and issues).
     public static func markdown(_ rows: [SiteSummary]) -> String {
         func f(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : v >= 1 ? String(format: "%.2f", v) : String(format: "%.3g", v) }
-        var s = "| site | cases | labeled | shapes | spacing (mm) | intensity p1 / p50 / p99 | label volume (mean ± sd) |\n|---|---|---|---|---|---|---|\n"
+        var s = "| site | cases | labeled | shapes | spacing (mm) | intensity p1 / p50 / p99 | label volume, mm³ (2-D: mm²), mean ± sd |\n|---|---|---|---|---|---|---|\n"
         for r in rows {
             let shapes = r.shapes.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
                 + (r.shapes.count > 3 ? ", ..." : "")

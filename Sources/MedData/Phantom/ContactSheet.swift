@@ -45,17 +45,26 @@ struct Thumbnail: Sendable {
     }
 }
 
-/// Sites as rows, cases as columns, 2-pixel gutters: one PNG a person can look at.
+/// Sites as rows (each labelled with its name on the left), cases as columns, 2-pixel gutters: one PNG a person can
+/// look at.
 enum ContactSheet {
     static func write(rows: [[Thumbnail]], labels: [String], to path: String) throws {
-        let t = Thumbnail.side, gap = 2
+        let t = Thumbnail.side, gap = 2, scale = 2
         let cols = max(1, rows.map(\.count).max() ?? 1)
-        let w = cols * (t + gap) + gap, h = rows.count * (t + gap) + gap
+        let margin = (labels.map { BitmapFont.width($0, scale: scale) }.max() ?? 0) + 12
+        let w = margin + cols * (t + gap) + gap, h = rows.count * (t + gap) + gap
         var voxels = [Float](repeating: 40, count: 3 * w * h)
+        for (r, label) in labels.enumerated() where r < rows.count {
+            let y0 = gap + r * (t + gap) + (t - 7 * scale) / 2
+            BitmapFont.draw(label, x: 6, y: y0, scale: scale) { x, y in
+                guard x >= 0, x < w, y >= 0, y < h else { return }
+                for ch in 0..<3 { voxels[ch * w * h + y * w + x] = 235 }
+            }
+        }
         for (r, row) in rows.enumerated() {
             for (c, th) in row.enumerated() {
                 for j in 0..<t { for i in 0..<t {
-                    let x = gap + c * (t + gap) + i, y = gap + r * (t + gap) + j
+                    let x = margin + gap + c * (t + gap) + i, y = gap + r * (t + gap) + j
                     for ch in 0..<3 { voxels[ch * w * h + y * w + x] = (min(1, max(0, th.rgb[ch][j * t + i])) * 255).rounded() }
                 } }
             }
