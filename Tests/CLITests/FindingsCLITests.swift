@@ -188,3 +188,19 @@ struct FirstContactCLITests {
         }
     }
 }
+
+@Suite("Findings: clear errors before work")
+struct ClearErrorsCLITests {
+    @Test("a failed first index run leaves no empty database; embeddings with NaN name the row and id")
+    func nothingLeftBehind() throws {
+        let s = Scratch("ce"); defer { s.cleanup() }
+        let r = try Tool.run(["index", s.file("nowhere"), "--db", s.file("i.sqlite")])
+        #expect(r.status == 1 && !FileManager.default.fileExists(atPath: s.file("i.sqlite")), "\(r.stderr)")
+        var v = [Float](repeating: 1, count: 12)
+        v[7] = .nan
+        try NPYWriter.write(NDArray(float32: v, shape: [4, 3], fortranOrder: false), to: s.file("e.npy"))
+        _ = s.write(Array("id\na\nb\nc\nd\n".utf8), "e.ids.csv")
+        let sel = try Tool.run(["select", "--embeddings", s.file("e.npy"), "--strategy", "coreset", "--budget", "2", "--out", s.file("x.json")])
+        #expect(sel.status == 1 && sel.stderr.contains("row 2 (id c), column 1 of the embeddings is nan"), "\(sel.stderr)")
+    }
+}
