@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "MedSelection", targets: ["MedSelection"]),
         .library(name: "MedCompute", targets: ["MedCompute"]),
         .library(name: "MedReport", targets: ["MedReport"]),
+        .library(name: "MedAnalysis", targets: ["MedAnalysis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -66,10 +67,11 @@ let package = Package(
         .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"], swiftSettings: optimizedInDebug),
         .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"], swiftSettings: optimizedInDebug),
         .target(name: "MedReport"),
+        .target(name: "MedAnalysis", dependencies: ["MedRandom", "MedImage", "MedCompute", "MedSelection"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "medselect",
             dependencies: [
-                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN", "MedReport",
+                "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN", "MedReport", "MedAnalysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -88,6 +90,7 @@ let package = Package(
         .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
         .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
+        .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedRandom", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection", "MedTensor"]),
     ]
 )

@@ -1,0 +1,197 @@
+import Foundation
+
+/// The result of ``SiteAnalysis``: `sites.json` as written by `medselect sites` (snake_case keys; undefined values
+/// null).
+public struct SiteReport: Sendable, Codable {
+    /// The distances to the source, in the order the report lists them.
+    public static let measureNames = ["mmd", "frechet", "knn", "classifier_auc", "intensity_w1", "intensity_js"]
+
+    public struct GeometrySummary: Sendable, Codable, Equatable {
+        public var spacingMedian: [Double]
+        public var shapes: [String: Int]
+        public var orientations: [String]
+        public var datatypes: [String]
+        public var fieldOfViewMedian: [Double]
+        public var valueRange: [Double]
+        enum CodingKeys: String, CodingKey {
+            case spacingMedian = "spacing_median_mm", shapes, orientations, datatypes, fieldOfViewMedian = "field_of_view_median_mm"
+            case valueRange = "value_range"
+        }
+    }
+
+    public struct Site: Sendable, Codable {
+        public var name: String
+        public var cases: Int
+        public var isSource: Bool
+        /// Measure name -> distance (null where it could not be computed, e.g. no intensity histograms).
+        public var distanceToSource: [String: Double?] = [:]
+        public var mmdPValue: Double?
+        /// Holm-adjusted over the site-versus-source tests.
+        public var mmdPValueHolm: Double?
+        public var mmdMethod: String?
+        public var frechetShrunk: Bool?
+        /// Medians over the site's cases of the MRQy measures.
+        public var quality: [String: Double] = [:]
+        public var geometry: GeometrySummary?
+        /// Differences from the source a pipeline must handle: resampling, reorientation, data type.
+        public var flags: [String] = []
+        public var meanDice: Double?
+        public var meanHausdorff95: Double?
+        /// A sentence on how the site differs.
+        public var finding: String = ""
+
+        init(name: String, cases: Int, isSource: Bool) { self.name = name; self.cases = cases; self.isSource = isSource }
+
+        enum CodingKeys: String, CodingKey {
+            case name, cases, isSource = "is_source", distanceToSource = "distance_to_source", mmdPValue = "mmd_p_value"
+            case mmdPValueHolm = "mmd_p_value_holm", mmdMethod = "mmd_method", frechetShrunk = "frechet_shrunk", quality, geometry, flags
+            case meanDice = "mean_dice", meanHausdorff95 = "mean_hausdorff95_mm", finding
+        }
+    }
+
+    public struct Pairwise: Sendable, Codable {
+        public var sites: [String]
+        public var mmd: [[Double]]
+        public var mmdPValueHolm: [[Double]]
+        public var frechet: [[Double]]
+        public var knn: [[Double]]
+        public var classifierAUC: [[Double]]
+        public var intensityW1: [[Double]]
+        public var intensityJS: [[Double]]
+        enum CodingKeys: String, CodingKey {
+            case sites, mmd, mmdPValueHolm = "mmd_p_value_holm", frechet, knn, classifierAUC = "classifier_auc"
+            case intensityW1 = "intensity_w1", intensityJS = "intensity_js"
+        }
+    }
+
+    public struct Confusion: Sendable, Codable {
+        public var sites: [String]
+        /// counts[true site][predicted site], out-of-fold.
+        public var counts: [[Int]]
+        public var accuracy: Double
+    }
+
+    public struct Correlation: Sendable, Codable {
+        public var measure: String
+        /// "dice" or "hausdorff95_mm".
+        public var outcome: String
+        public var sites: Int
+        public var spearman: Double
+        public var spearmanInterval: (low: Double, high: Double)
+        public var pearson: Double
+        public var pearsonInterval: (low: Double, high: Double)
+
+        enum CodingKeys: String, CodingKey { case measure, outcome, sites, spearman, spearmanInterval = "spearman_95", pearson, pearsonInterval = "pearson_95" }
+
+        public init(measure: String, outcome: String, sites: Int, spearman: Double, spearmanInterval: (low: Double, high: Double), pearson: Double,
+                    pearsonInterval: (low: Double, high: Double)) {
+            self.measure = measure; self.outcome = outcome; self.sites = sites; self.spearman = spearman; self.spearmanInterval = spearmanInterval
+            self.pearson = pearson; self.pearsonInterval = pearsonInterval
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            measure = try c.decode(String.self, forKey: .measure); outcome = try c.decode(String.self, forKey: .outcome)
+            sites = try c.decode(Int.self, forKey: .sites)
+            spearman = try c.decodeIfPresent(Double.self, forKey: .spearman) ?? .nan
+            pearson = try c.decodeIfPresent(Double.self, forKey: .pearson) ?? .nan
+            let s = try c.decode([Double?].self, forKey: .spearmanInterval), p = try c.decode([Double?].self, forKey: .pearsonInterval)
+            spearmanInterval = (s[0] ?? .nan, s[1] ?? .nan); pearsonInterval = (p[0] ?? .nan, p[1] ?? .nan)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            func n(_ v: Double) -> Double? { v.isFinite ? v : nil }
+            try c.encode(measure, forKey: .measure); try c.encode(outcome, forKey: .outcome); try c.encode(sites, forKey: .sites)
+            try c.encode(n(spearman), forKey: .spearman); try c.encode(n(pearson), forKey: .pearson)
+            try c.encode([n(spearmanInterval.low), n(spearmanInterval.high)], forKey: .spearmanInterval)
+            try c.encode([n(pearsonInterval.low), n(pearsonInterval.high)], forKey: .pearsonInterval)
+        }
+    }
+
+    public struct Performance: Sendable, Codable {
+        public var sourceDice: Double?
+        public var correlations: [Correlation]
+        enum CodingKeys: String, CodingKey { case sourceDice = "source_mean_dice", correlations }
+    }
+
+    public var source: [String]
+    public var measures: [String]
+    public var sites: [Site]
+    public var pairwise: Pairwise
+    public var confusion: Confusion
+    public var performance: Performance?
+    public var permutations: Int
+    public var seed: UInt64
+    public var maxPerSite: Int
+    public var neighbours: Int
+    public var embeddingDimensions: Int
+    public var frechetDimensions: Int
+    /// Plain-language lines, strongest shift first.
+    public var findings: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case source, measures, sites, pairwise, confusion, performance, permutations, seed, maxPerSite = "max_cases_per_site"
+        case neighbours = "knn_neighbours", embeddingDimensions = "embedding_dimensions", frechetDimensions = "frechet_dimensions", findings
+    }
+
+    /// Target sites ranked by shift: the mean over measures of each site's rank (strongest first).
+    public var rankedTargets: [Site] {
+        let targets = sites.filter { !$0.isSource }
+        var score = [String: Double]()
+        for m in Self.measureNames {
+            let values = targets.compactMap { t in (t.distanceToSource[m] ?? nil).map { (t.name, $0) } }.filter { $0.1.isFinite }
+            guard values.count == targets.count else { continue }
+            let ranks = Stats.ranks(values.map(\.1))
+            for (i, v) in values.enumerated() { score[v.0, default: 0] += ranks[i] }
+        }
+        return targets.sorted { (score[$0.name] ?? 0) > (score[$1.name] ?? 0) || ((score[$0.name] ?? 0) == (score[$1.name] ?? 0) && $0.name < $1.name) }
+    }
+
+    /// One sentence per target site: significance, strength, the quality measures and intensity that moved most,
+    /// and segmentation quality against the source's when known.
+    static func findings(_ r: SiteReport) -> [String] {
+        let ranked = r.rankedTargets
+        guard !ranked.isEmpty else { return [] }
+        let sourceQuality = r.sites.filter(\.isSource).map(\.quality)
+        func sourceMedian(_ m: String) -> Double? {
+            let v = sourceQuality.compactMap { $0[m] }
+            return v.isEmpty ? nil : Stats.mean(v)
+        }
+        var out: [String] = []
+        let significant = ranked.filter { ($0.mmdPValueHolm ?? 1) < 0.05 }
+        if significant.isEmpty {
+            out.append("No site differs significantly from the source in the embeddings (MMD permutation test, Holm-corrected p ≥ 0.05 for every site); the differences below are within what random splits of one site show.")
+        }
+        for (k, site) in ranked.enumerated() {
+            var parts: [String] = []
+            let p = site.mmdPValueHolm ?? 1
+            let strength = k == 0 ? "strongest shift" : (k == ranked.count - 1 ? "closest to the source" : "rank \(k + 1) of \(ranked.count) by shift")
+            parts.append("\(site.name): \(strength)")
+            if let auc = site.distanceToSource["classifier_auc"] ?? nil {
+                parts.append(p < 0.05 ? String(format: "significant (MMD p = %@, Holm); a classifier tells it from the source with AUC %.2f", formatP(p), auc)
+                             : String(format: "not significant (MMD p = %@, Holm; classifier AUC %.2f)", formatP(p), auc))
+            }
+            // The quality measures furthest from the source, relative.
+            var moves: [(String, Double)] = []
+            for m in ["snr", "cnr", "cv", "efc", "fber", "cjv", "cpp"] {
+                if let a = site.quality[m], let b = sourceMedian(m), b != 0, a.isFinite, b.isFinite { moves.append((m, (a - b) / abs(b))) }
+            }
+            moves.sort { abs($0.1) > abs($1.1) }
+            let named = moves.prefix(2).filter { abs($0.1) >= 0.1 }.map { "\($0.0.uppercased()) \($0.1 > 0 ? "+" : "")\(Int(($0.1 * 100).rounded())) %" }
+            if !named.isEmpty { parts.append("quality differs most in " + named.joined(separator: ", ")) }
+            if let w = site.distanceToSource["intensity_w1"] ?? nil, w.isFinite { parts.append(String(format: "intensity distribution W1 %.2f", w)) }
+            if let dice = site.meanDice, let source = r.performance?.sourceDice {
+                let gap = source - dice
+                parts.append(String(format: "Dice %.3f, %.3f %@ the source", dice, abs(gap), gap >= 0 ? "below" : "above"))
+            } else if let dice = site.meanDice {
+                parts.append(String(format: "Dice %.3f", dice))
+            }
+            if !site.flags.isEmpty { parts.append("needs " + site.flags.joined(separator: ", ")) }
+            out.append(parts.joined(separator: "; ") + ".")
+        }
+        return out
+    }
+
+    static func formatP(_ p: Double) -> String { p < 0.001 ? "< 0.001" : String(format: "%.3f", p) }
+}

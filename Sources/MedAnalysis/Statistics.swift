@@ -1,0 +1,151 @@
+import Foundation
+import MedRandom
+
+/// # MedAnalysis
+///
+/// Per-site domain-shift statistics on plain arrays: distances between samples of embeddings (maximum mean
+/// discrepancy with a permutation test, Fréchet distance between Gaussian fits, nearest-neighbour distance, a
+/// cross-validated domain classifier), between intensity distributions (Wasserstein-1, Jensen-Shannon), image-quality
+/// measures on a foreground mask (MRQy's), and correlations of shift with segmentation quality with bootstrap
+/// intervals. The command (`medselect sites`) gathers the inputs and hands the results to MedReport.
+public enum MedAnalysisModule {}
+
+/// Errors of the analyses: inputs a caller can fix.
+public enum AnalysisError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalidInput(String)
+    public var description: String { switch self { case .invalidInput(let s): return s } }
+}
+
+/// Rank correlation, linear correlation, intervals and multiple-testing corrections.
+public enum Stats {
+    public static func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
+
+    public static func standardDeviation(_ v: [Double]) -> Double {
+        guard v.count > 1 else { return .nan }
+        let m = mean(v)
+        return (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count - 1)).squareRoot()
+    }
+
+    public static func median(_ v: [Double]) -> Double { quantile(v, 0.5) }
+
+    /// Linear interpolation between order statistics (NumPy's default).
+    public static func quantile(_ v: [Double], _ q: Double) -> Double {
+        let s = v.filter { !$0.isNaN }.sorted()
+        guard !s.isEmpty else { return .nan }
+        let pos = q * Double(s.count - 1), lo = Int(pos.rounded(.down)), hi = min(s.count - 1, lo + 1)
+        return s[lo] + (s[hi] - s[lo]) * (pos - Double(lo))
+    }
+
+    /// Pearson's r (NaN when either side is constant or fewer than 2 pairs).
+    public static func pearson(_ x: [Double], _ y: [Double]) -> Double {
+        guard x.count == y.count, x.count >= 2 else { return .nan }
+        let mx = mean(x), my = mean(y)
+        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        for i in 0..<x.count { let a = x[i] - mx, b = y[i] - my; sxy += a * b; sxx += a * a; syy += b * b }
+        return sxx > 0 && syy > 0 ? sxy / (sxx * syy).squareRoot() : .nan
+    }
+
+    /// Ranks 1...n, ties sharing their mean rank.
+    public static func ranks(_ v: [Double]) -> [Double] {
+        let order = v.indices.sorted { v[$0] < v[$1] }
+        var r = [Double](repeating: 0, count: v.count)
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
+            let shared = Double(i + j) / 2 + 1
+            for k in i...j { r[order[k]] = shared }
+            i = j + 1
+        }
+        return r
+    }
+
+    /// Spearman's rank correlation (Pearson's r of the ranks).
+    public static func spearman(_ x: [Double], _ y: [Double]) -> Double { pearson(ranks(x), ranks(y)) }
+
+    /// Percentile bootstrap interval (level 0.95: 2.5th and 97.5th percentiles) of a statistic of paired samples,
+    /// resampling the pairs with replacement; resamples where the statistic is undefined are skipped.
+    public static func bootstrapInterval(_ x: [Double], _ y: [Double], resamples: Int = 2000, level: Double = 0.95, seed: UInt64 = 0,
+                                         _ statistic: ([Double], [Double]) -> Double) -> (low: Double, high: Double) {
+        guard x.count == y.count, x.count >= 2 else { return (.nan, .nan) }
+        var g = SplitMix64(seed: seed)
+        var values: [Double] = []
+        values.reserveCapacity(resamples)
+        for _ in 0..<resamples {
+            var bx = [Double](), by = [Double]()
+            for _ in 0..<x.count { let i = Int.random(in: 0..<x.count, using: &g); bx.append(x[i]); by.append(y[i]) }
+            let v = statistic(bx, by)
+            if v.isFinite { values.append(v) }
+        }
+        guard values.count >= resamples / 2 else { return (.nan, .nan) }
+        return (quantile(values, (1 - level) / 2), quantile(values, 1 - (1 - level) / 2))
+    }
+
+    /// Holm's step-down adjustment of p-values (family-wise error rate), in the input order.
+    public static func holm(_ p: [Double]) -> [Double] {
+        let m = p.count
+        let order = p.indices.sorted { p[$0] < p[$1] }
+        var adjusted = [Double](repeating: 1, count: m)
+        var running = 0.0
+        for (rank, i) in order.enumerated() {
+            running = max(running, min(1, Double(m - rank) * p[i]))
+            adjusted[i] = running
+        }
+        return adjusted
+    }
+
+    /// Area under the ROC curve of scores for positives against negatives (Mann-Whitney U / (n_pos · n_neg), ties
+    /// counting half).
+    public static func auc(positive: [Double], negative: [Double]) -> Double {
+        guard !positive.isEmpty, !negative.isEmpty else { return .nan }
+        let all = positive + negative
+        let r = ranks(all)
+        let rankSum = r[0..<positive.count].reduce(0, +)
+        let u = rankSum - Double(positive.count * (positive.count + 1)) / 2
+        return u / Double(positive.count * negative.count)
+    }
+}
+
+/// Histograms of values on shared bins and the distances between them.
+public struct Histogram: Sendable, Equatable, Codable {
+    public var lower: Double
+    public var upper: Double
+    /// Normalised to sum 1 (values outside [lower, upper] go to the edge bins).
+    public var probabilities: [Double]
+    public var count: Int
+
+    public init(_ values: [Float], lower: Double, upper: Double, bins: Int) {
+        self.lower = lower; self.upper = upper
+        var counts = [Double](repeating: 0, count: bins)
+        var n = 0
+        let scale = Double(bins) / (upper - lower)
+        for v in values where v.isFinite {
+            let b = min(bins - 1, max(0, Int((Double(v) - lower) * scale)))
+            counts[b] += 1; n += 1
+        }
+        count = n
+        probabilities = n > 0 ? counts.map { $0 / Double(n) } : counts
+    }
+
+    public var binWidth: Double { (upper - lower) / Double(probabilities.count) }
+
+    /// Wasserstein-1 (earth mover's) distance: the integral of |F1 − F2| over the bins' range, in the values' units.
+    public func wasserstein1(_ other: Histogram) -> Double {
+        precondition(probabilities.count == other.probabilities.count, "histograms on different bins")
+        var c1 = 0.0, c2 = 0.0, total = 0.0
+        for i in 0..<probabilities.count { c1 += probabilities[i]; c2 += other.probabilities[i]; total += abs(c1 - c2) }
+        return total * binWidth
+    }
+
+    /// Jensen-Shannon divergence in bits (0 for equal histograms, 1 for disjoint ones).
+    public func jensenShannon(_ other: Histogram) -> Double {
+        precondition(probabilities.count == other.probabilities.count, "histograms on different bins")
+        var d = 0.0
+        for i in 0..<probabilities.count {
+            let p = probabilities[i], q = other.probabilities[i], m = (p + q) / 2
+            if p > 0 { d += 0.5 * p * log2(p / m) }
+            if q > 0 { d += 0.5 * q * log2(q / m) }
+        }
+        return max(0, d)
+    }
+}
