@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"], swiftSettings: optimizedInDebug),
         .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"], swiftSettings: optimizedInDebug),
         .target(name: "MedReport"),
-        .target(name: "MedAnalysis", dependencies: ["MedRandom", "MedImage", "MedCompute", "MedSelection"], swiftSettings: optimizedInDebug),
+        .target(name: "MedAnalysis", dependencies: ["MedRandom", "MedImage", "MedCompute", "MedSelection", "MedReport"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "medselect",
             dependencies: [

@@ -160,6 +160,19 @@ public struct SiteAnalysis: Sendable {
                 rowsOut[i].flags.append("type conversion (\(g.datatypes.joined(separator: "/")) vs \(s.datatypes.joined(separator: "/")))")
             }
         }
+        // Quality measures: each target site's cases against the source's, Holm over all (site, measure) tests.
+        let sourceMembers = sites.indices.filter { sourceSet.contains(sites[$0]) }
+        var qualityTests: [(Int, String, Double)] = []
+        for i in rowsOut.indices where !rowsOut[i].isSource {
+            let members = sites.indices.filter { sites[$0] == rowsOut[i].name }
+            for m in ImageQuality.measures {
+                let a = members.compactMap { quality[$0]?[m] }.filter(\.isFinite), b = sourceMembers.compactMap { quality[$0]?[m] }.filter(\.isFinite)
+                guard a.count >= 2, b.count >= 2 else { continue }
+                qualityTests.append((i, m, Stats.mannWhitneyP(a, b)))
+            }
+        }
+        let qualityAdjusted = Stats.holm(qualityTests.map(\.2))
+        for (t, (i, m, _)) in qualityTests.enumerated() { rowsOut[i].qualityPValueHolm[m] = qualityAdjusted[t] }
         // Holm over the site-versus-source tests.
         let adjusted = Stats.holm(mmdP)
         var k = 0
@@ -174,6 +187,27 @@ public struct SiteAnalysis: Sendable {
         report.performance = correlations(report, targets: targets)
         report.findings = SiteReport.findings(report)
         return report
+    }
+
+    /// Every case's mean distance to its k nearest source cases (a source case's own row excluded): how typical a
+    /// case looks from the source's point of view; the report's examples are a site's smallest and largest.
+    public func caseDistances() throws -> [Double] {
+        let d = dimensions, sourceSet = Set(source)
+        let sourceRows = sites.indices.filter { sourceSet.contains(sites[$0]) }
+        let targets = try Embeddings(values: matrix(sourceRows), count: sourceRows.count, dimensions: d)
+        let all = try Embeddings(values: embeddings, count: ids.count, dimensions: d)
+        let k = min(neighbours, sourceRows.count - 1)
+        guard k >= 1 else { throw AnalysisError.invalidInput("the source needs at least 2 cases") }
+        let nn = try NearestNeighbors.exact(queries: all, targets: targets, k: k + 1)
+        let position = Dictionary(uniqueKeysWithValues: sourceRows.enumerated().map { ($1, $0) })
+        return (0..<ids.count).map { i in
+            var used = 0, total = 0.0
+            for t in 0..<(k + 1) where used < k {
+                if let own = position[i], Int(nn.indices[i * (k + 1) + t]) == own { continue }
+                total += Double(nn.distances[i * (k + 1) + t]); used += 1
+            }
+            return total / Double(max(1, used))
+        }
     }
 
     func formatSpacing(_ v: Double) -> String { String(format: v >= 1 ? "%.2g" : "%.3g", v) }

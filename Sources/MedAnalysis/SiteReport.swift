@@ -32,6 +32,9 @@ public struct SiteReport: Sendable, Codable {
         public var frechetShrunk: Bool?
         /// Medians over the site's cases of the MRQy measures.
         public var quality: [String: Double] = [:]
+        /// Per measure, the Mann-Whitney p-value of the site's cases against the source's, Holm-adjusted over all
+        /// (site, measure) pairs.
+        public var qualityPValueHolm: [String: Double] = [:]
         public var geometry: GeometrySummary?
         /// Differences from the source a pipeline must handle: resampling, reorientation, data type.
         public var flags: [String] = []
@@ -45,6 +48,7 @@ public struct SiteReport: Sendable, Codable {
         enum CodingKeys: String, CodingKey {
             case name, cases, isSource = "is_source", distanceToSource = "distance_to_source", mmdPValue = "mmd_p_value"
             case mmdPValueHolm = "mmd_p_value_holm", mmdMethod = "mmd_method", frechetShrunk = "frechet_shrunk", quality, geometry, flags
+            case qualityPValueHolm = "quality_p_value_holm"
             case meanDice = "mean_dice", meanHausdorff95 = "mean_hausdorff95_mm", finding
         }
     }
@@ -129,8 +133,11 @@ public struct SiteReport: Sendable, Codable {
     public var frechetDimensions: Int
     /// Plain-language lines, strongest shift first.
     public var findings: [String] = []
+    /// What the embeddings were (thumbnails, an encoder's file).
+    public var embeddingsDescription: String?
 
     enum CodingKeys: String, CodingKey {
+        case embeddingsDescription = "embeddings"
         case source, measures, sites, pairwise, confusion, performance, permutations, seed, maxPerSite = "max_cases_per_site"
         case neighbours = "knn_neighbours", embeddingDimensions = "embedding_dimensions", frechetDimensions = "frechet_dimensions", findings
     }
@@ -160,8 +167,13 @@ public struct SiteReport: Sendable, Codable {
         }
         var out: [String] = []
         let significant = ranked.filter { ($0.mmdPValueHolm ?? 1) < 0.05 }
-        if significant.isEmpty {
-            out.append("No site differs significantly from the source in the embeddings (MMD permutation test, Holm-corrected p ≥ 0.05 for every site); the differences below are within what random splits of one site show.")
+        let qualitySignificant = ranked.filter { $0.qualityPValueHolm.values.contains { $0 < 0.05 } }
+        if significant.isEmpty && qualitySignificant.isEmpty {
+            out.append("No measure finds a significant shift: no site differs from the source in the embeddings (MMD permutation test) or in any quality measure (Mann-Whitney), Holm-corrected p ≥ 0.05 throughout; the differences below are within what random splits of one site show.")
+        } else if significant.isEmpty {
+            out.append("No site differs significantly from the source in the embeddings (MMD, Holm p ≥ 0.05), but image quality does: " + qualitySignificant.map { s in
+                s.name + " (" + s.qualityPValueHolm.filter { $0.value < 0.05 }.keys.sorted().map { $0.uppercased() }.joined(separator: ", ") + ")"
+            }.joined(separator: "; ") + ".")
         }
         for (k, site) in ranked.enumerated() {
             var parts: [String] = []
@@ -174,7 +186,7 @@ public struct SiteReport: Sendable, Codable {
             }
             // The quality measures furthest from the source, relative.
             var moves: [(String, Double)] = []
-            for m in ["snr", "cnr", "cv", "efc", "fber", "cjv", "cpp"] {
+            for m in ["snr", "cnr", "cv", "efc", "cjv"] {   // scale-free measures (FBER's cut-off and CPP depend on the intensity scale)
                 if let a = site.quality[m], let b = sourceMedian(m), b != 0, a.isFinite, b.isFinite { moves.append((m, (a - b) / abs(b))) }
             }
             moves.sort { abs($0.1) > abs($1.1) }

@@ -94,6 +94,23 @@ public enum Stats {
         return adjusted
     }
 
+    /// Two-sided p-value of the Mann-Whitney U test (normal approximation with tie correction and continuity
+    /// correction): do the values of `a` tend to differ from those of `b`?
+    public static func mannWhitneyP(_ a: [Double], _ b: [Double]) -> Double {
+        let (n1, n2) = (Double(a.count), Double(b.count))
+        guard n1 >= 1, n2 >= 1 else { return .nan }
+        let all = a + b, r = ranks(all)
+        let u = r[0..<a.count].reduce(0, +) - n1 * (n1 + 1) / 2
+        let mean = n1 * n2 / 2
+        var tieTerm = 0.0
+        for (_, group) in Dictionary(grouping: all, by: { $0 }) where group.count > 1 { let t = Double(group.count); tieTerm += t * t * t - t }
+        let n = n1 + n2
+        let variance = n1 * n2 / 12 * ((n + 1) - tieTerm / (n * (n - 1)))
+        guard variance > 0 else { return 1 }
+        let z = (abs(u - mean) - 0.5) / variance.squareRoot()
+        return min(1, erfc(max(0, z) / 2.0.squareRoot()))
+    }
+
     /// Area under the ROC curve of scores for positives against negatives (Mann-Whitney U / (n_pos · n_neg), ties
     /// counting half).
     public static func auc(positive: [Double], negative: [Double]) -> Double {

@@ -96,8 +96,10 @@ struct Embed: ParsableCommand, ReadsImages {
     static func idsPath(_ npy: String) -> String { (npy.hasSuffix(".npy") ? String(npy.dropLast(4)) : npy) + ".ids.csv" }
 
     /// The case's image resampled to size x size (x 8 for volumes), z-scored, flattened.
-    static func thumbnail(_ s: Sample, size: Int) throws -> [Float] {
-        let image = try s.loadImage()
+    static func thumbnail(_ s: Sample, size: Int) throws -> [Float] { try thumbnail(of: try s.loadImage(), size: size) }
+
+    /// The thumbnail features of an image: resampled to size x size (x 8 slices for volumes), z-scored, flattened.
+    static func thumbnail(of image: MedicalImage, size: Int) throws -> [Float] {
         let channels = image.info.components == .color ? image.shape.t : 1
         let depth = image.shape.z > 1 ? 8 : 1
         let r = try image.resampled(toShape: [size, size, depth]).zScored()

@@ -125,6 +125,9 @@ struct ShiftMeasureTests {
         let h1 = Histogram([0, 0, 1, 1], lower: 0, upper: 4, bins: 4), h2 = Histogram([2, 2, 3, 3], lower: 0, upper: 4, bins: 4)
         #expect(abs(h1.wasserstein1(h2) - 2) < 1e-12 && h1.wasserstein1(h1) == 0)
         #expect(abs(h1.jensenShannon(h2) - 1) < 1e-12 && h1.jensenShannon(h1) == 0)
+        // Mann-Whitney: scipy.stats.mannwhitneyu([1,2,3,4,5],[6,7,8,9,10], method="asymptotic") gives p = 0.0121858 (U = 0).
+        #expect(abs(Stats.mannWhitneyP([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) - 0.0121858) < 1e-6)
+        #expect(Stats.mannWhitneyP([1, 2, 3], [1, 2, 3]) == 1)
         let ci = Stats.bootstrapInterval([1, 2, 3, 4, 5, 6, 7, 8], [2, 1, 4, 3, 6, 5, 8, 7], seed: 1, Stats.pearson)
         #expect(ci.low < 0.952 && ci.high > 0.952 && ci.low > 0.5)
     }

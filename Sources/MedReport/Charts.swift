@@ -1,0 +1,196 @@
+import Foundation
+
+/// A colour scale from white through blue (sequential), for heat maps.
+public func sequentialColor(_ t: Double) -> String {
+    let u = min(1, max(0, t.isFinite ? t : 0))
+    // From #f7fbff to #08306b (ColorBrewer Blues ends).
+    let (r, g, b) = (247 - (247 - 8) * u, 251 - (251 - 48) * u, 255 - (255 - 107) * u)
+    return String(format: "#%02x%02x%02x", Int(r.rounded()), Int(g.rounded()), Int(b.rounded()))
+}
+
+/// A square matrix of values between labelled rows and columns (site x site), with a colour bar and the values
+/// written in the cells.
+public struct Heatmap: Sendable {
+    public var title: String
+    public var labels: [String]
+    public var values: [[Double]]
+    /// Text of a cell (default: the value); e.g. p-values with stars.
+    public var cellText: (@Sendable (Int, Int) -> String)?
+    public var colorRange: ClosedRange<Double>?
+    public var unit: String
+
+    public init(title: String, labels: [String], values: [[Double]], unit: String = "", colorRange: ClosedRange<Double>? = nil,
+                cellText: (@Sendable (Int, Int) -> String)? = nil) {
+        self.title = title; self.labels = labels; self.values = values; self.unit = unit; self.colorRange = colorRange; self.cellText = cellText
+    }
+
+    public var svg: String {
+        let n = labels.count
+        let label = Double(labels.map(\.count).max() ?? 4) * 7 + 12
+        let cell = max(34, min(64, 420 / Double(max(1, n))))
+        let width = label + cell * Double(n) + 90, height = 40 + label + cell * Double(n) + 10
+        let finite = values.flatMap { $0 }.filter { $0.isFinite }
+        let range = colorRange ?? ((finite.min() ?? 0)...(max(finite.max() ?? 1, (finite.min() ?? 0) + 1e-12)))
+        var s = svgOpen(width: width, height: height, title: title)
+        s += "<text x=\"\(f(width / 2))\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">\(escapeXML(title))</text>"
+        let top = 40 + label
+        for (j, name) in labels.enumerated() {
+            let x = label + cell * (Double(j) + 0.5)
+            s += "<text transform=\"translate(\(f(x)),\(f(top - 6))) rotate(-45)\" text-anchor=\"start\">\(escapeXML(name))</text>"
+        }
+        for (i, name) in labels.enumerated() {
+            s += "<text x=\"\(f(label - 6))\" y=\"\(f(top + cell * (Double(i) + 0.5) + 4))\" text-anchor=\"end\">\(escapeXML(name))</text>"
+            for j in 0..<n {
+                let v = i < values.count && j < values[i].count ? values[i][j] : .nan
+                let t = (v - range.lowerBound) / max(1e-300, range.upperBound - range.lowerBound)
+                let color = v.isFinite ? sequentialColor(t) : "#eeeeee"
+                s += "<rect x=\"\(f(label + cell * Double(j)))\" y=\"\(f(top + cell * Double(i)))\" width=\"\(f(cell))\" height=\"\(f(cell))\" fill=\"\(color)\" stroke=\"white\"/>"
+                let text = cellText?(i, j) ?? formatNumber(v, digits: 2)
+                s += "<text x=\"\(f(label + cell * (Double(j) + 0.5)))\" y=\"\(f(top + cell * (Double(i) + 0.5) + 4))\" text-anchor=\"middle\" "
+                    + "font-size=\"11\" fill=\"\(t > 0.6 ? "white" : "#111")\">\(escapeXML(text))</text>"
+            }
+        }
+        // Colour bar.
+        let bx = label + cell * Double(n) + 24, bh = cell * Double(n)
+        for k in 0..<20 {
+            let t = 1 - Double(k) / 19
+            s += "<rect x=\"\(f(bx))\" y=\"\(f(top + bh * Double(k) / 20))\" width=\"14\" height=\"\(f(bh / 20 + 0.5))\" fill=\"\(sequentialColor(t))\"/>"
+        }
+        s += "<text x=\"\(f(bx + 18))\" y=\"\(f(top + 10))\">\(escapeXML(formatNumber(range.upperBound, digits: 2)))</text>"
+        s += "<text x=\"\(f(bx + 18))\" y=\"\(f(top + bh))\">\(escapeXML(formatNumber(range.lowerBound, digits: 2)))</text>"
+        if !unit.isEmpty { s += "<text x=\"\(f(bx))\" y=\"\(f(top - 8))\">\(escapeXML(unit))</text>" }
+        return s + "</svg>\n"
+    }
+}
+
+/// Points with labels and an optional least-squares line, e.g. per-site Dice against distance to the source.
+public struct ScatterPlot: Sendable {
+    public struct Point: Sendable {
+        public var x: Double, y: Double
+        public var label: String?
+        public var group: Int
+        public init(x: Double, y: Double, label: String? = nil, group: Int = 0) { self.x = x; self.y = y; self.label = label; self.group = group }
+    }
+    public var title: String
+    public var xLabel: String
+    public var yLabel: String
+    public var points: [Point]
+    public var groups: [String] = []
+    public var fitLine = false
+    /// Text under the title (e.g. the correlation).
+    public var subtitle: String?
+    public var width: Double = 560
+    public var height: Double = 380
+    public var pointRadius: Double = 4
+
+    public init(title: String, xLabel: String, yLabel: String, points: [Point]) {
+        self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.points = points
+    }
+
+    public var svg: String {
+        let p = points.filter { $0.x.isFinite && $0.y.isFinite }
+        let pad = { (lo: Double, hi: Double) -> (Double, Double) in let m = (hi - lo) * 0.06 + 1e-12; return (lo - m, hi + m) }
+        let (x0, x1) = pad(p.map(\.x).min() ?? 0, p.map(\.x).max() ?? 1), (y0, y1) = pad(p.map(\.y).min() ?? 0, p.map(\.y).max() ?? 1)
+        let frame = PlotFrame(width: width, height: height, left: 64, right: 20, top: subtitle == nil ? 36 : 52, bottom: 44,
+                              x: NiceScale(x0, x1), y: NiceScale(y0, y1))
+        var s = svgOpen(width: width, height: height, title: title)
+        s += "<text x=\"\(f(width / 2))\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">\(escapeXML(title))</text>"
+        if let subtitle { s += "<text x=\"\(f(width / 2))\" y=\"36\" text-anchor=\"middle\" fill=\"#444\">\(escapeXML(subtitle))</text>" }
+        s += frame.axes(xLabel: xLabel, yLabel: yLabel)
+        if fitLine && p.count >= 2 {
+            let mx = p.map(\.x).reduce(0, +) / Double(p.count), my = p.map(\.y).reduce(0, +) / Double(p.count)
+            let sxx = p.reduce(0.0) { $0 + ($1.x - mx) * ($1.x - mx) }, sxy = p.reduce(0.0) { $0 + ($1.x - mx) * ($1.y - my) }
+            if sxx > 0 {
+                let b = sxy / sxx, a = my - b * mx
+                let (xa, xb) = (frame.x.lower, frame.x.upper)
+                s += "<line x1=\"\(f(frame.px(xa)))\" y1=\"\(f(frame.py(a + b * xa)))\" x2=\"\(f(frame.px(xb)))\" y2=\"\(f(frame.py(a + b * xb)))\" "
+                    + "stroke=\"#888\" stroke-dasharray=\"5,4\" clip-path=\"none\"/>"
+            }
+        }
+        for q in p {
+            let color = chartColors[q.group % chartColors.count]
+            s += "<circle cx=\"\(f(frame.px(q.x)))\" cy=\"\(f(frame.py(q.y)))\" r=\"\(f(pointRadius))\" fill=\"\(color)\" fill-opacity=\"0.8\"/>"
+            if let l = q.label { s += "<text x=\"\(f(frame.px(q.x) + 6))\" y=\"\(f(frame.py(q.y) - 6))\">\(escapeXML(l))</text>" }
+        }
+        if !groups.isEmpty {
+            var ly = frame.top + 4
+            for (k, g) in groups.enumerated() {
+                s += "<circle cx=\"\(f(width - 150))\" cy=\"\(f(ly))\" r=\"4\" fill=\"\(chartColors[k % chartColors.count])\"/>"
+                s += "<text x=\"\(f(width - 140))\" y=\"\(f(ly + 4))\">\(escapeXML(g))</text>"
+                ly += 16
+            }
+        }
+        return s + "</svg>\n"
+    }
+}
+
+/// Bars with optional error bars (e.g. a quality measure per site with its spread).
+public struct BarChart: Sendable {
+    public var title: String
+    public var yLabel: String
+    public var labels: [String]
+    public var values: [Double]
+    /// Half-widths of error bars (or nil).
+    public var errors: [Double]?
+    /// Bars to highlight (e.g. the source site).
+    public var highlighted: Set<Int> = []
+    public var width: Double = 420
+    public var height: Double = 260
+
+    public init(title: String, yLabel: String, labels: [String], values: [Double], errors: [Double]? = nil) {
+        self.title = title; self.yLabel = yLabel; self.labels = labels; self.values = values; self.errors = errors
+    }
+
+    public var svg: String {
+        let tops = values.enumerated().map { $0.element + (errors?[$0.offset] ?? 0) }.filter { $0.isFinite }
+        let lows = values.enumerated().map { $0.element - (errors?[$0.offset] ?? 0) }.filter { $0.isFinite }
+        let frame = PlotFrame(width: width, height: height, left: 64, right: 12, top: 32, bottom: 54,
+                              x: NiceScale(0, Double(max(1, labels.count))), y: NiceScale(min(0, lows.min() ?? 0), max(0, tops.max() ?? 1)))
+        var s = svgOpen(width: width, height: height, title: title)
+        s += "<text x=\"\(f(width / 2))\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">\(escapeXML(title))</text>"
+        s += frame.axes(xLabel: "", yLabel: yLabel, xTicks: [])
+        let slot = (width - frame.left - frame.right) / Double(max(1, labels.count))
+        for (i, v) in values.enumerated() {
+            let x = frame.left + slot * Double(i) + slot * 0.15, w = slot * 0.7
+            if v.isFinite {
+                let (y0, y1) = (frame.py(max(0, v)), frame.py(min(0, v)))
+                s += "<rect x=\"\(f(x))\" y=\"\(f(y0))\" width=\"\(f(w))\" height=\"\(f(max(0.5, y1 - y0)))\" fill=\"\(highlighted.contains(i) ? chartColors[1] : chartColors[0])\"/>"
+                if let e = errors?[i], e.isFinite, e > 0 {
+                    let cx = x + w / 2
+                    s += "<line x1=\"\(f(cx))\" y1=\"\(f(frame.py(v - e)))\" x2=\"\(f(cx))\" y2=\"\(f(frame.py(v + e)))\" stroke=\"#222\"/>"
+                    s += "<line x1=\"\(f(cx - 5))\" y1=\"\(f(frame.py(v + e)))\" x2=\"\(f(cx + 5))\" y2=\"\(f(frame.py(v + e)))\" stroke=\"#222\"/>"
+                    s += "<line x1=\"\(f(cx - 5))\" y1=\"\(f(frame.py(v - e)))\" x2=\"\(f(cx + 5))\" y2=\"\(f(frame.py(v - e)))\" stroke=\"#222\"/>"
+                }
+            }
+            s += "<text transform=\"translate(\(f(x + w / 2)),\(f(height - frame.bottom + 14))) rotate(30)\" text-anchor=\"start\">\(escapeXML(labels[i]))</text>"
+        }
+        return s + "</svg>\n"
+    }
+}
+
+/// PNG images (as data URIs) in a grid with captions: thumbnails of cases.
+public struct ImageGrid: Sendable {
+    public struct Cell: Sendable {
+        public var pngDataURI: String
+        public var caption: String
+        public init(pngDataURI: String, caption: String) { self.pngDataURI = pngDataURI; self.caption = caption }
+    }
+    public var rows: [(title: String, cells: [Cell])]
+    public var side: Int = 96
+
+    public init(rows: [(title: String, cells: [Cell])], side: Int = 96) { self.rows = rows; self.side = side }
+
+    /// HTML (a table of figures), not SVG: images stay sharp and the page can be printed.
+    public var html: String {
+        var s = "<div class=\"grid\">"
+        for row in rows {
+            s += "<div class=\"grid-row\"><div class=\"grid-title\">\(escapeXML(row.title))</div>"
+            for c in row.cells {
+                s += "<figure><img src=\"\(c.pngDataURI)\" width=\"\(side)\" height=\"\(side)\" alt=\"\(escapeXML(c.caption))\"/>"
+                    + "<figcaption>\(escapeXML(c.caption))</figcaption></figure>"
+            }
+            s += "</div>"
+        }
+        return s + "</div>"
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+import TestSupport
+import MedFormats
+
+@Suite("medselect sites")
+struct SitesCLITests {
+    func json(_ path: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    @Test("graded phantom: outputs, every measure ranks the sites by their known distance, the farthest site differs significantly, results correlate")
+    func graded() throws {
+        let s = Scratch("sites"); defer { s.cleanup() }
+        let data = s.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "24", "--size", "48", "--seed", "2", "--out", data, "--quiet"]).status == 0)
+        // Per-case results: a made-up Dice that falls with the site's known distance (as a model trained on MCU would).
+        let cases = try String(contentsOfFile: data + "/phantom_cases.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+        let results = "case,dice,hausdorff95_mm\n" + cases.map { "\($0[3]),\(0.95 - 0.3 * Double($0[2])!),\(2 + 10 * Double($0[2])!)" }.joined(separator: "\n") + "\n"
+        _ = s.write(Array(results.utf8), "results.csv")
+        let r = try Tool.run(["sites", "--data", data, "--source", "MCU", "--results", s.file("results.csv"), "--permutations", "199", "--out", s.file("report")])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["sites.json", "sites.csv", "cases.csv", "report.html"] { #expect(FileManager.default.fileExists(atPath: s.file("report/" + f)), "\(f)") }
+        let obj = try json(s.file("report/sites.json"))
+        let sites = try #require(obj["sites"] as? [[String: Any]])
+        #expect(sites.count == 5 && obj["source"] as? [String] == ["MCU"])
+        let truth = ["CHN": 0.25, "SiteC": 0.5, "SiteD": 0.75, "SiteE": 1.0]
+        let targets = sites.filter { ($0["is_source"] as? Bool) == false }
+        // Spearman of each embedding measure with the known distances, over the four target sites (the issue asks
+        // for at least 0.8: one swap of neighbouring sites at most).
+        func ranks(_ v: [Double]) -> [Double] { v.map { x in Double(v.filter { $0 < x }.count) + 1 } }
+        for m in ["mmd", "frechet", "knn", "intensity_w1"] {
+            let values = targets.map { (($0["distance_to_source"] as? [String: Any])?[m] as? Double ?? .nan, truth[$0["name"] as! String]!) }
+            let (a, b) = (ranks(values.map(\.0)), ranks(values.map(\.1)))
+            let spearman = 1 - 6 * zip(a, b).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(4 * 15)
+            #expect(spearman >= 0.8, "\(m): Spearman \(spearman), \(values)")
+        }
+        let farthest = try #require(targets.first { $0["name"] as? String == "SiteE" })
+        #expect((farthest["mmd_p_value_holm"] as? Double ?? 1) < 0.05 && (farthest["mmd_p_value"] as? Double ?? 0) > 0)
+        let pair = try #require(obj["pairwise"] as? [String: Any])
+        #expect((pair["mmd"] as? [[Double]])?.count == 5 && (pair["mmd_p_value_holm"] as? [[Double]])?[0][0] == 1)
+        // Dice falls with every embedding distance: negative Spearman, with an interval.
+        let perf = try #require(obj["performance"] as? [String: Any])
+        let knn = try #require((perf["correlations"] as? [[String: Any]])?.first { $0["measure"] as? String == "knn" && $0["outcome"] as? String == "dice" })
+        #expect(knn["spearman"] as? Double == -1 && (knn["spearman_95"] as? [Double])?.count == 2)
+        let html = try String(contentsOfFile: s.file("report/report.html"), encoding: .utf8)
+        #expect(html.contains("<svg") && html.contains("data:image/png;base64,") && !html.contains("<script") && !html.contains("http://www.w3.org/2000/svg\" src"))
+        #expect(html.contains("SiteE: strongest shift"))
+        let csvRows = try String(contentsOfFile: s.file("report/cases.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(csvRows.count == 1 + 5 * 24 && csvRows[0].hasPrefix("id,site,distance_to_source,mean,range,cv,snr"))
+    }
+
+    @Test("bad input is one clear line: a one-case site, an unknown source, embeddings and ids of different lengths, results whose ids do not match")
+    func badInput() throws {
+        let s = Scratch("sites"); defer { s.cleanup() }
+        let data = s.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "3", "--size", "32", "--seed", "3", "--out", data, "--quiet"]).status == 0)
+        func oneLine(_ args: [String], _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let r = try Tool.run(["sites", "--data", data] + args + ["--out", s.file("r")])
+            let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+            #expect(r.status == 1 && errors.count == 1 && r.stderr.contains(fragment), "\(r.stderr)", sourceLocation: sourceLocation)
+        }
+        try oneLine(["--source", "XYZ"], "the source site XYZ is not in the data (sites: CHN, MCU, SiteC, SiteD, SiteE)")
+        // A site with one case: keep only one of SiteE's images.
+        let one = s.file("one")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "3", "--size", "32", "--seed", "3", "--out", one, "--quiet"]).status == 0)
+        for name in try FileManager.default.contentsOfDirectory(atPath: one + "/SiteE/CXR_png").sorted().dropFirst() {
+            try FileManager.default.removeItem(atPath: one + "/SiteE/CXR_png/" + name)
+        }
+        let r1 = try Tool.run(["sites", "--data", one, "--source", "MCU", "--out", s.file("r1")])
+        #expect(r1.status == 1 && r1.stderr.contains("site SiteE has 1 case; every site needs at least 2"), "\(r1.stderr)")
+        // Embeddings and ids of different lengths.
+        try NPYWriter.write(NDArray(float32: [Float](repeating: 1, count: 14 * 4), shape: [14, 4], fortranOrder: false), to: s.file("e.npy"))
+        _ = s.write(Array(("id\n" + (0..<15).map { "c\($0)" }.joined(separator: "\n") + "\n").utf8), "e.ids.csv")
+        try oneLine(["--source", "MCU", "--embeddings", s.file("e.npy")], "15 ids for 14 embedding rows")
+        // Results whose ids are not cases.
+        _ = s.write(Array("case,dice\nnobody,0.5\n".utf8), "res.csv")
+        try oneLine(["--source", "MCU", "--results", s.file("res.csv")], "none of its case ids is a case of the data (first: nobody)")
+    }
+}
