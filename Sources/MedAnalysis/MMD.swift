@@ -94,26 +94,41 @@ public enum MMD {
     /// MMD² of `x` and `y` with a permutation p-value (`permutations` relabellings drawn with `seed`); the bandwidth
     /// from the median heuristic unless given.
     public static func test(_ x: [Float], _ y: [Float], dimensions d: Int, permutations: Int = 1000, bandwidth: Double? = nil,
-                            seed: UInt64 = 0, features: Int = 512) throws -> Result {
+                            seed: UInt64 = 0, features: Int = 512, relabellingBudget: Int = 50_000_000) throws -> Result {
         let n = x.count / d, m = y.count / d
         guard n >= 2, m >= 2 else { throw AnalysisError.invalidInput("MMD needs at least 2 rows on each side; got \(n) and \(m)") }
         guard permutations >= 1 else { throw AnalysisError.invalidInput("the permutation test needs at least one permutation") }
         let sigma = bandwidth ?? medianBandwidth(x, y, dimensions: d, seed: seed)
         let total = n + m
-        // Relabellings: column 0 the observed split, then `permutations` random ones (n rows marked 1).
+        // Relabellings: 0 the observed split, then `permutations` random ones (n rows marked 1), made in chunks so
+        // that large samples never hold all of them (the draws are the same whatever the chunk size).
         var g = SplitMix64(seed: seed)
-        var labels = [[Float]]()
-        labels.append((0..<total).map { $0 < n ? 1 : 0 })
         var order = Array(0..<total)
-        for _ in 0..<permutations {
-            order.shuffle(using: &g)
-            var a = [Float](repeating: 0, count: total)
-            for i in order.prefix(n) { a[i] = 1 }
-            labels.append(a)
+        func relabellings(_ count: Int, observed: Bool) -> [[Float]] {
+            var out = [[Float]]()
+            if observed { out.append((0..<total).map { $0 < n ? 1 : 0 }) }
+            for _ in 0..<count {
+                order.shuffle(using: &g)
+                var a = [Float](repeating: 0, count: total)
+                for i in order.prefix(n) { a[i] = 1 }
+                out.append(a)
+            }
+            return out
         }
-        let stats = total <= exactLimit
-            ? exactStatistics(x + y, d: d, n: n, m: m, sigma: sigma, labels: labels)
-            : featureStatistics(x + y, d: d, n: n, m: m, sigma: sigma, labels: labels, features: features, seed: seed)
+        var stats: [Double]
+        if total <= exactLimit {
+            stats = exactStatistics(x + y, d: d, n: n, m: m, sigma: sigma, labels: relabellings(permutations, observed: true))
+        } else {
+            let phi = randomFeatures(x + y, d: d, sigma: sigma, features: features, seed: seed)
+            let chunk = max(8, min(permutations, relabellingBudget / total))   // at most ~200 MB of relabellings at a time
+            stats = featureStatistics(phi, n: n, m: m, labels: relabellings(min(chunk, permutations), observed: true), features: features)
+            var done = min(chunk, permutations)
+            while done < permutations {
+                let c = min(chunk, permutations - done)
+                stats += featureStatistics(phi, n: n, m: m, labels: relabellings(c, observed: false), features: features)
+                done += c
+            }
+        }
         let observed = stats[0]
         let exceed = stats.dropFirst().filter { $0 >= observed - 1e-12 * abs(observed) }.count
         return Result(statistic: observed, pValue: Double(exceed + 1) / Double(permutations + 1), permutations: permutations, bandwidth: sigma,
@@ -153,10 +168,9 @@ public enum MMD {
         }
     }
 
-    /// ‖φ̄(X) − φ̄(Y)‖² with random Fourier features, for every relabelling (one SGEMM for all of them).
-    static func featureStatistics(_ pooled: [Float], d: Int, n: Int, m: Int, sigma: Double, labels: [[Float]], features f: Int,
-                                  seed: UInt64) -> [Double] {
-        let total = n + m, p = labels.count
+    /// Random Fourier features of the pooled rows: φ(x) = √(2/D) cos(ωᵀx + u), total x D.
+    static func randomFeatures(_ pooled: [Float], d: Int, sigma: Double, features f: Int, seed: UInt64) -> [Float] {
+        let total = pooled.count / d
         var g = SplitMix64(seed: seed ^ 0x7266_6600)
         var omega = [Float](repeating: 0, count: f * d)
         for i in 0..<(f * d) {   // Box-Muller: N(0, 1/σ²)
@@ -171,6 +185,12 @@ public enum MMD {
             let scale = Float((2 / Double(f)).squareRoot())
             parallelFor(total) { i in for j in 0..<f { pb[i * f + j] = scale * cos(pb[i * f + j] + shift[j]) } }
         } } }
+        return phi
+    }
+
+    /// ‖φ̄(X) − φ̄(Y)‖² for every relabelling (one SGEMM for all of them).
+    static func featureStatistics(_ phi: [Float], n: Int, m: Int, labels: [[Float]], features f: Int) -> [Double] {
+        let total = n + m, p = labels.count
         // Weights per relabelling: +1/n for the first group, −1/m for the second; S (p x total) · Φ (total x f).
         let weights = labels.flatMap { row in row.map { $0 != 0 ? 1 / Float(n) : -1 / Float(m) } }
         var diff = [Float](repeating: 0, count: p * f)

@@ -11,7 +11,8 @@ import MedImage
 /// - `cnr` = mean(Pf − Pb) / std(Pb), Pf and Pb the 5 x 5 patches around the brightest pixel of F and of the
 ///   background image (MRQy's CNR);
 /// - `cpp`, contrast per pixel: the mean of F filtered with the 3 x 3 kernel (1 in the centre, −1/8 around);
-/// - `efc`, entropy focus criterion: Σ (F/B) ln(F/B) / |EFC_max|, B = √ΣF², EFC_max = N (1/√N) ln(1/√N);
+/// - `efc`, entropy focus criterion: Σ (F/B) ln(F/B) / EFC_max, B = √ΣF², EFC_max = N (1/√N) ln(1/√N) (both sums
+///   negative: EFC lies in (0, 1], 1 when the energy is spread evenly over the slice, lower when focused);
 /// - `fber`, foreground-background energy ratio: median(f²) / median(b²) (0 when the background has no energy);
 /// - `cjv`, coefficient of joint variation: (std(f) + std(b)) / |mean(f) − mean(b)|.
 ///
@@ -67,7 +68,7 @@ public enum ImageQuality {
         let efcMax = n * (1 / n.squareRoot()) * log(1 / n.squareRoot())
         let energy = fore.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
         if energy > 0 {
-            out["efc"] = fore.reduce(0.0) { s, x in x > 0 ? s + (x / energy) * log(x / energy) : s } / abs(efcMax)
+            out["efc"] = fore.reduce(0.0) { s, x in x > 0 ? s + (x / energy) * log(x / energy) : s } / efcMax
         }
         let bg = Stats.median(b.map { $0 * $0 })
         out["fber"] = bg < 1e-3 ? 0 : Stats.median(f.map { $0 * $0 }) / bg

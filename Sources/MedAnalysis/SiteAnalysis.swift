@@ -177,8 +177,7 @@ public struct SiteAnalysis: Sendable {
         let adjusted = Stats.holm(mmdP)
         var k = 0
         for i in rowsOut.indices where !rowsOut[i].isSource { rowsOut[i].mmdPValueHolm = adjusted[k]; k += 1 }
-        progress?("pairwise measures over \(names.count) sites")
-        let pairwise = try pairwiseMatrices(names, fMatrix: fMatrix, reducedDimensions: fd)
+        let pairwise = try pairwiseMatrices(names, fMatrix: fMatrix, reducedDimensions: fd, progress: progress)
         progress?("site classifier")
         let confusion = try siteConfusion(names)
         var report = SiteReport(source: source, measures: SiteReport.measureNames, sites: rowsOut, pairwise: pairwise, confusion: confusion,
@@ -261,7 +260,8 @@ public struct SiteAnalysis: Sendable {
 
     /// Site-by-site matrices (symmetric; the diagonal 0): MMD² with Holm-corrected permutation p-values, Fréchet
     /// distance, mean kNN distance (the two directions averaged), classifier AUC, intensity W1 and JS.
-    func pairwiseMatrices(_ names: [String], fMatrix: ([Int]) -> [Float], reducedDimensions fd: Int) throws -> SiteReport.Pairwise {
+    func pairwiseMatrices(_ names: [String], fMatrix: ([Int]) -> [Float], reducedDimensions fd: Int,
+                          progress: ((String) -> Void)?) throws -> SiteReport.Pairwise {
         let s = names.count, d = dimensions
         var mmd = [[Double]](repeating: [Double](repeating: 0, count: s), count: s), p = mmd, fr = mmd, knn = mmd, auc = mmd, w1 = mmd, js = mmd
         for i in 0..<s { auc[i][i] = 0.5; p[i][i] = 1 }
@@ -270,7 +270,8 @@ public struct SiteAnalysis: Sendable {
         var pairs: [(Int, Int)] = []
         for i in 0..<s { for j in (i + 1)..<max(i + 1, s) { pairs.append((i, j)) } }
         var rawP: [Double] = []
-        for (i, j) in pairs {
+        for (q, (i, j)) in pairs.enumerated() {
+            progress?("pair \(q + 1)/\(pairs.count): \(names[i]) and \(names[j])")
             let (xi, xj) = (matrix(rowsOf[i]), matrix(rowsOf[j]))
             let t = try MMD.test(xi, xj, dimensions: d, permutations: permutations, seed: seed &+ UInt64(1000 + i * s + j))
             mmd[i][j] = t.statistic; mmd[j][i] = t.statistic; rawP.append(t.pValue)
@@ -313,6 +314,7 @@ public struct SiteAnalysis: Sendable {
                 let sp = Stats.spearman(x, y), pe = Stats.pearson(x, y)
                 out.append(SiteReport.Correlation(measure: measure, outcome: outcome, sites: x.count, spearman: sp,
                                                   spearmanInterval: Stats.bootstrapInterval(x, y, seed: seed, Stats.spearman),
+                                                  spearmanP: Stats.spearmanPermutationP(x, y, seed: seed),
                                                   pearson: pe, pearsonInterval: Stats.bootstrapInterval(x, y, seed: seed &+ 1, Stats.pearson)))
             }
         }

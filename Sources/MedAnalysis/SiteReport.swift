@@ -82,14 +82,17 @@ public struct SiteReport: Sendable, Codable {
         public var sites: Int
         public var spearman: Double
         public var spearmanInterval: (low: Double, high: Double)
+        /// Two-sided permutation p-value of the Spearman correlation (exact up to 8 sites).
+        public var spearmanP: Double
         public var pearson: Double
         public var pearsonInterval: (low: Double, high: Double)
 
-        enum CodingKeys: String, CodingKey { case measure, outcome, sites, spearman, spearmanInterval = "spearman_95", pearson, pearsonInterval = "pearson_95" }
+        enum CodingKeys: String, CodingKey { case measure, outcome, sites, spearman, spearmanInterval = "spearman_95", spearmanP = "spearman_p", pearson, pearsonInterval = "pearson_95" }
 
-        public init(measure: String, outcome: String, sites: Int, spearman: Double, spearmanInterval: (low: Double, high: Double), pearson: Double,
-                    pearsonInterval: (low: Double, high: Double)) {
+        public init(measure: String, outcome: String, sites: Int, spearman: Double, spearmanInterval: (low: Double, high: Double), spearmanP: Double,
+                    pearson: Double, pearsonInterval: (low: Double, high: Double)) {
             self.measure = measure; self.outcome = outcome; self.sites = sites; self.spearman = spearman; self.spearmanInterval = spearmanInterval
+            self.spearmanP = spearmanP
             self.pearson = pearson; self.pearsonInterval = pearsonInterval
         }
 
@@ -98,6 +101,7 @@ public struct SiteReport: Sendable, Codable {
             measure = try c.decode(String.self, forKey: .measure); outcome = try c.decode(String.self, forKey: .outcome)
             sites = try c.decode(Int.self, forKey: .sites)
             spearman = try c.decodeIfPresent(Double.self, forKey: .spearman) ?? .nan
+            spearmanP = try c.decodeIfPresent(Double.self, forKey: .spearmanP) ?? .nan
             pearson = try c.decodeIfPresent(Double.self, forKey: .pearson) ?? .nan
             let s = try c.decode([Double?].self, forKey: .spearmanInterval), p = try c.decode([Double?].self, forKey: .pearsonInterval)
             spearmanInterval = (s[0] ?? .nan, s[1] ?? .nan); pearsonInterval = (p[0] ?? .nan, p[1] ?? .nan)
@@ -107,7 +111,7 @@ public struct SiteReport: Sendable, Codable {
             var c = encoder.container(keyedBy: CodingKeys.self)
             func n(_ v: Double) -> Double? { v.isFinite ? v : nil }
             try c.encode(measure, forKey: .measure); try c.encode(outcome, forKey: .outcome); try c.encode(sites, forKey: .sites)
-            try c.encode(n(spearman), forKey: .spearman); try c.encode(n(pearson), forKey: .pearson)
+            try c.encode(n(spearman), forKey: .spearman); try c.encode(n(spearmanP), forKey: .spearmanP); try c.encode(n(pearson), forKey: .pearson)
             try c.encode([n(spearmanInterval.low), n(spearmanInterval.high)], forKey: .spearmanInterval)
             try c.encode([n(pearsonInterval.low), n(pearsonInterval.high)], forKey: .pearsonInterval)
         }
@@ -202,8 +206,17 @@ public struct SiteReport: Sendable, Codable {
             if !site.flags.isEmpty { parts.append("needs " + site.flags.joined(separator: ", ")) }
             out.append(parts.joined(separator: "; ") + ".")
         }
+        // Shift against Dice, on the measure fixed in advance (MMD), not the best-looking one.
+        if let c = r.performance?.correlations.first(where: { $0.measure == "mmd" && $0.outcome == "dice" }), c.spearman.isFinite {
+            let direction = c.spearman < 0 ? "falls" : (c.spearman > 0 ? "rises" : "does not change")
+            var text = String(format: "Across the %d target sites, Dice %@ as MMD grows (Spearman %.2f, permutation p = %@)", c.sites, direction,
+                              c.spearman, formatP(c.spearmanP))
+            if c.sites <= 4 { text += String(format: "; with %d sites no ranking can reach p < 0.05 (the smallest possible is %.3f)", c.sites,
+                                             2 / Double((1...c.sites).reduce(1, *))) }
+            out.append(text + ".")
+        }
         return out
     }
 
-    static func formatP(_ p: Double) -> String { p < 0.001 ? "< 0.001" : String(format: "%.3f", p) }
+    static func formatP(_ p: Double) -> String { !p.isFinite ? "–" : p < 0.001 ? "< 0.001" : String(format: "%.3f", p) }
 }

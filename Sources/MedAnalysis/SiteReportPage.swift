@@ -103,16 +103,21 @@ public enum SiteReportPage {
                 var sc = ScatterPlot(title: "Dice against \(measure)", xLabel: measure, yLabel: "mean Dice",
                                      points: sites.map { .init(x: ($0.distanceToSource[measure] ?? nil) ?? .nan, y: $0.meanDice!, label: $0.name) })
                 sc.fitLine = true
-                sc.subtitle = String(format: "Spearman %@ [%@, %@], Pearson %@ (%d sites)", n(c.spearman, 2), n(c.spearmanInterval.low, 2),
-                                     n(c.spearmanInterval.high, 2), n(c.pearson, 2), c.sites)
+                sc.subtitle = String(format: "Spearman %@ (permutation p %@), Pearson %@; %d sites", n(c.spearman, 2), SiteReport.formatP(c.spearmanP),
+                                     n(c.pearson, 2), c.sites)
                 figs.append((sc.svg, nil))
             }
             page.figures(figs)
-            page.table(header: ["measure", "outcome", "sites", "Spearman", "95 % interval", "Pearson", "95 % interval"],
-                       rows: perf.correlations.map { [$0.measure, $0.outcome, String($0.sites), n($0.spearman, 2),
+            let fewest = perf.correlations.map(\.sites).min() ?? 0
+            let smallest = fewest >= 3 && fewest <= 8 ? 2 / Double((1...fewest).reduce(1, *)) : .nan
+            page.table(header: ["measure", "outcome", "sites", "Spearman", "permutation p", "bootstrap 95 %", "Pearson", "bootstrap 95 %"],
+                       rows: perf.correlations.map { [$0.measure, $0.outcome, String($0.sites), n($0.spearman, 2), SiteReport.formatP($0.spearmanP),
                                                       "[\(n($0.spearmanInterval.low, 2)), \(n($0.spearmanInterval.high, 2))]", n($0.pearson, 2),
                                                       "[\(n($0.pearsonInterval.low, 2)), \(n($0.pearsonInterval.high, 2))]"] },
-                       numeric: [2, 3, 5], caption: "Across target sites; intervals by bootstrap over sites (few sites: wide intervals).")
+                       numeric: [2, 3, 4, 6],
+                       caption: "Across target sites. The permutation p-value is exact up to 8 sites: with \(fewest) sites the smallest possible is "
+                           + (smallest.isFinite ? String(format: "%.3g", smallest) : "below 0.001")
+                           + ", so a perfect ranking of a few sites is not yet evidence. Bootstrap intervals resample the sites and say little below ten sites (the resamples repeat the same few).")
         }
 
         // Examples.

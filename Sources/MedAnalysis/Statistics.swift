@@ -63,6 +63,43 @@ public enum Stats {
     /// Spearman's rank correlation (Pearson's r of the ranks).
     public static func spearman(_ x: [Double], _ y: [Double]) -> Double { pearson(ranks(x), ranks(y)) }
 
+    /// Two-sided permutation p-value of Spearman's correlation: the share of orderings of y whose |ρ| reaches the
+    /// observed one. Exact (all n! orderings, the observed one included) for n ≤ 8; otherwise `resamples` random
+    /// orderings, (b + 1)/(resamples + 1). With n points the smallest possible p is 2/n! (n = 4: 0.083), which is
+    /// what a handful of sites can show. NaN below 3 points or when ρ is undefined.
+    public static func spearmanPermutationP(_ x: [Double], _ y: [Double], resamples: Int = 10_000, seed: UInt64 = 0) -> Double {
+        guard x.count == y.count, x.count >= 3 else { return .nan }
+        let rx = ranks(x), ry = ranks(y)
+        let observed = abs(pearson(rx, ry))
+        guard observed.isFinite else { return .nan }
+        let tolerance = 1e-12
+        if x.count <= 8 {
+            var perm = ry, count = 0, total = 0
+            // Heap's algorithm over every ordering.
+            func visit(_ k: Int) {
+                if k == 1 {
+                    total += 1
+                    if abs(pearson(rx, perm)) >= observed - tolerance { count += 1 }
+                    return
+                }
+                visit(k - 1)
+                for i in 0..<(k - 1) {
+                    perm.swapAt(k % 2 == 0 ? i : 0, k - 1)
+                    visit(k - 1)
+                }
+            }
+            visit(perm.count)
+            return Double(count) / Double(total)
+        }
+        var g = SplitMix64(seed: seed)
+        var perm = ry, exceed = 0
+        for _ in 0..<resamples {
+            perm.shuffle(using: &g)
+            if abs(pearson(rx, perm)) >= observed - tolerance { exceed += 1 }
+        }
+        return Double(exceed + 1) / Double(resamples + 1)
+    }
+
     /// Percentile bootstrap interval (level 0.95: 2.5th and 97.5th percentiles) of a statistic of paired samples,
     /// resampling the pairs with replacement; resamples where the statistic is undefined are skipped.
     public static func bootstrapInterval(_ x: [Double], _ y: [Double], resamples: Int = 2000, level: Double = 0.95, seed: UInt64 = 0,

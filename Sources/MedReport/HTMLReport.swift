@@ -22,10 +22,11 @@ public struct HTMLReport: Sendable {
         }.joined() + "</ul>")
     }
 
-    /// A table; `numeric` columns are right-aligned.
+    /// A table; `numeric` columns are right-aligned. The caption sits above it at the page's width; a table wider
+    /// than the screen scrolls sideways on its own.
     public mutating func table(header: [String], rows: [[String]], numeric: Set<Int> = [], caption: String? = nil) {
-        var s = "<div class=\"table-wrap\"><table>"
-        if let caption { s += "<caption>\(escapeXML(caption))</caption>" }
+        var s = caption.map { "<p class=\"caption\">\(escapeXML($0))</p>" } ?? ""
+        s += "<div class=\"table-wrap\"><table>"
         s += "<thead><tr>" + header.enumerated().map { "<th\(numeric.contains($0.offset) ? " class=\"num\"" : "")>\(escapeXML($0.element))</th>" }.joined() + "</tr></thead><tbody>"
         for r in rows {
             s += "<tr>" + r.enumerated().map { "<td\(numeric.contains($0.offset) ? " class=\"num\"" : "")>\(escapeXML($0.element))</td>" }.joined() + "</tr>"
@@ -52,7 +53,7 @@ public struct HTMLReport: Sendable {
         .findings li{margin:.3em 0}.findings li.first{font-weight:bold}
         .table-wrap{overflow-x:auto}table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
         th,td{border-bottom:1px solid #e3e3e3;padding:4px 10px;text-align:left;white-space:nowrap}th{background:#f4f6f8}
-        td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}caption{text-align:left;color:#555;padding:4px 0}
+        td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}p.caption{color:#555;margin:.8em 0 0;max-width:900px}
         .figures{display:flex;flex-wrap:wrap;gap:18px}figure{margin:0}figure.chart svg{max-width:100%;height:auto}
         figcaption{font-size:.85em;color:#555;max-width:560px}
         .grid-row{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;margin:8px 0}.grid-title{width:140px;font-weight:bold}

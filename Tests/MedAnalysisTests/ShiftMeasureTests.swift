@@ -80,12 +80,24 @@ struct ShiftMeasureTests {
             let y = gaussianRows(300, d, mean: shift, seed: 10)
             let sigma = MMD.medianBandwidth(x, y, dimensions: d)
             let exact = try MMD.unbiased(x, y, dimensions: d, bandwidth: sigma)
-            let rff = MMD.featureStatistics(x + y, d: d, n: 300, m: 300, sigma: sigma, labels: [(0..<600).map { $0 < 300 ? 1 : 0 }],
-                                            features: 2048, seed: 11)[0]
+            let phi = MMD.randomFeatures(x + y, d: d, sigma: sigma, features: 2048, seed: 11)
+            let rff = MMD.featureStatistics(phi, n: 300, m: 300, labels: [(0..<600).map { $0 < 300 ? 1 : 0 }], features: 2048)[0]
             #expect(abs(rff - exact) < 0.02 + 0.2 * abs(exact), "shift \(shift): features \(rff) vs exact \(exact)")
             #expect(rff > previous)
             previous = rff
         }
+    }
+
+    @Test("MMD on large samples: random features, permutations in chunks give the same test as all at once")
+    func chunkedPermutations() throws {
+        let d = 3
+        let x = gaussianRows(3100, d, seed: 21), y = gaussianRows(3000, d, mean: 0.08, seed: 22)
+        let whole = try MMD.test(x, y, dimensions: d, permutations: 99, seed: 5)
+        let chunked = try MMD.test(x, y, dimensions: d, permutations: 99, seed: 5, relabellingBudget: 20 * 6100)
+        #expect(whole.method.hasPrefix("random features"))
+        #expect(whole.statistic == chunked.statistic)
+        #expect(whole.pValue == chunked.pValue)
+        #expect(whole.pValue >= 0.01)   // never 0: (b + 1)/(n + 1)
     }
 
     @Test("Fréchet distance: the closed form for Gaussians with known means and covariances, and from samples")
@@ -117,6 +129,15 @@ struct ShiftMeasureTests {
     func statistics() {
         #expect(abs(Stats.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) - 0.8207826816681233) < 1e-12)
         #expect(abs(Stats.pearson([1, 2, 3], [2, 4, 7]) - 0.9933992677987828) < 1e-12)
+        // Permutation p of Spearman: a perfect ranking of 4 sites is 2 orderings of 24; the 5 points above: 16 of the
+        // 120 orderings of y reach |ρ| = 0.82 (itertools.permutations with scipy.stats.spearmanr).
+        #expect(abs(Stats.spearmanPermutationP([1, 2, 3, 4], [0.9, 0.8, 0.7, 0.1]) - 2.0 / 24) < 1e-12)
+        #expect(abs(Stats.spearmanPermutationP([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) - 16.0 / 120) < 1e-12)
+        // 12 points, Monte Carlo: scipy.stats.permutation_test (pairings, 200,000 resamples) gives 0.162 for ρ = 0.434.
+        let x12 = [0.1257, -0.1321, 0.6404, 0.1049, -0.5357, 0.3616, 1.304, 0.9471, -0.7037, -1.2654, -0.6233, 0.0413]
+        let y12 = [-2.1993, -0.3509, -0.6055, -0.6274, -1.0799, 0.0453, 1.7156, 1.9896, -0.8323, 0.101, -1.2885, 0.3928]
+        #expect(abs(Stats.spearman(x12, y12) - 0.43356643356643365) < 1e-12)
+        #expect(abs(Stats.spearmanPermutationP(x12, y12, resamples: 20_000) - 0.162) < 0.015)
         #expect(Stats.ranks([10, 20, 20, 5]) == [2, 3.5, 3.5, 1])
         // Holm: sorted p 0.01, 0.02, 0.04 -> 0.03, 0.04, 0.04.
         #expect(Stats.holm([0.04, 0.01, 0.02]).map { ($0 * 1e9).rounded() / 1e9 } == [0.04, 0.03, 0.04])
@@ -161,5 +182,20 @@ struct ShiftMeasureTests {
         #expect(q1["snr"]! > q2["snr"]! && q1["cjv"]! < q2["cjv"]!)
         #expect(abs(q1["mean"]! - 100) < 1 && q1["fber"]! > 50)
         for m in ImageQuality.measures { #expect(q1[m]?.isFinite == true, "\(m)") }
+    }
+
+    @Test("quality measures by hand: k foreground pixels of one value on a zero background")
+    func qualityByHand() throws {
+        // 8 x 8, a 4 x 4 block of value 50 (k = 16) on 0. F/B = 1/√k on the block, so Σ (F/B) ln(F/B) = √k ln(1/√k);
+        // EFC = √k ln(1/√k) / (√N ln(1/√N)), N = 64: 4 ln(1/4) / (8 ln(1/8)) = 1/3.
+        let v: [Float] = (0..<64).map { i in (2..<6).contains(i % 8) && (2..<6).contains(i / 8) ? 50 : 0 }
+        let q = try #require(ImageQuality.measureSlice(v, width: 8, height: 8))
+        #expect(abs(q["efc"]! - 1.0 / 3.0) < 1e-9)
+        #expect(q["mean"] == 50 && q["range"] == 0 && q["cv"] == 0)
+        #expect(q["fber"] == 0)                        // no background energy: 0, as MRQy
+        #expect(abs(q["cjv"]! - 0) < 1e-12)            // (0 + 0) / 50
+        // CPP: the block's border pixels lose their outside neighbours' −1/8; Σ over the image of (centre − mean of 8)
+        // = Σ_p F(p) (1 − n(p)/8) with n(p) the in-image neighbours: every block pixel is interior to the image, so 0.
+        #expect(abs(q["cpp"]!) < 1e-12)
     }
 }
