@@ -50,6 +50,43 @@ struct SitesCLITests {
         #expect(csvRows.count == 1 + 5 * 24 && csvRows[0].hasPrefix("id,site,distance_to_source,mean,range,cv,snr"))
     }
 
+    @Test("from an index alone, and from embed's embeddings: the same sites, cases and measures as from the folder")
+    func indexAndEmbeddings() throws {
+        let s = Scratch("sites"); defer { s.cleanup() }
+        let data = s.file("cxr")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "10", "--size", "40", "--seed", "4", "--out", data, "--quiet"]).status == 0)
+        #expect(try Tool.run(["index", data, "--db", s.file("index.sqlite")]).status == 0)
+        #expect(try Tool.run(["embed", "--data", data, "--out", s.file("e.npy")]).status == 0)
+        let runs = [("folder", ["--data", data]), ("index", ["--db", s.file("index.sqlite")]),
+                    ("embeddings", ["--data", data, "--embeddings", s.file("e.npy")])]
+        var reports: [String: [String: [String: Any]]] = [:]
+        for (name, args) in runs {
+            let r = try Tool.run(["sites"] + args + ["--source", "MCU", "--permutations", "99", "--out", s.file(name)])
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            let sites = try #require(try json(s.file(name + "/sites.json"))["sites"] as? [[String: Any]])
+            reports[name] = Dictionary(uniqueKeysWithValues: sites.map { ($0["name"] as! String, $0) })
+        }
+        let folder = try #require(reports["folder"])
+        #expect(folder.keys.sorted() == ["CHN", "MCU", "SiteC", "SiteD", "SiteE"])
+        for other in ["index", "embeddings"] {
+            let o = try #require(reports[other])
+            #expect(o.keys.sorted() == folder.keys.sorted(), "\(other)")
+            for (site, f) in folder {
+                #expect(o[site]?["cases"] as? Int == f["cases"] as? Int && f["cases"] as? Int == 10, "\(other) \(site)")
+                // Quality and intensities come from the images whatever the route; the embedding measures agree
+                // because embed makes the same thumbnail + PCA rows the command makes itself.
+                let (qa, qb) = (f["quality"] as? [String: Double] ?? [:], o[site]?["quality"] as? [String: Double] ?? [:])
+                #expect(!qa.isEmpty && qa.keys.allSatisfy { abs(qa[$0]! - (qb[$0] ?? .nan)) <= 1e-9 * max(1, abs(qa[$0]!)) }, "\(other) \(site)")
+                guard site != "MCU" else { continue }
+                let (da, db) = (f["distance_to_source"] as! [String: Any], o[site]!["distance_to_source"] as! [String: Any])
+                for m in ["mmd", "frechet", "knn", "intensity_w1"] {
+                    let (x, y) = (da[m] as? Double ?? .nan, db[m] as? Double ?? .nan)
+                    #expect(abs(x - y) <= 1e-3 * max(1, abs(x)), "\(other) \(site) \(m): \(x) vs \(y)")
+                }
+            }
+        }
+    }
+
     @Test("bad input is one clear line: a one-case site, an unknown source, embeddings and ids of different lengths, results whose ids do not match")
     func badInput() throws {
         let s = Scratch("sites"); defer { s.cleanup() }
