@@ -32,14 +32,9 @@ public struct LogisticRegression: Sendable {
             let momentum = Float(it) / Float(it + 3)
             let look = zip(w, velocity).map { $0 + momentum * $1 }
             Self.logits(xs, look, n: n, d1: d1, c: c, into: &logits)
-            // P − Y, row by row (softmax over classes).
-            for i in 0..<n {
-                var mx = -Float.infinity
-                for k in 0..<c { mx = max(mx, logits[i * c + k]) }
-                var s: Float = 0
-                for k in 0..<c { let e = exp(logits[i * c + k] - mx); logits[i * c + k] = e; s += e }
-                for k in 0..<c { logits[i * c + k] = logits[i * c + k] / s - (labels[i] == k ? 1 : 0) }
-            }
+            // P − Y, row by row.
+            Self.softmaxRows(&logits, n: n, c: c)
+            for i in 0..<n { logits[i * c + labels[i]] -= 1 }
             xs.withUnsafeBufferPointer { xp in logits.withUnsafeBufferPointer { rp in grad.withUnsafeMutableBufferPointer { gp in
                 Compute.sgemm(transA: true, m: d1, n: c, k: n, alpha: 1 / Float(n), a: xp.baseAddress!, lda: d1, b: rp.baseAddress!, ldb: c,
                               c: gp.baseAddress!, ldc: c)
@@ -72,14 +67,19 @@ public struct LogisticRegression: Sendable {
         let xs = Self.standardised(x, n: n, d: dimensions, mean: mean, scale: scale)
         var out = [Float](repeating: 0, count: n * c)
         Self.logits(xs, weights, n: n, d1: d1, c: c, into: &out)
+        Self.softmaxRows(&out, n: n, c: c)
+        return out
+    }
+
+    /// Softmax over the classes of each row of an n x C matrix, in place (the row maximum subtracted first).
+    static func softmaxRows(_ v: inout [Float], n: Int, c: Int) {
         for i in 0..<n {
             var mx = -Float.infinity
-            for k in 0..<c { mx = max(mx, out[i * c + k]) }
+            for k in 0..<c { mx = max(mx, v[i * c + k]) }
             var s: Float = 0
-            for k in 0..<c { let e = exp(out[i * c + k] - mx); out[i * c + k] = e; s += e }
-            for k in 0..<c { out[i * c + k] /= s }
+            for k in 0..<c { let e = exp(v[i * c + k] - mx); v[i * c + k] = e; s += e }
+            for k in 0..<c { v[i * c + k] /= s }
         }
-        return out
     }
 }
 
