@@ -4,15 +4,91 @@ import MedRandom
 
 /// # MedNN
 ///
-/// Layers with parameters, the 2-D U-Net, and (with the rest of issue 6) the training loop, built on MedTensor.
-/// A layer owns its parameter tensors (``Layer/parameters``) and, for batch normalisation, running statistics; it is
-/// in training or evaluation mode (``Layer/isTraining``).
+/// Layers with parameters, the 2-D U-Net, the ViT masked autoencoder, and the training loop, built on MedTensor.
+///
+/// Networks are trees of ``Layer``s. A layer declares only what is its own — its parameters and buffers by local
+/// name, its sub-layers by local name — and everything else is derived from the tree: PyTorch-style dotted names
+/// (`down.0.1.weight`, `blocks.3.attn.qkv.bias`), the parameter list an optimiser takes, the training or evaluation
+/// mode (``Layer/setTraining(_:)``), the state dictionary saved in checkpoints (parameters and buffers, named exactly
+/// as PyTorch's `state_dict()` names the same model) and loading it back (``Layer/load(_:strict:origin:)``).
 public enum MedNNModule {}
 
-/// Anything with parameters.
+/// A node of a network.
 public protocol Layer: AnyObject {
-    var parameters: [Tensor] { get }
+    /// Trainable tensors of this layer itself, by local name ("weight", "bias").
+    var localParameters: [(String, Tensor)] { get }
+    /// Saved but not trained (batch normalisation's running statistics), by local name.
+    var localBuffers: [(String, Tensor)] { get }
+    /// Direct sub-layers by local name, in declaration order.
+    var children: [(String, any Layer)] { get }
+    /// Training (batch statistics) or evaluation mode of this layer alone; ``setTraining(_:)`` sets a whole tree.
     var isTraining: Bool { get set }
+}
+
+extension Layer {
+    public var localParameters: [(String, Tensor)] { [] }
+    public var localBuffers: [(String, Tensor)] { [] }
+    public var children: [(String, any Layer)] { [] }
+
+    /// `own` of every layer in the tree with its dotted name, depth first in declaration order.
+    func walk(_ own: (any Layer) -> [(String, Tensor)], prefix: String = "") -> [(String, Tensor)] {
+        var out = own(self).map { (prefix + $0.0, $0.1) }
+        for (name, child) in children { out += child.walk(own, prefix: prefix + name + ".") }
+        return out
+    }
+
+    /// Every parameter with its dotted name, as PyTorch's `named_parameters()`.
+    public var namedParameters: [(String, Tensor)] { walk { $0.localParameters } }
+    /// Every buffer with its dotted name, as PyTorch's `named_buffers()`.
+    public var namedBuffers: [(String, Tensor)] { walk { $0.localBuffers } }
+    /// The parameters in ``namedParameters`` order (what an optimiser updates).
+    public var parameters: [Tensor] { namedParameters.map(\.1) }
+    /// Parameters and buffers by dotted name: what checkpoints store, named as PyTorch's `state_dict()`.
+    public var stateDict: [String: Tensor] {
+        Dictionary((namedParameters + namedBuffers).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Sets training or evaluation mode on this layer and every layer below it.
+    public func setTraining(_ on: Bool) {
+        isTraining = on
+        for (_, child) in children { child.setTraining(on) }
+    }
+
+    /// Copies values in by dotted name (a state dictionary, e.g. read from a safetensors file written by PyTorch or by
+    /// ``stateDict``). Every parameter and buffer must be present with its shape; with `strict`, names the model does
+    /// not have are refused too. `origin` (a file path) goes into the error.
+    public func load(_ tensors: [String: Tensor], strict: Bool = true, origin: String = "weights") throws {
+        let own = namedParameters + namedBuffers
+        var missing: [String] = []
+        for (name, t) in own {
+            guard let source = tensors[name] else { missing.append(name); continue }
+            guard source.shape == t.shape else {
+                throw TensorError.checkpoint(path: origin, reason: "'\(name)' is \(source.shape), the model needs \(t.shape)")
+            }
+        }
+        if !missing.isEmpty {
+            throw TensorError.checkpoint(path: origin, reason: "lacks \(missing.count) of the model's \(own.count) tensors (first: '\(missing[0])')")
+        }
+        if strict {
+            let names = Set(own.map(\.0))
+            let unexpected = tensors.keys.filter { !names.contains($0) }.sorted()
+            if !unexpected.isEmpty {
+                throw TensorError.checkpoint(path: origin, reason: "holds \(unexpected.count) tensors the model does not have (first: '\(unexpected[0])'): another architecture?")
+            }
+        }
+        for (name, t) in own { t.data = tensors[name]!.data }
+    }
+}
+
+/// An ordered list of layers named "0", "1", ... (PyTorch's `ModuleList`).
+public final class LayerList<Element: Layer>: Layer, RandomAccessCollection {
+    public let items: [Element]
+    public var isTraining = true
+    public init(_ items: [Element]) { self.items = items }
+    public var children: [(String, any Layer)] { items.enumerated().map { (String($0.offset), $0.element as any Layer) } }
+    public var startIndex: Int { items.startIndex }
+    public var endIndex: Int { items.endIndex }
+    public subscript(i: Int) -> Element { items[i] }
 }
 
 /// SplitMix64 for weight initialisation (seeded, reproducible): ``MedRandom/SplitMix64``.
@@ -34,7 +110,7 @@ public final class Conv2d: Layer {
         geometry = Conv2DGeometry(stride: stride, padding: padding)
     }
 
-    public var parameters: [Tensor] { [weight] + (bias.map { [$0] } ?? []) }
+    public var localParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.conv2d(weight, bias: bias, geometry: geometry) }
 }
 
@@ -54,27 +130,31 @@ public final class ConvTranspose2d: Layer {
         self.stride = stride
     }
 
-    public var parameters: [Tensor] { [weight] + (bias.map { [$0] } ?? []) }
+    public var localParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.convTranspose2d(weight, bias: bias, stride: stride) }
 }
 
-/// Batch normalisation with running statistics (momentum 0.1, as PyTorch).
+/// Batch normalisation with running statistics (momentum 0.1, as PyTorch); parameters `weight` (γ) and `bias` (β),
+/// buffers `running_mean` and `running_var` (PyTorch's names; its `num_batches_tracked` counter is not kept: PyTorch
+/// fills it in when a state dictionary lacks it).
 public final class BatchNorm2d: Layer {
     public let gamma: Tensor
     public let beta: Tensor
-    public var runningMean: [Float]
-    public var runningVariance: [Float]
+    /// Running estimates of the per-channel mean and (unbiased) variance, used in evaluation mode.
+    public let runningMean: Tensor
+    public let runningVariance: Tensor
     public var momentum: Float = 0.1
     public var isTraining = true
 
     public init(_ channels: Int) {
         gamma = Tensor(shape: [channels], data: [Float](repeating: 1, count: channels), requiresGrad: true)
         beta = Tensor(zeros: [channels], requiresGrad: true)
-        runningMean = [Float](repeating: 0, count: channels)
-        runningVariance = [Float](repeating: 1, count: channels)
+        runningMean = Tensor(zeros: [channels])
+        runningVariance = Tensor(shape: [channels], data: [Float](repeating: 1, count: channels))
     }
 
-    public var parameters: [Tensor] { [gamma, beta] }
+    public var localParameters: [(String, Tensor)] { [("weight", gamma), ("bias", beta)] }
+    public var localBuffers: [(String, Tensor)] { [("running_mean", runningMean), ("running_var", runningVariance)] }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try apply(x, relu: false) }
 
@@ -83,14 +163,16 @@ public final class BatchNorm2d: Layer {
 
     func apply(_ x: Tensor, relu: Bool) throws -> Tensor {
         guard isTraining else {
-            let y = try x.batchNormInference(gamma: gamma, beta: beta, mean: runningMean, variance: runningVariance)
+            let y = try x.batchNormInference(gamma: gamma, beta: beta, mean: runningMean.data, variance: runningVariance.data)
             return relu ? y.relu() : y
         }
         let (y, mean, variance) = relu ? try x.batchNormReLU(gamma: gamma, beta: beta) : try x.batchNorm(gamma: gamma, beta: beta)
-        for c in 0..<runningMean.count {
-            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean[c]
-            runningVariance[c] = (1 - momentum) * runningVariance[c] + momentum * variance[c]
+        var (m, v) = (runningMean.data, runningVariance.data)
+        for c in 0..<m.count {
+            m[c] = (1 - momentum) * m[c] + momentum * mean[c]
+            v[c] = (1 - momentum) * v[c] + momentum * variance[c]
         }
+        runningMean.data = m; runningVariance.data = v
         return y
     }
 }
@@ -116,7 +198,7 @@ public final class InstanceNorm2d: NormReLU {
         beta = Tensor(zeros: [channels], requiresGrad: true)
     }
 
-    public var parameters: [Tensor] { [gamma, beta] }
+    public var localParameters: [(String, Tensor)] { [("weight", gamma), ("bias", beta)] }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.instanceNorm(gamma: gamma, beta: beta) }
     public func withReLU(_ x: Tensor) throws -> Tensor { try x.instanceNormReLU(gamma: gamma, beta: beta) }
 }

@@ -31,8 +31,8 @@ public enum SlidingWindow {
                                      overlap: Double = 0.5, flipTTA: Bool = false) throws -> [Float] {
         precondition(height >= patch && width >= patch, "image smaller than the patch")
         let wasTraining = model.isTraining
-        model.isTraining = false
-        defer { model.isTraining = wasTraining }
+        model.setTraining(false)
+        defer { model.setTraining(wasTraining) }
         let k = model.classes
         var sum = [Float](repeating: 0, count: k * height * width), weight = [Float](repeating: 0, count: height * width)
         let g = gaussian(patch, patch)
@@ -74,27 +74,15 @@ extension Trainer {
     /// A model rebuilt from a checkpoint written by ``Trainer`` (configuration from its metadata, weights, batch-norm
     /// statistics); returns it with the training configuration.
     public static func loadModel(checkpoint path: String) throws -> (UNet, TrainingConfig) {
-        let (t, meta) = try Safetensors.read(path)
-        guard let desc = meta["model"], let configText = meta["config"],
-              let config = try? JSONDecoder().decode(TrainingConfig.self, from: Data(configText.utf8)) else {
-            throw Safetensors.Error.invalid(path: path, reason: "not a medselect training checkpoint (no model or config metadata)")
+        let (tensors, description, meta) = try ModelFile.read(path)
+        guard let configuration = description.unet else {
+            throw TensorError.checkpoint(path: path, reason: "holds a \(description.architecture), not a U-Net")
         }
-        var fields: [String: Int] = [:]
-        for part in desc.split(separator: " ").dropFirst() {
-            let kv = part.split(separator: "=")
-            if kv.count == 2, let v = Int(kv[1]) { fields[String(kv[0])] = v }
+        guard let configText = meta["config"], let config = try? JSONDecoder().decode(TrainingConfig.self, from: Data(configText.utf8)) else {
+            throw TensorError.checkpoint(path: path, reason: "not a medselect training checkpoint (no training configuration in its metadata)")
         }
-        guard let inC = fields["in"], let classes = fields["classes"], let base = fields["base"], let levels = fields["levels"] else {
-            throw Safetensors.Error.invalid(path: path, reason: "model description '\(desc)' is incomplete")
-        }
-        let model = UNet(inChannels: inC, classes: classes, base: base, levels: levels,
-                         normalization: fields["instance"] == 1 ? .instance : .batch, deepSupervision: fields["ds"] == 1)
-        var weights: [String: Tensor] = [:]
-        for (k, v) in t where k.hasPrefix("model/") { weights[String(k.dropFirst(6))] = v }
-        try model.load(weights)
-        for (i, bn) in model.batchNorms.enumerated() {
-            if let m = t[String(format: "bn/%03d/mean", i)], let v = t[String(format: "bn/%03d/var", i)] { bn.runningMean = m.data; bn.runningVariance = v.data }
-        }
+        let model = UNet(configuration)
+        try model.load(tensors, origin: path)
         return (model, config)
     }
 }

@@ -138,8 +138,8 @@ public struct EpochRecord: Sendable, Codable, Equatable {
 }
 
 /// Trains a U-Net with Dice + CE, Adam and a poly learning-rate schedule; validates (mean foreground Dice of the
-/// argmax) after every epoch; writes `checkpoint.safetensors` (weights, Adam state, BN running statistics, epoch)
-/// and `history.csv` atomically after every epoch and resumes from them. Shuffling and augmentation draw from a
+/// argmax) after every epoch; writes the run's state (``TrainingState``: weights and running statistics under
+/// PyTorch's names, Adam's state beside them) and `history.csv` atomically after every epoch and resumes from them. Shuffling and augmentation draw from a
 /// generator seeded by (seed, epoch), so a resumed run repeats exactly what the interrupted one would have done.
 public final class Trainer {
     public let model: UNet
@@ -155,7 +155,7 @@ public final class Trainer {
         optimizer = Adam(model.parameters, learningRate: config.learningRate)
     }
 
-    var checkpointPath: String { folder + "/checkpoint.safetensors" }
+    var checkpointPath: String { TrainingState.checkpointPath(folder) }
 
     /// Runs (or resumes) training; `progress` receives one line per epoch.
     @discardableResult
@@ -175,7 +175,7 @@ public final class Trainer {
             var rng = InitRandom(seed: config.seed &* 0x9E37_79B9 &+ UInt64(epoch) &+ 1)
             var order = Array(0..<train.count)
             order.shuffle(using: &rng)
-            model.isTraining = true
+            model.setTraining(true)
             var lossSum = 0.0
             let plane = train.height * train.width
             let withForeground = (0..<train.count).filter { i in train.labels[(i * plane)..<((i + 1) * plane)].contains { $0 > 0 } }
@@ -360,8 +360,8 @@ public final class Trainer {
     /// Label maps (argmax) for images [N, C, H, W], in evaluation mode.
     public func predict(_ data: SegmentationData) throws -> [Float] {
         let wasTraining = model.isTraining
-        model.isTraining = false
-        defer { model.isTraining = wasTraining }
+        model.setTraining(false)
+        defer { model.setTraining(wasTraining) }
         var out: [Float] = []
         for start in stride(from: 0, to: data.count, by: config.batchSize) {
             let (x, _) = data.batch(Array(start..<min(data.count, start + config.batchSize)))
@@ -399,24 +399,10 @@ public final class Trainer {
     // MARK: checkpoints
 
     func save(epoch: Int) throws {
-        var tensors: [String: Tensor] = [:]
-        for (name, p) in model.namedParameters {
-            tensors["model/" + name] = p
-        }
-        for (i, (m, v)) in zip(optimizer.m, optimizer.v).enumerated() {
-            tensors[String(format: "adam/m/%03d", i)] = Tensor(shape: [m.count], data: m)
-            tensors[String(format: "adam/v/%03d", i)] = Tensor(shape: [v.count], data: v)
-        }
-        for (i, bn) in model.batchNorms.enumerated() {
-            tensors[String(format: "bn/%03d/mean", i)] = Tensor(shape: [bn.runningMean.count], data: bn.runningMean)
-            tensors[String(format: "bn/%03d/var", i)] = Tensor(shape: [bn.runningVariance.count], data: bn.runningVariance)
-        }
         let enc = JSONEncoder()
-        let meta = ["epoch": String(epoch), "adam_t": String(optimizer.t),
-                    "config": String(decoding: try enc.encode(config), as: UTF8.self),
-                    "history": String(decoding: try enc.encode(history), as: UTF8.self),
-                    "model": modelDescription]
-        try Safetensors.write(tensors, metadata: meta, to: checkpointPath)
+        let meta = ["config": String(decoding: try enc.encode(config), as: UTF8.self),
+                    "history": String(decoding: try enc.encode(history), as: UTF8.self)]
+        try TrainingState.save(folder: folder, model: model, description: modelDescription, optimizer: optimizer, epoch: epoch, metadata: meta)
         var csv = "epoch,train_loss,validation_dice,learning_rate,seconds\n"
         for r in history { csv += "\(r.epoch),\(r.trainLoss),\(r.validationDice),\(r.learningRate),\(r.seconds)\n" }
         let tmp = folder + "/history.csv.tmp"
@@ -425,15 +411,16 @@ public final class Trainer {
     }
 
     /// The model description written into checkpoints.
-    var modelDescription: String {
-        "UNet in=\(model.inChannels) classes=\(model.classes) base=\(model.base) levels=\(model.levels) instance=\(model.normalization == .instance ? 1 : 0) ds=\(model.deepSupervision ? 1 : 0)"
-    }
+    var modelDescription: ModelDescription { ModelDescription(unet: model.configuration) }
 
     /// Refuses to resume from a checkpoint of another configuration or model (a new run into an old folder).
     func checkSameRun() throws {
         let meta = try Safetensors.read(checkpointPath).metadata
+        let theirs = try ModelDescription.from(meta, path: checkpointPath)
         var differences: [String] = []
-        if let m = meta["model"], m != modelDescription { differences.append("model \(modelDescription) (this run) vs \(m) (the folder's run)") }
+        if theirs != modelDescription {
+            differences.append("model \(model.configuration.summary) (this run) vs \(theirs.unet?.summary ?? theirs.architecture) (the folder's run)")
+        }
         if let c = meta["config"], let theirs = try? JSONDecoder().decode(TrainingConfig.self, from: Data(c.utf8)) {
             differences += config.differences(from: theirs)
         }
@@ -442,22 +429,8 @@ public final class Trainer {
 
     /// Loads the checkpoint; returns the number of completed epochs.
     func restore() throws -> Int {
-        let (t, meta) = try Safetensors.read(checkpointPath)
-        var weights: [String: Tensor] = [:]
-        for (k, v) in t where k.hasPrefix("model/") { weights[String(k.dropFirst(6))] = v }
-        try model.load(weights)
-        for i in 0..<optimizer.m.count {
-            guard let m = t[String(format: "adam/m/%03d", i)], let v = t[String(format: "adam/v/%03d", i)],
-                  m.count == optimizer.m[i].count, v.count == optimizer.v[i].count else {
-                throw TensorError.shapeMismatch("\(checkpointPath): optimiser state does not match the model")
-            }
-            optimizer.m[i] = m.data; optimizer.v[i] = v.data
-        }
-        for (i, bn) in model.batchNorms.enumerated() {
-            if let m = t[String(format: "bn/%03d/mean", i)], let v = t[String(format: "bn/%03d/var", i)] { bn.runningMean = m.data; bn.runningVariance = v.data }
-        }
-        optimizer.t = Int(meta["adam_t"] ?? "0") ?? 0
+        let (epoch, meta) = try TrainingState.restore(folder: folder, model: model, optimizer: &optimizer)
         if let h = meta["history"], let records = try? JSONDecoder().decode([EpochRecord].self, from: Data(h.utf8)) { history = records }
-        return Int(meta["epoch"] ?? "0") ?? 0
+        return epoch
     }
 }

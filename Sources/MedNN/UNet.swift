@@ -10,41 +10,69 @@ import MedTensor
 public final class UNet: Layer {
     public enum Normalization: String, Sendable, Codable { case batch, instance }
 
-    final class DoubleConv {
+    /// What a U-Net is made of: enough to rebuild it (stored in checkpoints).
+    public struct Configuration: Sendable, Codable, Equatable {
+        public var inChannels = 1, classes = 2, base = 16, levels = 4
+        public var normalization = Normalization.batch
+        public var deepSupervision = false
+        public init(inChannels: Int = 1, classes: Int = 2, base: Int = 16, levels: Int = 4, normalization: Normalization = .batch,
+                    deepSupervision: Bool = false) {
+            self.inChannels = inChannels; self.classes = classes; self.base = base; self.levels = levels
+            self.normalization = normalization; self.deepSupervision = deepSupervision
+        }
+        enum CodingKeys: String, CodingKey {
+            case inChannels = "in_channels", classes, base, levels, normalization, deepSupervision = "deep_supervision"
+        }
+        /// "1 in, 2 classes, base 16, 4 levels, batch norm".
+        public var summary: String {
+            "\(inChannels) in, \(classes) classes, base \(base), \(levels) levels, \(normalization.rawValue) norm" + (deepSupervision ? ", deep supervision" : "")
+        }
+    }
+
+    /// Two (3x3 conv -> norm -> ReLU), named as PyTorch's `nn.Sequential` of six (the ReLUs at 2 and 5 hold nothing).
+    final class DoubleConv: Layer {
         let c1: Conv2d, n1: any NormReLU, c2: Conv2d, n2: any NormReLU
+        var isTraining = true
         init(_ cin: Int, _ cout: Int, norm: Normalization, rng: inout InitRandom) {
             func make(_ c: Int) -> any NormReLU { norm == .batch ? BatchNorm2d(c) : InstanceNorm2d(c) }
             c1 = Conv2d(cin, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n1 = make(cout)
             c2 = Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n2 = make(cout)
         }
-        var layers: [any Layer] { [c1, n1, c2, n2] }
+        var children: [(String, any Layer)] { [("0", c1), ("1", n1), ("3", c2), ("4", n2)] }
         func callAsFunction(_ x: Tensor) throws -> Tensor { try n2.withReLU(c2(n1.withReLU(c1(x)))) }
     }
 
-    public let inChannels: Int, classes: Int, base: Int, levels: Int
-    public let normalization: Normalization
-    public let deepSupervision: Bool
-    let down: [DoubleConv]
+    public let configuration: Configuration
+    public var inChannels: Int { configuration.inChannels }
+    public var classes: Int { configuration.classes }
+    public var base: Int { configuration.base }
+    public var levels: Int { configuration.levels }
+    public var normalization: Normalization { configuration.normalization }
+    public var deepSupervision: Bool { configuration.deepSupervision }
+    let down: LayerList<DoubleConv>
     let bottleneck: DoubleConv
-    let upconv: [ConvTranspose2d]
-    let up: [DoubleConv]
+    let upconv: LayerList<ConvTranspose2d>
+    let up: LayerList<DoubleConv>
     let head: Conv2d
     /// Deep-supervision heads for decoder outputs at 1/2, 1/4, ... of the resolution (empty when off).
-    let auxHeads: [Conv2d]
-    public var isTraining = true {
-        didSet { for l in allLayers { l.isTraining = isTraining } }
+    let auxHeads: LayerList<Conv2d>
+    public var isTraining = true
+
+    public convenience init(inChannels: Int = 1, classes: Int = 2, base: Int = 16, levels: Int = 4, normalization: Normalization = .batch,
+                            deepSupervision: Bool = false, seed: UInt64 = 0) {
+        self.init(Configuration(inChannels: inChannels, classes: classes, base: base, levels: levels, normalization: normalization,
+                                deepSupervision: deepSupervision), seed: seed)
     }
 
-    public init(inChannels: Int = 1, classes: Int = 2, base: Int = 16, levels: Int = 4, normalization: Normalization = .batch,
-                deepSupervision: Bool = false, seed: UInt64 = 0) {
-        self.inChannels = inChannels; self.classes = classes; self.base = base; self.levels = levels
-        self.normalization = normalization; self.deepSupervision = deepSupervision
+    public init(_ configuration: Configuration, seed: UInt64 = 0) {
+        self.configuration = configuration
+        let (inChannels, base, levels, normalization) = (configuration.inChannels, configuration.base, configuration.levels, configuration.normalization)
         var rng = InitRandom(seed: seed)
         let widths = (0..<levels).map { base << $0 }
         var c = inChannels
         var down: [DoubleConv] = []
         for w in widths { down.append(DoubleConv(c, w, norm: normalization, rng: &rng)); c = w }
-        self.down = down
+        self.down = LayerList(down)
         bottleneck = DoubleConv(c, c * 2, norm: normalization, rng: &rng)
         c *= 2
         var upconv: [ConvTranspose2d] = [], up: [DoubleConv] = []
@@ -53,47 +81,16 @@ public final class UNet: Layer {
             up.append(DoubleConv(w * 2, w, norm: normalization, rng: &rng))
             c = w
         }
-        self.upconv = upconv; self.up = up
-        head = Conv2d(c, classes, kernel: 1, rng: &rng)
+        self.upconv = LayerList(upconv); self.up = LayerList(up)
+        head = Conv2d(c, configuration.classes, kernel: 1, rng: &rng)
         // One head per decoder level except the last (full resolution), coarsest first in `widths.reversed()` order.
-        auxHeads = deepSupervision ? widths.reversed().dropLast().map { Conv2d($0, classes, kernel: 1, rng: &rng) } : []
+        auxHeads = LayerList(configuration.deepSupervision ? widths.reversed().dropLast().map { Conv2d($0, configuration.classes, kernel: 1, rng: &rng) } : [])
     }
 
-    var allLayers: [any Layer] {
-        down.flatMap(\.layers) + bottleneck.layers + upconv.map { $0 as any Layer } + up.flatMap(\.layers) + [head]
-            + auxHeads.map { $0 as any Layer }
-    }
-
-    public var parameters: [Tensor] { allLayers.flatMap(\.parameters) }
-
-    /// The batch-norm layers, in a fixed order (their running statistics go into checkpoints).
-    public var batchNorms: [BatchNorm2d] { allLayers.compactMap { $0 as? BatchNorm2d } }
-
-    /// Parameters with the names PyTorch's `state_dict()` gives the same model in Scripts/reference/torch_unet_step.py
-    /// (`down.0.0.weight`, `down.0.1.weight`, ..., `upconv.0.bias`, `head.weight`), so weights move both ways.
-    public var namedParameters: [(String, Tensor)] {
-        func block(_ prefix: String, _ b: DoubleConv) -> [(String, Tensor)] {
-            [("\(prefix).0.weight", b.c1.weight), ("\(prefix).1.weight", b.n1.gamma), ("\(prefix).1.bias", b.n1.beta),
-             ("\(prefix).3.weight", b.c2.weight), ("\(prefix).4.weight", b.n2.gamma), ("\(prefix).4.bias", b.n2.beta)]
-        }
-        var out: [(String, Tensor)] = []
-        for (i, b) in down.enumerated() { out += block("down.\(i)", b) }
-        out += block("bottleneck", bottleneck)
-        for (i, b) in up.enumerated() { out += block("up.\(i)", b) }
-        for (i, u) in upconv.enumerated() { out += [("upconv.\(i).weight", u.weight), ("upconv.\(i).bias", u.bias!)] }
-        out += [("head.weight", head.weight), ("head.bias", head.bias!)]
-        for (i, h) in auxHeads.enumerated() { out += [("ds_heads.\(i).weight", h.weight), ("ds_heads.\(i).bias", h.bias!)] }
-        return out
-    }
-
-    /// Copies weights in by name (e.g. from a safetensors file written by PyTorch); every parameter must be present
-    /// with its shape.
-    public func load(_ tensors: [String: Tensor]) throws {
-        for (name, p) in namedParameters {
-            guard let t = tensors[name] else { throw TensorError.shapeMismatch("weights lack '\(name)'") }
-            guard t.shape == p.shape else { throw TensorError.shapeMismatch("'\(name)' is \(t.shape), the model needs \(p.shape)") }
-            p.data = t.data
-        }
+    /// Named as PyTorch's `state_dict()` names the same model in Scripts/reference/torch_unet_step.py
+    /// (`down.0.0.weight`, `down.0.1.running_mean`, ..., `upconv.0.bias`, `head.weight`, `ds_heads.0.weight`).
+    public var children: [(String, any Layer)] {
+        [("down", down), ("bottleneck", bottleneck), ("up", up), ("upconv", upconv), ("head", head)] + (deepSupervision ? [("ds_heads", auxHeads)] : [])
     }
 
     /// Logits [N, classes, H, W] for input [N, inChannels, H, W] (H, W divisible by 2^levels).

@@ -234,7 +234,7 @@ extension Tensor {
             } }
             initialized = op.count
         }
-        guard rc == 0 else { throw TensorError.shapeMismatch("oneDNN \(what) failed for input \(shape), weight \(weight.shape)") }
+        guard rc == 0 else { throw TensorError.backend("oneDNN \(what) failed (status \(rc)) for input \(shape), weight \(weight.shape)") }
         let input = self
         var inputs = [input, weight]
         if let bias { inputs.append(bias) }
@@ -390,7 +390,7 @@ extension Tensor {
             } } }
             initialized = zb.count
         }
-        guard rc == 0 else { throw TensorError.shapeMismatch("oneDNN 1x1 convolution failed for input \(shape), weight \(weight.shape)") }
+        guard rc == 0 else { throw TensorError.backend("oneDNN 1x1 convolution failed (status \(rc)) for input \(shape), weight \(weight.shape)") }
         let out = Tensor.depthToSpace(z, bias: bd, n: n, o: o, h: h, w: w, stride: s, layout: zLayout)
         let input = self
         var inputs = [input, weight]

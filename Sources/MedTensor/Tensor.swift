@@ -17,11 +17,21 @@ import Synchronization
 /// pass is checked against central finite differences in the tests.
 public enum MedTensorModule {}
 
-/// Errors a caller can fix (shapes that do not fit).
+/// What can go wrong with tensors, by what the caller can do about it.
 public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Shapes that do not fit an operation (a programming or configuration error upstream).
     case shapeMismatch(String)
+    /// A compute library (oneDNN) refused or failed an operation it should run: the reason it gave.
+    case backend(String)
+    /// Weights that do not fit the model, or a checkpoint that cannot be used: the file and why.
+    case checkpoint(path: String, reason: String)
+
     public var description: String {
-        switch self { case .shapeMismatch(let s): return "tensor shapes: \(s)" }
+        switch self {
+        case .shapeMismatch(let s): return "tensor shapes: \(s)"
+        case .backend(let s): return "compute backend: \(s)"
+        case .checkpoint(let path, let reason): return "\(path): \(reason)"
+        }
     }
 }
 

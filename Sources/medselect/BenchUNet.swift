@@ -61,11 +61,7 @@ struct BenchUNet: ParsableCommand {
         }
         let reordersPerStep = Double(activationReorders - reordersBefore) / Double(iters)
         let phaseMedians = (0..<4).map { i in (median(phaseTimes.map { $0[i] }) * 10).rounded() / 10 }
-        if let save {
-            var named: [String: Tensor] = [:]
-            for (i, p) in model.parameters.enumerated() { named[String(format: "param_%03d", i)] = p }
-            try Safetensors.write(named, metadata: ["model": "UNet", "in_channels": "1", "classes": "2", "base": "16", "levels": "4"], to: save)
-        }
+        if let save { try ModelFile.write(model, description: ModelDescription(unet: model.configuration), to: save) }
         times.sort()
         let median = median(times)
         let obj: [String: Any] = ["bench": "unet_train_step", "lib": "medselect", "size": size, "batch": batch, "threads": threads,

@@ -34,9 +34,12 @@ struct TrainerTests {
         try Trainer(model: UNet(base: 2, levels: 2, seed: 7), config: config, folder: scratch.file("b")).fit(train: data, validation: data, stopAfterEpoch: 1)
         let resumed = Trainer(model: UNet(base: 2, levels: 2, seed: 123), config: config, folder: scratch.file("b"))
         try resumed.fit(train: data, validation: data)
-        for ((name, a), (_, b)) in zip(straight.model.namedParameters, resumed.model.namedParameters) {
-            #expect(a.data == b.data, "\(name) differs after resuming")
+        for ((name, a), (_, b)) in zip(straight.model.stateDict.sorted { $0.key < $1.key }, resumed.model.stateDict.sorted { $0.key < $1.key }) {
+            #expect(a.data == b.data, "\(name) differs after resuming")   // parameters and running statistics
         }
+        // One optimiser state file, the latest epoch's, beside the checkpoint.
+        let files = try FileManager.default.contentsOfDirectory(atPath: scratch.file("b")).filter { $0.hasPrefix("optimizer-") }
+        #expect(files == ["optimizer-0003.safetensors"])
         #expect(resumed.history.count == 3 && resumed.history.map(\.trainLoss) == straight.history.map(\.trainLoss))
         let csv = try String(contentsOfFile: scratch.file("b/history.csv"), encoding: .utf8)
         #expect(csv.split(separator: "\n").count == 4)
@@ -67,7 +70,7 @@ struct PredictionTests {
         let model = UNet(base: 2, levels: 2, seed: 4)
         var rng = SplitMix(state: 8)
         let image = (0..<256).map { _ in Float.random(in: -1...1, using: &rng) }
-        model.isTraining = false
+        model.setTraining(false)
         let direct = try GradMode.disabled { try model(Tensor(shape: [1, 1, 16, 16], data: image)).softmax(axis: 1) }
         let p = try SlidingWindow.probabilities(model: model, image: image, channels: 1, height: 16, width: 16, patch: 16)
         #expect(zip(p, direct.data).allSatisfy { abs($0 - $1) < 1e-5 })

@@ -63,7 +63,7 @@ struct UNetOptionTests {
     @Test("instance normalisation: gradients equal finite differences; deep supervision: output resolutions and training")
     func options() throws {
         let model = UNet(inChannels: 1, classes: 2, base: 2, levels: 1, normalization: .instance, seed: 3)
-        #expect(model.batchNorms.isEmpty && model.namedParameters.contains { $0.0 == "down.0.1.weight" })
+        #expect(model.namedBuffers.isEmpty && model.namedParameters.contains { $0.0 == "down.0.1.weight" })
         var g = SplitMix(state: 9)
         let x = Tensor(shape: [2, 1, 4, 4], data: (0..<32).map { _ in Float.random(in: -1...1, using: &g) })
         let labels = (0..<32).map { _ in Float(Int.random(in: 0...1, using: &g)) }
@@ -82,9 +82,9 @@ struct UNetOptionTests {
             }
         }
         // Instance norm behaves the same in evaluation mode (no running statistics).
-        model.isTraining = false
+        model.setTraining(false)
         let a = try GradMode.disabled { try model(x) }
-        model.isTraining = true
+        model.setTraining(true)
         let b = try GradMode.disabled { try model(x) }
         #expect(a.data == b.data)
         let ds = UNet(base: 2, levels: 3, deepSupervision: true, seed: 1)
@@ -137,9 +137,20 @@ struct UNetReferenceTests {
         let model = UNet(inChannels: 1, classes: 2, base: 4, levels: 2, seed: 99)
         var weights: [String: Tensor] = [:]
         for (k, v) in t where k.hasPrefix("weight/") { weights[String(k.dropFirst(7))] = v }
-        try model.load(weights)
+        // The state dictionary's names are PyTorch's, running statistics included (its int64 num_batches_tracked
+        // counters apart, which PyTorch fills in when they are missing).
+        let torchKeys = Set(meta["state_dict_keys"]!.split(separator: ",").map(String.init).filter { !$0.hasSuffix(".num_batches_tracked") })
+        #expect(Set(model.stateDict.keys) == torchKeys)
+        try model.load(weights)   // strict: every name both ways
+        // PyTorch's running statistics are after one training-mode forward pass from 0 and 1: start ours there too.
+        let after = model.namedBuffers.map { ($0.0, $0.1.data) }
+        for (name, b) in model.namedBuffers { b.data = [Float](repeating: name.hasSuffix("running_mean") ? 0 : 1, count: b.count) }
         let x = t["input"]!, labels = t["labels"]!.data
         let logits = try model(x)
+        for (name, expected) in after {
+            let ours = model.namedBuffers.first { $0.0 == name }!.1.data
+            #expect(zip(ours, expected).allSatisfy { abs($0 - $1) < 1e-4 * max(1, abs($1)) }, "\(name): \(ours.prefix(3)) vs \(expected.prefix(3))")
+        }
         let expected = t["logits"]!
         #expect(logits.shape == expected.shape)
         let maxDiff = zip(logits.data, expected.data).map { abs($0 - $1) }.max()!
