@@ -9,6 +9,9 @@ public struct ModelDescription: Sendable, Codable, Equatable {
 
     public init(unet: UNet.Configuration) { architecture = "unet"; self.unet = unet }
 
+    /// In words, for messages.
+    public var summary: String { unet.map { "U-Net (\($0.summary))" } ?? architecture }
+
     public var json: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -83,130 +83,61 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     }
 }
 
-/// Why training cannot go on.
-public enum TrainingError: Error, Sendable, CustomStringConvertible {
-    /// The run folder holds a checkpoint of a different configuration or model.
-    case differentRun(path: String, differences: [String])
-
-    public var description: String {
-        switch self {
-        case .differentRun(let path, let d):
-            return "\(path): holds a run with another configuration (\(d.joined(separator: "; "))): resume it with the same options, "
-                + "or use another --out folder (or delete this one)"
-        }
-    }
-}
-
-/// One row of the training history. `validationDice` is NaN when there are no validation cases (stored as null in
-/// the checkpoint's JSON, which has no NaN).
-public struct EpochRecord: Sendable, Codable, Equatable {
-    public var epoch: Int
-    public var trainLoss: Double
-    public var validationDice: Double
-    public var learningRate: Double
-    public var seconds: Double
-
-    public init(epoch: Int, trainLoss: Double, validationDice: Double, learningRate: Double, seconds: Double) {
-        self.epoch = epoch; self.trainLoss = trainLoss; self.validationDice = validationDice; self.learningRate = learningRate; self.seconds = seconds
-    }
-
-    enum CodingKeys: String, CodingKey { case epoch, trainLoss, validationDice, learningRate, seconds }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        epoch = try c.decode(Int.self, forKey: .epoch)
-        trainLoss = try c.decodeIfPresent(Double.self, forKey: .trainLoss) ?? .nan
-        validationDice = try c.decodeIfPresent(Double.self, forKey: .validationDice) ?? .nan
-        learningRate = try c.decode(Double.self, forKey: .learningRate)
-        seconds = try c.decode(Double.self, forKey: .seconds)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(epoch, forKey: .epoch)
-        try c.encode(trainLoss.isFinite ? trainLoss : nil, forKey: .trainLoss)
-        try c.encode(validationDice.isFinite ? validationDice : nil, forKey: .validationDice)
-        try c.encode(learningRate, forKey: .learningRate)
-        try c.encode(seconds, forKey: .seconds)
-    }
-
-    public static func == (a: EpochRecord, b: EpochRecord) -> Bool {
-        a.epoch == b.epoch && a.learningRate == b.learningRate && a.seconds == b.seconds
-            && (a.trainLoss == b.trainLoss || (a.trainLoss.isNaN && b.trainLoss.isNaN))
-            && (a.validationDice == b.validationDice || (a.validationDice.isNaN && b.validationDice.isNaN))
-    }
-}
-
-/// Trains a U-Net with Dice + CE, Adam and a poly learning-rate schedule; validates (mean foreground Dice of the
-/// argmax) after every epoch; writes the run's state (``TrainingState``: weights and running statistics under
-/// PyTorch's names, Adam's state beside them) and `history.csv` atomically after every epoch and resumes from them. Shuffling and augmentation draw from a
-/// generator seeded by (seed, epoch), so a resumed run repeats exactly what the interrupted one would have done.
+/// Trains a U-Net with Dice + CE, Adam and a poly learning-rate schedule on the shared ``TrainingLoop``; validates
+/// (mean foreground Dice of the argmax) after every epoch. Batches: the epoch's shuffled order, with a share of slots
+/// given to images that contain foreground, augmented by ``Augmenter``.
 public final class Trainer {
     public let model: UNet
     public let config: TrainingConfig
     public let folder: String
-    public private(set) var history: [EpochRecord] = []
-    var optimizer: Adam
+    let loop: TrainingLoop<UNet>
+    public var history: [EpochRecord] { loop.history }
 
     public init(model: UNet, config: TrainingConfig, folder: String) {
         self.model = model
         self.config = config
         self.folder = folder
-        optimizer = Adam(model.parameters, learningRate: config.learningRate)
+        let configJSON = String(decoding: (try? JSONEncoder().encode(config)) ?? Data(), as: UTF8.self)
+        loop = TrainingLoop(model: model, description: ModelDescription(unet: model.configuration),
+                            optimizer: Adam(model.parameters, learningRate: config.learningRate), folder: folder, seed: config.seed,
+                            configuration: configJSON) { theirs in
+            guard let other = try? JSONDecoder().decode(TrainingConfig.self, from: Data(theirs.utf8)) else { return [] }
+            return config.differences(from: other)
+        }
+        loop.validationColumn = "validation_dice"
     }
 
-    var checkpointPath: String { TrainingState.checkpointPath(folder) }
+    var checkpointPath: String { loop.checkpointPath }
 
     /// Runs (or resumes) training; `progress` receives one line per epoch.
     @discardableResult
     public func fit(train: SegmentationData, validation: SegmentationData?, stopAfterEpoch: Int? = nil,
                     progress: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var start = 0
-        if FileManager.default.fileExists(atPath: checkpointPath) {
-            try checkSameRun()
-            start = try restore()
-        }
         let steps = max(1, (train.count + config.batchSize - 1) / config.batchSize)
-        let schedule = LearningRateSchedule.poly(initial: config.learningRate, totalSteps: config.epochs * steps)
-        var best = history.map(\.validationDice).max() ?? -1, sinceBest = 0
-        for epoch in start..<config.epochs {
-            let t0 = Date()
-            var rng = InitRandom(seed: config.seed &* 0x9E37_79B9 &+ UInt64(epoch) &+ 1)
-            var order = Array(0..<train.count)
-            order.shuffle(using: &rng)
-            model.setTraining(true)
-            var lossSum = 0.0
-            let plane = train.height * train.width
-            let withForeground = (0..<train.count).filter { i in train.labels[(i * plane)..<((i + 1) * plane)].contains { $0 > 0 } }
-            for s in 0..<steps {
-                var idx = Array(order[(s * config.batchSize)..<min(train.count, (s + 1) * config.batchSize)])
-                if config.foregroundOversampling > 0 && !withForeground.isEmpty {
-                    for k in idx.indices where Float.random(in: 0..<1, using: &rng) < config.foregroundOversampling {
-                        idx[k] = withForeground[Int.random(in: 0..<withForeground.count, using: &rng)]
-                    }
+        let plane = train.height * train.width
+        let withForeground = (0..<train.count).filter { i in train.labels[(i * plane)..<((i + 1) * plane)].contains { $0 > 0 } }
+        let augmenter = Augmenter(config)
+        var order: [Int] = []
+        var task = TrainingLoop<UNet>.Task(stepsPerEpoch: steps) { [self] _, s, rng in
+            var idx = Array(order[(s * config.batchSize)..<min(train.count, (s + 1) * config.batchSize)])
+            if config.foregroundOversampling > 0 && !withForeground.isEmpty {
+                for k in idx.indices where Float.random(in: 0..<1, using: &rng) < config.foregroundOversampling {
+                    idx[k] = withForeground[Int.random(in: 0..<withForeground.count, using: &rng)]
                 }
-                guard idx.count > 1 else { continue }     // batch norm needs two images
-                var (x, y) = train.batch(idx)
-                augment(&x, &y, rng: &rng)
-                optimizer.learningRate = schedule.rate(at: epoch * steps + s)
-                optimizer.zeroGrad()
-                let loss = try supervisedLoss(x, y)
-                loss.backward()
-                optimizer.step()
-                lossSum += Double(loss.item)
             }
-            let dice = try validation.map { try evaluate($0) } ?? .nan
-            let record = EpochRecord(epoch: epoch + 1, trainLoss: lossSum / Double(steps), validationDice: dice,
-                                     learningRate: Double(optimizer.learningRate), seconds: Date().timeIntervalSince(t0))
-            history.append(record)
-            try save(epoch: epoch + 1)
-            progress?(record)
-            if dice > best + 1e-4 { best = dice; sinceBest = 0 } else { sinceBest += 1 }
-            if config.patience > 0 && sinceBest >= config.patience { break }
-            if let stop = stopAfterEpoch, epoch + 1 >= stop { break }     // a simulated interruption (tests)
+            guard idx.count > 1 else { return nil }     // batch norm needs two images
+            var (x, y) = train.batch(idx)
+            augmenter.apply(&x, &y, rng: &rng)
+            return try supervisedLoss(x, y)
         }
-        return history
+        task.beginEpoch = { _, rng in
+            order = Array(0..<train.count)
+            order.shuffle(using: &rng)
+        }
+        if let validation { task.validate = { [self] in try evaluate(validation) } }
+        let schedule = LearningRateSchedule.poly(initial: config.learningRate, totalSteps: config.epochs * steps)
+        return try loop.fit(task, epochs: config.epochs, schedule: schedule, patience: config.patience, stopAfterEpoch: stopAfterEpoch,
+                            progress: progress)
     }
 
     /// Dice + CE of the full-resolution output; with deep supervision, plus the auxiliary outputs against labels taken
@@ -225,136 +156,6 @@ public final class Trainer {
             loss = loss + (try Loss.diceCE(outputs[k], yk)) * (weights[k] / total)
         }
         return loss
-    }
-
-    /// Per image, each with its probability: rotation and scaling, flips (W and H), gamma, intensity jitter, noise.
-    /// Every draw comes from `rng`, so the augmentation is reproducible.
-    public func augment(_ x: inout Tensor, _ y: inout [Float], rng: inout InitRandom) {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var data = x.data
-        let plane = h * w
-        for b in 0..<n {
-            // Spatial: inverse-map every output pixel through the rotation and scale about the centre.
-            if config.spatialProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.spatialProbability {
-                let angle = Double.random(in: -15...15, using: &rng) * .pi / 180, scale = Double.random(in: 0.85...1.15, using: &rng)
-                let (ca, sa) = (cos(angle) / scale, sin(angle) / scale)
-                let (cx, cy) = (Double(w - 1) / 2, Double(h - 1) / 2)
-                let labels = Array(y[(b * plane)..<((b + 1) * plane)])
-                for ch in 0..<c {
-                    let base = (b * c + ch) * plane
-                    let src = Array(data[base..<(base + plane)])
-                    for j in 0..<h { for i in 0..<w {
-                        let dx = Double(i) - cx, dy = Double(j) - cy
-                        let sx = ca * dx + sa * dy + cx, sy = -sa * dx + ca * dy + cy
-                        let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
-                        let fx = Float(sx - Double(x0)), fy = Float(sy - Double(y0))
-                        func at(_ yy: Int, _ xx: Int) -> Float { src[min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1)] }
-                        data[base + j * w + i] = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy
-                        if ch == 0 {
-                            let nx = Int(sx.rounded()), ny = Int(sy.rounded())
-                            y[b * plane + j * w + i] = nx >= 0 && nx < w && ny >= 0 && ny < h ? labels[ny * w + nx] : 0
-                        }
-                    } }
-                }
-            }
-            if config.elasticProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.elasticProbability {
-                elastic(&data, &y, b, c: c, h: h, w: w, rng: &rng)
-            }
-            if config.blurProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.blurProbability {
-                let sigma = Float.random(in: 0.5...1.5, using: &rng)
-                for ch in 0..<c { Trainer.blur(&data, base: (b * c + ch) * plane, h: h, w: w, sigma: sigma) }
-            }
-            let flipX = config.flips && Bool.random(using: &rng), flipY = config.flips && Bool.random(using: &rng)
-            let jitter = config.intensityJitter > 0 && Bool.random(using: &rng)
-            let scale = jitter ? Float.random(in: (1 - config.intensityJitter)...(1 + config.intensityJitter), using: &rng) : 1
-            let shift = jitter ? Float.random(in: -config.intensityJitter...config.intensityJitter, using: &rng) : 0
-            let gamma: Float? = config.gammaProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.gammaProbability
-                ? Float.random(in: 0.7...1.5, using: &rng) : nil
-            let noise: Float? = config.noiseProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.noiseProbability
-                ? Float.random(in: 0...0.1, using: &rng) : nil
-            if flipX || flipY || jitter {
-                for ch in 0..<c {
-                    let base = (b * c + ch) * plane
-                    let src = Array(data[base..<(base + plane)])
-                    for j in 0..<h { for i in 0..<w {
-                        let sj = flipY ? h - 1 - j : j, si = flipX ? w - 1 - i : i
-                        data[base + j * w + i] = src[sj * w + si] * scale + shift
-                    } }
-                }
-                if flipX || flipY {
-                    let base = b * plane
-                    let src = Array(y[base..<(base + plane)])
-                    for j in 0..<h { for i in 0..<w { y[base + j * w + i] = src[(flipY ? h - 1 - j : j) * w + (flipX ? w - 1 - i : i)] } }
-                }
-            }
-            if let gamma {
-                // nnU-Net's gamma: rescale to [0, 1], apply, scale back.
-                for ch in 0..<c {
-                    let base = (b * c + ch) * plane
-                    let lo = data[base..<(base + plane)].min()!, hi = data[base..<(base + plane)].max()!
-                    guard hi > lo else { continue }
-                    for k in base..<(base + plane) { data[k] = lo + (hi - lo) * Foundation.pow((data[k] - lo) / (hi - lo), gamma) }
-                }
-            }
-            if let noise {
-                for k in (b * c * plane)..<((b + 1) * c * plane) {
-                    let u1 = max(Float.random(in: 0..<1, using: &rng), 1e-7), u2 = Float.random(in: 0..<1, using: &rng)
-                    data[k] += noise * (-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2)
-                }
-            }
-        }
-        x = Tensor(shape: x.shape, data: data)
-    }
-
-    /// Elastic deformation of image b: displacements drawn per pixel, smoothed (sigma = side / 16), scaled to at
-    /// most about side / 16 pixels; image bilinear, labels nearest.
-    func elastic(_ data: inout [Float], _ y: inout [Float], _ b: Int, c: Int, h: Int, w: Int, rng: inout InitRandom) {
-        let plane = h * w
-        var dx = (0..<plane).map { _ in Float.random(in: -1...1, using: &rng) }, dy = (0..<plane).map { _ in Float.random(in: -1...1, using: &rng) }
-        let sigma = Float(max(h, w)) / 16
-        Trainer.blur(&dx, base: 0, h: h, w: w, sigma: sigma)
-        Trainer.blur(&dy, base: 0, h: h, w: w, sigma: sigma)
-        let peak = max(1e-6, max(dx.map(abs).max()!, dy.map(abs).max()!))
-        let amplitude = Float(max(h, w)) / 16 / peak
-        let labels = Array(y[(b * plane)..<((b + 1) * plane)])
-        for ch in 0..<c {
-            let base = (b * c + ch) * plane
-            let src = Array(data[base..<(base + plane)])
-            for j in 0..<h { for i in 0..<w {
-                let sx = Float(i) + dx[j * w + i] * amplitude, sy = Float(j) + dy[j * w + i] * amplitude
-                let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down)), fx = sx - Float(x0), fy = sy - Float(y0)
-                func at(_ yy: Int, _ xx: Int) -> Float { src[min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1)] }
-                data[base + j * w + i] = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy
-                if ch == 0 {
-                    let nx = min(max(Int(sx.rounded()), 0), w - 1), ny = min(max(Int(sy.rounded()), 0), h - 1)
-                    y[b * plane + j * w + i] = labels[ny * w + nx]
-                }
-            } }
-        }
-    }
-
-    /// Approximate Gaussian blur of one plane in place (three box passes per axis, edges clamped).
-    static func blur(_ data: inout [Float], base: Int, h: Int, w: Int, sigma: Float) {
-        let r = max(1, Int(((4 * sigma * sigma + 1).squareRoot() - 1) / 2 + 0.5))
-        let inv = 1 / Float(2 * r + 1)
-        func pass(_ line: inout [Float]) {
-            let n = line.count
-            var out = line
-            var acc: Float = 0
-            for k in -r...r { acc += line[min(max(k, 0), n - 1)] }
-            for i in 0..<n { out[i] = acc * inv; acc += line[min(i + r + 1, n - 1)] - line[max(i - r, 0)] }
-            line = out
-        }
-        for j in 0..<h {
-            var line = Array(data[(base + j * w)..<(base + (j + 1) * w)])
-            for _ in 0..<3 { pass(&line) }
-            for i in 0..<w { data[base + j * w + i] = line[i] }
-        }
-        for i in 0..<w {
-            var line = (0..<h).map { data[base + $0 * w + i] }
-            for _ in 0..<3 { pass(&line) }
-            for j in 0..<h { data[base + j * w + i] = line[j] }
-        }
     }
 
     /// Label maps (argmax) for images [N, C, H, W], in evaluation mode.
@@ -394,43 +195,5 @@ public final class Trainer {
             }
         }
         return total / Double(max(1, n))
-    }
-
-    // MARK: checkpoints
-
-    func save(epoch: Int) throws {
-        let enc = JSONEncoder()
-        let meta = ["config": String(decoding: try enc.encode(config), as: UTF8.self),
-                    "history": String(decoding: try enc.encode(history), as: UTF8.self)]
-        try TrainingState.save(folder: folder, model: model, description: modelDescription, optimizer: optimizer, epoch: epoch, metadata: meta)
-        var csv = "epoch,train_loss,validation_dice,learning_rate,seconds\n"
-        for r in history { csv += "\(r.epoch),\(r.trainLoss),\(r.validationDice),\(r.learningRate),\(r.seconds)\n" }
-        let tmp = folder + "/history.csv.tmp"
-        try csv.write(toFile: tmp, atomically: false, encoding: .utf8)
-        _ = rename(tmp, folder + "/history.csv")
-    }
-
-    /// The model description written into checkpoints.
-    var modelDescription: ModelDescription { ModelDescription(unet: model.configuration) }
-
-    /// Refuses to resume from a checkpoint of another configuration or model (a new run into an old folder).
-    func checkSameRun() throws {
-        let meta = try Safetensors.read(checkpointPath).metadata
-        let theirs = try ModelDescription.from(meta, path: checkpointPath)
-        var differences: [String] = []
-        if theirs != modelDescription {
-            differences.append("model \(model.configuration.summary) (this run) vs \(theirs.unet?.summary ?? theirs.architecture) (the folder's run)")
-        }
-        if let c = meta["config"], let theirs = try? JSONDecoder().decode(TrainingConfig.self, from: Data(c.utf8)) {
-            differences += config.differences(from: theirs)
-        }
-        if !differences.isEmpty { throw TrainingError.differentRun(path: folder, differences: differences) }
-    }
-
-    /// Loads the checkpoint; returns the number of completed epochs.
-    func restore() throws -> Int {
-        let (epoch, meta) = try TrainingState.restore(folder: folder, model: model, optimizer: &optimizer)
-        if let h = meta["history"], let records = try? JSONDecoder().decode([EpochRecord].self, from: Data(h.utf8)) { history = records }
-        return epoch
     }
 }

@@ -106,8 +106,8 @@ struct AugmentationTests {
         let (x0, y0) = data.batch(Array(0..<8))
         var (x1, y1) = (x0, y0), (x2, y2) = (x0, y0)
         var r1 = InitRandom(seed: 3), r2 = InitRandom(seed: 3)
-        trainer.augment(&x1, &y1, rng: &r1)
-        trainer.augment(&x2, &y2, rng: &r2)
+        Augmenter(trainer.config).apply(&x1, &y1, rng: &r1)
+        Augmenter(trainer.config).apply(&x2, &y2, rng: &r2)
         #expect(x1.data == x2.data && y1 == y2)
         #expect(x1.data != x0.data)
         // The squares are bright (about 1) on noise (about 0): after the same transform the label covers the bright
