@@ -1,14 +1,8 @@
 import Foundation
 
 extension Tensor {
-    /// x · Wᵀ + b for x [..., in], weight [out, in] (PyTorch's Linear layout), bias [out].
-    public func linear(_ weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
-        guard weight.rank == 2, shape.last == weight.shape[1] else { throw TensorError.shapeMismatch("linear of \(shape) with weight \(weight.shape)") }
-        let y = try matmul(try weight.permuted([1, 0]))
-        return bias.map { y + $0 } ?? y
-    }
-
-    /// Scaled dot-product attention softmax(Q Kᵀ / √d) V over the last two dimensions ([..., L, d]).
+    /// Scaled dot-product attention softmax(Q Kᵀ / √d) V over the last two dimensions ([..., L, d]), composed of
+    /// matmul and softmax (the reference the fused ``multiHeadAttention(heads:)`` is tested against).
     public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor) throws -> Tensor {
         guard q.rank >= 2, q.shape.last == k.shape.last, k.shape.dropLast() == v.shape.dropLast() else {
             throw TensorError.shapeMismatch("attention of q \(q.shape), k \(k.shape), v \(v.shape)")

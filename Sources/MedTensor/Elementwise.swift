@@ -165,12 +165,4 @@ extension Tensor {
     public func exp() -> Tensor { unary({ Foundation.exp($0) }, derivative: { _, y in y }) }
     public func log() -> Tensor { unary({ Foundation.log($0) }, derivative: { x, _ in 1 / x }) }
     public func squared() -> Tensor { unary({ $0 * $0 }, derivative: { x, _ in 2 * x }) }
-    /// GELU, tanh approximation (as PyTorch's approximate="tanh").
-    public func gelu() -> Tensor {
-        let c = Float((2 / Double.pi).squareRoot())
-        return unary({ x in 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x))) }, derivative: { x, _ in
-            let u = c * (x + 0.044715 * x * x * x), t = Foundation.tanh(u)
-            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
-        })
-    }
 }

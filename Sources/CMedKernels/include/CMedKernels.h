@@ -100,4 +100,26 @@ float mk_dot(const float *a, const float *b, long d);
 void mk_adam(float *p, const float *g, float *m, float *v, long count, float b1, float b2, float lr, float eps, float c1, float c2, float wd,
              int decoupled);
 
+/* ---- transformer layers (transformer.c) ---- */
+
+/* LayerNorm over rows of d values; mean and rstd (1 / sqrt(var + eps)) per row are kept for the backward pass, which
+ * writes dx and adds into dgamma and dbeta. */
+void mk_layernorm(const float *x, const float *gamma, const float *beta, float *y, float *mean, float *rstd, long rows, long d, float eps);
+void mk_layernorm_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *rstd, float *dx,
+                           float *dgamma, float *dbeta, long rows, long d);
+
+/* Exact GELU (erf) and its gradient dx = g * GELU'(x). */
+void mk_gelu(const float *x, float *y, long count);
+void mk_gelu_backward(const float *x, const float *g, float *dx, long count);
+
+/* y[r][j] += bias[j]; out[j] = sum over rows of v[r][j]. */
+void mk_add_bias(float *y, const float *bias, long rows, long d);
+void mk_column_sums(const float *v, float *out, long rows, long d);
+
+/* Multi-head attention softmax(Q K^T * scale) V from qkv [batch][tokens][3][heads][dh] into out [batch][tokens][heads][dh],
+ * keeping the probabilities [batch][heads][tokens][tokens]; the backward pass writes (overwrites) dqkv. */
+void mk_attention(const float *qkv, float *out, float *probs, long batch, long tokens, long heads, long dh, float scale);
+void mk_attention_backward(const float *qkv, const float *probs, const float *dout, float *dqkv, long batch, long tokens, long heads, long dh,
+                           float scale);
+
 #endif
