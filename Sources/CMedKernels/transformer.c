@@ -179,7 +179,7 @@ INLINE void gather_rows(const float *qkv, float *dst, long b, long which, long h
 INLINE void attn_worker_body(void *ctx, long begin, long end) {
     attn_t *a = ctx;
     const long T = a->tokens, H = a->heads, dh = a->dh;
-    float *scratch = malloc(sizeof(float) * (3 * T * dh + T));
+    float *scratch = malloc(sizeof(float) * (3 * T * dh + dh));
     float *q = scratch, *k = q + T * dh, *v = k + T * dh, *o = v + T * dh;
     for (long item = begin; item < end; item++) {
         long b = item / H, h = item % H;

@@ -6,11 +6,18 @@ import MedTensor
 public struct ModelDescription: Sendable, Codable, Equatable {
     public var architecture: String
     public var unet: UNet.Configuration?
+    /// A masked autoencoder ("mae", the whole model) or its encoder alone ("mae-encoder", what `embed` reads).
+    public var mae: MaskedAutoencoder.Configuration?
 
     public init(unet: UNet.Configuration) { architecture = "unet"; self.unet = unet }
+    public init(mae: MaskedAutoencoder.Configuration, encoderOnly: Bool = false) { architecture = encoderOnly ? "mae-encoder" : "mae"; self.mae = mae }
 
     /// In words, for messages.
-    public var summary: String { unet.map { "U-Net (\($0.summary))" } ?? architecture }
+    public var summary: String {
+        if let unet { return "U-Net (\(unet.summary))" }
+        if let mae { return (architecture == "mae-encoder" ? "MAE encoder (" : "masked autoencoder (") + mae.summary + ")" }
+        return architecture
+    }
 
     public var json: String {
         let encoder = JSONEncoder()

@@ -63,6 +63,8 @@ public struct Adam: Optimizer {
     /// Step count and moment estimates: the optimiser's state, saved in checkpoints.
     public var t = 0
     public var m: [[Float]], v: [[Float]]
+    /// Whether weight decay applies to each parameter (all by default; transformers exempt biases, norms and tokens).
+    public var decays: [Bool]
 
     public init(_ parameters: [Tensor], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
                 weightDecay: Float = 0, decoupledWeightDecay: Bool = false) {
@@ -70,6 +72,7 @@ public struct Adam: Optimizer {
         self.weightDecay = weightDecay; self.decoupledWeightDecay = decoupledWeightDecay
         m = parameters.map { [Float](repeating: 0, count: $0.count) }
         v = m
+        decays = [Bool](repeating: true, count: parameters.count)
     }
 
     public static func adamW(_ parameters: [Tensor], learningRate: Float = 1e-3, weightDecay: Float = 0.01) -> Adam {
@@ -84,8 +87,8 @@ public struct Adam: Optimizer {
             guard let g = p.grad else { continue }
             g.withUnsafeBufferPointer { gb in p.data.withUnsafeMutableBufferPointer { db in
                 m[k].withUnsafeMutableBufferPointer { mb in v[k].withUnsafeMutableBufferPointer { vb in
-                    mk_adam(db.baseAddress!, gb.baseAddress!, mb.baseAddress!, vb.baseAddress!, db.count, b1, b2, lr, e, c1, c2, wd,
-                            decoupled ? 1 : 0)
+                    mk_adam(db.baseAddress!, gb.baseAddress!, mb.baseAddress!, vb.baseAddress!, db.count, b1, b2, lr, e, c1, c2,
+                            decays[k] ? wd : 0, decoupled ? 1 : 0)
                 } }
             } }
         }

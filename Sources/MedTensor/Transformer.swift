@@ -148,6 +148,28 @@ extension Tensor {
         }
     }
 
+    /// A token (D values, e.g. a class token plus its position) in front of every sample's sequence: self [B, T, D]
+    /// becomes [B, 1 + T, D]; the token's gradient is the sum over the samples.
+    public func prependingToken(_ token: Tensor) throws -> Tensor {
+        guard rank == 3, token.count == shape[2] else { throw TensorError.shapeMismatch("prependingToken \(token.shape) to \(shape)") }
+        let (b, t, d) = (shape[0], shape[1], shape[2])
+        let x = data, tk = token.data
+        var out = [Float](repeating: 0, count: b * (t + 1) * d)
+        for s in 0..<b {
+            for j in 0..<d { out[s * (t + 1) * d + j] = tk[j] }
+            for i in 0..<(t * d) { out[s * (t + 1) * d + d + i] = x[s * t * d + i] }
+        }
+        return Tensor.result(shape: [b, t + 1, d], data: out, inputs: [self, token]) { [self] g in
+            var gx = [Float](repeating: 0, count: b * t * d), gt = [Float](repeating: 0, count: d)
+            for s in 0..<b {
+                for j in 0..<d { gt[j] += g[s * (t + 1) * d + j] }
+                for i in 0..<(t * d) { gx[s * t * d + i] = g[s * (t + 1) * d + d + i] }
+            }
+            accumulate(gx)
+            token.accumulate(gt)
+        }
+    }
+
     /// The masked autoencoder's decoder input: from `visible` [B, 1 + k, D] (a class token, then the k kept tokens in
     /// shuffled order) and a learned `maskToken` (D values), the full sequence [B, 1 + N, D] in original order: the
     /// class token, then for each position n the kept token `restore[b][n]` when that is below k, else the mask token.

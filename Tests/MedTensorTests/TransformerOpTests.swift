@@ -72,6 +72,8 @@ struct TransformerOpTests {
         composed.backward(seed: w)
         #expect(zip(qkv.grad!, ref.grad!).allSatisfy { abs($0 - $1) < 1e-5 })
         #expect(throws: TensorError.self) { try random([2, 5, 10], seed: 1).multiHeadAttention(heads: 3) }
+        // Fewer tokens than the head size (the masked autoencoder's encoder: 5 tokens of 16).
+        try gradientCheck([random([1, 3, 3 * 2 * 16], seed: 23, scale: 0.5)], tolerance: 3e-2) { try $0[0].multiHeadAttention(heads: 2) }
     }
 
     @Test("token gathering and restoring: hand-built sequences, backward equals finite differences")
@@ -80,6 +82,8 @@ struct TransformerOpTests {
         let x = Tensor(shape: [2, 4, 1], data: [10, 11, 12, 13, 20, 21, 22, 23])
         #expect(try x.gatherTokens([[2, 0], [1, 3]]).data == [12, 10, 21, 23])
         try gradientCheck([random([2, 4, 3], seed: 16)]) { try $0[0].gatherTokens([[2, 0], [1, 3]]) }
+        #expect(try x.prependingToken(Tensor(shape: [1], data: [7])).data == [7, 10, 11, 12, 13, 7, 20, 21, 22, 23])
+        try gradientCheck([random([2, 3, 2], seed: 21), random([2], seed: 22)]) { try $0[0].prependingToken($0[1]) }
         // Restore: sample 0 kept (shuffle order) 2, 0 -> restore[pos] = rank of pos in the shuffle: [1, 2, 0, 3].
         let visible = Tensor(shape: [1, 3, 1], data: [99, 12, 10])       // class token, then the kept tokens
         let full = try Tensor.restoreTokens(visible, maskToken: Tensor(shape: [1], data: [-1]), restore: [[1, 2, 0, 3]])
