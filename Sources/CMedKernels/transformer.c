@@ -36,6 +36,28 @@ INLINE float verf(float x) {
     return x < 0 ? -y : y;
 }
 
+/* Σ a[l] b[l] in 16 independent lanes (vectorised without reassociating a single sum), then the lanes added. */
+INLINE float dot16(const float *a, const float *b, long n) {
+    float acc[16] = {0};
+    long l = 0;
+    for (; l + 16 <= n; l += 16) for (int k = 0; k < 16; k++) acc[k] += a[l + k] * b[l + k];
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    for (; l < n; l++) s += a[l] * b[l];
+    return s;
+}
+
+/* Σ a[l] in 16 lanes. */
+INLINE float sum16(const float *a, long n) {
+    float acc[16] = {0};
+    long l = 0;
+    for (; l + 16 <= n; l += 16) for (int k = 0; k < 16; k++) acc[k] += a[l + k];
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    for (; l < n; l++) s += a[l];
+    return s;
+}
+
 /* ---- LayerNorm over rows of d values: y = (x - mean) * rstd * gamma + beta ---- */
 
 typedef struct { const float *x, *gamma, *beta; float *y, *mean, *rstd; long d; float eps; } ln_t;
@@ -46,10 +68,13 @@ INLINE void ln_worker_body(void *ctx, long begin, long end) {
     for (long r = begin; r < end; r++) {
         const float *x = a->x + r * d;
         float *y = a->y + r * d;
-        float s = 0;
-        for (long j = 0; j < d; j++) s += x[j];
-        float m = s / (float)d, q = 0;
-        for (long j = 0; j < d; j++) { float t = x[j] - m; q += t * t; }
+        float m = sum16(x, d) / (float)d;
+        float acc[16] = {0};
+        long j0 = 0;
+        for (; j0 + 16 <= d; j0 += 16) for (int k = 0; k < 16; k++) { float t = x[j0 + k] - m; acc[k] += t * t; }
+        float q = 0;
+        for (int k = 0; k < 16; k++) q += acc[k];
+        for (; j0 < d; j0++) { float t = x[j0] - m; q += t * t; }
         float rs = 1.0f / sqrtf(q / (float)d + a->eps);
         a->mean[r] = m; a->rstd[r] = rs;
         for (long j = 0; j < d; j++) y[j] = (x[j] - m) * rs * a->gamma[j] + a->beta[j];
@@ -76,12 +101,18 @@ INLINE void lnb_worker_body(void *ctx, long begin, long end) {
             const float *x = a->x + r * d, *dy = a->dy + r * d;
             float *dx = a->dx + r * d;
             const float m = a->mean[r], rs = a->rstd[r];
+            float a1[16] = {0}, a2[16] = {0};
+            long j0 = 0;
+            for (; j0 + 16 <= d; j0 += 16)
+                for (int k = 0; k < 16; k++) {
+                    long j = j0 + k;
+                    float xh = (x[j] - m) * rs, g = dy[j] * a->gamma[j];
+                    a1[k] += g; a2[k] += g * xh;
+                }
             float s1 = 0, s2 = 0;
-            for (long j = 0; j < d; j++) {
-                float xh = (x[j] - m) * rs, g = dy[j] * a->gamma[j];
-                s1 += g; s2 += g * xh;
-                dg[j] += dy[j] * xh; db[j] += dy[j];
-            }
+            for (int k = 0; k < 16; k++) { s1 += a1[k]; s2 += a2[k]; }
+            for (; j0 < d; j0++) { float xh = (x[j0] - m) * rs, g = dy[j0] * a->gamma[j0]; s1 += g; s2 += g * xh; }
+            for (long j = 0; j < d; j++) { float xh = (x[j] - m) * rs; dg[j] += dy[j] * xh; db[j] += dy[j]; }
             s1 /= (float)d; s2 /= (float)d;
             for (long j = 0; j < d; j++) {
                 float xh = (x[j] - m) * rs;
@@ -144,6 +175,19 @@ INLINE void addbias_worker_body(void *ctx, long begin, long end) {
 }
 KERNELS(addbias_worker)
 
+typedef struct { const float *a, *b; float *out; } add_t;
+
+INLINE void add_worker_body(void *ctx, long begin, long end) {
+    add_t *a = ctx;
+    for (long i = begin; i < end; i++) a->out[i] = a->a[i] + a->b[i];
+}
+KERNELS(add_worker)
+
+void mk_add(const float *a, const float *b, float *out, long count) {
+    add_t x = {a, b, out};
+    mk_parallel_for(count, 1 << 15, add_worker, &x);
+}
+
 void mk_add_bias(float *y, const float *bias, long rows, long d) {
     rows_t a = {y, bias, NULL, rows, d};
     mk_parallel_for(rows, 64, addbias_worker, &a);
@@ -172,37 +216,90 @@ void mk_column_sums(const float *v, float *out, long rows, long d) {
 
 typedef struct { const float *qkv, *probs, *dout; float *out, *probs_out, *dqkv; long batch, tokens, heads, dh; float scale; } attn_t;
 
-INLINE void gather_rows(const float *qkv, float *dst, long b, long which, long h, long T, long H, long dh) {
-    for (long t = 0; t < T; t++) memcpy(dst + t * dh, qkv + (((b * T + t) * 3 + which) * H + h) * dh, sizeof(float) * dh);
+/* Per (batch, head) the kernels gather Q, K, V into scratch rows padded to dp = dh rounded up to 16 floats, and K or V
+ * transposed into dh x tp (tp = tokens rounded up to 16), zero-padded, so that every inner loop runs over whole
+ * 16-float vectors held in registers. */
+static inline long round16(long n) { return (n + 15) / 16 * 16; }
+
+INLINE void gather_rows(const float *qkv, float *dst, long b, long which, long h, long T, long H, long dh, long dp) {
+    for (long t = 0; t < T; t++) {
+        memcpy(dst + t * dp, qkv + (((b * T + t) * 3 + which) * H + h) * dh, sizeof(float) * dh);
+        for (long l = dh; l < dp; l++) dst[t * dp + l] = 0;
+    }
+}
+
+INLINE void gather_columns(const float *qkv, float *dst, long b, long which, long h, long T, long H, long dh, long tp) {
+    for (long l = 0; l < dh; l++) for (long t = T; t < tp; t++) dst[l * tp + t] = 0;
+    for (long t = 0; t < T; t++) {
+        const float *src = qkv + (((b * T + t) * 3 + which) * H + h) * dh;
+        for (long l = 0; l < dh; l++) dst[l * tp + t] = src[l];
+    }
+}
+
+/* s[j] = scale * sum_l x[l] mt[l][j] for j < tp (mt: dh x tp): one row of Q K^T or dO V^T, 32 or 16 columns at a time
+ * in registers. */
+INLINE void row_times(const float *x, const float *mt, float *s, long tp, long dh, float scale) {
+    long j0 = 0;
+    for (; j0 + 32 <= tp; j0 += 32) {
+        float acc[32] = {0};
+        for (long l = 0; l < dh; l++) {
+            const float xl = x[l] * scale, *row = mt + l * tp + j0;
+            for (int k = 0; k < 32; k++) acc[k] += xl * row[k];
+        }
+        memcpy(s + j0, acc, sizeof acc);
+    }
+    for (; j0 < tp; j0 += 16) {
+        float acc[16] = {0};
+        for (long l = 0; l < dh; l++) {
+            const float xl = x[l] * scale, *row = mt + l * tp + j0;
+            for (int k = 0; k < 16; k++) acc[k] += xl * row[k];
+        }
+        memcpy(s + j0, acc, sizeof acc);
+    }
+}
+
+/* out[l] = sum_t w[t * ws] rows[t][l] for l < dp (rows: n x dp): a weighted sum of rows (P V, dS K, dS^T Q, P^T dO), 32
+ * or 16 columns at a time in registers. */
+INLINE void combine_rows(const float *w, long ws, const float *rows, long n, long dp, float *out) {
+    long l0 = 0;
+    for (; l0 + 32 <= dp; l0 += 32) {
+        float acc[32] = {0};
+        for (long t = 0; t < n; t++) {
+            const float wt = w[t * ws], *r = rows + t * dp + l0;
+            for (int k = 0; k < 32; k++) acc[k] += wt * r[k];
+        }
+        memcpy(out + l0, acc, sizeof acc);
+    }
+    for (; l0 < dp; l0 += 16) {
+        float acc[16] = {0};
+        for (long t = 0; t < n; t++) {
+            const float wt = w[t * ws], *r = rows + t * dp + l0;
+            for (int k = 0; k < 16; k++) acc[k] += wt * r[k];
+        }
+        memcpy(out + l0, acc, sizeof acc);
+    }
 }
 
 INLINE void attn_worker_body(void *ctx, long begin, long end) {
     attn_t *a = ctx;
-    const long T = a->tokens, H = a->heads, dh = a->dh;
-    float *scratch = malloc(sizeof(float) * (3 * T * dh + dh));
-    float *q = scratch, *k = q + T * dh, *v = k + T * dh, *o = v + T * dh;
+    const long T = a->tokens, H = a->heads, dh = a->dh, dp = round16(dh), tp = round16(T);
+    float *scratch = malloc(sizeof(float) * (2 * T * dp + dh * tp + tp + dp));
+    float *q = scratch, *v = q + T * dp, *kt = v + T * dp, *s = kt + dh * tp, *o = s + tp;
     for (long item = begin; item < end; item++) {
         long b = item / H, h = item % H;
-        gather_rows(a->qkv, q, b, 0, h, T, H, dh);
-        gather_rows(a->qkv, k, b, 1, h, T, H, dh);
-        gather_rows(a->qkv, v, b, 2, h, T, H, dh);
+        gather_rows(a->qkv, q, b, 0, h, T, H, dh, dp);
+        gather_columns(a->qkv, kt, b, 1, h, T, H, dh, tp);
+        gather_rows(a->qkv, v, b, 2, h, T, H, dh, dp);
         for (long i = 0; i < T; i++) {
             float *p = a->probs_out + (item * T + i) * T;
+            row_times(q + i * dp, kt, s, tp, dh, a->scale);
             float mx = -INFINITY;
-            for (long j = 0; j < T; j++) {
-                float s = 0;
-                for (long l = 0; l < dh; l++) s += q[i * dh + l] * k[j * dh + l];
-                p[j] = s * a->scale;
-                mx = p[j] > mx ? p[j] : mx;
-            }
-            float sum = 0;
-            for (long j = 0; j < T; j++) { p[j] = vexp(p[j] - mx); sum += p[j]; }
-            float inv = 1.0f / sum;
+            for (long j = 0; j < T; j++) mx = s[j] > mx ? s[j] : mx;
+            for (long j = 0; j < T; j++) p[j] = vexp(s[j] - mx);
+            float inv = 1.0f / sum16(p, T);
             for (long j = 0; j < T; j++) p[j] *= inv;
-            float *out = a->out + ((b * T + i) * H + h) * dh;
-            for (long l = 0; l < dh; l++) o[l] = 0;
-            for (long j = 0; j < T; j++) for (long l = 0; l < dh; l++) o[l] += p[j] * v[j * dh + l];
-            memcpy(out, o, sizeof(float) * dh);
+            combine_rows(p, 1, v, T, dp, o);
+            memcpy(a->out + ((b * T + i) * H + h) * dh, o, sizeof(float) * dh);
         }
     }
     free(scratch);
@@ -214,44 +311,40 @@ void mk_attention(const float *qkv, float *out, float *probs, long batch, long t
     mk_parallel_for(batch * heads, 1, attn_worker, &a);
 }
 
+/* Backward of one (batch, head): dP = dO V^T; dS = P (dP - rowsum(dP P)) scale; dQ = dS K; dK = dS^T Q; dV = P^T dO. */
 INLINE void attnb_worker_body(void *ctx, long begin, long end) {
     attn_t *a = ctx;
-    const long T = a->tokens, H = a->heads, dh = a->dh;
-    float *scratch = malloc(sizeof(float) * (7 * T * dh + 2 * T));
-    float *q = scratch, *k = q + T * dh, *v = k + T * dh, *dout = v + T * dh, *dq = dout + T * dh, *dk = dq + T * dh, *dv = dk + T * dh;
-    float *dp = dv + T * dh, *ds = dp + T;
+    const long T = a->tokens, H = a->heads, dh = a->dh, dp = round16(dh), tp = round16(T);
+    float *scratch = malloc(sizeof(float) * (4 * T * dp + dh * tp + T * T + tp + dp));
+    float *q = scratch, *k = q + T * dp, *dout = k + T * dp, *ps = dout + T * dp, *vt = ps + T * dp, *ds = vt + dh * tp, *row = ds + T * T,
+          *o = row + tp;
+    (void)ps;
     for (long item = begin; item < end; item++) {
         long b = item / H, h = item % H;
-        gather_rows(a->qkv, q, b, 0, h, T, H, dh);
-        gather_rows(a->qkv, k, b, 1, h, T, H, dh);
-        gather_rows(a->qkv, v, b, 2, h, T, H, dh);
-        for (long t = 0; t < T; t++) memcpy(dout + t * dh, a->dout + ((b * T + t) * H + h) * dh, sizeof(float) * dh);
-        memset(dk, 0, sizeof(float) * T * dh);
-        memset(dv, 0, sizeof(float) * T * dh);
-        for (long i = 0; i < T; i++) {
-            const float *p = a->probs + (item * T + i) * T;
-            const float *go = dout + i * dh;
-            float dot = 0;
-            for (long j = 0; j < T; j++) {
-                float s = 0;
-                for (long l = 0; l < dh; l++) s += go[l] * v[j * dh + l];
-                dp[j] = s;
-                dot += s * p[j];
-                for (long l = 0; l < dh; l++) dv[j * dh + l] += p[j] * go[l];
-            }
-            float *gq = dq + i * dh;
-            for (long l = 0; l < dh; l++) gq[l] = 0;
-            for (long j = 0; j < T; j++) {
-                float g = p[j] * (dp[j] - dot) * a->scale;
-                ds[j] = g;
-                for (long l = 0; l < dh; l++) gq[l] += g * k[j * dh + l];
-                for (long l = 0; l < dh; l++) dk[j * dh + l] += g * q[i * dh + l];
-            }
-        }
+        const float *P = a->probs + item * T * T;
+        gather_rows(a->qkv, q, b, 0, h, T, H, dh, dp);
+        gather_rows(a->qkv, k, b, 1, h, T, H, dh, dp);
+        gather_columns(a->qkv, vt, b, 2, h, T, H, dh, tp);
         for (long t = 0; t < T; t++) {
-            memcpy(a->dqkv + (((b * T + t) * 3 + 0) * H + h) * dh, dq + t * dh, sizeof(float) * dh);
-            memcpy(a->dqkv + (((b * T + t) * 3 + 1) * H + h) * dh, dk + t * dh, sizeof(float) * dh);
-            memcpy(a->dqkv + (((b * T + t) * 3 + 2) * H + h) * dh, dv + t * dh, sizeof(float) * dh);
+            memcpy(dout + t * dp, a->dout + ((b * T + t) * H + h) * dh, sizeof(float) * dh);
+            for (long l = dh; l < dp; l++) dout[t * dp + l] = 0;
+        }
+        for (long i = 0; i < T; i++) {
+            const float *p = P + i * T;
+            row_times(dout + i * dp, vt, row, tp, dh, 1.0f);
+            float dot = 0;
+            for (long j = 0; j < T; j++) dot += row[j] * p[j];
+            for (long j = 0; j < T; j++) ds[i * T + j] = p[j] * (row[j] - dot) * a->scale;
+        }
+        for (long i = 0; i < T; i++) {
+            combine_rows(ds + i * T, 1, k, T, dp, o);                       /* dQ_i = sum_j dS_ij K_j */
+            memcpy(a->dqkv + (((b * T + i) * 3 + 0) * H + h) * dh, o, sizeof(float) * dh);
+        }
+        for (long j = 0; j < T; j++) {
+            combine_rows(ds + j, T, q, T, dp, o);                           /* dK_j = sum_i dS_ij Q_i */
+            memcpy(a->dqkv + (((b * T + j) * 3 + 1) * H + h) * dh, o, sizeof(float) * dh);
+            combine_rows(P + j, T, dout, T, dp, o);                         /* dV_j = sum_i P_ij dO_i */
+            memcpy(a->dqkv + (((b * T + j) * 3 + 2) * H + h) * dh, o, sizeof(float) * dh);
         }
     }
     free(scratch);

@@ -111,7 +111,38 @@ extension Tensor {
     }
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        try! binary(a, b, +) { g, _, _, _, _, _, _ in (g, g) }
+        if let fast = fastAdd(a, b) { return fast }
+        return try! binary(a, b, +) { g, _, _, _, _, _, _ in (g, g) }
+    }
+
+    /// a + b without the general broadcasting loop, for the two cases transformers use on every step: equal shapes
+    /// in one layout (residual connections) and b repeated over a's leading dimensions (position embeddings); nil
+    /// otherwise.
+    static func fastAdd(_ a: Tensor, _ b: Tensor) -> Tensor? {
+        if a.shape == b.shape && a.layout == b.layout {
+            let (x, y, n, lay) = (a.storage, b.storage, a.count, a.layout)
+            let out = [Float](unsafeUninitializedCapacity: n) { ob, initialized in
+                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in mk_add(xp.baseAddress!, yp.baseAddress!, ob.baseAddress!, n) } }
+                initialized = n
+            }
+            return Tensor.result(shape: a.shape, data: out, layout: lay, inputs: [a, b]) { g in
+                a.accumulate(g, layout: lay)
+                b.accumulate(g, layout: lay)
+            }
+        }
+        guard b.rank >= 1, b.rank < a.rank, Array(a.shape.suffix(b.rank)) == b.shape, b.count > 0 else { return nil }
+        let inner = b.count, rows = a.count / inner
+        var out = a.data
+        let bias = b.data
+        out.withUnsafeMutableBufferPointer { op in bias.withUnsafeBufferPointer { bp in mk_add_bias(op.baseAddress!, bp.baseAddress!, rows, inner) } }
+        return Tensor.result(shape: a.shape, data: out, inputs: [a, b]) { g in
+            a.accumulate(g)
+            if b.requiresGrad {
+                var gb = [Float](unsafeUninitializedCapacity: inner) { _, initialized in initialized = inner }
+                g.withUnsafeBufferPointer { gp in gb.withUnsafeMutableBufferPointer { gbp in mk_column_sums(gp.baseAddress!, gbp.baseAddress!, rows, inner) } }
+                b.accumulate(gb)
+            }
+        }
     }
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         try! binary(a, b, -) { g, _, _, _, _, _, _ in (g, g.map { -$0 }) }

@@ -18,7 +18,7 @@ extension Tensor {
         if let bias, bias.count != out { throw TensorError.shapeMismatch("linear bias \(bias.shape) for \(out) outputs") }
         let rows = count / max(1, inner)
         let x = data, w = weight.data
-        var y = [Float](repeating: 0, count: rows * out)
+        var y = uninitializedFloats(rows * out)
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
             Compute.sgemm(transB: true, m: rows, n: out, k: inner, a: xp.baseAddress!, lda: inner, b: wp.baseAddress!, ldb: inner,
                           c: yp.baseAddress!, ldc: out)
@@ -28,7 +28,7 @@ extension Tensor {
         return Tensor.result(shape: Array(shape.dropLast()) + [out], data: y, inputs: inputs) { [self] g in
             g.withUnsafeBufferPointer { gp in
                 if requiresGrad {
-                    var gx = [Float](repeating: 0, count: rows * inner)
+                    var gx = uninitializedFloats(rows * inner)
                     w.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { gxp in
                         Compute.sgemm(m: rows, n: inner, k: out, a: gp.baseAddress!, lda: out, b: wp.baseAddress!, ldb: inner,
                                       c: gxp.baseAddress!, ldc: inner)
@@ -36,7 +36,7 @@ extension Tensor {
                     accumulate(gx)
                 }
                 if weight.requiresGrad {
-                    var gw = [Float](repeating: 0, count: out * inner)
+                    var gw = uninitializedFloats(out * inner)
                     x.withUnsafeBufferPointer { xp in gw.withUnsafeMutableBufferPointer { gwp in
                         Compute.sgemm(transA: true, m: out, n: inner, k: rows, a: gp.baseAddress!, lda: out, b: xp.baseAddress!, ldb: inner,
                                       c: gwp.baseAddress!, ldc: inner)
@@ -44,7 +44,7 @@ extension Tensor {
                     weight.accumulate(gw)
                 }
                 if let bias, bias.requiresGrad {
-                    var gb = [Float](repeating: 0, count: out)
+                    var gb = uninitializedFloats(out)
                     gb.withUnsafeMutableBufferPointer { gbp in mk_column_sums(gp.baseAddress!, gbp.baseAddress!, rows, out) }
                     bias.accumulate(gb)
                 }
@@ -59,14 +59,14 @@ extension Tensor {
         }
         let rows = count / d
         let x = data, gv = gamma.data, bv = beta.data
-        var y = [Float](repeating: 0, count: count), mean = [Float](repeating: 0, count: rows), rstd = mean
+        var y = uninitializedFloats(count), mean = uninitializedFloats(rows), rstd = uninitializedFloats(rows)
         x.withUnsafeBufferPointer { xp in gv.withUnsafeBufferPointer { gp in bv.withUnsafeBufferPointer { bp in
             y.withUnsafeMutableBufferPointer { yp in mean.withUnsafeMutableBufferPointer { mp in rstd.withUnsafeMutableBufferPointer { rp in
                 mk_layernorm(xp.baseAddress!, gp.baseAddress!, bp.baseAddress!, yp.baseAddress!, mp.baseAddress!, rp.baseAddress!, rows, d, eps)
             } } }
         } } }
         return Tensor.result(shape: shape, data: y, inputs: [self, gamma, beta]) { [self] g in
-            var gx = [Float](repeating: 0, count: rows * d), gg = [Float](repeating: 0, count: d), gb = gg
+            var gx = uninitializedFloats(rows * d), gg = [Float](repeating: 0, count: d), gb = gg
             g.withUnsafeBufferPointer { dy in x.withUnsafeBufferPointer { xp in gv.withUnsafeBufferPointer { gp in
                 mean.withUnsafeBufferPointer { mp in rstd.withUnsafeBufferPointer { rp in
                     gx.withUnsafeMutableBufferPointer { gxp in gg.withUnsafeMutableBufferPointer { ggp in gb.withUnsafeMutableBufferPointer { gbp in
@@ -115,13 +115,13 @@ extension Tensor {
         let (b, t, d) = (shape[0], shape[1], shape[2] / 3)
         let dh = d / heads, scale = 1 / Float(dh).squareRoot()
         let qkv = data
-        var out = [Float](repeating: 0, count: b * t * d), probs = [Float](repeating: 0, count: b * heads * t * t)
+        var out = uninitializedFloats(b * t * d), probs = uninitializedFloats(b * heads * t * t)
         qkv.withUnsafeBufferPointer { qp in out.withUnsafeMutableBufferPointer { op in probs.withUnsafeMutableBufferPointer { pp in
             mk_attention(qp.baseAddress!, op.baseAddress!, pp.baseAddress!, b, t, heads, dh, scale)
         } } }
         let p = probs
         return Tensor.result(shape: [b, t, d], data: out, inputs: [self]) { [self] g in
-            var gqkv = [Float](repeating: 0, count: b * t * 3 * d)
+            var gqkv = uninitializedFloats(b * t * 3 * d)
             qkv.withUnsafeBufferPointer { qp in p.withUnsafeBufferPointer { pp in g.withUnsafeBufferPointer { gp in
                 gqkv.withUnsafeMutableBufferPointer { gq in
                     mk_attention_backward(qp.baseAddress!, pp.baseAddress!, gp.baseAddress!, gq.baseAddress!, b, t, heads, dh, scale)
@@ -256,4 +256,10 @@ extension Tensor {
             prediction.accumulate(gp)
         }
     }
+}
+
+/// An array of `count` floats whose values the caller overwrites in full (no zero fill).
+@inline(__always)
+func uninitializedFloats(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }

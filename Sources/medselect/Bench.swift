@@ -22,7 +22,7 @@ func medianMilliseconds(iterations: Int, warmup: Int = 1, _ body: () throws -> V
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure MedSelect's speed (Scripts/bench-* compare it with the references in Scripts/reference).",
-        subcommands: [BenchIO.self, BenchOps.self, BenchSelect.self, BenchScale.self, BenchSites.self, BenchUNet.self]
+        subcommands: [BenchIO.self, BenchMAE.self, BenchOps.self, BenchSelect.self, BenchScale.self, BenchSites.self, BenchUNet.self]
     )
 }
 

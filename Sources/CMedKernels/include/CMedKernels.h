@@ -112,7 +112,8 @@ void mk_layernorm_backward(const float *dy, const float *x, const float *gamma, 
 void mk_gelu(const float *x, float *y, long count);
 void mk_gelu_backward(const float *x, const float *g, float *dx, long count);
 
-/* y[r][j] += bias[j]; out[j] = sum over rows of v[r][j]. */
+/* out = a + b (count floats); y[r][j] += bias[j]; out[j] = sum over rows of v[r][j]. */
+void mk_add(const float *a, const float *b, float *out, long count);
 void mk_add_bias(float *y, const float *bias, long rows, long d);
 void mk_column_sums(const float *v, float *out, long rows, long d);
 
