@@ -193,20 +193,33 @@ void mk_add_bias(float *y, const float *bias, long rows, long d) {
     mk_parallel_for(rows, 64, addbias_worker, &a);
 }
 
+/* Column sums in row blocks: each block sums its rows into its own partial row (vectorised over the columns), then
+ * the partials are added in block order. */
+typedef struct { const float *v; float *partial; long rows, d, per; } colsum_t;
+
 INLINE void colsum_worker_body(void *ctx, long begin, long end) {
-    rows_t *a = ctx;
-    /* Columns in strips of 64: each worker owns its strip, rows summed in order. */
-    for (long s = begin; s < end; s++) {
-        long j0 = s * 64, j1 = j0 + 64 < a->d ? j0 + 64 : a->d;
-        for (long j = j0; j < j1; j++) a->out[j] = 0;
-        for (long r = 0; r < a->rows; r++) for (long j = j0; j < j1; j++) a->out[j] += a->v[r * a->d + j];
+    colsum_t *a = ctx;
+    for (long part = begin; part < end; part++) {
+        float *out = a->partial + part * a->d;
+        for (long j = 0; j < a->d; j++) out[j] = 0;
+        long r1 = (part + 1) * a->per < a->rows ? (part + 1) * a->per : a->rows;
+        for (long r = part * a->per; r < r1; r++) {
+            const float *row = a->v + r * a->d;
+            for (long j = 0; j < a->d; j++) out[j] += row[j];
+        }
     }
 }
 KERNELS(colsum_worker)
 
 void mk_column_sums(const float *v, float *out, long rows, long d) {
-    rows_t a = {NULL, v, out, rows, d};
-    mk_parallel_for((d + 63) / 64, 1, colsum_worker, &a);
+    long parts = rows / 64 < 1 ? 1 : (rows / 64 > 16 ? 16 : rows / 64), per = (rows + parts - 1) / parts;
+    parts = (rows + per - 1) / per;
+    float *partial = malloc(sizeof(float) * d * parts);
+    colsum_t a = {v, partial, rows, d, per};
+    mk_parallel_for(parts, 1, colsum_worker, &a);
+    for (long j = 0; j < d; j++) out[j] = 0;
+    for (long p = 0; p < parts; p++) for (long j = 0; j < d; j++) out[j] += partial[p * d + j];
+    free(partial);
 }
 
 /* ---- multi-head scaled dot-product attention ----
@@ -223,7 +236,8 @@ static inline long round16(long n) { return (n + 15) / 16 * 16; }
 
 INLINE void gather_rows(const float *qkv, float *dst, long b, long which, long h, long T, long H, long dh, long dp) {
     for (long t = 0; t < T; t++) {
-        memcpy(dst + t * dp, qkv + (((b * T + t) * 3 + which) * H + h) * dh, sizeof(float) * dh);
+        const float *src = qkv + (((b * T + t) * 3 + which) * H + h) * dh;
+        for (long l = 0; l < dh; l++) dst[t * dp + l] = src[l];
         for (long l = dh; l < dp; l++) dst[t * dp + l] = 0;
     }
 }
@@ -299,7 +313,8 @@ INLINE void attn_worker_body(void *ctx, long begin, long end) {
             float inv = 1.0f / sum16(p, T);
             for (long j = 0; j < T; j++) p[j] *= inv;
             combine_rows(p, 1, v, T, dp, o);
-            memcpy(a->out + ((b * T + i) * H + h) * dh, o, sizeof(float) * dh);
+            float *dst = a->out + ((b * T + i) * H + h) * dh;
+            for (long l = 0; l < dh; l++) dst[l] = o[l];
         }
     }
     free(scratch);
@@ -326,7 +341,8 @@ INLINE void attnb_worker_body(void *ctx, long begin, long end) {
         gather_rows(a->qkv, k, b, 1, h, T, H, dh, dp);
         gather_columns(a->qkv, vt, b, 2, h, T, H, dh, tp);
         for (long t = 0; t < T; t++) {
-            memcpy(dout + t * dp, a->dout + ((b * T + t) * H + h) * dh, sizeof(float) * dh);
+            const float *src = a->dout + ((b * T + t) * H + h) * dh;
+            for (long l = 0; l < dh; l++) dout[t * dp + l] = src[l];
             for (long l = dh; l < dp; l++) dout[t * dp + l] = 0;
         }
         for (long i = 0; i < T; i++) {
@@ -337,14 +353,16 @@ INLINE void attnb_worker_body(void *ctx, long begin, long end) {
             for (long j = 0; j < T; j++) ds[i * T + j] = p[j] * (row[j] - dot) * a->scale;
         }
         for (long i = 0; i < T; i++) {
+            float *dst = a->dqkv + (((b * T + i) * 3 + 0) * H + h) * dh;
             combine_rows(ds + i * T, 1, k, T, dp, o);                       /* dQ_i = sum_j dS_ij K_j */
-            memcpy(a->dqkv + (((b * T + i) * 3 + 0) * H + h) * dh, o, sizeof(float) * dh);
+            for (long l = 0; l < dh; l++) dst[l] = o[l];
         }
         for (long j = 0; j < T; j++) {
+            float *dk = a->dqkv + (((b * T + j) * 3 + 1) * H + h) * dh, *dv = dk + H * dh;
             combine_rows(ds + j, T, q, T, dp, o);                           /* dK_j = sum_i dS_ij Q_i */
-            memcpy(a->dqkv + (((b * T + j) * 3 + 1) * H + h) * dh, o, sizeof(float) * dh);
+            for (long l = 0; l < dh; l++) dk[l] = o[l];
             combine_rows(P + j, T, dout, T, dp, o);                         /* dV_j = sum_i P_ij dO_i */
-            memcpy(a->dqkv + (((b * T + j) * 3 + 2) * H + h) * dh, o, sizeof(float) * dh);
+            for (long l = 0; l < dh; l++) dv[l] = o[l];
         }
     }
     free(scratch);

@@ -183,8 +183,9 @@ public final class MaskedAutoencoder: Layer {
         (0..<batch).map { _ in (0..<configuration.patchesPerImage).map { _ in Float.random(in: 0..<1, using: &rng) } }
     }
 
-    /// One forward pass with the given masking noise: the loss, the predicted patches [B, N, C·p·p] (class token
-    /// dropped) and the mask [B][N] (1: hidden).
+    /// One forward pass with the given masking noise: the loss, the decoder's predictions [B, 1 + N, C·p·p] (row 0
+    /// belongs to the class token; rows 1... are the patches in order, pixels ordered (row, column, channel)) and the
+    /// mask [B][N] (1: hidden).
     public func forward(_ images: Tensor, noise: [[Float]]) throws -> (loss: Tensor, prediction: Tensor, mask: [[Float]]) {
         let c = configuration
         guard images.rank == 4, images.shape[1] == c.channels, images.shape[2] == c.imageSize, images.shape[3] == c.imageSize else {
@@ -210,7 +211,7 @@ public final class MaskedAutoencoder: Layer {
         var target = try GradMode.disabled { try images.patches(c.patch, channelsLast: true) }.data
         if c.normalizedTargets { Self.normalizePatches(&target, size: c.channels * c.patch * c.patch) }
         let loss = try Tensor.maskedMSE(predicted, target: target, mask: mask)
-        return (loss, try predicted.sliced(axis: 1, 1..<(n + 1)), mask)
+        return (loss, predicted, mask)
     }
 
     /// Each patch's pixels to zero mean and unit (unbiased) variance, as the reference's norm_pix_loss.

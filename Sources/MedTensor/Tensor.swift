@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+internal import CMedKernels
 
 /// # MedTensor
 ///
@@ -166,9 +167,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         let g = Layout.convert(g, shape: shape, from: gLayout, to: layout)
         if grad == nil { grad = g; return }
         grad!.withUnsafeMutableBufferPointer { dst in
-            g.withUnsafeBufferPointer { src in
-                for i in 0..<dst.count { dst[i] += src[i] }
-            }
+            g.withUnsafeBufferPointer { src in mk_add(dst.baseAddress!, src.baseAddress!, dst.baseAddress!, dst.count) }
         }
     }
 

@@ -210,18 +210,31 @@ extension Tensor {
         guard rank == 4, p > 0, shape[2] % p == 0, shape[3] % p == 0 else { throw TensorError.shapeMismatch("patches(\(p)) of \(shape)") }
         let (b, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let (gh, gw) = (h / p, w / p), per = c * p * p
-        let x = data
-        var out = [Float](repeating: 0, count: count)
-        // Destination index of source element (s, ch, y, x), for forward and backward alike.
-        func index(_ s: Int, _ ch: Int, _ y: Int, _ xx: Int) -> Int {
-            let patch = (y / p) * gw + xx / p, (py, px) = (y % p, xx % p)
-            let within = channelsLast ? (py * p + px) * c + ch : (ch * p + py) * p + px
-            return (s * gh * gw + patch) * per + within
+        // Within a patch, element (channel, row, column) sits at (ch·p + py)·p + px (channels first) or
+        // (py·p + px)·c + ch (channels last); either way a source row segment of p pixels lands at a fixed stride.
+        let columnStride = channelsLast ? c : 1
+        func base(_ ch: Int, _ py: Int) -> Int { channelsLast ? py * p * c + ch : (ch * p + py) * p }
+        /// Calls move(source offset, destination offset) for every source row segment of p pixels.
+        func forEachSegment(_ move: (Int, Int) -> Void) {
+            for s in 0..<b { for ch in 0..<c { for y in 0..<h {
+                let (py, patchRow) = (y % p, y / p)
+                for px0 in 0..<gw {
+                    move(((s * c + ch) * h + y) * w + px0 * p, (s * gh * gw + patchRow * gw + px0) * per + base(ch, py))
+                }
+            } } }
         }
-        for s in 0..<b { for ch in 0..<c { for y in 0..<h { for xx in 0..<w { out[index(s, ch, y, xx)] = x[((s * c + ch) * h + y) * w + xx] } } } }
+        let x = data
+        let out = [Float](unsafeUninitializedCapacity: count) { ob, initialized in
+            x.withUnsafeBufferPointer { xb in
+                forEachSegment { src, dst in for k in 0..<p { ob[dst + k * columnStride] = xb[src + k] } }
+            }
+            initialized = count
+        }
         return Tensor.result(shape: [b, gh * gw, per], data: out, inputs: [self]) { [self] g in
-            var gx = [Float](repeating: 0, count: g.count)
-            for s in 0..<b { for ch in 0..<c { for y in 0..<h { for xx in 0..<w { gx[((s * c + ch) * h + y) * w + xx] = g[index(s, ch, y, xx)] } } } }
+            let gx = [Float](unsafeUninitializedCapacity: g.count) { gb, initialized in
+                g.withUnsafeBufferPointer { gp in forEachSegment { src, dst in for k in 0..<p { gb[src + k] = gp[dst + k * columnStride] } } }
+                initialized = g.count
+            }
             accumulate(gx)
         }
     }
