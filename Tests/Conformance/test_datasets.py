@@ -74,5 +74,11 @@ def test_weights_read_by_python_safetensors(tmp_path, medselect):
     path = tmp_path / "unet.safetensors"
     medselect.run("bench", "unet", "--size", 16, "--batch", 1, "--iters", 1, "--warmup", 0, "--save", path)
     tensors = load_file(str(path))
-    assert sum(t.size for t in tensors.values()) == 1942306     # the PyTorch benchmark U-Net's parameter count
-    assert all(t.dtype == np.float32 and np.isfinite(t).all() for t in tensors.values())
+    # Named as PyTorch's state_dict(): parameters plus the batch norms' running statistics.
+    stats = {k: t for k, t in tensors.items() if k.endswith((".running_mean", ".running_var"))}
+    params = {k: t for k, t in tensors.items() if k not in stats and not k.endswith(".num_batches_tracked")}
+    assert sum(t.size for t in params.values()) == 1942306     # the PyTorch benchmark U-Net's parameter count
+    assert len(stats) > 0 and all(k[:-len("running_mean")] + "running_var" in stats
+                                  for k in stats if k.endswith("running_mean"))
+    assert all(np.isfinite(t).all() for t in tensors.values())
+    assert all(t.dtype == np.float32 for t in {**params, **stats}.values())
