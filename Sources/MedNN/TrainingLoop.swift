@@ -77,6 +77,8 @@ public final class TrainingLoop<Model: Layer> {
         public var validate: (() throws -> Double)? = nil
         /// Whether a higher validation score is better (Dice) or a lower one (a loss); for early stopping.
         public var higherIsBetter = true
+        /// Called after every optimiser step with (epoch, step, loss): progress within long epochs.
+        public var stepEnded: ((_ epoch: Int, _ step: Int, _ loss: Float) -> Void)? = nil
         public init(stepsPerEpoch: Int, step: @escaping (_ epoch: Int, _ step: Int, _ rng: inout InitRandom) throws -> Tensor?) {
             self.stepsPerEpoch = stepsPerEpoch; self.step = step
         }
@@ -135,6 +137,7 @@ public final class TrainingLoop<Model: Layer> {
                 loss.backward()
                 optimizer.step()
                 lossSum += Double(loss.item); counted += 1
+                task.stepEnded?(epoch, s, loss.item)
             }
             model.setTraining(false)
             let score = try task.validate?() ?? .nan

@@ -2,7 +2,7 @@ import Foundation
 
 /// A 5 x 7 pixel font (capitals, digits, a little punctuation) for labels burnt into PNG contact sheets, which carry
 /// no text layer. Lower-case letters are drawn as capitals; other characters as a blank.
-enum BitmapFont {
+public enum BitmapFont {
     /// Seven rows of five bits, most significant bit on the left.
     static let glyphs: [Character: [UInt8]] = [
         "A": [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11], "B": [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
@@ -30,10 +30,10 @@ enum BitmapFont {
     ]
 
     /// Width in pixels of `text` drawn at `scale` (6 columns per character: 5 and a gap).
-    static func width(_ text: String, scale: Int) -> Int { max(0, text.count * 6 - 1) * scale }
+    public static func width(_ text: String, scale: Int) -> Int { max(0, text.count * 6 - 1) * scale }
 
     /// Calls plot(x, y) for every lit pixel of `text` with its top left at (x, y).
-    static func draw(_ text: String, x: Int, y: Int, scale: Int, _ plot: (Int, Int) -> Void) {
+    public static func draw(_ text: String, x: Int, y: Int, scale: Int, _ plot: (Int, Int) -> Void) {
         for (k, ch) in text.uppercased().enumerated() {
             guard let rows = glyphs[ch] else { continue }
             for (r, bits) in rows.enumerated() {

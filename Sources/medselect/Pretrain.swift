@@ -1,0 +1,204 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import MedData
+import MedFormats
+import MedNN
+import MedReport
+import MedTensor
+
+/// `medselect pretrain`: self-supervised pretraining of an encoder on unlabeled images (the masked autoencoder of
+/// XSSR's first stage), resumable, with the encoder file `medselect embed --encoder` reads.
+struct Pretrain: ParsableCommand, ReadsImages {
+    static let configuration = CommandConfiguration(
+        abstract: "Pretrain a masked autoencoder (ViT) on a dataset's images; writes the encoder for medselect embed --encoder.",
+        discussion: """
+        Every case of the chosen sites is used, labeled or not: 2-D images as they are, volumes as up to --max-slices \
+        evenly spaced axial slices; each slice resampled to --size x --size and z-scored. A seeded --validation-fraction \
+        of the cases is held out to score the reconstruction loss (fixed masks) after every epoch. Training: random \
+        resized crops and flips, per-image random masking (--mask-ratio), AdamW (weight decay off for biases, norms \
+        and tokens), linear warm-up then cosine decay. After every epoch the folder receives checkpoint.safetensors \
+        (the whole model, loadable into Scripts/reference/torch_mae_step.py's TinyMAE with PyTorch's load_state_dict), \
+        optimizer-<epoch>.safetensors, encoder.safetensors (the encoder alone, for medselect embed --encoder), \
+        history.csv and curve.svg; preview.png (original | masked | reconstruction per row) every --preview-every \
+        epochs and at the end. Running the same command again resumes exactly; a different configuration is refused. \
+        The defaults are the benchmark configuration of Scripts/reference/torch_mae_step.py (about 4 batches of 32 per \
+        second on 2 cores at 128 px: 1,000 images take some 8 s per epoch).
+        Example: medselect pretrain --data Samples/cxr --sites MCU --size 64 --patch 8 --epochs 30 --out runs/mae
+        """
+    )
+    @OptionGroup var limits: ReadLimitOptions
+    @OptionGroup var dataset: DatasetOptions
+    @Option(help: "Method: mae.") var method = "mae"
+    @Option(help: "Image side after resampling (a multiple of --patch).") var size = 128
+    @Option(help: "Patch side in pixels.") var patch = 16
+    @Option(help: "Share of each image's patches hidden from the encoder.") var maskRatio = 0.75
+    @Option(help: "Encoder width.") var width = 192
+    @Option(help: "Encoder blocks.") var depth = 6
+    @Option(help: "Encoder attention heads.") var heads = 3
+    @Option(help: "Decoder width.") var decoderWidth = 128
+    @Option(help: "Decoder blocks.") var decoderDepth = 2
+    @Option(help: "Decoder attention heads.") var decoderHeads = 4
+    @Flag(help: "Reconstruct per-patch normalised pixels (the MAE paper's norm_pix_loss).") var normalizedTargets = false
+    @Option(help: "Epochs.") var epochs = 50
+    @Option(help: "Batch size.") var batch = 32
+    @Option(help: "Peak learning rate (AdamW).") var lr: Float = 5e-4
+    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.05
+    @Option(help: "Held-out fraction of the cases (reconstruction loss after each epoch).") var validationFraction = 0.1
+    @Option(help: "At most this many axial slices per volume.") var maxSlices = 16
+    @Option(help: "Write preview.png every this many epochs (0: only at the end).") var previewEvery = 5
+    @Flag(help: "No random crops or flips.") var noAugmentation = false
+    @Option(help: "Seed (weights, split, batches, masks).") var seed: UInt64 = 0
+    @Option(help: "Output folder.") var out: String
+
+    func validate() throws {
+        guard method == "mae" else { throw ValidationError("--method must be mae (HSSL arrives with its issue)") }
+        guard epochs >= 1, batch >= 1, lr > 0, weightDecay >= 0, maxSlices >= 1, previewEvery >= 0 else {
+            throw ValidationError("need --epochs >= 1, --batch >= 1, --lr > 0, --weight-decay >= 0, --max-slices >= 1, --preview-every >= 0")
+        }
+        guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
+        if let problem = modelConfiguration(channels: 1).problem { throw ValidationError(problem) }
+    }
+
+    func modelConfiguration(channels: Int) -> MaskedAutoencoder.Configuration {
+        var c = MaskedAutoencoder.Configuration()
+        c.imageSize = size; c.channels = channels; c.patch = patch; c.maskRatio = maskRatio
+        c.width = width; c.depth = depth; c.heads = heads
+        c.decoderWidth = decoderWidth; c.decoderDepth = decoderDepth; c.decoderHeads = decoderHeads
+        c.normalizedTargets = normalizedTargets
+        return c
+    }
+
+    func run() throws {
+        let samples = try dataset.load().flatMap(\.samples)
+        guard samples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(samples.count) case(s); pretraining needs at least 2 (check --sites)") }
+        // Held-out cases: a seeded share, at least one when the fraction is above 0.
+        var g = InitRandom(seed: seed ^ 0x7072_6574)
+        let order = Array(samples.indices).shuffled(using: &g)
+        let held = validationFraction > 0 ? max(1, Int((Double(samples.count) * validationFraction).rounded())) : 0
+        let valIndices = Set(order.prefix(min(held, samples.count - 1)))
+        let trainSamples = samples.indices.filter { !valIndices.contains($0) }.map { samples[$0] }
+        let valSamples = samples.indices.filter { valIndices.contains($0) }.map { samples[$0] }
+        let train = try Self.read(trainSamples, size: size, maxSlices: maxSlices, options: limits.readOptions, label: "training")
+        let validation = valSamples.isEmpty ? nil : try Self.read(valSamples, size: size, maxSlices: maxSlices, options: limits.readOptions, label: "validation")
+        if let validation, validation.channels != train.channels {
+            throw DataError.badDataset(path: dataset.origin, reason: "validation images have \(validation.channels) channel(s), training images \(train.channels)")
+        }
+        guard train.count >= 1 else { throw DataError.badDataset(path: dataset.origin, reason: "no training images") }
+        FileHandle.standardError.write(Data(("[pretrain] \(trainSamples.count) training cases (\(train.count) images), \(valSamples.count) held out"
+            + " (\(validation?.count ?? 0) images), \(size) x \(size), \(train.channels) channel(s)\n").utf8))
+
+        var config = PretrainingConfig()
+        config.epochs = epochs; config.batchSize = min(batch, train.count); config.learningRate = lr; config.weightDecay = weightDecay
+        config.seed = seed
+        if noAugmentation { config.flips = false; config.cropScale = 1 }
+        var fingerprint = FNV1a()
+        for s in trainSamples { fingerprint.add("t:" + s.id) }
+        for s in valSamples { fingerprint.add("v:" + s.id) }
+        fingerprint.add("slices:\(maxSlices)")
+        config.dataFingerprint = "\(train.count) training, \(validation?.count ?? 0) validation images, ids \(fingerprint.hex)"
+        let model = MaskedAutoencoder(modelConfiguration(channels: train.channels), seed: seed)
+        let trainer = MAEPretrainer(model: model, config: config, folder: out)
+        let previewImages = Self.previewSet(validation ?? train, count: 6)
+        let encoderMeta = ["preprocessing": "2-D images, or up to \(maxSlices) evenly spaced axial slices per volume; resampled to \(size) x \(size), z-scored per slice and channel",
+                           "max_slices": String(maxSlices), "data": config.dataFingerprint ?? ""]
+        let progress = ProgressLine("pretrain")
+        let started = Date()
+        var stepsDone = 0
+        let history = try trainer.fit(train: train, validation: validation, stepEnded: { epoch, step, perEpoch, loss in
+            stepsDone += 1
+            let elapsed = Date().timeIntervalSince(started)
+            let remaining = Double((epochs - epoch) * perEpoch - step - 1) * elapsed / Double(stepsDone)
+            progress(String(format: "epoch %d/%d, step %d/%d, loss %.4f, %.0f images/s, %@ left", epoch + 1, epochs, step + 1, perEpoch, loss,
+                            Double(stepsDone * config.batchSize) / max(elapsed, 1e-9), ProgressLine.duration(remaining)))
+        }, epochEnded: { record in
+            progress.finish(String(format: "epoch %d/%d: training loss %.4f, validation loss %@, lr %.2e, %.1f s", record.epoch, epochs, record.trainLoss,
+                                   record.validation.isFinite ? String(format: "%.4f", record.validation) : "n/a", record.learningRate, record.seconds))
+            do {
+                try MAEPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(record.epoch)]) { $1 }, to: out + "/encoder.safetensors")
+                try Self.writeCurve(trainer.history, to: out + "/curve.svg")
+                if previewEvery > 0 && record.epoch % previewEvery == 0 { try Self.writePreview(trainer, previewImages, to: out + "/preview.png") }
+            } catch {
+                FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
+            }
+        })
+        guard let last = history.last else { throw CommandError(subject: out, reason: "no epoch was run") }
+        try MAEPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(last.epoch)]) { $1 }, to: out + "/encoder.safetensors")
+        try Self.writeCurve(history, to: out + "/curve.svg")
+        try Self.writePreview(trainer, previewImages, to: out + "/preview.png")
+        let first = history.first!
+        print(String(format: "pretrained %d epochs: training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors, checkpoint.safetensors, history.csv, curve.svg, preview.png",
+                     history.count, first.trainLoss, last.trainLoss,
+                     last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))
+    }
+
+    /// The slices of `samples` as one stack, read in parallel, with progress.
+    static func read(_ samples: [Sample], size: Int, maxSlices: Int, options: ReadOptions, label: String) throws -> ImageStack {
+        let results = Mutex([Int: Result<ImageSlices, Error>]())
+        let done = Atomic<Int>(0)
+        let progress = ProgressLine("pretrain")
+        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+            let r = Result { try samples[i].slices(size: size, maxSlices: maxSlices, options: options) }
+            results.withLock { $0[i] = r }
+            progress.update(done.add(1, ordering: .relaxed).newValue, of: samples.count, unit: "\(label) cases read")
+        }
+        progress.finish("\(samples.count) \(label) cases read")
+        var values: [Float] = [], count = 0, channels = 0
+        let byIndex = results.withLock { $0 }
+        for (i, s) in samples.enumerated() {
+            let slices = try byIndex[i]!.get()
+            if channels == 0 { channels = slices.channels }
+            guard slices.channels == channels else {
+                throw DataError.badDataset(path: s.images[0], reason: "\(slices.channels) channel(s); earlier cases have \(channels)")
+            }
+            values += slices.values
+            count += slices.count
+        }
+        return ImageStack(values: values, count: count, channels: max(1, channels), size: size)
+    }
+
+    /// Up to `count` images spread evenly over the stack (the same ones in every preview).
+    static func previewSet(_ stack: ImageStack, count: Int) -> ImageStack {
+        let k = min(count, stack.count), per = stack.channels * stack.size * stack.size
+        let picks = (0..<k).map { $0 * stack.count / max(1, k) }
+        return ImageStack(values: picks.flatMap { stack.values[($0 * per)..<(($0 + 1) * per)] }, count: k, channels: stack.channels, size: stack.size)
+    }
+
+    /// preview.png: a header naming the columns, then one row per image: original | masked | reconstruction, each
+    /// enlarged to at least 128 pixels (nearest neighbour) and z-scored values −2.5...2.5 mapped to 0...255.
+    static func writePreview(_ trainer: MAEPretrainer, _ images: ImageStack, to path: String) throws {
+        let (masked, rebuilt) = try trainer.reconstructions(images)
+        let (s, c, gap, font) = (images.size, images.channels, 4, 2)
+        let zoom = max(1, (128 + s - 1) / s), t = s * zoom, header = 7 * font + 2 * gap
+        let w = 3 * t + 4 * gap, h = header + images.count * (t + gap)
+        var pixels = [UInt8](repeating: 255, count: w * h * c)
+        for (column, title) in ["original", "masked", "reconstruction"].enumerated() {
+            let scale = BitmapFont.width(title, scale: font) <= t ? font : 1
+            let x0 = gap + column * (t + gap) + max(0, (t - BitmapFont.width(title, scale: scale)) / 2)
+            BitmapFont.draw(title, x: x0, y: gap + (7 * (font - scale)) / 2, scale: scale) { x, y in
+                guard x >= 0, x < w, y >= 0, y < h else { return }
+                for ch in 0..<c { pixels[(y * w + x) * c + ch] = 0 }
+            }
+        }
+        for (column, source) in [images.values, masked, rebuilt].enumerated() {
+            for b in 0..<images.count { for ch in 0..<c { for y in 0..<t { for x in 0..<t {
+                let v = source[((b * c + ch) * s + y / zoom) * s + x / zoom]
+                let px = gap + column * (t + gap) + x, py = header + b * (t + gap) + y
+                pixels[(py * w + px) * c + ch] = UInt8(max(0, min(255, ((v + 2.5) / 5 * 255).rounded())))
+            } } } }
+        }
+        try PNGWriter.write(interleaved: pixels, width: w, height: h, channels: c, bitDepth: 8, spacing: nil, to: path)
+    }
+
+    /// curve.svg: training and validation reconstruction loss per epoch.
+    static func writeCurve(_ h: [EpochRecord], to path: String) throws {
+        var chart = LineChart(title: "Masked-autoencoder pretraining", xLabel: "epoch", yLabel: "reconstruction loss (MSE, hidden patches)",
+                              series: [.init(name: "training", points: h.map { (Double($0.epoch), $0.trainLoss) }, markers: h.count <= 30)])
+        if h.contains(where: { $0.validation.isFinite }) {
+            chart.series.append(.init(name: "validation (fixed masks)", points: h.map { (Double($0.epoch), $0.validation) }, markers: h.count <= 30))
+        }
+        chart.integerX = true
+        chart.width = 560; chart.height = 300
+        try AtomicFile.write(chart.svg, to: path)
+    }
+}
