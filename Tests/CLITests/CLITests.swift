@@ -31,6 +31,28 @@ struct Tool {
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
+
+    /// Starts the tool with `args`, kills it (SIGKILL) as soon as its standard error contains `marker`, and returns
+    /// what it printed and whether the kill, not the end of the run, stopped it.
+    static func runKilled(_ args: [String], after marker: String, environment: [String: String] = [:]) throws -> (killed: Bool, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.filter { !$0.value.isEmpty } }
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        var seen = ""
+        while !seen.contains(marker) {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return (p.terminationReason == .uncaughtSignal, seen)
+    }
 }
 
 @Suite("medselect command line")

@@ -81,22 +81,8 @@ struct TrainCLITests {
         let a = try Tool.run(args + ["--out", scratch.file("a")])
         #expect(a.status == 0, "\(a.stderr)")
         // Second run: kill it once it has finished two epochs (mid-way through the third), then run the same command.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Tool.binary)
-        p.arguments = args + ["--out", scratch.file("b")]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = Pipe()
-        try p.run()
-        var seen = ""
-        while !seen.contains("epoch 2/5") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        #expect(p.terminationReason == .uncaughtSignal, "finished before the kill: \(seen)")
+        let killed = try Tool.runKilled(args + ["--out", scratch.file("b")], after: "epoch 2/5")
+        #expect(killed.killed, "finished before the kill: \(killed.stderr)")
         let b = try Tool.run(args + ["--out", scratch.file("b")])
         #expect(b.status == 0, "\(b.stderr)")
         #expect(!b.stderr.contains("epoch 1/5"), "the resumed run should start after the checkpointed epochs: \(b.stderr)")
