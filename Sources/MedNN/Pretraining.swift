@@ -71,6 +71,7 @@ public final class MAEPretrainer {
         self.config = config
         var optimizer = Adam.adamW(model.parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
         optimizer.decays = model.decayMask
+        optimizer.beta2 = 0.95   // the MAE recipe's betas (0.9, 0.95)
         let configJSON = String(decoding: (try? JSONEncoder().encode(config)) ?? Data(), as: UTF8.self)
         loop = TrainingLoop(model: model, description: ModelDescription(mae: model.configuration), optimizer: optimizer, folder: folder,
                             seed: config.seed, configuration: configJSON) { theirs in
