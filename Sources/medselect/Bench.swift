@@ -14,9 +14,37 @@ func medianMilliseconds(iterations: Int, warmup: Int = 1, _ body: () throws -> V
         try body()
         times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
     }
-    times.sort()
-    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-    return (median, times[0])
+    return (PhasedSteps.median(times), times.min()!)
+}
+
+/// Wall times of training steps made of phases (forward, backward, ...): each step calls `lap()` at the end of each
+/// phase; `warmup` untimed steps run first (their laps are ignored).
+struct PhasedSteps {
+    /// Milliseconds per timed step, sorted.
+    private(set) var times: [Double] = []
+    private var laps: [[Double]] = []
+
+    init(iterations: Int, warmup: Int, _ step: (_ lap: () -> Void) throws -> Void) rethrows {
+        for _ in 0..<warmup { try step {} }
+        for _ in 0..<Swift.max(1, iterations) {
+            let start = Date()
+            var t = start, phases: [Double] = []
+            try step { let now = Date(); phases.append(now.timeIntervalSince(t) * 1000); t = now }
+            times.append(Date().timeIntervalSince(start) * 1000)
+            laps.append(phases)
+        }
+        times.sort()
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    var median: Double { Self.median(times) }
+    var min: Double { times[0] }
+    var max: Double { times[times.count - 1] }
+    /// Median milliseconds of phase `i` over the timed steps, to 0.1 ms.
+    func phaseMedian(_ i: Int) -> Double { (Self.median(laps.map { $0[i] }) * 10).rounded() / 10 }
 }
 
 struct Bench: ParsableCommand {

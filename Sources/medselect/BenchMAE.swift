@@ -34,34 +34,18 @@ struct BenchMAE: ParsableCommand {
         var opt = Adam.adamW(model.parameters, learningRate: 1.5e-4, weightDecay: 0.05)
         opt.decays = model.decayMask
         var lastLoss: Float = 0
-        var phases = [Double](repeating: 0, count: 3), phaseTimes: [[Double]] = []
-        func step() throws {
-            var t = Date()
-            func lap(_ i: Int) { let now = Date(); phases[i] = now.timeIntervalSince(t) * 1000; t = now }
+        let timing = try PhasedSteps(iterations: iters, warmup: warmup) { lap in
             opt.zeroGrad()
             let (loss, _, _) = try model.forward(x, noise: model.noise(batch: batch, rng: &rng))
-            lap(0)
+            lap()
             loss.backward()
-            lap(1)
+            lap()
             opt.step()
-            lap(2)
+            lap()
             lastLoss = loss.item
         }
-        for _ in 0..<warmup { try step() }
-        var times: [Double] = []
-        for _ in 0..<iters {
-            let t0 = Date()
-            try step()
-            times.append(Date().timeIntervalSince(t0) * 1000)
-            phaseTimes.append(phases)
-        }
-        func median(_ v: [Double]) -> Double {
-            let s = v.sorted()
-            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
-        let phaseMedians = (0..<3).map { i in (median(phaseTimes.map { $0[i] }) * 10).rounded() / 10 }
-        times.sort()
-        let med = median(times)
+        let phaseMedians = (0..<3).map(timing.phaseMedian)
+        let (med, times) = (timing.median, timing.times)
         let obj: [String: Any] = ["bench": "mae_train_step", "lib": "medselect", "img": 128, "patch": 16, "batch": batch, "threads": threads,
                                   "enc": "192x6 h3", "dec": "128x2 h4", "mask_ratio": 0.75,
                                   "phases_median_ms": ["forward_and_loss": phaseMedians[0], "backward": phaseMedians[1], "optimizer": phaseMedians[2]],

@@ -29,41 +29,26 @@ struct BenchUNet: ParsableCommand {
         let labels = (0..<(batch * size * size)).map { _ in Float.random(in: 0..<1, using: &rng) > 0.7 ? Float(1) : 0 }
         var opt = Adam(model.parameters, learningRate: 1e-3)
         var lastLoss: Float = 0
-        // Wall time of the phases of the last step: forward, loss, backward, optimiser (ms).
-        var phases = [Double](repeating: 0, count: 4)
-        var phaseTimes: [[Double]] = []
-        func step() throws {
-            var t = Date()
-            func lap(_ i: Int) { let now = Date(); phases[i] = now.timeIntervalSince(t) * 1000; t = now }
+        // Phases: forward, loss, backward, optimiser.
+        func step(_ lap: () -> Void) throws {
             opt.zeroGrad()
             let logits = try model(x)
-            lap(0)
+            lap()
             let loss = try Loss.diceCE(logits, labels)
-            lap(1)
+            lap()
             loss.backward()
-            lap(2)
+            lap()
             opt.step()
-            lap(3)
+            lap()
             lastLoss = loss.item
         }
-        for _ in 0..<warmup { try step() }
+        for _ in 0..<warmup { try step {} }
         let reordersBefore = activationReorders
-        var times: [Double] = []
-        for _ in 0..<iters {
-            let t0 = Date()
-            try step()
-            times.append(Date().timeIntervalSince(t0) * 1000)
-            phaseTimes.append(phases)
-        }
-        func median(_ v: [Double]) -> Double {
-            let s = v.sorted()
-            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
+        let timing = try PhasedSteps(iterations: iters, warmup: 0, step)
         let reordersPerStep = Double(activationReorders - reordersBefore) / Double(iters)
-        let phaseMedians = (0..<4).map { i in (median(phaseTimes.map { $0[i] }) * 10).rounded() / 10 }
+        let phaseMedians = (0..<4).map(timing.phaseMedian)
         if let save { try ModelFile.write(model, description: ModelDescription(unet: model.configuration), to: save) }
-        times.sort()
-        let median = median(times)
+        let (median, times) = (timing.median, timing.times)
         let obj: [String: Any] = ["bench": "unet_train_step", "lib": "medselect", "size": size, "batch": batch, "threads": threads,
                                   "phases_median_ms": ["forward": phaseMedians[0], "loss": phaseMedians[1], "backward": phaseMedians[2],
                                                        "optimizer": phaseMedians[3]],
