@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "MedCompute", targets: ["MedCompute"]),
         .library(name: "MedReport", targets: ["MedReport"]),
         .library(name: "MedAnalysis", targets: ["MedAnalysis"]),
+        .library(name: "MedPipeline", targets: ["MedPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -68,11 +69,13 @@ let package = Package(
         .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"], swiftSettings: optimizedInDebug),
         .target(name: "MedReport"),
         .target(name: "MedAnalysis", dependencies: ["MedRandom", "MedImage", "MedCompute", "MedSelection", "MedReport"], swiftSettings: optimizedInDebug),
+        .target(name: "MedPipeline", dependencies: ["MedRandom", "MedImage", "MedFormats", "MedData", "MedMetrics", "MedTensor", "MedNN",
+                                                    "MedSelection", "MedReport", "MedAnalysis"]),
         .executableTarget(
             name: "medselect",
             dependencies: [
                 "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN", "MedReport", "MedAnalysis",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MedPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).

@@ -3,6 +3,7 @@ import Foundation
 import MedFormats
 import MedImage
 import MedNN
+import MedPipeline
 import MedTensor
 
 /// `medselect predict`: label maps from a trained checkpoint, written in each input's own geometry.
@@ -73,7 +74,7 @@ struct Predict: ParsableCommand, ReadsImages {
             guard channels == model.inChannels else {
                 throw CommandError(subject: file, reason: "\(channels) channels; the model takes \(model.inChannels)")
             }
-            let label = try Self.predictImage(image, model: model, size: size, channels: channels, native: native, tta: tta)
+            let label = try Segmentation.predictImage(image, model: model, size: size, channels: channels, native: native, tta: tta)
             let name = (file as NSString).lastPathComponent
             try ImageIO.write(label, to: out + "/" + name, options: .init(storedType: .uint8, pngBitDepth: 8))
             written += 1
@@ -81,42 +82,4 @@ struct Predict: ParsableCommand, ReadsImages {
         progress.finish("\(written) images")
         print("wrote \(written) label maps to \(out)")
     }
-
-    func predictSlice(_ slice: MedicalImage, model: UNet, size: Int, channels: Int) throws -> MedicalImage {
-        try Self.predictSlice(slice, model: model, size: size, channels: channels, native: native, tta: tta)
-    }
-
-    /// A 2-D image or a volume (slice by slice) to a label map on its own grid.
-    static func predictImage(_ image: MedicalImage, model: UNet, size: Int, channels: Int, native: Bool, tta: Bool) throws -> MedicalImage {
-        var slices: [MedicalImage] = []
-        for k in 0..<image.shape.z {
-            let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
-            slices.append(try predictSlice(slice, model: model, size: size, channels: channels, native: native, tta: tta))
-        }
-        var label = image.shape.z > 1 ? try MedicalImage.stack(slices, axis: 2) : slices[0]
-        label.kind = .labelMap
-        return label
-    }
-
-    /// One 2-D image (or slice) to a label map on its own grid.
-    static func predictSlice(_ slice: MedicalImage, model: UNet, size: Int, channels: Int, native: Bool, tta: Bool) throws -> MedicalImage {
-        let work = native ? slice : try slice.resampled(toShape: [size, size, 1])
-        let z = try work.zScored()
-        var (h, w) = (work.shape.y, work.shape.x)
-        var pixels = Array(z.voxels.prefix(channels * h * w))
-        // Pad to at least the patch (edge values) for the sliding window.
-        if h < size || w < size {
-            let (nh, nw) = (max(h, size), max(w, size))
-            var padded = [Float](repeating: 0, count: channels * nh * nw)
-            for c in 0..<channels { for j in 0..<nh { for i in 0..<nw { padded[(c * nh + j) * nw + i] = pixels[(c * h + min(j, h - 1)) * w + min(i, w - 1)] } } }
-            pixels = padded; (h, w) = (nh, nw)
-        }
-        let p = try SlidingWindow.probabilities(model: model, image: pixels, channels: channels, height: h, width: w, patch: size, flipTTA: tta)
-        let labels = SlidingWindow.labels(p, classes: model.classes, height: h, width: w)
-        var cropped = [Float](repeating: 0, count: work.shape.x * work.shape.y)
-        for j in 0..<work.shape.y { for i in 0..<work.shape.x { cropped[j * work.shape.x + i] = labels[j * w + i] } }
-        let small = MedicalImage(shape: ImageShape(work.shape.x, work.shape.y), voxels: cropped, affine: work.affine, kind: .labelMap, info: work.info)
-        return native ? small : try small.resampled(onto: slice, interpolation: .nearest)
-    }
 }
-

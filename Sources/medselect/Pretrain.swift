@@ -4,6 +4,7 @@ import Synchronization
 import MedData
 import MedFormats
 import MedNN
+import MedPipeline
 import MedReport
 import MedTensor
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MedFormats
+import MedPipeline
 import MedSelection
 
 struct Select: ParsableCommand, ReadsImages {
@@ -139,20 +140,13 @@ struct Select: ParsableCommand, ReadsImages {
     }
 
     /// FNV-1a 64-bit of a file's bytes: identifies the exact inputs of a run (not a security hash).
-    static func fileHash(_ path: String) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { return "unreadable" }
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in data { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        return String(format: "fnv1a64:%016llx", h)
-    }
-
     func run() throws {
         let t0 = Date()
         try checkOutputFolder(out)
         let m = try Self.loadMatrix(embeddings)
         var idList: [String]? = nil
         // The ids file `medselect embed` writes beside the embeddings is used when --ids is not given.
-        let besideEmbeddings = Embed.idsPath(embeddings)
+        let besideEmbeddings = CaseEmbedder.idsPath(embeddings)
         let ids = self.ids ?? (FileManager.default.fileExists(atPath: besideEmbeddings) ? besideEmbeddings : nil)
         if self.ids == nil, let ids { FileHandle.standardError.write(Data("note: ids from \(ids)\n".utf8)) }
         if let ids {
@@ -184,85 +178,26 @@ struct Select: ParsableCommand, ReadsImages {
             throw CommandError(subject: embeddings, reason: "budget \(count) plus \(labeledRows.count) labeled exceeds the pool of \(n)")
         }
         let t1 = Date()
-        var picks: [[String: Any]] = []
-        var extra: [String: Any] = [:]
-        var parameters: [String: Any] = [:]
-        switch strategy.lowercased() {
-        case "random":
-            var groups: [String]? = nil
-            if let stratifyBy {
-                groups = try Self.readGroups(stratifyBy, ids: pool.ids)
-                parameters["stratify_by"] = stratifyBy
-                var sizes: [String: Int] = [:]
-                for g in groups! { sizes[g, default: 0] += 1 }
-                parameters["strata"] = sizes
-            }
-            let labeledSet = Set(labeledRows)
-            let candidates = (0..<n).filter { !labeledSet.contains($0) }
-            let chosen = try RandomSelection.select(count: candidates.count, budget: count, seed: seed, groups: groups.map { g in candidates.map { g[$0] } })
-            picks = chosen.map { ["index": candidates[$0], "id": pool.ids[candidates[$0]]] }
-        case "coreset":
-            let r = try CoreSet.select(pool, budget: count, labeled: labeledRows, first: .random(seed: seed))
-            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": jsonNumber(Double($0.distance)),
-                             "terms": ["distance_to_nearest_centre": jsonNumber(Double($0.distance))]] }
-            parameters["first_centre"] = labeledRows.isEmpty ? "random(seed)" : "warm start from labeled"
-        case "coldstart":
-            var options = TSNE.Options()
-            options.perplexity = perplexity
-            let range = try clusters.map(Self.parseClusterRange) ?? ColdStart.defaultClusterRange(budget: count)
-            let r = try ColdStart.select(pool, budget: count, clusterRange: range, tsne: options, seed: seed)
-            let labeledSet = Set(labeledRows)
-            if !labeledSet.isEmpty {
-                FileHandle.standardError.write(Data("warning: coldstart ignores --labeled (it selects before any label exists)\n".utf8))
-            }
-            picks = zip(r.picks, r.clusters).map { ["index": $0.0, "id": pool.ids[$0.0], "score": NSNull(),
-                                                    "terms": ["cluster": $0.1, "x": Double(r.map[2 * $0.0]), "y": Double(r.map[2 * $0.0 + 1])]] }
-            extra["k"] = r.k
-            extra["silhouettes"] = r.silhouettes.map { ["k": $0.k, "score": $0.score] }
-            extra["mode_picks"] = r.modePicks.map { pool.ids[$0] }
-            parameters["perplexity"] = perplexity
-            parameters["cluster_range"] = [range.lowerBound, range.upperBound]
-            if let mapOut { try NPYWriter.write(NDArray(float32: r.map, shape: [n, 2], fortranOrder: false), to: mapOut) }
-        case "typiclust":
-            let r = try TypiClust.select(pool, budget: count, labeled: labeledRows, seed: seed)
-            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.typicality),
-                             "terms": ["typicality": Double($0.typicality), "cluster": $0.cluster]] }
-            parameters["neighbours"] = 20
-            parameters["clusters"] = "min(labeled + budget, 500)"
-        case "acquisition":
-            let scores = try Self.readUncertainty(uncertainty!, ids: pool.ids)
-            let r = try Acquisition.select(uncertainty: scores, pool: pool, labeled: labeledRows, budget: count, alpha: alpha)
-            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
-                             "terms": ["uncertainty": Double($0.uncertainty), "diversity": Double($0.diversity)]] }
-            parameters["alpha"] = alpha
-            parameters["uncertainty"] = uncertainty!
-            parameters["combination"] = "alpha * uncertainty + (1 - alpha) * diversity, uncertainty min-max normalised, diversity / its max"
-        case "probcover":
-            let r = try ProbCover.select(pool, budget: count, labeled: labeledRows, delta: delta, seed: seed)
-            picks = zip(r.picks, r.gains).map { ["index": $0.0, "id": pool.ids[$0.0], "score": Double($0.1),
-                                                 "terms": ["newly_covered": $0.1]] }
-            extra["delta"] = Double(r.delta)
-            extra["coverage"] = r.coverage
-            parameters["delta"] = delta.map { Double($0) as Any } ?? "auto (purity 0.95)"
-        default:
-            let termSet = try XSSR.Terms(parsing: terms)
-            let r = try XSSR.select(pool: pool, source: sourceMatrix, labeled: labeledRows, budget: count, k: k, terms: termSet)
-            picks = r.picks.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
-                                   "terms": ["density": Double($0.density), "novelty": Double($0.novelty), "diversity": Double($0.diversity)]] }
-            extra["alpha"] = r.alpha
-            extra["coverage_curve"] = r.coverageCurve.map { ["alpha": $0.alpha, "mean_radius": $0.meanRadius, "max_radius": $0.maxRadius] }
-            extra["coverage_criterion"] = "mean distance from each pool row to its nearest selected-or-labeled row (ties: max radius, then smaller alpha)"
-            parameters["k"] = k
-            parameters["terms"] = terms
-            parameters["combination"] = "[alpha*novelty + (1-alpha)*diversity] * (1 + density)/2, each term min-max normalised"
+        var stage = SelectionStage(strategy: strategy, budget: count)
+        stage.seed = seed; stage.labeled = labeledRows; stage.source = sourceMatrix; stage.k = k; stage.terms = terms
+        stage.perplexity = perplexity; stage.clusters = try clusters.map(Self.parseClusterRange); stage.delta = delta; stage.alpha = alpha
+        if let stratifyBy { stage.groups = try Self.readGroups(stratifyBy, ids: pool.ids); stage.groupsSource = stratifyBy }
+        if let uncertainty, strategy.lowercased() == "acquisition" {
+            stage.uncertainty = try Self.readUncertainty(uncertainty, ids: pool.ids); stage.uncertaintySource = uncertainty
         }
+        if stage.strategy == "coldstart" && !labeledRows.isEmpty {
+            FileHandle.standardError.write(Data("warning: coldstart ignores --labeled (it selects before any label exists)\n".utf8))
+        }
+        let outcome = try stage.run(pool: pool)
+        let (picks, extra, parameters) = (outcome.picks, outcome.extra, outcome.parameters)
+        if let mapOut, let map = outcome.map { try NPYWriter.write(NDArray(float32: map, shape: [n, 2], fortranOrder: false), to: mapOut) }
         let t2 = Date()
-        var inputs: [String: Any] = ["embeddings": ["path": embeddings, "hash": Self.fileHash(embeddings), "shape": [n, m.cols]]]
-        if let ids = self.ids ?? (FileManager.default.fileExists(atPath: Embed.idsPath(embeddings)) ? Embed.idsPath(embeddings) : nil) {
-            inputs["ids"] = ["path": ids, "hash": Self.fileHash(ids)]
+        var inputs: [String: Any] = ["embeddings": ["path": embeddings, "hash": FNV1a.file(embeddings), "shape": [n, m.cols]]]
+        if let ids = self.ids ?? (FileManager.default.fileExists(atPath: CaseEmbedder.idsPath(embeddings)) ? CaseEmbedder.idsPath(embeddings) : nil) {
+            inputs["ids"] = ["path": ids, "hash": FNV1a.file(ids)]
         }
-        if let source { inputs["source"] = ["path": source, "hash": Self.fileHash(source)] }
-        if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = ["path": uncertainty, "hash": Self.fileHash(uncertainty)] }
+        if let source { inputs["source"] = ["path": source, "hash": FNV1a.file(source)] }
+        if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = ["path": uncertainty, "hash": FNV1a.file(uncertainty)] }
         var obj: [String: Any] = [
             "strategy": strategy.lowercased(), "budget": count, "seed": seed,
             "selected": picks.map { $0["id"] as! String }, "picks": picks, "labeled": labeledRows.map { pool.ids[$0] },

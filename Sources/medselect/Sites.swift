@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedPipeline
 import MedAnalysis
 import MedData
 import MedFormats
@@ -65,7 +66,7 @@ struct Sites: ParsableCommand, ReadsImages {
         var given: (values: [Float], dimensions: Int, row: [String: Int])? = nil
         if let embeddings {
             let m = try Select.loadMatrix(embeddings)
-            let idsPath = ids ?? Embed.idsPath(embeddings)
+            let idsPath = ids ?? CaseEmbedder.idsPath(embeddings)
             guard FileManager.default.fileExists(atPath: idsPath) else {
                 throw CommandError(subject: embeddings, reason: "no ids: give --ids (embed writes \(idsPath) beside the embeddings)")
             }
@@ -156,7 +157,7 @@ struct Sites: ParsableCommand, ReadsImages {
         let step = max(1, z.voxels.count / 20_000)
         let sample = stride(from: 0, to: z.voxels.count, by: step).map { z.voxels[$0] }
         return CaseFacts(geometry: geometry, quality: ImageQuality.measure(gray), histogram: Histogram(sample, lower: -4, upper: 4, bins: 64),
-                         thumbnail: thumbnail ? try Embed.thumbnail(of: image, size: size) : nil)
+                         thumbnail: thumbnail ? try CaseEmbedder.thumbnail(of: image, size: size) : nil)
     }
 
     /// Per-case Dice and HD95 from a results CSV (a case or id column; dice; hausdorff95_mm, hausdorff95 or hd95),

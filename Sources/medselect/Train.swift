@@ -5,20 +5,11 @@ import MedFormats
 import MedImage
 import MedMetrics
 import MedNN
+import MedPipeline
 import MedReport
 import MedTensor
 
 /// `medselect train`: a U-Net on a dataset (or the samples of a selection), with validation, checkpoints and resume.
-/// 64-bit FNV-1a of strings (a short fingerprint, not a security hash).
-struct FNV1a {
-    var value: UInt64 = 0xcbf2_9ce4_8422_2325
-    mutating func add(_ text: String) {
-        for b in text.utf8 { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        value = (value ^ 0xff) &* 0x0000_0100_0000_01b3
-    }
-    var hex: String { String(value, radix: 16) }
-}
-
 struct Train: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
         abstract: "Train a 2-D U-Net (Dice + CE, Adam) on a dataset folder or index; resumes from the output folder's checkpoint.",
@@ -92,54 +83,19 @@ struct Train: ParsableCommand, ReadsImages {
         }
         guard trainSamples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "fewer than two labeled training cases") }
         FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(valSamples.count) validation cases, \(size)x\(size)\n".utf8))
-        let trainData = try Self.prepare(trainSamples, size: size)
-        let valData = valSamples.isEmpty ? nil : try Self.prepare(valSamples, size: size, channels: trainData.channels)
-        let classes = Int((trainData.labels.max() ?? 1)) + 1
-        var config = TrainingConfig()
-        config.epochs = epochs; config.batchSize = batch; config.learningRate = lr; config.seed = seed; config.imageSize = size
-        if noAugmentation { config.disableAugmentation() }
-        // The cases (and where the weights started), so that an existing run folder is resumed only by the same run.
-        var fingerprint = FNV1a()
-        for s in trainSamples { fingerprint.add("t:" + s.id) }
-        for s in valSamples { fingerprint.add("v:" + s.id) }
-        fingerprint.add("init:" + (initFrom ?? ""))
-        config.dataFingerprint = "\(trainSamples.count) training, \(valSamples.count) validation cases, ids \(fingerprint.hex)"
         guard let normalization = UNet.Normalization(rawValue: norm) else { throw ValidationError("--norm must be batch or instance") }
-        var model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
-                         deepSupervision: deepSupervision, seed: seed)
-        if let initFrom {
-            let (initial, _) = try Trainer.loadModel(checkpoint: initFrom)
-            guard initial.inChannels == model.inChannels, initial.classes == model.classes, initial.base == model.base,
-                  initial.levels == model.levels, initial.normalization == model.normalization, initial.deepSupervision == model.deepSupervision else {
-                throw DataError.badConfiguration(path: initFrom, reason: "its U-Net (\(initial.inChannels) in, \(initial.classes) classes, base \(initial.base), \(initial.levels) levels, \(initial.normalization.rawValue) norm) does not match this run's (\(model.inChannels) in, \(model.classes) classes, base \(model.base), \(model.levels) levels, \(model.normalization.rawValue) norm)")
-            }
-            model = initial
-        }
-        let trainer = Trainer(model: model, config: config, folder: out)
+        var training = SegmentationTraining()
+        training.size = size; training.epochs = epochs; training.batch = batch; training.learningRate = lr; training.base = base
+        training.levels = levels; training.normalization = normalization; training.deepSupervision = deepSupervision; training.seed = seed
+        training.augmentation = !noAugmentation
         let start = Date()
-        let history = try trainer.fit(train: trainData, validation: valData) { r in
+        let epochs = self.epochs
+        let outcome = try training.run(train: trainSamples, validation: valSamples, initFrom: initFrom, folder: out) { r in
             FileHandle.standardError.write(Data(String(format: "[train] epoch %d/%d  loss %.4f  validation Dice %.4f  lr %.2e  %.1f s\n",
                                                       r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
         }
-        if !history.isEmpty { try Self.writeCurve(history, to: out + "/curve.svg") }
-        // Held-out cases scored with the project's metrics, at their own resolution and spacing (mm).
-        var csv = "case,site,label,dice,hausdorff95_mm,assd_mm\n"
-        var dices: [Double] = [], hd95s: [Double] = []
-        for s in valSamples {
-            let image = try s.loadImage()
-            guard let reference = try s.loadLabel() else { continue }
-            let channels = image.info.components == .color ? image.shape.t : 1
-            let predicted = try Predict.predictImage(image, model: model, size: size, channels: channels, native: false, tta: false)
-            let labels = Array(1..<model.classes)
-            for (label, m) in try SegmentationMetrics.compute(prediction: predicted, reference: reference, labels: labels).sorted(by: { $0.key < $1.key }) {
-                csv += "\(s.id),\(s.site),\(label),\(m.dice),\(m.hausdorff95),\(m.assd)\n"
-                dices.append(m.dice)
-                if m.hausdorff95.isFinite { hd95s.append(m.hausdorff95) }
-            }
-        }
-        if !valSamples.isEmpty { try AtomicFile.write(csv, to: out + "/validation_metrics.csv") }
-        let meanDice = dices.isEmpty ? Double.nan : dices.reduce(0, +) / Double(dices.count)
-        let meanHD95 = hd95s.isEmpty ? Double.nan : hd95s.reduce(0, +) / Double(hd95s.count)
+        let history = outcome.history
+        let (meanDice, meanHD95) = (outcome.meanDice, outcome.meanHausdorff95)
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
                                       "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,
                                       "best_validation_dice": history.map(\.validationDice).max() ?? .nan,
@@ -162,46 +118,5 @@ struct Train: ParsableCommand, ReadsImages {
                          history.count, history.count == 1 ? "" : "s", history.last?.validationDice ?? .nan, history.map(\.validationDice).max() ?? .nan,
                          native, out))
         }
-    }
-
-    /// Images resampled to size x size and z-scored, labels nearest; 3-D cases become their axial slices.
-    static func prepare(_ samples: [Sample], size: Int, channels wanted: Int? = nil) throws -> SegmentationData {
-        var images: [Float] = [], labels: [Float] = [], count = 0, channels = wanted ?? 0
-        for s in samples {
-            let image = try s.loadImage()
-            guard let label = try s.loadLabel() else { continue }
-            let c = image.info.components == .color ? image.shape.t : 1
-            if channels == 0 { channels = c }
-            guard c == channels else { throw DataError.badDataset(path: s.images[0], reason: "\(c) channels; the others have \(channels)") }
-            for k in 0..<image.shape.z {
-                let img2 = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
-                let lab2 = label.shape.z > 1 ? try label.slice(axis: 2, index: k) : label
-                let r = try img2.resampled(toShape: [size, size, 1])
-                var l = lab2
-                l.kind = .labelMap
-                let rl = try l.resampled(toShape: [size, size, 1])
-                let z = try r.zScored()
-                images += z.voxels.prefix(size * size * channels)
-                labels += rl.voxels.prefix(size * size)
-                count += 1
-            }
-        }
-        return SegmentationData(images: images, labels: labels, count: count, channels: channels, height: size, width: size)
-    }
-
-    /// The training curve as a small SVG: training loss and validation Dice per epoch.
-    /// The training curve: training loss (left axis) and validation Dice (right axis, 0-1) per epoch.
-    static func writeCurve(_ h: [EpochRecord], to path: String) throws {
-        var chart = LineChart(title: "Training curve", xLabel: "epoch", yLabel: "training loss (Dice + CE)", rightLabel: "validation Dice",
-                              series: [.init(name: "training loss", points: h.map { (Double($0.epoch), $0.trainLoss) }, markers: h.count <= 30)])
-        if h.contains(where: { $0.validationDice.isFinite }) {
-            chart.series.append(.init(name: "validation Dice", points: h.map { (Double($0.epoch), $0.validationDice) }, rightAxis: true,
-                                      markers: h.count <= 30))
-            chart.rightRange = 0...1
-        }
-        chart.integerX = true
-        chart.width = 560; chart.height = 300
-        let svg = chart.svg
-        try AtomicFile.write(svg, to: path)
     }
 }

@@ -1,0 +1,114 @@
+import Foundation
+import Synchronization
+import MedData
+import MedFormats
+import MedImage
+import MedNN
+import MedSelection
+import MedTensor
+
+/// The embedding stage: one row per case, from thumbnails (+ PCA) or a pretrained masked autoencoder's encoder, in
+/// the order of the cases given; `medselect embed` and the experiment runner both call it.
+public struct CaseEmbedder {
+    public enum Method {
+        /// Resampled to side x side (x 8 slices for volumes), z-scored, flattened.
+        case thumbnail(side: Int)
+        /// A pretrained encoder: slices as in pretraining, nothing masked, pooled per slice, averaged per case.
+        case encoder(MaskedAutoencoder, maxSlices: Int, pool: MaskedAutoencoder.Pooling)
+    }
+    public var method: Method
+    /// Principal components kept (0: none), fitted on every embedded row.
+    public var pca: Int
+    public var seed: UInt64 = 0
+    public var readOptions: ReadOptions = .default
+
+    public init(method: Method, pca: Int) { self.method = method; self.pca = pca }
+
+    /// The embedder for an encoder file from `medselect pretrain` (the file's preprocessing: its image size and
+    /// slices per volume).
+    public static func encoder(_ path: String, pool: MaskedAutoencoder.Pooling, pca: Int = 0) throws -> CaseEmbedder {
+        let (model, meta) = try MAEPretrainer.loadEncoder(path)
+        return CaseEmbedder(method: .encoder(model, maxSlices: Int(meta["max_slices"] ?? "") ?? 16, pool: pool), pca: pca)
+    }
+
+    /// Rows of `samples` (row i is case i) and their width. `progress(done, total, what)` reports reading and encoding.
+    public func embed(_ samples: [Sample], origin: String, progress: @escaping @Sendable (Int, Int, String) -> Void = { _, _, _ in })
+        throws -> (rows: [Float], dimensions: Int) {
+        guard !samples.isEmpty else { throw DataError.badDataset(path: origin, reason: "no cases to embed") }
+        let total = samples.count
+        let results = Mutex([Int: Result<[Float], Error>]())
+        let done = Atomic<Int>(0)
+        let options = readOptions
+        switch method {
+        case .encoder(let model, let maxSlices, let pool):
+            // Read slices in parallel, then encode one case at a time on the compute threads.
+            let slices = Mutex([Int: Result<ImageSlices, Error>]())
+            let side = model.configuration.imageSize
+            DispatchQueue.concurrentPerform(iterations: total) { i in
+                let r = Result { try samples[i].slices(size: side, maxSlices: maxSlices, options: options) }
+                slices.withLock { $0[i] = r }
+                progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
+            }
+            let byIndex = slices.withLock { $0 }
+            for i in 0..<total {
+                let r = Result { () -> [Float] in
+                    let s = try byIndex[i]!.get()
+                    guard s.channels == model.configuration.channels else {
+                        throw DataError.badDataset(path: samples[i].images[0], reason: "\(s.channels) channel(s); the encoder takes \(model.configuration.channels)")
+                    }
+                    return try Self.encode(s, model: model, pool: pool)
+                }
+                results.withLock { $0[i] = r }
+                progress(i + 1, total, "cases encoded")
+            }
+        case .thumbnail(let side):
+            DispatchQueue.concurrentPerform(iterations: total) { i in
+                let r = Result { try Self.thumbnail(of: try samples[i].loadImage(options: options), size: side) }
+                results.withLock { $0[i] = r }
+                progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
+            }
+        }
+        var rows: [Float] = [], width = 0
+        let byIndex = results.withLock { $0 }
+        for (i, s) in samples.enumerated() {
+            let row = try byIndex[i]!.get()
+            if width == 0 { width = row.count }
+            guard row.count == width else {
+                throw DataError.badDataset(path: s.images[0], reason: "gives \(row.count) values; earlier cases gave \(width) (mixed 2-D/3-D or channel counts)")
+            }
+            rows += row
+        }
+        let components = min(pca, samples.count - 1, width)
+        guard pca > 0 && components >= 1 else { return (rows, width) }
+        let all = try Embeddings(values: rows, count: samples.count, dimensions: width)
+        let model = try PCA.fit(all, components: components, seed: seed)
+        return (PCA.transform(all, model), components)
+    }
+
+    /// One case's embedding: its slices encoded with nothing masked, pooled per slice, averaged over slices.
+    public static func encode(_ slices: ImageSlices, model: MaskedAutoencoder, pool: MaskedAutoencoder.Pooling) throws -> [Float] {
+        model.setTraining(false)
+        let x = Tensor(shape: [slices.count, slices.channels, slices.size, slices.size], data: slices.values)
+        let e = try GradMode.disabled { try model.embed(x, pool: pool) }.data
+        let d = e.count / max(1, slices.count)
+        return (0..<d).map { j in (0..<slices.count).reduce(0) { $0 + e[$1 * d + j] } / Float(slices.count) }
+    }
+
+    /// The thumbnail features of an image: resampled to size x size (x 8 slices for volumes), z-scored, flattened.
+    public static func thumbnail(of image: MedicalImage, size: Int) throws -> [Float] {
+        let channels = image.info.components == .color ? image.shape.t : 1
+        let depth = image.shape.z > 1 ? 8 : 1
+        let r = try image.resampled(toShape: [size, size, depth]).zScored()
+        return Array(r.voxels.prefix(size * size * depth * channels))
+    }
+
+    /// Where the ids of an embedding matrix go: `E.npy` -> `E.ids.csv`.
+    public static func idsPath(_ npy: String) -> String { (npy.hasSuffix(".npy") ? String(npy.dropLast(4)) : npy) + ".ids.csv" }
+
+    /// Rows `range` of an N x D matrix to `path` (.npy) and their cases' `id,site` to its ids file.
+    public static func write(_ rows: [Float], dimensions: Int, range: Range<Int>, cases: [Sample], to path: String) throws {
+        let values = Array(rows[(range.lowerBound * dimensions)..<(range.upperBound * dimensions)])
+        try NPYWriter.write(matrix: values, rows: range.count, columns: dimensions, to: path)
+        try AtomicFile.write("id,site\n" + cases.map { "\($0.id),\($0.site)\n" }.joined(), to: idsPath(path))
+    }
+}

@@ -1,0 +1,21 @@
+import Foundation
+
+/// 64-bit FNV-1a of strings: a short fingerprint of inputs (run folders, stage items), not a security hash.
+public struct FNV1a: Sendable {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    public init() {}
+    public mutating func add(_ text: String) {
+        for b in text.utf8 { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        value = (value ^ 0xff) &* 0x0000_0100_0000_01b3
+    }
+    /// Hexadecimal, without leading zeros (as run folders have recorded it).
+    public var hex: String { String(value, radix: 16) }
+
+    /// FNV-1a of a file's bytes as "fnv1a64:<16 hex digits>" ("unreadable" when it cannot be read).
+    public static func file(_ path: String) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "unreadable" }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return String(format: "fnv1a64:%016llx", h)
+    }
+}
