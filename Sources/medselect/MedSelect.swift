@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedPipeline
 import MedData
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +19,7 @@ struct MedSelect: ParsableCommand {
         abstract: "Choose which medical images are worth annotating, and prove it.",
         discussion: "Errors print one line `error: <path>: <reason>` and exit with status 1.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Pretrain.self, Embed.self, Uncertainty.self, Select.self, Sites.self, Phantom.self, Index.self, Summary.self, Export.self, Cache.self, Train.self, Predict.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Pretrain.self, Embed.self, Uncertainty.self, Select.self, Sites.self, Phantom.self, Index.self, Summary.self, Export.self, Cache.self, Train.self, Predict.self, Run.self, Bench.self]
     )
 }
 
@@ -89,6 +90,8 @@ enum Main {
             fail(error.description)
         } catch let error as CommandError {
             fail(error.description)
+        } catch let error as ExperimentConfig.Problem {
+            fail(error.description)
         } catch let error as ValidationError {
             MedSelect.exit(withError: error)
         } catch let error as CleanExit {
@@ -143,7 +146,8 @@ enum Main {
 
     static func fail(_ message: String) -> Never {
         if ProgressLine.open.load(ordering: .relaxed) { FileHandle.standardError.write(Data("\n".utf8)) }
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        // One line per problem (a config file can have several), each as `error: <path>: <reason>`.
+        FileHandle.standardError.write(Data(message.split(separator: "\n").map { "error: \($0)\n" }.joined().utf8))
         exit(1)
     }
 }

@@ -135,27 +135,12 @@ struct Pretrain: ParsableCommand, ReadsImages {
 
     /// The slices of `samples` as one stack, read in parallel, with progress.
     static func read(_ samples: [Sample], size: Int, maxSlices: Int, options: ReadOptions, label: String) throws -> ImageStack {
-        let results = Mutex([Int: Result<ImageSlices, Error>]())
-        let done = Atomic<Int>(0)
         let progress = ProgressLine("pretrain")
-        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
-            let r = Result { try samples[i].slices(size: size, maxSlices: maxSlices, options: options) }
-            results.withLock { $0[i] = r }
-            progress.update(done.add(1, ordering: .relaxed).newValue, of: samples.count, unit: "\(label) cases read")
+        let stack = try PretrainingImages.read(samples, size: size, maxSlices: maxSlices, options: options) { done, total in
+            progress.update(done, of: total, unit: "\(label) cases read")
         }
         progress.finish("\(samples.count) \(label) cases read")
-        var values: [Float] = [], count = 0, channels = 0
-        let byIndex = results.withLock { $0 }
-        for (i, s) in samples.enumerated() {
-            let slices = try byIndex[i]!.get()
-            if channels == 0 { channels = slices.channels }
-            guard slices.channels == channels else {
-                throw DataError.badDataset(path: s.images[0], reason: "\(slices.channels) channel(s); earlier cases have \(channels)")
-            }
-            values += slices.values
-            count += slices.count
-        }
-        return ImageStack(values: values, count: count, channels: max(1, channels), size: size)
+        return stack
     }
 
     /// Up to `count` images spread evenly over the stack (the same ones in every preview).

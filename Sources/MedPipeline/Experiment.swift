@@ -1,0 +1,119 @@
+import Foundation
+import MedData
+import MedFormats
+
+/// Runs an experiment's plan as one worker among any number: take a ready item (its dependencies published, nobody
+/// else holding it), compute it, repeat until every item is done; then write the results. Several workers on a
+/// shared run folder cooperate through the ``ItemStore``'s claims, so a Slurm job array or a Kubernetes Indexed Job
+/// runs the grid with no coordinator. Items are deterministic (seeded; with the same thread count), so the results
+/// do not depend on which worker computed what, or on interruptions.
+public struct Experiment {
+    public let plan: ExperimentPlan
+    public let run: String
+    public var log: @Sendable (String) -> Void
+
+    public init(plan: ExperimentPlan, run: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.plan = plan; self.run = run; self.log = log
+    }
+
+    /// Counts of a worker's pass.
+    public struct Tally: Sendable { public var computed = 0, reused = 0, total = 0 }
+
+    /// Works until every item is done. Items computed earlier (by this or any run) are reused, not recomputed.
+    public func work(pollInterval: TimeInterval = 0.5) throws -> Tally {
+        let store = plan.store
+        var tally = Tally(total: plan.items.count)
+        tally.reused = plan.items.filter { store.isDone($0.stage, $0.key) }.count
+        while true {
+            let pending = plan.items.filter { !store.isDone($0.stage, $0.key) }
+            if pending.isEmpty { break }
+            let ready = pending.filter { item in item.dependencies.allSatisfy { dep in
+                let parts = dep.split(separator: "/", maxSplits: 1).map(String.init)
+                return store.isDone(parts[0], parts[1])
+            } }
+            var worked = false
+            for item in ready where try store.claim(item.stage, item.key) {
+                let done = plan.items.count - pending.count
+                log("[\(done + 1)/\(plan.items.count)] \(item.label)")
+                do {
+                    try store.compute(item.stage, item.key, item.compute)
+                } catch {
+                    throw DataError.badDataset(path: store.folder(item.stage, item.key), reason: "\(item.label) failed: \(error)")
+                }
+                tally.computed += 1
+                worked = true
+                break
+            }
+            // Everything ready is held by other workers: wait for them (or for their claims to expire).
+            if !worked { Thread.sleep(forTimeInterval: pollInterval) }
+        }
+        return tally
+    }
+
+    /// One row of results.csv: a fine-tuned (or unadapted) model's mean scores on one target site's held-out cases.
+    public struct ResultRow: Sendable, Equatable {
+        public var strategy: String, budget: String, seed: UInt64, round: Int, site: String, labeled: Int
+        public var cases: Int, dice: Double, hausdorff95: Double, assd: Double, selection: String
+    }
+
+    /// results.csv, cases.csv and results.json from the finished items (atomic writes; any worker may write them,
+    /// with the same bytes).
+    @discardableResult
+    public func writeResults(configPath: String, version: String) throws -> [ResultRow] {
+        let store = plan.store
+        var rows: [ResultRow] = []
+        var cases = "strategy,budget,seed,round,case,site,label,dice,hausdorff95_mm,assd_mm\n"
+        for r in plan.runs {
+            let stage = r.strategy == "none" ? "score" : "train"
+            let path = store.folder(stage, r.trainKey) + "/validation_metrics.csv"
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            var bySite: [String: [(Double, Double, Double)]] = [:]
+            for line in text.split(separator: "\n").dropFirst() {
+                let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                guard f.count >= 6 else { continue }
+                bySite[f[1], default: []].append((Double(f[3]) ?? .nan, Double(f[4]) ?? .nan, Double(f[5]) ?? .nan))
+                cases += "\(r.strategy),\(r.budget),\(r.seed),1,\(f[0]),\(f[1]),\(f[2]),\(f[3]),\(f[4]),\(f[5])\n"
+            }
+            let selection = r.selectKey.map { "items/select/\($0)/selection.json" } ?? ""
+            for site in bySite.keys.sorted() {
+                let v = bySite[site]!
+                func mean(_ x: [Double]) -> Double { let f = x.filter(\.isFinite); return f.isEmpty ? .nan : f.reduce(0, +) / Double(f.count) }
+                rows.append(ResultRow(strategy: r.strategy, budget: r.budget, seed: r.seed, round: r.strategy == "none" ? 0 : 1, site: site,
+                                      labeled: r.labeled, cases: v.count, dice: mean(v.map(\.0)), hausdorff95: mean(v.map(\.1)),
+                                      assd: mean(v.map(\.2)), selection: selection))
+            }
+        }
+        func fmt(_ v: Double) -> String { v.isNaN ? "nan" : String(format: "%.6f", v) }
+        var csv = "strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection\n"
+        for r in rows {
+            csv += "\(r.strategy),\(r.budget),\(r.seed),\(r.round),\(r.site),\(r.labeled),\(r.cases),\(fmt(r.dice)),\(fmt(r.hausdorff95)),\(fmt(r.assd)),\(r.selection)\n"
+        }
+        try AtomicFile.write(csv, to: run + "/results.csv")
+        try AtomicFile.write(cases, to: run + "/cases.csv")
+        // Summary: mean and standard deviation over seeds of the per-seed mean Dice over target sites.
+        var perRun: [String: [Double]] = [:]
+        var order: [String] = []
+        let grouped = Dictionary(grouping: rows) { "\($0.strategy)|\($0.budget)|\($0.seed)" }
+        for key in grouped.keys.sorted() {
+            let parts = key.split(separator: "|").map(String.init)
+            let cell = parts[0] + "|" + parts[1]
+            if perRun[cell] == nil { order.append(cell) }
+            let dices = grouped[key]!.map(\.dice).filter(\.isFinite)
+            perRun[cell, default: []].append(dices.isEmpty ? .nan : dices.reduce(0, +) / Double(dices.count))
+        }
+        let summary: [[String: Any]] = order.map { cell in
+            let parts = cell.split(separator: "|").map(String.init)
+            let v = perRun[cell]!.filter(\.isFinite)
+            let mean = v.isEmpty ? Double.nan : v.reduce(0, +) / Double(v.count)
+            let sd = v.count > 1 ? (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : Double.nan
+            return ["strategy": parts[0], "budget": parts[1], "seeds": v.count, "dice_mean": mean.isFinite ? mean : NSNull(),
+                    "dice_sd": sd.isFinite ? sd : NSNull()]
+        }
+        let object: [String: Any] = ["config": plan.config.json, "config_file": configPath, "medselect_version": version,
+                                     "pool_cases": plan.pool.count, "held_out_cases": plan.held.count, "items": plan.items.count,
+                                     "summary": summary]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        try AtomicFile.write(Array(data) + [10], to: run + "/results.json")
+        return rows
+    }
+}

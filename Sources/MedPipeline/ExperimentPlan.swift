@@ -1,0 +1,220 @@
+import Foundation
+import MedData
+import MedFormats
+import MedNN
+import MedSelection
+
+/// An experiment's items, derived from its configuration and data: the source model, the encoder (MAE), the
+/// embeddings of the source cases and the target pool, one selection per strategy x budget x seed, one fine-tuning
+/// per selection, the source model scored without target labels, and the full-data reference. Keys hash each item's
+/// inputs (case ids, upstream keys, its settings), so adding a strategy or a seed adds items and reuses the rest.
+public struct ExperimentPlan {
+    public let config: ExperimentConfig
+    public let dataset: Dataset
+    public let store: ItemStore
+    public private(set) var items: [PlanItem] = []
+    /// Target cases: the pool (selectable training split) and the held-out cases every run is scored on.
+    public let pool: [Sample], held: [Sample]
+    public let sourceTrain: [Sample], sourceHeld: [Sample]
+    /// Keys of the shared items.
+    public private(set) var sourceKey = "", embedKey = ""
+    /// One entry per fine-tuning item: what it stands for in results.csv.
+    public struct Run: Sendable {
+        public var strategy: String, budget: String, seed: UInt64, labeled: Int
+        public var trainKey: String, selectKey: String?
+    }
+    public private(set) var runs: [Run] = []
+    public var log: @Sendable (String) -> Void
+
+    /// The target sites' labeled cases split into pool and held-out parts (the split seed and fraction of the config).
+    static func targetSplit(_ dataset: Dataset, config: ExperimentConfig) -> (train: [Sample], held: [Sample]) {
+        split(dataset, sites: config.targetSites, config: config)
+    }
+
+    static func split(_ dataset: Dataset, sites: [String], config: ExperimentConfig) -> (train: [Sample], held: [Sample]) {
+        let d = dataset.filtered(sites: Set(sites), labeled: true)
+        let parts = d.split(seed: config.splitSeed, fractions: [("train", 1 - config.validationFraction), ("validation", config.validationFraction)])
+        return (parts["train"] ?? [], parts["validation"] ?? [])
+    }
+
+    public init(config: ExperimentConfig, dataset: Dataset, run: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.config = config
+        self.dataset = dataset
+        self.store = ItemStore(root: run + "/items")
+        self.log = log
+        (pool, held) = Self.targetSplit(dataset, config: config)
+        (sourceTrain, sourceHeld) = Self.split(dataset, sites: config.sourceSites, config: config)
+        build()
+    }
+
+    static func key(_ parts: [String]) -> String {
+        var h = FNV1a()
+        for p in parts { h.add(p) }
+        let s = String(h.value, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+
+    static func ids(_ samples: [Sample]) -> String { samples.map(\.id).joined(separator: ",") }
+
+    private mutating func build() {
+        let c = config, store = self.store, log = self.log
+        let (pool, held, sourceTrain, sourceHeld) = (self.pool, self.held, self.sourceTrain, self.sourceHeld)
+        let sourceAll = dataset.samples.filter { c.sourceSites.contains($0.site) }
+        var training = SegmentationTraining()
+        training.size = c.train.size; training.batch = c.train.batch; training.learningRate = c.train.learningRate
+        training.base = c.train.base; training.levels = c.train.levels
+        let trainSettings = "size \(c.train.size) batch \(c.train.batch) lr \(c.train.learningRate) base \(c.train.base) levels \(c.train.levels)"
+
+        // The source model.
+        sourceKey = Self.key(["source", Self.ids(sourceTrain), Self.ids(sourceHeld), trainSettings, "epochs \(c.train.sourceEpochs)"])
+        let sourceFolder = store.folder("source", sourceKey)
+        items.append(PlanItem(stage: "source", key: sourceKey, label: "source model (\(c.sourceSites.joined(separator: ",")))", dependencies: []) { folder in
+            var t = training
+            t.epochs = c.train.sourceEpochs; t.seed = 0
+            let outcome = try t.run(train: sourceTrain, validation: sourceHeld, initFrom: nil, folder: folder) { r in
+                log(String(format: "source model: epoch %d/%d, loss %.4f, validation Dice %.4f", r.epoch, c.train.sourceEpochs, r.trainLoss, r.validationDice))
+            }
+            log(String(format: "source model: held-out source Dice %.4f", outcome.meanDice))
+        })
+
+        // The encoder (MAE), pretrained on the source sites' cases without labels.
+        var encoderKey: String? = nil
+        if c.encoder.method == "mae" {
+            let e = c.encoder
+            let key = Self.key(["encoder", Self.ids(sourceAll), "\(e.size) \(e.patch) \(e.width) \(e.depth) \(e.heads) \(e.decoderWidth) \(e.decoderDepth) \(e.decoderHeads) \(e.epochs) \(e.batch) \(e.learningRate)"])
+            encoderKey = key
+            items.append(PlanItem(stage: "encoder", key: key, label: "masked autoencoder on the source sites", dependencies: []) { folder in
+                var mc = MaskedAutoencoder.Configuration()
+                mc.imageSize = e.size; mc.patch = e.patch; mc.width = e.width; mc.depth = e.depth; mc.heads = e.heads
+                mc.decoderWidth = e.decoderWidth; mc.decoderDepth = e.decoderDepth; mc.decoderHeads = e.decoderHeads
+                let stack = try PretrainingImages.read(sourceAll, size: e.size, maxSlices: 16, options: .default)
+                mc.channels = stack.channels
+                var pc = PretrainingConfig()
+                pc.epochs = e.epochs; pc.batchSize = min(e.batch, stack.count); pc.learningRate = e.learningRate; pc.seed = 0
+                pc.dataFingerprint = key
+                let model = MaskedAutoencoder(mc, seed: 0)
+                let trainer = MAEPretrainer(model: model, config: pc, folder: folder)
+                let history = try trainer.fit(train: stack, validation: nil, stepEnded: { _, _, _, _ in }, epochEnded: { r in
+                    log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss))
+                })
+                try MAEPretrainer.writeEncoder(model, metadata: ["max_slices": "16", "epoch": String(history.last?.epoch ?? 0)], to: folder + "/encoder.safetensors")
+            })
+        }
+
+        // Embeddings of the source cases and the target pool.
+        let embedSettings: String
+        switch c.encoder.method {
+        case "mae": embedSettings = "mae \(encoderKey!) \(c.encoder.pool)"
+        case "embeddings": embedSettings = "file \(FNV1a.file(c.encoder.path!)) \(c.encoder.sourcePath.map(FNV1a.file) ?? "-")"
+        default: embedSettings = "thumbnail \(c.encoder.thumbnailSize) pca \(c.encoder.pca)"
+        }
+        embedKey = Self.key(["embed", Self.ids(sourceAll), Self.ids(pool), embedSettings])
+        let embedFolder = store.folder("embed", embedKey)
+        let encoderFolder = encoderKey.map { store.folder("encoder", $0) }
+        items.append(PlanItem(stage: "embed", key: embedKey, label: "embeddings (\(c.encoder.method))", dependencies: encoderKey.map { ["encoder/" + $0] } ?? []) { folder in
+            switch c.encoder.method {
+            case "embeddings":
+                try Self.copyRows(from: c.encoder.path!, ids: pool.map(\.id), to: folder + "/pool.npy", cases: pool)
+                if let s = c.encoder.sourcePath { try FileManager.default.copyItem(atPath: s, toPath: folder + "/source.npy") }
+            default:
+                let embedder: CaseEmbedder
+                if let encoderFolder {
+                    embedder = try CaseEmbedder.encoder(encoderFolder + "/encoder.safetensors", pool: MaskedAutoencoder.Pooling(rawValue: c.encoder.pool)!)
+                } else {
+                    embedder = CaseEmbedder(method: .thumbnail(side: c.encoder.thumbnailSize), pca: c.encoder.pca)
+                }
+                let all = sourceAll + pool
+                let (rows, d) = try embedder.embed(all, origin: c.data ?? c.index ?? "")
+                try CaseEmbedder.write(rows, dimensions: d, range: 0..<sourceAll.count, cases: sourceAll, to: folder + "/source.npy")
+                try CaseEmbedder.write(rows, dimensions: d, range: sourceAll.count..<all.count, cases: pool, to: folder + "/pool.npy")
+            }
+            log("embeddings: \(pool.count) pool cases")
+        })
+
+        // The source model on the held-out target cases, without target labels.
+        let baselineKey = Self.key(["baseline", sourceKey, Self.ids(held)])
+        items.append(PlanItem(stage: "score", key: baselineKey, label: "source model without target labels", dependencies: ["source/" + sourceKey]) { folder in
+            let (model, _) = try Trainer.loadModel(checkpoint: sourceFolder + "/checkpoint.safetensors")
+            try AtomicFile.write(Segmentation.csv(try Segmentation.score(held, model: model, size: c.train.size)), to: folder + "/validation_metrics.csv")
+        })
+        runs.append(Run(strategy: "none", budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil))
+
+        // Selections and fine-tuning.
+        let initFrom = c.train.start == "source" ? sourceFolder + "/checkpoint.safetensors" : nil
+        let startDeps = c.train.start == "source" ? ["source/" + sourceKey] : []
+        for seed in c.seeds {
+            for budget in c.budgets {
+                let count = ExperimentConfig.count(budget, pool: pool.count)
+                for strategy in c.strategies {
+                    let selectKey = Self.key(["select", embedKey, strategy, "\(count)", "\(seed)", strategy == "xssr" ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
+                    items.append(PlanItem(stage: "select", key: selectKey, label: "\(strategy), budget \(budget), seed \(seed)", dependencies: ["embed/" + embedKey]) { folder in
+                        try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, to: folder + "/selection.json")
+                    })
+                    let trainKey = Self.key(["train", selectKey, c.train.start == "source" ? sourceKey : "scratch", trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
+                    let selectFolder = store.folder("select", selectKey)
+                    items.append(PlanItem(stage: "train", key: trainKey, label: "fine-tune on \(strategy), budget \(budget), seed \(seed)",
+                                          dependencies: ["select/" + selectKey] + startDeps) { folder in
+                        let chosen = Set(try Self.selectedIDs(selectFolder + "/selection.json"))
+                        var t = training
+                        t.epochs = c.train.epochs; t.seed = seed
+                        _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: initFrom, folder: folder)
+                    })
+                    runs.append(Run(strategy: strategy, budget: budget, seed: seed, labeled: count, trainKey: trainKey, selectKey: selectKey))
+                }
+            }
+            if c.fullData {
+                let fullKey = Self.key(["full", c.train.start == "source" ? sourceKey : "scratch", trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(pool), Self.ids(held)])
+                items.append(PlanItem(stage: "train", key: fullKey, label: "full-data reference, seed \(seed)", dependencies: startDeps) { folder in
+                    var t = training
+                    t.epochs = c.train.epochs; t.seed = seed
+                    _ = try t.run(train: pool, validation: held, initFrom: initFrom, folder: folder)
+                })
+                runs.append(Run(strategy: "full", budget: "100%", seed: seed, labeled: pool.count, trainKey: fullKey, selectKey: nil))
+            }
+        }
+        // The same item can arise twice (e.g. one budget written as "4" and "10%"): keep the first.
+        var seen = Set<String>()
+        items = items.filter { seen.insert($0.id).inserted }
+    }
+
+    /// Runs one selection on the stored embeddings and writes the selection JSON (the `medselect select` layout).
+    static func select(strategy: String, count: Int, seed: UInt64, config c: ExperimentConfig, embeddings folder: String, to path: String) throws {
+        let m = try NPYReader.read(folder + "/pool.npy")
+        let ids = try String(contentsOfFile: folder + "/pool.ids.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        let pool = try Embeddings(values: m.floats(), count: m.shape[0], dimensions: m.shape.count > 1 ? m.shape[1] : 1, ids: ids)
+        var stage = SelectionStage(strategy: strategy, budget: count)
+        stage.seed = seed; stage.k = c.xssrK; stage.terms = c.xssrTerms
+        if FileManager.default.fileExists(atPath: folder + "/source.npy") {
+            let s = try NPYReader.read(folder + "/source.npy")
+            stage.source = try Embeddings(values: s.floats(), count: s.shape[0], dimensions: s.shape.count > 1 ? s.shape[1] : 1)
+        }
+        let outcome = try stage.run(pool: pool)
+        var object: [String: Any] = ["strategy": strategy, "budget": count, "seed": Int(seed), "selected": outcome.selectedIDs, "picks": outcome.picks,
+                                     "labeled": [String](), "parameters": outcome.parameters]
+        for (k, v) in outcome.extra { object[k] = v }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        try AtomicFile.write(Array(data) + [10], to: path)
+    }
+
+    static func selectedIDs(_ path: String) throws -> [String] {
+        guard let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
+              let s = o["selected"] as? [String] else { throw DataError.badConfiguration(path: path, reason: "not a selection JSON") }
+        return s
+    }
+
+    /// The rows of a ready embedding matrix that belong to `ids`, in that order (every id must be there).
+    static func copyRows(from path: String, ids: [String], to out: String, cases: [Sample]) throws {
+        let m = try NPYReader.read(path)
+        let d = m.shape.count > 1 ? m.shape[1] : 1
+        let values = m.floats()
+        let fileIDs = try String(contentsOfFile: CaseEmbedder.idsPath(path), encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        guard fileIDs.count == m.shape[0] else { throw DataError.badConfiguration(path: path, reason: "\(fileIDs.count) ids for \(m.shape[0]) rows") }
+        let index = Dictionary(fileIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        var rows: [Float] = []
+        for id in ids {
+            guard let i = index[id] else { throw DataError.badConfiguration(path: path, reason: "no row for the pool case '\(id)'") }
+            rows += values[(i * d)..<((i + 1) * d)]
+        }
+        try CaseEmbedder.write(rows, dimensions: d, range: 0..<ids.count, cases: cases, to: out)
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+import Synchronization
+import MedData
+import MedFormats
+import MedNN
+
+/// The pretraining stage's input: every slice of the cases (2-D images, or evenly spaced axial slices of volumes),
+/// resampled and z-scored as `Sample.slices` prepares them, as one in-memory stack.
+public enum PretrainingImages {
+    /// The slices of `samples` in case order, read in parallel; `progress(done, total)` after each case.
+    public static func read(_ samples: [Sample], size: Int, maxSlices: Int, options: ReadOptions,
+                            progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> ImageStack {
+        let results = Mutex([Int: Result<ImageSlices, Error>]())
+        let done = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+            let r = Result { try samples[i].slices(size: size, maxSlices: maxSlices, options: options) }
+            results.withLock { $0[i] = r }
+            progress(done.add(1, ordering: .relaxed).newValue, samples.count)
+        }
+        var values: [Float] = [], count = 0, channels = 0
+        let byIndex = results.withLock { $0 }
+        for (i, s) in samples.enumerated() {
+            let slices = try byIndex[i]!.get()
+            if channels == 0 { channels = slices.channels }
+            guard slices.channels == channels else {
+                throw DataError.badDataset(path: s.images[0], reason: "\(slices.channels) channel(s); earlier cases have \(channels)")
+            }
+            values += slices.values
+            count += slices.count
+        }
+        return ImageStack(values: values, count: count, channels: max(1, channels), size: size)
+    }
+}

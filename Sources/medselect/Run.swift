@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import MedCompute
+import MedPipeline
+
+/// `medselect run`: an experiment from its JSON configuration, with cached, resumable items, on one or several
+/// workers (local processes, or a cluster's job array sharing the run folder).
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an experiment (source model, encoder, embeddings, selections, fine-tuning, scores) from a JSON configuration.",
+        discussion: """
+        Every stage item is stored under RUN/items/<stage>/<key>, the key hashing its inputs and settings: running \
+        again after adding a strategy, a budget or a seed computes only what is new, and an interrupted run resumes \
+        (training from its last epoch). --workers N runs N local worker processes; --worker makes this process one \
+        worker among any number on machines that share RUN (Slurm job arrays, Kubernetes Indexed Jobs): each takes \
+        ready items until none is left. Results: RUN/results.csv (strategy, budget, seed, round, site, labeled, cases, \
+        dice, hd95, assd, selection), RUN/cases.csv, RUN/results.json (configuration, summary, version). Results are \
+        the same bytes whichever worker computed an item, for the same --threads. Docs/experiments.md describes the \
+        configuration keys.
+        Example: medselect run experiment.json --out runs/exp1 --workers 2
+        """
+    )
+    @Argument(help: "Experiment configuration (JSON).") var config: String
+    @Option(help: "Run folder (shared by all workers).") var out: String
+    @Option(help: "Local worker processes.") var workers = 1
+    @Flag(help: "Be one worker: compute ready items until none is left (for job arrays).") var worker = false
+    @Option(help: "Compute threads per worker (default: 2 divided among the local workers).") var threads: Int?
+    @Flag(help: "Only the final line.") var quiet = false
+
+    func validate() throws {
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let experiment = try ExperimentConfig.load(config)
+        let dataset = try experiment.loadData(configPath: config)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let perWorker = threads ?? max(1, Compute.threads / workers)
+        Compute.threads = perWorker
+        let tag = worker ? "[worker \(ProcessInfo.processInfo.processIdentifier)]" : "[run]"
+        let quiet = self.quiet
+        let log: @Sendable (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(tag) \(line)\n".utf8)) } }
+        let plan = ExperimentPlan(config: experiment, dataset: dataset, run: out, log: log)
+        log("\(plan.items.count) items: \(plan.pool.count) target pool cases, \(plan.held.count) held-out target cases, \(perWorker) thread(s) per worker")
+        // Local workers: the same command as separate processes, each one worker.
+        var children: [Process] = []
+        if workers > 1 && !worker {
+            for _ in 1..<workers {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+                p.arguments = ["run", config, "--out", out, "--worker", "--threads", String(perWorker)] + (quiet ? ["--quiet"] : [])
+                try p.run()
+                children.append(p)
+            }
+        }
+        let runner = Experiment(plan: plan, run: out, log: log)
+        let tally: Experiment.Tally
+        do {
+            tally = try runner.work()
+        } catch {
+            for p in children { p.terminate() }
+            throw error
+        }
+        for p in children {
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CommandError(subject: out, reason: "a worker process failed (exit \(p.terminationStatus)); run the command again to resume") }
+        }
+        let rows = try runner.writeResults(configPath: config, version: MedSelect.configuration.version)
+        print("\(worker ? "worker done" : "experiment done"): \(tally.computed) item(s) computed here, \(tally.reused) reused, \(tally.total) in all; "
+              + "\(rows.count) result rows in \(out)/results.csv, cases.csv, results.json")
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import TestSupport
+import MedFormats
+
+@Suite("medselect run (experiments)")
+struct RunCLITests {
+    /// A tiny experiment on a fresh phantom: 2 target sites, 3 strategies, 1 budget, `seeds`.
+    func config(_ s: Scratch, data: String, seeds: [Int] = [0], extra: String = "", name: String = "exp.json") -> String {
+        let text = """
+        {"data": "\(data)", "source_sites": ["MCU"], "target_sites": ["CHN", "SiteC"],
+         "encoder": {"method": "mae", "epochs": 3, "size": 32, "patch": 8, "width": 16, "depth": 1, "heads": 2,
+                     "decoder_width": 16, "decoder_depth": 1, "decoder_heads": 2},
+         "strategies": ["random", "coreset", "xssr"], "budgets": ["3"], "seeds": \(seeds),
+         "train": {"size": 32, "epochs": 2, "source_epochs": 3, "base": 4, "levels": 2}\(extra)}
+        """
+        return s.write(Array(text.utf8), name)
+    }
+
+    func phantom(_ s: Scratch) throws -> String {
+        let data = s.file("cxr")
+        let r = try Tool.run(["phantom", "--benchmark", "cxr", "--count", "8", "--size", "32", "--seed", "4", "--out", data, "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return data
+    }
+
+    func computed(_ stdout: String) -> Int? {
+        guard let r = stdout.range(of: #"(\d+) item\(s\) computed"#, options: .regularExpression) else { return nil }
+        return Int(stdout[r].split(separator: " ")[0])
+    }
+
+    @Test("a tiny experiment end to end: results per strategy x seed x site; a second run recomputes nothing; a new seed computes only its items; killed and restarted, or on two workers, the same results")
+    func endToEnd() throws {
+        let s = Scratch("cli-run")
+        defer { s.cleanup() }
+        let data = try phantom(s)
+        let exp = config(s, data: data)
+        let first = try Tool.run(["run", exp, "--out", s.file("a"), "--threads", "1"])
+        #expect(first.status == 0, "\(first.stderr)")
+        // Items: source model, encoder, embeddings, baseline score, 3 selections + 3 fine-tunings, full-data reference.
+        #expect(computed(first.stdout) == 11, "\(first.stdout)")
+        let results = try String(contentsOfFile: s.file("a/results.csv"), encoding: .utf8)
+        let lines = results.split(separator: "\n").map(String.init)
+        #expect(lines[0] == "strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection")
+        // (baseline + 3 strategies + full) x 2 target sites.
+        #expect(lines.count == 1 + 5 * 2)
+        let rows = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(Set(rows.map { $0[0] }) == ["none", "random", "coreset", "xssr", "full"])
+        #expect(Set(rows.map { $0[4] }) == ["CHN", "SiteC"])
+        for r in rows where ["random", "coreset", "xssr"].contains(r[0]) {
+            #expect(r[5] == "3")
+            let selection = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/" + r[10])))) as? [String: Any]
+            let picked = selection?["selected"] as? [String] ?? []
+            #expect(picked.count == 3 && Set(picked).count == 3)
+            // Picks come from the target sites' pool only.
+            #expect(picked.allSatisfy { $0.hasPrefix("CHNCXR") || $0.hasPrefix("SCCXR") }, "\(picked)")
+            #expect((0...1).contains(Double(r[7]) ?? -1))
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/results.json")))) as? [String: Any]
+        #expect((json?["summary"] as? [[String: Any]])?.count == 5 && json?["config"] != nil && json?["medselect_version"] != nil)
+        // Every item published: no claim or work folder left behind.
+        for stage in try FileManager.default.contentsOfDirectory(atPath: s.file("a/items")) {
+            let entries = try FileManager.default.contentsOfDirectory(atPath: s.file("a/items/" + stage))
+            #expect(entries.allSatisfy { !$0.hasSuffix(".lock") && !$0.hasSuffix(".work") }, "\(stage): \(entries)")
+        }
+
+        // Again: nothing to compute, same bytes.
+        let again = try Tool.run(["run", exp, "--out", s.file("a"), "--threads", "1"])
+        #expect(again.status == 0 && computed(again.stdout) == 0, "\(again.stdout)\(again.stderr)")
+        #expect(try String(contentsOfFile: s.file("a/results.csv"), encoding: .utf8) == results)
+        // A second seed: its 3 selections, 3 fine-tunings and full-data reference only.
+        let twoSeeds = config(s, data: data, seeds: [0, 1], name: "exp2.json")
+        let more = try Tool.run(["run", twoSeeds, "--out", s.file("a"), "--threads", "1"])
+        #expect(more.status == 0 && computed(more.stdout) == 7, "\(more.stdout)\(more.stderr)")
+
+        // Two local workers: the same results as one.
+        let two = try Tool.run(["run", exp, "--out", s.file("b"), "--workers", "2", "--threads", "1"])
+        #expect(two.status == 0, "\(two.stderr)")
+        #expect(try String(contentsOfFile: s.file("b/results.csv"), encoding: .utf8) == results)
+        // Every item computed exactly once across the two workers.
+        let counts = two.stderr.split(separator: "\n").filter { $0.contains("] [") && $0.contains("/11] ") }
+        #expect(counts.count == 11, "\(two.stderr)")
+
+        // Killed in the middle and started again: the same results.
+        let killed = try Tool.runKilled(["run", exp, "--out", s.file("c"), "--threads", "1"], after: "/11] fine-tune")
+        #expect(killed.killed, "finished before the kill: \(killed.stderr)")
+        let resumed = try Tool.run(["run", exp, "--out", s.file("c"), "--threads", "1"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect((computed(resumed.stdout) ?? 0) < 11)
+        #expect(try String(contentsOfFile: s.file("c/results.csv"), encoding: .utf8) == results)
+    }
+
+    @Test("bad configurations get one line per problem and exit 1")
+    func badConfigs() throws {
+        let s = Scratch("cli-run-bad")
+        defer { s.cleanup() }
+        let data = try phantom(s)
+        let cases: [(String, [String])] = [
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": ["3"], "colour": 1}"#,
+             ["unknown key 'colour'"]),
+            (#"{"data": "nowhere", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random", "magic"], "budgets": ["0%"], "train": {"sise": 3}}"#,
+             ["'data': no such folder", "unknown strategy 'magic'", "budget 0%", "unknown key 'train.sise'"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN", "Mars"], "strategies": ["random"], "budgets": ["3"]}"#,
+             ["site 'Mars' is not in"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": [400]}"#,
+             ["budget 400 (400 cases) is larger than the target pool"]),
+            ("not json", ["not a JSON object"]),
+        ]
+        for (i, (text, expected)) in cases.enumerated() {
+            let path = s.write(Array(text.utf8), "bad\(i).json")
+            let r = try Tool.run(["run", path, "--out", s.file("r\(i)")])
+            let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+            #expect(r.status == 1 && errors.count == expected.count, "\(text): \(r.stderr)")
+            for e in expected { #expect(errors.contains { $0.contains(e) }, "\(e) missing in \(r.stderr)") }
+        }
+    }
+}
