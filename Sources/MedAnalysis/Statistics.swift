@@ -148,6 +148,37 @@ public enum Stats {
         return min(1, erfc(max(0, z) / 2.0.squareRoot()))
     }
 
+    /// Two-sided p-value of the Wilcoxon signed-rank test of paired differences `d` (zeros dropped, as SciPy's
+    /// default): exact (every assignment of signs to the ranks counted) for up to 25 non-zero differences without
+    /// ties, otherwise the normal approximation with tie correction. Returns the p-value and the number of pairs
+    /// used; nan when no difference is non-zero.
+    public static func wilcoxonSignedRankP(_ d: [Double]) -> (p: Double, pairs: Int) {
+        let nonzero = d.filter { $0 != 0 && $0.isFinite }
+        let n = nonzero.count
+        guard n >= 1 else { return (.nan, 0) }
+        let r = ranks(nonzero.map(abs))
+        let wPlus = zip(nonzero, r).filter { $0.0 > 0 }.reduce(0) { $0 + $1.1 }
+        let total = Double(n * (n + 1)) / 2
+        let tied = Set(nonzero.map(abs)).count < n
+        if n <= 25 && !tied {
+            // counts[s] = number of subsets of {1..n} with rank sum s.
+            var counts = [Double](repeating: 0, count: n * (n + 1) / 2 + 1)
+            counts[0] = 1
+            for k in 1...n { for s in stride(from: counts.count - 1, through: k, by: -1) { counts[s] += counts[s - k] } }
+            let all = Foundation.pow(2.0, Double(n))
+            let w = Int(wPlus.rounded())
+            let low = counts[0...w].reduce(0, +) / all, high = counts[w...].reduce(0, +) / all
+            return (min(1, 2 * min(low, high)), n)
+        }
+        var tieTerm = 0.0
+        for (_, group) in Dictionary(grouping: nonzero.map(abs), by: { $0 }) where group.count > 1 { let t = Double(group.count); tieTerm += t * t * t - t }
+        let mean = total / 2
+        let variance = Double(n * (n + 1) * (2 * n + 1)) / 24 - tieTerm / 48
+        guard variance > 0 else { return (1, n) }
+        let z = abs(wPlus - mean) / variance.squareRoot()
+        return (min(1, erfc(z / 2.0.squareRoot())), n)
+    }
+
     /// Area under the ROC curve of scores for positives against negatives (Mann-Whitney U / (n_pos · n_neg), ties
     /// counting half).
     public static func auc(positive: [Double], negative: [Double]) -> Double {

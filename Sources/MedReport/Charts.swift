@@ -75,6 +75,7 @@ public struct ScatterPlot: Sendable {
     public var xLabel: String
     public var yLabel: String
     public var points: [Point]
+    /// Legend names by group index (an empty name: no legend entry, e.g. to reach a later colour).
     public var groups: [String] = []
     public var fitLine = false
     /// Text under the title (e.g. the correlation).
@@ -110,11 +111,15 @@ public struct ScatterPlot: Sendable {
         for q in p {
             let color = chartColors[q.group % chartColors.count]
             s += "<circle cx=\"\(f(frame.px(q.x)))\" cy=\"\(f(frame.py(q.y)))\" r=\"\(f(pointRadius))\" fill=\"\(color)\" fill-opacity=\"0.8\"/>"
-            if let l = q.label { s += "<text x=\"\(f(frame.px(q.x) + 6))\" y=\"\(f(frame.py(q.y) - 6))\">\(escapeXML(l))</text>" }
+            // Labels of points in the right third read leftwards, so they stay inside the chart.
+            if let l = q.label {
+                let right = frame.px(q.x) > width * 0.66
+                s += "<text x=\"\(f(frame.px(q.x) + (right ? -6 : 6)))\" y=\"\(f(frame.py(q.y) - 6))\"\(right ? " text-anchor=\"end\"" : "")>\(escapeXML(l))</text>"
+            }
         }
         if !groups.isEmpty {
             var ly = frame.top + 4
-            for (k, g) in groups.enumerated() {
+            for (k, g) in groups.enumerated() where !g.isEmpty {   // an empty name skips a colour
                 s += "<circle cx=\"\(f(width - 150))\" cy=\"\(f(ly))\" r=\"4\" fill=\"\(chartColors[k % chartColors.count])\"/>"
                 s += "<text x=\"\(f(width - 140))\" y=\"\(f(ly + 4))\">\(escapeXML(g))</text>"
                 ly += 16

@@ -14,7 +14,7 @@ struct Run: ParsableCommand {
         (training from its last epoch). --workers N runs N local worker processes; --worker makes this process one \
         worker among any number on machines that share RUN (Slurm job arrays, Kubernetes Indexed Jobs): each takes \
         ready items until none is left. Results: RUN/results.csv (strategy, budget, seed, round, site, labeled, cases, \
-        dice, hd95, assd, selection), RUN/cases.csv, RUN/results.json (configuration, summary, version). Results are \
+        dice, hd95, assd, selection), RUN/cases.csv, RUN/results.json (configuration, summary, version) and RUN/report.html (tables, paired comparisons with random and CoreSet, win matrix, Dice per site, the pool map with the picks, thumbnails). Results are \
         the same bytes whichever worker computed an item, for the same --threads. Docs/experiments.md describes the \
         configuration keys.
         Example: medselect run experiment.json --out runs/exp1 --workers 2
@@ -67,7 +67,8 @@ struct Run: ParsableCommand {
             guard p.terminationStatus == 0 else { throw CommandError(subject: out, reason: "a worker process failed (exit \(p.terminationStatus)); run the command again to resume") }
         }
         let rows = try runner.writeResults(configPath: config, version: MedSelect.configuration.version)
+        try ExperimentReport.write(plan: plan, rows: rows, run: out, version: MedSelect.configuration.version)
         print("\(worker ? "worker done" : "experiment done"): \(tally.computed) item(s) computed here, \(tally.reused) reused, \(tally.total) in all; "
-              + "\(rows.count) result rows in \(out)/results.csv, cases.csv, results.json")
+              + "\(rows.count) result rows in \(out)/results.csv, cases.csv, results.json; report \(out)/report.html")
     }
 }

@@ -133,7 +133,7 @@ struct Sites: ParsableCommand, ReadsImages {
         try AtomicFile.write(Self.sitesCSV(report), to: out + "/sites.csv")
         try AtomicFile.write(Self.casesCSV(samples, all, distances, outcomes), to: out + "/cases.csv")
         let examples = try Self.examples(samples, distances: distances, sites: report.sites.map(\.name), options: limits.readOptions)
-        let map2D = try Self.map(values, dimensions: dims, count: samples.count, seed: seed)
+        let map2D = try CaseThumbnail.map(values, dimensions: dims, count: samples.count, seed: seed)
         let html = SiteReportPage.render(described, caseSites: samples.map(\.site), map: map2D, histograms: all.map(\.histogram),
                                          examples: examples, origin: dataset.origin)
         try AtomicFile.write(html, to: out + "/report.html")
@@ -232,38 +232,10 @@ struct Sites: ParsableCommand, ReadsImages {
         try sites.map { site in
             let members = samples.indices.filter { samples[$0].site == site }.sorted { distances[$0] < distances[$1] }
             func thumbs(_ rows: [Int]) throws -> [(caption: String, uri: String)] {
-                try rows.map { i in (String(format: "%@ (%.2f)", samples[i].id, distances[i]), try thumbnailURI(samples[i], options: options)) }
+                try rows.map { i in (String(format: "%@ (%.2f)", samples[i].id, distances[i]), try CaseThumbnail.uri(samples[i], options: options)) }
             }
             return SiteReportPage.Examples(site: site, typical: try thumbs(Array(members.prefix(3))),
                                            atypical: try thumbs(Array(members.suffix(min(3, max(0, members.count - 3))).reversed())))
         }
     }
-
-    /// The middle slice resampled to 96 x 96, scaled from its 1st to 99th percentile to 8 bits, as a PNG data URI.
-    static func thumbnailURI(_ s: Sample, options: ReadOptions) throws -> String {
-        let image = try s.loadImage(options: options)
-        let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: image.shape.z / 2) : image
-        let channels = image.info.components == .color ? min(3, image.shape.t) : 1
-        let small = try slice.resampled(toShape: [96, 96, 1])
-        let plane = 96 * 96
-        let sorted = small.voxels.prefix(plane * channels).filter { $0.isFinite }.sorted()
-        let lo = sorted.isEmpty ? 0 : sorted[sorted.count / 100], hi = sorted.isEmpty ? 1 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
-        var bytes = [UInt8](repeating: 0, count: plane * channels)
-        for p in 0..<plane { for c in 0..<channels {
-            let v = (small.voxels[c * plane + p] - lo) / max(1e-12, hi - lo)
-            // PNG rows run top down; image j runs down the rows for 2-D files, and volumes show the anatomy the same way up.
-            bytes[p * channels + c] = UInt8(max(0, min(255, (v * 255).rounded())))
-        } }
-        let png = try PNGWriter.encode(interleaved: bytes, width: 96, height: 96, channels: channels, bitDepth: 8, spacing: nil)
-        return "data:image/png;base64," + Data(png).base64EncodedString()
-    }
-
-    /// A 2-D map of the embeddings (their first two principal components).
-    static func map(_ values: [Float], dimensions d: Int, count n: Int, seed: UInt64) throws -> [Float] {
-        let e = try Embeddings(values: values, count: n, dimensions: d)
-        let model = try PCA.fit(e, components: min(2, d), seed: seed)
-        let t = PCA.transform(e, model)
-        return d >= 2 ? t : t.flatMap { [$0, 0] }
-    }
 }
-

@@ -56,6 +56,12 @@ struct RunCLITests {
             #expect(picked.allSatisfy { $0.hasPrefix("CHNCXR") || $0.hasPrefix("SCCXR") }, "\(picked)")
             #expect((0...1).contains(Double(r[7]) ?? -1))
         }
+        // The report: one self-contained page with the comparisons, the win matrix, the pool map and the picks.
+        let report = try String(contentsOfFile: s.file("a/report.html"), encoding: .utf8)
+        for part in ["Strategies against random and CoreSet", "Win matrix", "The target pool and the picks", "data:image/png;base64,", "<svg"] {
+            #expect(report.contains(part), "report.html lacks \(part)")
+        }
+        #expect(!report.contains("<script") && !report.contains("src=\"http") && !report.contains("href=\"http"))   // offline: nothing fetched
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/results.json")))) as? [String: Any]
         #expect((json?["summary"] as? [[String: Any]])?.count == 5 && json?["config"] != nil && json?["medselect_version"] != nil)
         // Every item published: no claim or work folder left behind.

@@ -149,6 +149,15 @@ struct ShiftMeasureTests {
         // Mann-Whitney: scipy.stats.mannwhitneyu([1,2,3,4,5],[6,7,8,9,10], method="asymptotic") gives p = 0.0121858 (U = 0).
         #expect(abs(Stats.mannWhitneyP([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) - 0.0121858) < 1e-6)
         #expect(Stats.mannWhitneyP([1, 2, 3], [1, 2, 3]) == 1)
+        // Wilcoxon signed-rank, exact: all five differences positive -> W+ = 15, P(W+ >= 15) = 1/32, two-sided 2/32.
+        #expect(Stats.wilcoxonSignedRankP([1, 2, 3, 4, 5]) == (0.0625, 5))
+        // W+ = 2 + 3 + 5 + 6 = 16 of 21: P(W+ >= 16) = P(W- <= 5) = 10 subsets of {1..6} / 64, two-sided 20/64
+        // (scipy.stats.wilcoxon([-1, 2, 3, -4, 5, 6]).pvalue = 0.3125); zeros are dropped.
+        #expect(Stats.wilcoxonSignedRankP([-1, 2, 0, 3, -4, 5, 6]) == (0.3125, 6))
+        // Symmetric differences: p = 1. Ties go to the normal approximation: |d| = 1,1,2,2,3,3 all positive,
+        // W+ = 21, mean 10.5, variance 91/4 - 3·6/48 = 22.375, z = 2.2198, p = 0.02643.
+        #expect(Stats.wilcoxonSignedRankP([-1, 1, -2, 2]).p == 1)
+        #expect(abs(Stats.wilcoxonSignedRankP([1, 1, 2, 2, 3, 3]).p - 0.026433) < 1e-5)
         let ci = Stats.bootstrapInterval([1, 2, 3, 4, 5, 6, 7, 8], [2, 1, 4, 3, 6, 5, 8, 7], seed: 1, Stats.pearson)
         #expect(ci.low < 0.952 && ci.high > 0.952 && ci.low > 0.5)
     }

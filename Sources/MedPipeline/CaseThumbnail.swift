@@ -1,0 +1,35 @@
+import Foundation
+import MedData
+import MedFormats
+import MedImage
+import MedSelection
+
+/// Pictures of cases for reports: a case's middle slice as a small PNG data URI, and a 2-D map of embedding rows.
+public enum CaseThumbnail {
+    /// The middle slice resampled to 96 x 96, scaled from its 1st to 99th percentile to 8 bits, as a PNG data URI.
+    public static func uri(_ s: Sample, options: ReadOptions) throws -> String {
+        let image = try s.loadImage(options: options)
+        let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: image.shape.z / 2) : image
+        let channels = image.info.components == .color ? min(3, image.shape.t) : 1
+        let small = try slice.resampled(toShape: [96, 96, 1])
+        let plane = 96 * 96
+        let sorted = small.voxels.prefix(plane * channels).filter { $0.isFinite }.sorted()
+        let lo = sorted.isEmpty ? 0 : sorted[sorted.count / 100], hi = sorted.isEmpty ? 1 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+        var bytes = [UInt8](repeating: 0, count: plane * channels)
+        for p in 0..<plane { for c in 0..<channels {
+            let v = (small.voxels[c * plane + p] - lo) / max(1e-12, hi - lo)
+            // PNG rows run top down; image j runs down the rows for 2-D files, and volumes show the anatomy the same way up.
+            bytes[p * channels + c] = UInt8(max(0, min(255, (v * 255).rounded())))
+        } }
+        let png = try PNGWriter.encode(interleaved: bytes, width: 96, height: 96, channels: channels, bitDepth: 8, spacing: nil)
+        return "data:image/png;base64," + Data(png).base64EncodedString()
+    }
+
+    /// A 2-D map of the embeddings (their first two principal components).
+    public static func map(_ values: [Float], dimensions d: Int, count n: Int, seed: UInt64) throws -> [Float] {
+        let e = try Embeddings(values: values, count: n, dimensions: d)
+        let model = try PCA.fit(e, components: min(2, d), seed: seed)
+        let t = PCA.transform(e, model)
+        return d >= 2 ? t : t.flatMap { [$0, 0] }
+    }
+}

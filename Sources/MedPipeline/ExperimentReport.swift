@@ -1,0 +1,186 @@
+import Foundation
+import MedAnalysis
+import MedData
+import MedFormats
+import MedReport
+
+/// The statistics of an experiment's results and its self-contained HTML page: each strategy against random (and
+/// CoreSet) as paired differences over (seed, target site) with a bootstrap interval and a Wilcoxon signed-rank test,
+/// a win matrix, the share of the full-data Dice, Dice per site, a map of the target pool with each strategy's picks,
+/// and thumbnails of the picks.
+public enum ExperimentReport {
+    /// A strategy's Dice minus a reference strategy's on the same (seed, site) pairs, at one budget.
+    public struct Comparison: Sendable {
+        public var strategy: String, reference: String, budget: String
+        public var pairs: Int
+        public var meanDifference: Double
+        public var interval: (low: Double, high: Double)
+        public var wilcoxonP: Double
+    }
+
+    public static func comparisons(_ rows: [Experiment.ResultRow], references: [String] = ["random", "coreset"]) -> [Comparison] {
+        let budgets = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.budget))
+        let strategies = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.strategy))
+        var out: [Comparison] = []
+        for budget in budgets {
+            for reference in references where strategies.contains(reference) {
+                let ref = Dictionary(rows.filter { $0.strategy == reference && $0.budget == budget }.map { ("\($0.seed)|\($0.site)", $0.dice) },
+                                     uniquingKeysWith: { a, _ in a })
+                for strategy in strategies where strategy != reference {
+                    let d = rows.filter { $0.strategy == strategy && $0.budget == budget }.compactMap { r -> Double? in
+                        guard let b = ref["\(r.seed)|\(r.site)"], r.dice.isFinite, b.isFinite else { return nil }
+                        return r.dice - b
+                    }
+                    let interval = Stats.bootstrapInterval(d, d, seed: 0) { x, _ in Stats.mean(x) }
+                    out.append(Comparison(strategy: strategy, reference: reference, budget: budget, pairs: d.count, meanDifference: Stats.mean(d),
+                                          interval: interval, wilcoxonP: Stats.wilcoxonSignedRankP(d).p))
+                }
+            }
+        }
+        return out
+    }
+
+    /// wins[a][b]: the share of (seed, site) pairs at `budget` where strategy a's Dice is above b's (ties count half).
+    public static func winMatrix(_ rows: [Experiment.ResultRow], strategies: [String], budget: String) -> [[Double]] {
+        let dice = Dictionary(rows.filter { $0.budget == budget }.map { ("\($0.strategy)|\($0.seed)|\($0.site)", $0.dice) }, uniquingKeysWith: { a, _ in a })
+        let pairs = Set(rows.filter { $0.budget == budget }.map { "\($0.seed)|\($0.site)" }).sorted()
+        return strategies.map { a in strategies.map { b in
+            guard a != b else { return .nan }
+            var wins = 0.0, n = 0.0
+            for p in pairs {
+                guard let x = dice["\(a)|\(p)"], let y = dice["\(b)|\(p)"], x.isFinite, y.isFinite else { continue }
+                wins += x > y ? 1 : (x == y ? 0.5 : 0); n += 1
+            }
+            return n > 0 ? wins / n : .nan
+        } }
+    }
+
+    static func orderedUnique(_ v: [String]) -> [String] { var seen = Set<String>(); return v.filter { seen.insert($0).inserted } }
+
+    /// Writes RUN/report.html.
+    public static func write(plan: ExperimentPlan, rows: [Experiment.ResultRow], run: String, version: String) throws {
+        let c = plan.config
+        var page = HTMLReport(title: "Experiment: which target cases to annotate",
+                              subtitle: "source \(c.sourceSites.joined(separator: ", ")) -> targets \(c.targetSites.joined(separator: ", ")); medselect \(version)")
+        func n(_ v: Double, _ digits: Int = 3) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "–" }
+        func p(_ v: Double) -> String { !v.isFinite ? "–" : (v < 0.001 ? "< 0.001" : String(format: "%.3f", v)) }
+        let strategies = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.strategy))
+        let budgets = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.budget))
+        // Per (strategy, budget): per seed, the mean Dice over target sites; then mean and sd over seeds.
+        func perSeed(_ strategy: String, _ budget: String?) -> [Double] {
+            let sel = rows.filter { $0.strategy == strategy && (budget == nil || $0.budget == budget!) }
+            return Dictionary(grouping: sel, by: \.seed).keys.sorted().map { seed in Stats.mean(sel.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
+        }
+        let full = Stats.mean(perSeed("full", nil))
+        let baseline = Stats.mean(perSeed("none", nil))
+
+        page.heading("Summary")
+        var findings: [String] = []
+        let comps = comparisons(rows)
+        for cmp in comps where cmp.reference == "random" {
+            let verdict = cmp.interval.low > 0 ? "better than" : (cmp.interval.high < 0 ? "worse than" : "not distinguishable from")
+            findings.append(String(format: "%@ at budget %@: %@ random (Dice difference %+.3f, 95 %% interval [%+.3f, %+.3f], Wilcoxon p %@ over %d seed x site pairs).",
+                                   cmp.strategy, cmp.budget, verdict, cmp.meanDifference, cmp.interval.low, cmp.interval.high, p(cmp.wilcoxonP), cmp.pairs))
+        }
+        findings.append(String(format: "Without target labels the source model reaches Dice %@ on the held-out target cases; fine-tuned on the whole pool (%d cases), %@.",
+                               n(baseline), plan.pool.count, n(full)))
+        page.list(findings, emphasiseFirst: false)
+        page.paragraph("Target pool: the target sites' labeled training split (\(plan.pool.count) cases); every run is scored on the same \(plan.held.count) held-out target cases (split seed \(c.splitSeed)). Seeds: \(c.seeds.map(String.init).joined(separator: ", ")). Encoder: \(c.encoder.method). Training: \(c.train.start == "source" ? "the source model fine-tuned" : "a U-Net from scratch") for \(c.train.epochs) epochs at \(c.train.size) px.")
+
+        page.heading("Results")
+        var table: [[String]] = []
+        for b in budgets {
+            for s in strategies {
+                let v = perSeed(s, b).filter(\.isFinite)
+                let labeled = rows.first { $0.strategy == s && $0.budget == b }?.labeled ?? 0
+                let hd = Stats.mean(rows.filter { $0.strategy == s && $0.budget == b }.map(\.hausdorff95).filter(\.isFinite))
+                let mean = Stats.mean(v)
+                table.append([s, b, String(labeled), n(mean), n(Stats.standardDeviation(v)), n(hd, 2), full > 0 ? n(100 * mean / full, 1) : "–"])
+            }
+        }
+        table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy == "none" }.map(\.hausdorff95).filter(\.isFinite)), 2),
+                      full > 0 ? n(100 * baseline / full, 1) : "–"])
+        if full.isFinite {
+            let v = perSeed("full", nil)
+            table.append(["full data", "100%", String(plan.pool.count), n(full), n(Stats.standardDeviation(v)),
+                          n(Stats.mean(rows.filter { $0.strategy == "full" }.map(\.hausdorff95).filter(\.isFinite)), 2), "100.0"])
+        }
+        page.table(header: ["strategy", "budget", "labeled", "Dice (mean over seeds)", "sd over seeds", "HD95 mm", "% of full-data Dice"], rows: table,
+                   numeric: [2, 3, 4, 5, 6], caption: "Dice: mean over target sites of each site's mean over its held-out cases, then mean and standard deviation over seeds.")
+
+        // Dice per site and strategy (first budget).
+        if let b = budgets.first {
+            let sites = c.targetSites
+            var labels: [String] = [], values: [Double] = [], errors: [Double] = []
+            for s in strategies + ["none"] {
+                for site in sites {
+                    let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s == "none") }.map(\.dice).filter(\.isFinite)
+                    labels.append("\(s) \(site)"); values.append(Stats.mean(v)); errors.append(v.count > 1 ? Stats.standardDeviation(v) : 0)
+                }
+            }
+            var chart = BarChart(title: "Dice per target site (budget \(b))", yLabel: "Dice", labels: labels, values: values, errors: errors)
+            chart.width = max(420, Double(labels.count) * 34 + 80)
+            page.figures([(chart.svg, "Bars: mean over seeds; whiskers: standard deviation over seeds. 'none': the source model without target labels.")])
+        }
+
+        page.heading("Strategies against random and CoreSet")
+        page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p"],
+                   rows: comps.map { [$0.strategy, $0.reference, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
+                                      "[\(String(format: "%+.4f", $0.interval.low)), \(String(format: "%+.4f", $0.interval.high))]", p($0.wilcoxonP)] },
+                   numeric: [3, 4, 6],
+                   caption: "Pairs: the same seed and target site. The interval resamples the pairs; the Wilcoxon signed-rank test is exact below 26 pairs without ties. With few seeds and sites no test can reach significance: read the pairs column.")
+        if let b = budgets.first, strategies.count >= 2 {
+            let wins = winMatrix(rows, strategies: strategies, budget: b)
+            let heat = Heatmap(title: "Win matrix (budget \(b))", labels: strategies, values: wins, unit: "won", colorRange: 0...1,
+                               cellText: { i, j in wins[i][j].isFinite ? String(format: "%.2f", wins[i][j]) : "" })
+            page.figures([(heat.svg, "Row strategy against column strategy: the share of (seed, site) pairs where the row's Dice is higher (ties count half).")])
+        }
+
+        // The pool map with the picks of the first seed and budget.
+        let embed = plan.store.folder("embed", plan.embedKey)
+        if let m = try? NPYReader.read(embed + "/pool.npy"), m.shape.count == 2, let b = budgets.first, let seed = c.seeds.first {
+            let map = try CaseThumbnail.map(m.floats(), dimensions: m.shape[1], count: m.shape[0], seed: 0)
+            let ids = plan.pool.map(\.id)
+            var charts: [(svg: String, caption: String?)] = []
+            for s in strategies {
+                guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
+                      let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
+                let chosen = Set(picked)
+                // Sites in the palette's first colours, the picks in its last (black), drawn last so they sit on top.
+                let selectedGroup = max(chartColors.count - 1, c.targetSites.count)
+                var points: [ScatterPlot.Point] = []
+                for (i, id) in ids.enumerated() where !chosen.contains(id) {
+                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), group: c.targetSites.firstIndex(of: plan.pool[i].site) ?? 0))
+                }
+                for (i, id) in ids.enumerated() where chosen.contains(id) {
+                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), label: id, group: selectedGroup))
+                }
+                var plot = ScatterPlot(title: "\(s): picks (seed \(seed), budget \(b))", xLabel: "principal component 1", yLabel: "principal component 2", points: points)
+                plot.groups = c.targetSites + [String](repeating: "", count: selectedGroup - c.targetSites.count) + ["selected"]
+                plot.width = 420; plot.height = 320
+                charts.append((plot.svg, nil))
+            }
+            if !charts.isEmpty {
+                page.heading("The target pool and the picks")
+                page.figures(charts)
+                page.paragraph("The pool's embeddings on their first two principal components, coloured by site; the selected cases are marked and named.")
+            }
+            // Thumbnails of the picks.
+            var grid: [(title: String, cells: [ImageGrid.Cell])] = []
+            let byID = Dictionary(plan.pool.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for s in strategies {
+                guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
+                      let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
+                let cells = picked.prefix(12).compactMap { id -> ImageGrid.Cell? in
+                    guard let sample = byID[id], let uri = try? CaseThumbnail.uri(sample, options: .default) else { return nil }
+                    return ImageGrid.Cell(pngDataURI: uri, caption: "\(id) (\(sample.site))")
+                }
+                grid.append((s, cells))
+            }
+            if !grid.isEmpty { page.raw(ImageGrid(rows: grid).html) }
+        }
+        page.heading("Files")
+        page.paragraph("results.csv (one row per strategy, budget, seed, round and target site), cases.csv (per held-out case), results.json (configuration, summary, version), items/ (every stage's outputs: selection JSON, checkpoints, curves).")
+        try AtomicFile.write(page.html, to: run + "/report.html")
+    }
+}
