@@ -72,13 +72,13 @@ public struct Experiment {
                 let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
                 guard f.count >= 6 else { continue }
                 bySite[f[1], default: []].append((Double(f[3]) ?? .nan, Double(f[4]) ?? .nan, Double(f[5]) ?? .nan))
-                cases += "\(r.strategy),\(r.budget),\(r.seed),1,\(f[0]),\(f[1]),\(f[2]),\(f[3]),\(f[4]),\(f[5])\n"
+                cases += "\(r.strategy),\(r.budget),\(r.seed),\(r.round),\(f[0]),\(f[1]),\(f[2]),\(f[3]),\(f[4]),\(f[5])\n"
             }
             let selection = r.selectKey.map { "items/select/\($0)/selection.json" } ?? ""
             for site in bySite.keys.sorted() {
                 let v = bySite[site]!
                 func mean(_ x: [Double]) -> Double { let f = x.filter(\.isFinite); return f.isEmpty ? .nan : f.reduce(0, +) / Double(f.count) }
-                rows.append(ResultRow(strategy: r.strategy, budget: r.budget, seed: r.seed, round: r.strategy == "none" ? 0 : 1, site: site,
+                rows.append(ResultRow(strategy: r.strategy, budget: r.budget, seed: r.seed, round: r.round, site: site,
                                       labeled: r.labeled, cases: v.count, dice: mean(v.map(\.0)), hausdorff95: mean(v.map(\.1)),
                                       assd: mean(v.map(\.2)), selection: selection))
             }
@@ -90,24 +90,30 @@ public struct Experiment {
         }
         try AtomicFile.write(csv, to: run + "/results.csv")
         try AtomicFile.write(cases, to: run + "/cases.csv")
-        // Summary: mean and standard deviation over seeds of the per-seed mean Dice over target sites.
-        var perRun: [String: [Double]] = [:]
+        // Summary: per strategy, budget and round, the mean and standard deviation over seeds of the per-seed mean
+        // Dice over target sites.
+        var perCell: [String: [Double]] = [:]
         var order: [String] = []
-        let grouped = Dictionary(grouping: rows) { "\($0.strategy)|\($0.budget)|\($0.seed)" }
-        for key in grouped.keys.sorted() {
-            let parts = key.split(separator: "|").map(String.init)
-            let cell = parts[0] + "|" + parts[1]
-            if perRun[cell] == nil { order.append(cell) }
-            let dices = grouped[key]!.map(\.dice).filter(\.isFinite)
-            perRun[cell, default: []].append(dices.isEmpty ? .nan : dices.reduce(0, +) / Double(dices.count))
+        for r in rows {
+            let cell = "\(r.strategy)|\(r.budget)|\(r.round)"
+            if perCell[cell] == nil { order.append(cell); perCell[cell] = [] }
+        }
+        for cell in order {
+            let parts = cell.split(separator: "|").map(String.init)
+            let members = rows.filter { $0.strategy == parts[0] && $0.budget == parts[1] && String($0.round) == parts[2] }
+            for seed in Set(members.map(\.seed)).sorted() {
+                let dices = members.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)
+                perCell[cell]!.append(dices.isEmpty ? .nan : dices.reduce(0, +) / Double(dices.count))
+            }
         }
         let summary: [[String: Any]] = order.map { cell in
             let parts = cell.split(separator: "|").map(String.init)
-            let v = perRun[cell]!.filter(\.isFinite)
+            let v = perCell[cell]!.filter(\.isFinite)
             let mean = v.isEmpty ? Double.nan : v.reduce(0, +) / Double(v.count)
             let sd = v.count > 1 ? (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : Double.nan
-            return ["strategy": parts[0], "budget": parts[1], "seeds": v.count, "dice_mean": mean.isFinite ? mean : NSNull(),
-                    "dice_sd": sd.isFinite ? sd : NSNull()]
+            let labeled = rows.first { "\($0.strategy)|\($0.budget)|\($0.round)" == cell }?.labeled ?? 0
+            return ["strategy": parts[0], "budget": parts[1], "round": Int(parts[2]) ?? 0, "labeled": labeled, "seeds": v.count,
+                    "dice_mean": mean.isFinite ? mean : NSNull(), "dice_sd": sd.isFinite ? sd : NSNull()]
         }
         let object: [String: Any] = ["config": plan.config.json, "config_file": configPath, "medselect_version": version,
                                      "pool_cases": plan.pool.count, "held_out_cases": plan.held.count, "items": plan.items.count,

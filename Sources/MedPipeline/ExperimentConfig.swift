@@ -49,6 +49,19 @@ public struct ExperimentConfig: Sendable, Equatable {
     public var xssrTerms = "density,novelty,diversity"
     /// Also fine-tune on the whole target pool (per seed): the full-data reference.
     public var fullData = true
+    /// Active-learning rounds after the first selection: each round scores the unlabeled pool with the last round's
+    /// model, adds `budget` cases by uncertainty and diversity (acquisition, weight `alpha`), and fine-tunes that model
+    /// on everything labeled; with `compareRandom`, the same number of random cases as the reference continuation.
+    public struct ActiveLearning: Sendable, Equatable {
+        public var rounds = 1
+        public var budget = "4"
+        public var alpha = 0.5
+        public var measure = "entropy"
+        /// First-round strategies to continue (empty: all).
+        public var after: [String] = []
+        public var compareRandom = true
+    }
+    public var activeLearning = ActiveLearning()
 
     public static let strategyNames = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover"]
 
@@ -81,7 +94,7 @@ public struct ExperimentConfig: Sendable, Equatable {
     static func parse(_ o: [String: Any], folder: String, problems: inout [String]) -> ExperimentConfig {
         var c = ExperimentConfig()
         let known: Set<String> = ["data", "index", "benchmark", "source_sites", "target_sites", "encoder", "strategies", "budgets", "seeds",
-                                  "train", "validation_fraction", "split_seed", "xssr", "full_data"]
+                                  "train", "validation_fraction", "split_seed", "xssr", "full_data", "active_learning"]
         for key in o.keys.sorted() where !known.contains(key) { problems.append("unknown key '\(key)' (known: \(known.sorted().joined(separator: ", ")))") }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (folder as NSString).appendingPathComponent(p) }
         func string(_ v: Any?, _ name: String) -> String? {
@@ -207,6 +220,20 @@ public struct ExperimentConfig: Sendable, Equatable {
         let x = object(o["xssr"], "xssr", keys: ["k", "terms"])
         c.xssrK = int(x["k"], "xssr.k", 1...1000) ?? c.xssrK
         if let terms = string(x["terms"], "xssr.terms") { c.xssrTerms = terms }
+        let al = object(o["active_learning"], "active_learning", keys: ["rounds", "budget", "alpha", "measure", "after", "compare_random"])
+        c.activeLearning.rounds = int(al["rounds"], "active_learning.rounds", 1...50) ?? c.activeLearning.rounds
+        if let b = al["budget"] {
+            if let t = b as? String, t.hasSuffix("%") || Int(t) != nil { c.activeLearning.budget = t }
+            else if let n = b as? NSNumber, !isBool(b), n.intValue >= 1 { c.activeLearning.budget = String(n.intValue) }
+            else { problems.append("'active_learning.budget' must be a share such as \"5%\" or a positive count") }
+        }
+        c.activeLearning.alpha = number(al["alpha"], "active_learning.alpha", 0...1) ?? c.activeLearning.alpha
+        if let m = string(al["measure"], "active_learning.measure") {
+            if ["entropy", "margin"].contains(m) { c.activeLearning.measure = m } else { problems.append("'active_learning.measure' must be entropy or margin") }
+        }
+        c.activeLearning.after = strings(al["after"], "active_learning.after")
+        for a in c.activeLearning.after where !c.strategies.contains(a) { problems.append("'active_learning.after' names '\(a)', which is not in 'strategies'") }
+        if let r = al["compare_random"] { if isBool(r), let b = r as? Bool { c.activeLearning.compareRandom = b } else { problems.append("'active_learning.compare_random' must be true or false") } }
         if let f = o["full_data"] { if isBool(f), let b = f as? Bool { c.fullData = b } else { problems.append("'full_data' must be true or false") } }
         return c
     }
@@ -222,6 +249,8 @@ public struct ExperimentConfig: Sendable, Equatable {
         var o: [String: Any] = ["source_sites": sourceSites, "target_sites": targetSites, "strategies": strategies, "budgets": budgets,
                                 "seeds": seeds.map { Int($0) }, "validation_fraction": validationFraction, "split_seed": Int(splitSeed),
                                 "xssr": ["k": xssrK, "terms": xssrTerms], "full_data": fullData,
+                                "active_learning": ["rounds": activeLearning.rounds, "budget": activeLearning.budget, "alpha": activeLearning.alpha,
+                                                    "measure": activeLearning.measure, "after": activeLearning.after, "compare_random": activeLearning.compareRandom],
                                 "train": ["size": train.size, "epochs": train.epochs, "batch": train.batch, "lr": Double(train.learningRate),
                                           "base": train.base, "levels": train.levels, "source_epochs": train.sourceEpochs, "start": train.start],
                                 "encoder": encoderJSON]
@@ -261,6 +290,12 @@ public struct ExperimentConfig: Sendable, Equatable {
             let pool = ExperimentPlan.targetSplit(dataset, config: self).train.count
             for b in budgets where Self.count(b, pool: pool) > pool {
                 problems.append("budget \(b) (\(Self.count(b, pool: pool)) cases) is larger than the target pool of \(pool) training cases")
+            }
+            if activeLearning.rounds > 1, let largest = budgets.map({ Self.count($0, pool: pool) }).max() {
+                let total = largest + (activeLearning.rounds - 1) * Self.count(activeLearning.budget, pool: pool)
+                if total > pool {
+                    problems.append("\(activeLearning.rounds) rounds (\(largest) + \(activeLearning.rounds - 1) x \(Self.count(activeLearning.budget, pool: pool)) = \(total) cases) need more than the target pool of \(pool) training cases")
+                }
             }
             if pool < 2 { problems.append("the target sites have \(pool) labeled training case(s); at least 2 are needed") }
         }

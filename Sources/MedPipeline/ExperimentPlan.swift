@@ -22,6 +22,8 @@ public struct ExperimentPlan {
     public struct Run: Sendable {
         public var strategy: String, budget: String, seed: UInt64, labeled: Int
         public var trainKey: String, selectKey: String?
+        /// 0: no target labels; 1: the first selection; 2...: active-learning rounds.
+        public var round = 1
     }
     public private(set) var runs: [Run] = []
     public var log: @Sendable (String) -> Void
@@ -137,7 +139,7 @@ public struct ExperimentPlan {
             let (model, _) = try Trainer.loadModel(checkpoint: sourceFolder + "/checkpoint.safetensors")
             try AtomicFile.write(Segmentation.csv(try Segmentation.score(held, model: model, size: c.train.size)), to: folder + "/validation_metrics.csv")
         })
-        runs.append(Run(strategy: "none", budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil))
+        runs.append(Run(strategy: "none", budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil, round: 0))
 
         // Selections and fine-tuning.
         let initFrom = c.train.start == "source" ? sourceFolder + "/checkpoint.safetensors" : nil
@@ -160,6 +162,36 @@ public struct ExperimentPlan {
                         _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: initFrom, folder: folder)
                     })
                     runs.append(Run(strategy: strategy, budget: budget, seed: seed, labeled: count, trainKey: trainKey, selectKey: selectKey))
+                    // Active-learning rounds continuing this selection: acquisition (uncertainty + diversity), and random.
+                    let al = c.activeLearning
+                    guard al.rounds > 1, al.after.isEmpty || al.after.contains(strategy) else { continue }
+                    let step = ExperimentConfig.count(al.budget, pool: pool.count)
+                    for continuation in al.compareRandom ? ["acquisition", "random"] : ["acquisition"] {
+                        var (previousTrain, previousSelect, labeled) = (trainKey, selectKey, count)
+                        for round in 2...al.rounds {
+                            let key = Self.key(["al-select", previousTrain, previousSelect, continuation, "\(round)", "\(step)", "\(al.alpha)", al.measure, "\(seed)"])
+                            let (trainFolder, selectFolder) = (store.folder("train", previousTrain), store.folder("select", previousSelect))
+                            items.append(PlanItem(stage: "select", key: key, label: "\(strategy) + \(continuation), round \(round), budget \(budget), seed \(seed)",
+                                                  dependencies: ["train/" + previousTrain, "select/" + previousSelect]) { folder in
+                                try Self.continueSelection(continuation, step: step, seed: seed, round: round, config: c, pool: pool,
+                                                           previousSelection: selectFolder + "/selection.json", model: trainFolder + "/checkpoint.safetensors",
+                                                           embeddings: embedFolder, to: folder + "/selection.json")
+                            })
+                            let roundTrain = Self.key(["al-train", key, previousTrain, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
+                            let (roundSelect, roundInit) = (store.folder("select", key), trainFolder + "/checkpoint.safetensors")
+                            items.append(PlanItem(stage: "train", key: roundTrain, label: "fine-tune, \(strategy) + \(continuation) round \(round), seed \(seed)",
+                                                  dependencies: ["select/" + key, "train/" + previousTrain]) { folder in
+                                let chosen = Set(try Self.labeledAndSelected(roundSelect + "/selection.json"))
+                                var t = training
+                                t.epochs = c.train.epochs; t.seed = seed
+                                _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: roundInit, folder: folder)
+                            })
+                            labeled += step
+                            runs.append(Run(strategy: "\(strategy)+\(continuation)", budget: budget, seed: seed, labeled: labeled, trainKey: roundTrain,
+                                            selectKey: key, round: round))
+                            (previousTrain, previousSelect) = (roundTrain, key)
+                        }
+                    }
                 }
             }
             if c.fullData {
@@ -194,6 +226,41 @@ public struct ExperimentPlan {
         for (k, v) in outcome.extra { object[k] = v }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         try AtomicFile.write(Array(data) + [10], to: path)
+    }
+
+    /// The next round's selection: the pool's uncertainty under the last round's model, then `step` more cases by
+    /// acquisition (or at random), written with the cases labeled so far.
+    static func continueSelection(_ continuation: String, step: Int, seed: UInt64, round: Int, config c: ExperimentConfig, pool: [Sample],
+                                  previousSelection: String, model modelPath: String, embeddings folder: String, to path: String) throws {
+        let labeledIDs = try labeledAndSelected(previousSelection)
+        let m = try NPYReader.read(folder + "/pool.npy")
+        let embeddings = try Embeddings(values: m.floats(), count: m.shape[0], dimensions: m.shape.count > 1 ? m.shape[1] : 1, ids: pool.map(\.id))
+        let index = Dictionary(pool.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var stage = SelectionStage(strategy: continuation, budget: step)
+        stage.seed = seed &+ UInt64(round) &* 1_000_003
+        stage.labeled = labeledIDs.compactMap { index[$0] }
+        if continuation == "acquisition" {
+            let (model, config) = try Trainer.loadModel(checkpoint: modelPath)
+            let size = config.imageSize ?? c.train.size
+            let labeledSet = Set(labeledIDs)
+            // Labeled cases are never picked again; they need no score.
+            stage.uncertainty = try pool.map { labeledSet.contains($0.id) ? 0 : try Segmentation.uncertainty($0, model: model, size: size, measure: c.activeLearning.measure) }
+            stage.uncertaintySource = "\(c.activeLearning.measure) of the round \(round - 1) model"
+            stage.alpha = c.activeLearning.alpha
+        }
+        let outcome = try stage.run(pool: embeddings)
+        var object: [String: Any] = ["strategy": continuation, "budget": step, "seed": Int(stage.seed), "round": round, "selected": outcome.selectedIDs,
+                                     "picks": outcome.picks, "labeled": labeledIDs, "parameters": outcome.parameters]
+        for (k, v) in outcome.extra { object[k] = v }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        try AtomicFile.write(Array(data) + [10], to: path)
+    }
+
+    /// Every case a selection file makes labeled: those labeled before it and those it selects.
+    static func labeledAndSelected(_ path: String) throws -> [String] {
+        guard let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
+              let s = o["selected"] as? [String] else { throw DataError.badConfiguration(path: path, reason: "not a selection JSON") }
+        return (o["labeled"] as? [String] ?? []) + s
     }
 
     static func selectedIDs(_ path: String) throws -> [String] {

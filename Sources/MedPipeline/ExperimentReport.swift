@@ -55,6 +55,11 @@ public enum ExperimentReport {
         } }
     }
 
+    /// Per seed, the mean Dice over the rows' target sites.
+    static func perSeedRows(_ rows: [Experiment.ResultRow]) -> [Double] {
+        Set(rows.map(\.seed)).sorted().map { seed in Stats.mean(rows.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
+    }
+
     static func orderedUnique(_ v: [String]) -> [String] { var seen = Set<String>(); return v.filter { seen.insert($0).inserted } }
 
     /// Writes RUN/report.html.
@@ -134,6 +139,36 @@ public enum ExperimentReport {
             let heat = Heatmap(title: "Win matrix (budget \(b))", labels: strategies, values: wins, unit: "won", colorRange: 0...1,
                                cellText: { i, j in wins[i][j].isFinite ? String(format: "%.2f", wins[i][j]) : "" })
             page.figures([(heat.svg, "Row strategy against column strategy: the share of (seed, site) pairs where the row's Dice is higher (ties count half).")])
+        }
+
+        // Active-learning curves: Dice against the number of labeled cases, round by round, per continuation.
+        let continued = orderedUnique(rows.filter { $0.round >= 2 }.map(\.strategy))
+        if !continued.isEmpty, let b = budgets.first {
+            var series: [LineChart.Series] = []
+            for name in continued {
+                let base = String(name.split(separator: "+")[0])
+                var points: [(Double, Double)] = []
+                let first = rows.filter { $0.strategy == base && $0.budget == b && $0.round == 1 }
+                if let labeled = first.first?.labeled { points.append((Double(labeled), Stats.mean(perSeedRows(first)))) }
+                for round in Set(rows.filter { $0.strategy == name && $0.budget == b }.map(\.round)).sorted() {
+                    let members = rows.filter { $0.strategy == name && $0.budget == b && $0.round == round }
+                    if let labeled = members.first?.labeled { points.append((Double(labeled), Stats.mean(perSeedRows(members)))) }
+                }
+                series.append(.init(name: name, points: points, markers: true))
+            }
+            var chart = LineChart(title: "Active learning (budget \(b) first)", xLabel: "labeled target cases", yLabel: "Dice (mean over seeds)", series: series)
+            chart.width = 560; chart.height = 320
+            page.heading("Active-learning rounds")
+            page.figures([(chart.svg, "Each round scores the unlabeled pool with the last round's model and adds cases by uncertainty and diversity (acquisition), or at random; the model is fine-tuned on everything labeled so far.")])
+            var table: [[String]] = []
+            for name in continued {
+                for round in Set(rows.filter { $0.strategy == name }.map(\.round)).sorted() {
+                    let members = rows.filter { $0.strategy == name && $0.round == round }
+                    let hd = Stats.mean(members.map(\.hausdorff95).filter(\.isFinite))
+                    table.append([name, String(round), String(members.first?.labeled ?? 0), n(Stats.mean(perSeedRows(members))), n(hd, 2)])
+                }
+            }
+            page.table(header: ["continuation", "round", "labeled", "Dice", "HD95 mm"], rows: table, numeric: [1, 2, 3, 4])
         }
 
         // The pool map with the picks of the first seed and budget.

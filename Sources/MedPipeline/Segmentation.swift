@@ -5,6 +5,7 @@ import MedImage
 import MedMetrics
 import MedNN
 import MedReport
+import MedSelection
 import MedTensor
 
 /// The segmentation stage's shared contract: how cases become training arrays and how a trained U-Net's output
@@ -67,6 +68,27 @@ public enum Segmentation {
         for j in 0..<work.shape.y { for i in 0..<work.shape.x { cropped[j * work.shape.x + i] = labels[j * w + i] } }
         let small = MedicalImage(shape: ImageShape(work.shape.x, work.shape.y), voxels: cropped, affine: work.affine, kind: .labelMap, info: work.info)
         return native ? small : try small.resampled(onto: slice, interpolation: .nearest)
+    }
+
+    /// A trained U-Net's uncertainty about one case: the mean over its axial slices (resampled to `size`, z-scored)
+    /// of the mean pixel entropy / log C (`entropy`, 0...1) or of 1 minus the top-two probability margin (`margin`).
+    public static func uncertainty(_ sample: Sample, model: UNet, size: Int, measure: String = "entropy", tta: Bool = false,
+                                   options: ReadOptions = .default) throws -> Double {
+        let image = try sample.loadImage(options: options)
+        let channels = image.info.components == .color ? image.shape.t : 1
+        guard channels == model.inChannels else {
+            throw DataError.badDataset(path: sample.images[0], reason: "\(channels) channels; the model takes \(model.inChannels)")
+        }
+        var total = 0.0
+        for k in 0..<image.shape.z {
+            let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
+            let z = try slice.resampled(toShape: [size, size, 1]).zScored()
+            let p = try SlidingWindow.probabilities(model: model, image: Array(z.voxels.prefix(channels * size * size)), channels: channels,
+                                                    height: size, width: size, patch: size, flipTTA: tta)
+            total += measure == "entropy" ? try Acquisition.entropy(probabilities: p, classes: model.classes)
+                : try Acquisition.margin(probabilities: p, classes: model.classes)
+        }
+        return total / Double(image.shape.z)
     }
 
     /// One case's score for one foreground label, in mm on the case's own grid.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedPipeline
 import MedData
 import MedFormats
 import MedImage
@@ -38,21 +39,8 @@ struct Uncertainty: ParsableCommand, ReadsImages {
         let progress = ProgressLine("uncertainty")
         for (n, s) in samples.enumerated() {
             progress.update(n, of: samples.count, unit: "cases", item: s.id)
-            let image = try s.loadImage()
-            let channels = image.info.components == .color ? image.shape.t : 1
-            guard channels == model.inChannels else {
-                throw DataError.badDataset(path: s.images[0], reason: "\(channels) channels; the model takes \(model.inChannels)")
-            }
-            var total = 0.0
-            for k in 0..<image.shape.z {
-                let slice = image.shape.z > 1 ? try image.slice(axis: 2, index: k) : image
-                let z = try slice.resampled(toShape: [size, size, 1]).zScored()
-                let p = try SlidingWindow.probabilities(model: model, image: Array(z.voxels.prefix(channels * size * size)), channels: channels,
-                                                        height: size, width: size, patch: size, flipTTA: tta)
-                total += measure == "entropy" ? try Acquisition.entropy(probabilities: p, classes: model.classes)
-                    : try Acquisition.margin(probabilities: p, classes: model.classes)
-            }
-            csv += "\(s.id),\(s.site),\(total / Double(image.shape.z))\n"
+            let u = try Segmentation.uncertainty(s, model: model, size: size, measure: measure, tta: tta)
+            csv += "\(s.id),\(s.site),\(u)\n"
         }
         progress.finish("\(samples.count) cases")
         try AtomicFile.write(csv, to: out)

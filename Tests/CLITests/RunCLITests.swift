@@ -79,6 +79,20 @@ struct RunCLITests {
         let more = try Tool.run(["run", twoSeeds, "--out", s.file("a"), "--threads", "1"])
         #expect(more.status == 0 && computed(more.stdout) == 7, "\(more.stdout)\(more.stderr)")
 
+        // An active-learning round after XSSR: acquisition and random continuations, 2 items each, nothing else.
+        let rounds = config(s, data: data, extra: #", "active_learning": {"rounds": 2, "budget": 3, "after": ["xssr"]}"#, name: "exp3.json")
+        let al = try Tool.run(["run", rounds, "--out", s.file("a"), "--threads", "1"])
+        #expect(al.status == 0 && computed(al.stdout) == 4, "\(al.stdout)\(al.stderr)")
+        let alRows = try String(contentsOfFile: s.file("a/results.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }.filter { $0[3] == "2" }
+        #expect(Set(alRows.map { $0[0] }) == ["xssr+acquisition", "xssr+random"] && alRows.allSatisfy { $0[5] == "6" }, "\(alRows)")
+        for r in alRows {
+            let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/" + r[10])))) as? [String: Any]
+            let (labeled, picked) = (o?["labeled"] as? [String] ?? [], o?["selected"] as? [String] ?? [])
+            #expect(labeled.count == 3 && picked.count == 3 && Set(labeled).isDisjoint(with: picked), "round 2 picks again what round 1 labeled")
+        }
+        #expect(try String(contentsOfFile: s.file("a/report.html"), encoding: .utf8).contains("Active-learning rounds"))
+
         // Two local workers: the same results as one.
         let two = try Tool.run(["run", exp, "--out", s.file("b"), "--workers", "2", "--threads", "1"])
         #expect(two.status == 0, "\(two.stderr)")
