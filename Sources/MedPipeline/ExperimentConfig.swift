@@ -1,5 +1,6 @@
 import Foundation
 import MedData
+import MedSelection
 
 /// An experiment as a JSON file: the data, the source and target sites, the encoder, the selection strategies,
 /// budgets and seeds, and how the U-Net is fine-tuned. Parsed strictly: every problem (an unknown key, a missing
@@ -185,7 +186,16 @@ public struct ExperimentConfig: Sendable, Equatable {
 
         c.strategies = strings(o["strategies"], "strategies")
         if c.strategies.isEmpty { problems.append("'strategies' must name at least one of \(strategyNames.joined(separator: ", "))") }
-        for s in c.strategies where !strategyNames.contains(s) { problems.append("unknown strategy '\(s)' (\(strategyNames.joined(separator: ", ")))") }
+        for s in c.strategies where !strategyNames.contains(s) {
+            // XSSR ablations: "xssr:density/diversity" keeps only the named terms (no commas: names go into CSV files).
+            if s.hasPrefix("xssr:") {
+                if s.contains(",") || (try? XSSR.Terms(parsing: s.dropFirst(5).replacingOccurrences(of: "/", with: ","))) == nil {
+                    problems.append("strategy '\(s)': after 'xssr:' name some of density, novelty, diversity separated by '/'")
+                }
+                continue
+            }
+            problems.append("unknown strategy '\(s)' (\(strategyNames.joined(separator: ", ")), or xssr:<term>/<term> for an ablation)")
+        }
         if Set(c.strategies).count != c.strategies.count { problems.append("'strategies' lists a strategy twice") }
         if let b = o["budgets"] {
             if let list = b as? [Any], !list.isEmpty {
@@ -290,6 +300,9 @@ public struct ExperimentConfig: Sendable, Equatable {
             let pool = ExperimentPlan.targetSplit(dataset, config: self).train.count
             for b in budgets where Self.count(b, pool: pool) > pool {
                 problems.append("budget \(b) (\(Self.count(b, pool: pool)) cases) is larger than the target pool of \(pool) training cases")
+            }
+            for b in budgets where Self.count(b, pool: pool) < 2 {
+                problems.append("budget \(b) is \(Self.count(b, pool: pool)) case of the target pool of \(pool); fine-tuning needs at least 2 (give a count, e.g. 2)")
             }
             if activeLearning.rounds > 1, let largest = budgets.map({ Self.count($0, pool: pool) }).max() {
                 let total = largest + (activeLearning.rounds - 1) * Self.count(activeLearning.budget, pool: pool)

@@ -148,7 +148,7 @@ public struct ExperimentPlan {
             for budget in c.budgets {
                 let count = ExperimentConfig.count(budget, pool: pool.count)
                 for strategy in c.strategies {
-                    let selectKey = Self.key(["select", embedKey, strategy, "\(count)", "\(seed)", strategy == "xssr" ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
+                    let selectKey = Self.key(["select", embedKey, strategy, "\(count)", "\(seed)", strategy.hasPrefix("xssr") ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
                     items.append(PlanItem(stage: "select", key: selectKey, label: "\(strategy), budget \(budget), seed \(seed)", dependencies: ["embed/" + embedKey]) { folder in
                         try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, to: folder + "/selection.json")
                     })
@@ -214,8 +214,9 @@ public struct ExperimentPlan {
         let m = try NPYReader.read(folder + "/pool.npy")
         let ids = try String(contentsOfFile: folder + "/pool.ids.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
         let pool = try Embeddings(values: m.floats(), count: m.shape[0], dimensions: m.shape.count > 1 ? m.shape[1] : 1, ids: ids)
-        var stage = SelectionStage(strategy: strategy, budget: count)
-        stage.seed = seed; stage.k = c.xssrK; stage.terms = c.xssrTerms
+        let ablation = strategy.hasPrefix("xssr:") ? strategy.dropFirst(5).replacingOccurrences(of: "/", with: ",") : nil
+        var stage = SelectionStage(strategy: ablation == nil ? strategy : "xssr", budget: count)
+        stage.seed = seed; stage.k = c.xssrK; stage.terms = ablation ?? c.xssrTerms
         if FileManager.default.fileExists(atPath: folder + "/source.npy") {
             let s = try NPYReader.read(folder + "/source.npy")
             stage.source = try Embeddings(values: s.floats(), count: s.shape[0], dimensions: s.shape.count > 1 ? s.shape[1] : 1)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MedCompute
+import MedFormats
 import MedPipeline
 
 /// `medselect run`: an experiment from its JSON configuration, with cached, resumable items, on one or several
@@ -20,7 +21,18 @@ struct Run: ParsableCommand {
         Example: medselect run experiment.json --out runs/exp1 --workers 2
         """
     )
-    @Argument(help: "Experiment configuration (JSON).") var config: String
+    @Argument(help: "Experiment configuration (JSON); or use --preset.") var config: String?
+    @Option(help: "A seed paper's protocol instead of a configuration file: xssr (MAE; random, CoreSet, XSSR and its ablations at 5 %), coldstart-al (cold start, then 3 rounds of entropy + diversity against random), hssl (not yet). The configuration used goes to RUN/experiment.json.")
+    var preset: String?
+    @Option(help: "--preset: dataset folder.") var data: String?
+    @Option(help: "--preset: benchmark adapter for --data.") var benchmark: String?
+    @Option(help: "--preset: source sites (comma-separated).") var sourceSites: String?
+    @Option(help: "--preset: target sites (comma-separated; default every other site).") var targetSites: String?
+    @Option(help: "--preset: image size for the U-Net and the encoder.") var size = 128
+    @Option(help: "--preset: fine-tuning epochs (the source model trains twice as long).") var epochs = 30
+    @Option(help: "--preset: seeds (comma-separated).") var seeds = "0,1,2"
+    @Option(help: "--preset: budget (and budget per active-learning round), a share such as 5% or a count.") var budget = "5%"
+    @Option(help: "--preset: strategies to add (comma-separated, e.g. typiclust,probcover).") var addStrategies: String?
     @Option(help: "Run folder (shared by all workers).") var out: String
     @Option(help: "Local worker processes.") var workers = 1
     @Flag(help: "Be one worker: compute ready items until none is left (for job arrays).") var worker = false
@@ -29,10 +41,16 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
+        guard (config == nil) != (preset == nil) else { throw ValidationError("give a configuration file or --preset (with --data and --source-sites), not both") }
+        if preset != nil {
+            guard data != nil, sourceSites != nil else { throw ValidationError("--preset needs --data and --source-sites") }
+            guard seeds.split(separator: ",").allSatisfy({ Int($0) != nil }) else { throw ValidationError("--seeds must be integers separated by commas") }
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
+        let config = try self.config ?? writePreset()
         let experiment = try ExperimentConfig.load(config)
         let dataset = try experiment.loadData(configPath: config)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -48,7 +66,7 @@ struct Run: ParsableCommand {
         if workers > 1 && !worker {
             for _ in 1..<workers {
                 let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+                p.executableURL = URL(fileURLWithPath: "/proc/self/exe")   // the workers run the configuration file (a preset's is written by now)
                 p.arguments = ["run", config, "--out", out, "--worker", "--threads", String(perWorker)] + (quiet ? ["--quiet"] : [])
                 try p.run()
                 children.append(p)
@@ -70,5 +88,28 @@ struct Run: ParsableCommand {
         try ExperimentReport.write(plan: plan, rows: rows, run: out, version: MedSelect.configuration.version)
         print("\(worker ? "worker done" : "experiment done"): \(tally.computed) item(s) computed here, \(tally.reused) reused, \(tally.total) in all; "
               + "\(rows.count) result rows in \(out)/results.csv, cases.csv, results.json; report \(out)/report.html")
+    }
+
+    /// The preset's configuration written to RUN/experiment.json (kept if it is already there and the same; another
+    /// configuration in the folder is refused). Returns its path.
+    func writePreset() throws -> String {
+        var o = ExperimentPresets.Options(data: data!, sourceSites: sourceSites!.split(separator: ",").map(String.init))
+        o.benchmark = benchmark
+        o.targetSites = (targetSites ?? "").split(separator: ",").map(String.init)
+        o.size = size; o.epochs = epochs
+        o.seeds = seeds.split(separator: ",").compactMap { Int($0) }
+        o.budget = budget
+        o.extraStrategies = (addStrategies ?? "").split(separator: ",").map(String.init)
+        let json = try ExperimentPresets.configuration(preset!, o)
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
+        let path = out + "/experiment.json"
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8) {
+            guard existing == text else { throw CommandError(subject: path, reason: "the run folder holds another configuration; use another --out, or run that file: medselect run \(path) --out \(out)") }
+            return path
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try AtomicFile.write(text, to: path)
+        FileHandle.standardError.write(Data("[run] preset \(preset!): configuration written to \(path)\n".utf8))
+        return path
     }
 }

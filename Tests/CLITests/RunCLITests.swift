@@ -125,6 +125,10 @@ struct RunCLITests {
             (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": [400]}"#,
              ["budget 400 (400 cases) is larger than the target pool"]),
             ("not json", ["not a JSON object"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["xssr:density/magic", "xssr:novelty,density"], "budgets": [2]}"#,
+             ["strategy 'xssr:density/magic'", "strategy 'xssr:novelty,density'"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["xssr:density/diversity"], "budgets": [1]}"#,
+             ["budget 1 is 1 case"]),
         ]
         for (i, (text, expected)) in cases.enumerated() {
             let path = s.write(Array(text.utf8), "bad\(i).json")
@@ -133,5 +137,23 @@ struct RunCLITests {
             #expect(r.status == 1 && errors.count == expected.count, "\(text): \(r.stderr)")
             for e in expected { #expect(errors.contains { $0.contains(e) }, "\(e) missing in \(r.stderr)") }
         }
+    }
+
+    @Test("a preset writes the protocol's full configuration to the run folder, then validates it like a file; hssl is refused until it exists")
+    func presets() throws {
+        let s = Scratch("cli-run-preset")
+        defer { s.cleanup() }
+        let data = try phantom(s)
+        let r = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "32", "--budget", "400", "--out", s.file("p")])
+        #expect(r.status == 1 && r.stderr.contains("budget 400 (400 cases) is larger than the target pool"), "\(r.stderr)")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("p/experiment.json")))) as? [String: Any]
+        #expect(config?["strategies"] as? [String] == ["random", "coreset", "xssr", "xssr:novelty/diversity", "xssr:density/diversity", "xssr:density/novelty"])
+        #expect(Set(config?["target_sites"] as? [String] ?? []) == ["CHN", "SiteC", "SiteD", "SiteE"])
+        #expect((config?["encoder"] as? [String: Any])?["method"] as? String == "mae")
+        // The same preset with other options into the same folder is refused; hssl does not exist yet.
+        let other = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "64", "--budget", "400", "--out", s.file("p")])
+        #expect(other.status == 1 && other.stderr.contains("holds another configuration"), "\(other.stderr)")
+        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", data, "--source-sites", "MCU", "--out", s.file("h")])
+        #expect(hssl.status == 1 && hssl.stderr.contains("not available yet"), "\(hssl.stderr)")
     }
 }

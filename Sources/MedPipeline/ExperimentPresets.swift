@@ -1,0 +1,61 @@
+import Foundation
+import MedData
+
+/// The seed papers' protocols as ready configurations (`medselect run --preset`), scaled to a CPU: what a preset
+/// leaves open (data, sites, image size, epochs, seeds) comes from the command line, and the full configuration is
+/// written to the run folder so the run can be repeated or edited.
+public enum ExperimentPresets {
+    public static let names = ["xssr", "coldstart-al", "hssl"]
+
+    public struct Options: Sendable {
+        public var data: String
+        public var benchmark: String? = nil
+        public var sourceSites: [String]
+        /// Empty: every other site of the data.
+        public var targetSites: [String] = []
+        public var size = 128
+        public var epochs = 30
+        public var seeds: [Int] = [0, 1, 2]
+        /// The budget (and the budget per active-learning round): a share such as "5%" or a count.
+        public var budget = "5%"
+        /// Strategies added to the preset's (e.g. typiclust, probcover).
+        public var extraStrategies: [String] = []
+        public init(data: String, sourceSites: [String]) { self.data = data; self.sourceSites = sourceSites }
+    }
+
+    /// The configuration of preset `name` as JSON.
+    public static func configuration(_ name: String, _ o: Options) throws -> [String: Any] {
+        var targets = o.targetSites
+        if targets.isEmpty {
+            let dataset = try DatasetAdapters.load(o.data, benchmark: o.benchmark)
+            targets = dataset.sites.map(\.name).filter { !o.sourceSites.contains($0) }
+        }
+        // The MAE at the benchmark configuration's width, at the training size (patch 16 from 128 px, else 8).
+        let encoder: [String: Any] = ["method": "mae", "size": o.size, "patch": o.size >= 128 ? 16 : 8, "width": 192, "depth": 6, "heads": 3,
+                                      "decoder_width": 128, "decoder_depth": 2, "decoder_heads": 4, "epochs": 100, "batch": 32, "lr": 5e-4]
+        var config: [String: Any] = ["data": (o.data as NSString).standardizingPath.hasPrefix("/") ? o.data : FileManager.default.currentDirectoryPath + "/" + o.data,
+                                     "source_sites": o.sourceSites, "target_sites": targets, "seeds": o.seeds,
+                                     "train": ["size": o.size, "epochs": o.epochs, "source_epochs": 2 * o.epochs, "batch": 8]]
+        if let b = o.benchmark { config["benchmark"] = b }
+        switch name {
+        case "xssr":
+            // XSSR (MAE on the source; random, CoreSet, XSSR and its ablations at 5 %; percentage of full-data Dice).
+            config["encoder"] = encoder
+            config["strategies"] = ["random", "coreset", "xssr", "xssr:novelty/diversity", "xssr:density/diversity", "xssr:density/novelty"] + o.extraStrategies
+            config["budgets"] = [o.budget]
+            config["full_data"] = true
+        case "coldstart-al":
+            // Cold start, then rounds of entropy + diversity against random (Dice and HD95 per round).
+            config["encoder"] = encoder
+            config["strategies"] = ["random", "coldstart"] + o.extraStrategies
+            config["budgets"] = [o.budget]
+            config["active_learning"] = ["rounds": 4, "budget": o.budget, "alpha": 0.5, "measure": "entropy", "after": ["random", "coldstart"], "compare_random": true]
+            config["full_data"] = true
+        case "hssl":
+            throw DataError.badConfiguration(path: "--preset hssl", reason: "HSSL pretraining is not available yet (the HSSL issue); use --preset xssr or coldstart-al")
+        default:
+            throw DataError.badConfiguration(path: "--preset \(name)", reason: "unknown preset (\(names.joined(separator: ", ")))")
+        }
+        return config
+    }
+}
