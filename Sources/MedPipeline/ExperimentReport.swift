@@ -55,6 +55,14 @@ public enum ExperimentReport {
         } }
     }
 
+    /// The area under a curve of (labeled, Dice) points divided by its labeled range: the curve's mean Dice.
+    static func normalisedArea(_ points: [(Double, Double)]) -> Double {
+        guard points.count >= 2, let first = points.first, let last = points.last, last.0 > first.0 else { return .nan }
+        var area = 0.0
+        for (a, b) in zip(points, points.dropFirst()) { area += (b.0 - a.0) * (a.1 + b.1) / 2 }
+        return area / (last.0 - first.0)
+    }
+
     /// Per seed, the mean Dice over the rows' target sites.
     static func perSeedRows(_ rows: [Experiment.ResultRow]) -> [Double] {
         Set(rows.map(\.seed)).sorted().map { seed in Stats.mean(rows.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
@@ -126,6 +134,39 @@ public enum ExperimentReport {
             var chart = BarChart(title: "Dice per target site (budget \(b))", yLabel: "Dice", labels: labels, values: values, errors: errors)
             chart.width = max(420, Double(labels.count) * 34 + 80)
             page.figures([(chart.svg, "Bars: mean over seeds; whiskers: standard deviation over seeds. 'none': the source model without target labels.")])
+        }
+
+        // Budget curves: Dice against the number of labeled cases, with a 95 % bootstrap interval over seeds, and the
+        // normalised area under each curve (the mean Dice over the budget range, trapezoids).
+        if budgets.count >= 2 {
+            var series: [LineChart.Series] = []
+            var areaRows: [[String]] = []
+            for s in strategies {
+                var points: [(Double, Double)] = [], band: [(Double, Double)] = []
+                var perSeedCurves: [UInt64: [(Double, Double)]] = [:]
+                for b in budgets {
+                    let members = rows.filter { $0.strategy == s && $0.budget == b && $0.round == 1 }
+                    guard let labeled = members.first?.labeled else { continue }
+                    let v = perSeedRows(members).filter(\.isFinite)
+                    let ci = Stats.bootstrapInterval(v, v, seed: 0) { x, _ in Stats.mean(x) }
+                    points.append((Double(labeled), Stats.mean(v)))
+                    band.append((ci.low.isFinite ? ci.low : Stats.mean(v), ci.high.isFinite ? ci.high : Stats.mean(v)))
+                    for seed in Set(members.map(\.seed)) {
+                        perSeedCurves[seed, default: []].append((Double(labeled), Stats.mean(members.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite))))
+                    }
+                }
+                var line = LineChart.Series(name: s, points: points, markers: true)
+                line.band = band
+                series.append(line)
+                let areas = perSeedCurves.values.map { Self.normalisedArea($0.sorted { $0.0 < $1.0 }) }.filter(\.isFinite)
+                areaRows.append([s, n(Stats.mean(areas)), n(Stats.standardDeviation(areas)), String(areas.count)])
+            }
+            var chart = LineChart(title: "Budget curves", xLabel: "labeled target cases", yLabel: "Dice (mean over seeds)", series: series)
+            chart.width = 560; chart.height = 320
+            page.heading("Budget curves")
+            page.figures([(chart.svg, "Bands: 95 % bootstrap interval of the mean over seeds.")])
+            page.table(header: ["strategy", "area under the budget curve", "sd over seeds", "seeds"], rows: areaRows, numeric: [1, 2, 3],
+                       caption: "Normalised area: the mean Dice over the budget range (trapezoids between the budgets, divided by the range).")
         }
 
         page.heading("Strategies against random and CoreSet")
