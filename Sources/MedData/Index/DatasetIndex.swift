@@ -31,6 +31,8 @@ public final class DatasetIndex: @unchecked Sendable {
                 sx REAL, sy REAL, sz REAL, orientation TEXT, affine_json TEXT, label_values TEXT, label_volumes_json TEXT,
                 p01 REAL, p50 REAL, p99 REAL, error TEXT, present INTEGER NOT NULL, indexed_at TEXT);
             CREATE INDEX IF NOT EXISTS files_sample ON files(root, sample_id);
+            CREATE TABLE IF NOT EXISTS imported_labels(root TEXT NOT NULL, sample_id TEXT NOT NULL, path TEXT NOT NULL, label_rule TEXT NOT NULL,
+                imported_at TEXT, PRIMARY KEY(root, sample_id));
             """)
         let version = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?["value"]?.string
         if let version, Int(version) != Self.schemaVersion {
@@ -247,9 +249,22 @@ public final class DatasetIndex: @unchecked Sendable {
                        split: r["split"]?.string,
                        tags: (try? dec.decode([String: String].self, from: Data((r["tags_json"]?.string ?? "{}").utf8))) ?? [:])
             }
+            // Labels brought back from annotation (importLabel) complete cases the dataset itself leaves unlabeled; they
+            // live in their own table, so re-indexing the folder keeps them.
+            let imported = Dictionary(try db.query("SELECT sample_id, path, label_rule FROM imported_labels WHERE root = ?", [.text(root)])
+                .compactMap { r -> (String, (String, LabelRule))? in
+                    guard let id = r["sample_id"]?.string, let p = r["path"]?.string else { return nil }
+                    return (id, (p, LabelRule(rawValue: r["label_rule"]?.string ?? "") ?? .identity))
+                }, uniquingKeysWith: { a, _ in a })
+            let completed = samples.map { s -> Sample in
+                guard s.labels.isEmpty, let (path, rule) = imported[s.id] else { return s }
+                var t = s
+                t.labels = [path]; t.labelRule = rule; t.tags["label_source"] = "imported"
+                return t
+            }
             let report = (try? dec.decode(AdapterReport.self, from: Data((d["report_json"]?.string ?? "").utf8)))
-                ?? AdapterReport(adapter: d["adapter"]?.string ?? "", samples: samples.count, labeled: 0, problems: [], notes: [])
-            out.append(Dataset(name: (root as NSString).lastPathComponent, root: root, samples: samples, sites: sites, report: report))
+                ?? AdapterReport(adapter: d["adapter"]?.string ?? "", samples: completed.count, labeled: 0, problems: [], notes: [])
+            out.append(Dataset(name: (root as NSString).lastPathComponent, root: root, samples: completed, sites: sites, report: report))
         }
         return out
     }
@@ -301,5 +316,42 @@ struct FileFacts: Sendable {
             f.error = "\(error)"
         }
         return f
+    }
+}
+
+extension DatasetIndex {
+    /// Attaches an annotator's label map to the indexed case `sampleID` after checking it against the case's image:
+    /// the same grid (shape, and spacing and position within 0.01 mm when both files carry them) and integer labels
+    /// 0...255 (a mask of only 0 and 255, as many tools save binary PNGs, is read as 0/1). The label is kept in its
+    /// own table (re-indexing the folder keeps it) and used for cases the dataset leaves unlabeled. Returns the case's
+    /// site.
+    @discardableResult
+    public func importLabel(sampleID: String, path: String) throws -> String {
+        let rows = try db.query("SELECT root, site, images_json, labels_json FROM samples WHERE id = ? AND present = 1", [.text(sampleID)])
+        guard !rows.isEmpty else { throw DataError.badDataset(path: path, reason: "no indexed case '\(sampleID)' in \(self.path)") }
+        guard rows.count == 1, let root = rows[0]["root"]?.string else {
+            throw DataError.badDataset(path: path, reason: "the case id '\(sampleID)' is in \(rows.count) indexed datasets; index them into separate files")
+        }
+        let images = (try? JSONDecoder().decode([String].self, from: Data((rows[0]["images_json"]?.string ?? "[]").utf8))) ?? []
+        guard let imagePath = images.first else { throw DataError.badDataset(path: path, reason: "the case '\(sampleID)' has no image in the index") }
+        let image = try ImageIO.readGeometry(imagePath), label = try ImageIO.readGeometry(path)
+        guard Array(image.shape.prefix(3)) == Array(label.shape.prefix(3)) else {
+            throw DataError.badDataset(path: path, reason: "its grid \(label.shape.prefix(3).map(String.init).joined(separator: " x ")) differs from the image's \(image.shape.prefix(3).map(String.init).joined(separator: " x ")) (\(imagePath))")
+        }
+        if image.spacingIsKnown && label.spacingIsKnown {
+            let far = zip(image.affine, label.affine).map { abs($0 - $1) }.max() ?? 0
+            guard far <= 0.01 else {
+                throw DataError.badDataset(path: path, reason: "its spacing, orientation or position differs from the image's (\(imagePath)) by up to \(String(format: "%.3g", far)) mm; save the label on the image's grid")
+            }
+        }
+        let voxels = try ImageIO.read(path).voxels
+        if let bad = voxels.firstIndex(where: { !$0.isFinite || $0 < 0 || $0 > 255 || $0 != $0.rounded() }) {
+            throw DataError.badDataset(path: path, reason: "not a label map: voxel \(bad) holds \(voxels[bad]) (labels are integers 0...255)")
+        }
+        let values = Set(voxels)
+        let rule: LabelRule = values.contains(255) && values.isSubset(of: [0, 255]) ? .binarize : .identity
+        try db.query("INSERT OR REPLACE INTO imported_labels(root, sample_id, path, label_rule, imported_at) VALUES (?, ?, ?, ?, ?)",
+                     [.text(root), .text(sampleID), .text(path), .text(rule.rawValue), .text(ISO8601DateFormatter().string(from: Date()))])
+        return rows[0]["site"]?.string ?? ""
     }
 }

@@ -1,0 +1,107 @@
+import Foundation
+import MedData
+import MedFormats
+
+/// Annotation hand-off: a selection's cases put in a folder an annotator opens directly (3D Slicer, ITK-SNAP, or
+/// nnU-Net's conventions), with worklist.csv saying in which order and why each case was picked; and the finished
+/// label maps brought back into an index, each checked against its image.
+///
+/// Layout: `images/<rank>_<id>_0000.<ext>` (copies, or links), `labels/` where the annotator saves `<id>.<ext>` (the
+/// image's format), and `worklist.csv`: `rank,id,site,image,label,strategy,score,why`.
+public enum Worklist {
+    public struct Entry: Sendable { public var rank: Int, id: String, site: String, image: String, label: String }
+
+    /// Writes the worklist of `selection` (a `medselect select` or experiment selection JSON) for the cases of
+    /// `samples`; `link` makes symbolic links instead of copies. The folder must be new or empty.
+    @discardableResult
+    public static func write(selection path: String, samples: [Sample], to folder: String, link: Bool) throws -> [Entry] {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
+              let selected = o["selected"] as? [String] else {
+            throw DataError.badConfiguration(path: path, reason: "not a selection JSON with a 'selected' list of ids")
+        }
+        let strategy = o["strategy"] as? String ?? ""
+        var why: [String: (score: String, terms: String)] = [:]
+        for p in o["picks"] as? [[String: Any]] ?? [] {
+            guard let id = p["id"] as? String else { continue }
+            let score = (p["score"] as? Double).map { String(format: "%.4g", $0) } ?? ""
+            let terms = ((p["terms"] as? [String: Any]) ?? [:]).sorted { $0.key < $1.key }
+                .map { "\($0.key) \(($0.value as? Double).map { String(format: "%.3g", $0) } ?? ($0.value is NSNull ? "n/a" : "\($0.value)"))" }.joined(separator: "; ")
+            why[id] = (score, terms)
+        }
+        let byID = Dictionary(samples.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let missing = selected.filter { byID[$0] == nil }
+        guard missing.isEmpty else {
+            throw DataError.badConfiguration(path: path, reason: "\(missing.count) selected ids are not cases of the data (first: \(missing[0])); give the dataset the selection was made from")
+        }
+        let fm = FileManager.default
+        if let existing = try? fm.contentsOfDirectory(atPath: folder), !existing.filter({ !$0.hasPrefix(".") }).isEmpty {
+            throw DataError.badConfiguration(path: folder, reason: "the folder is not empty; give a new one")
+        }
+        try fm.createDirectory(atPath: folder + "/images", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: folder + "/labels", withIntermediateDirectories: true)
+        var entries: [Entry] = []
+        var csv = "rank,id,site,image,label,strategy,score,why\n"
+        let digits = max(3, String(selected.count).count)
+        for (i, id) in selected.enumerated() {
+            let sample = byID[id]!
+            guard let source = sample.images.first else { throw DataError.badDataset(path: path, reason: "case '\(id)' has no image") }
+            let ext = extensionOf(source)
+            let rank = String(repeating: "0", count: max(0, digits - String(i + 1).count)) + String(i + 1)
+            let image = "images/\(rank)_\(id)_0000\(ext)"
+            try place(source, at: folder + "/" + image, link: link)
+            if ext == ".mhd" {   // MetaImage's data file travels with its header, under the name the header gives
+                let dataFile = try metaImageDataFile(source)
+                try place((source as NSString).deletingLastPathComponent + "/" + dataFile, at: folder + "/images/" + dataFile, link: link)
+            }
+            let label = "labels/\(id)\(ext == ".mhd" ? ".mha" : ext)"
+            entries.append(Entry(rank: i + 1, id: id, site: sample.site, image: image, label: label))
+            let w = why[id] ?? ("", "")
+            csv += [String(i + 1), id, sample.site, image, label, strategy, w.score, w.terms].map(csvField).joined(separator: ",") + "\n"
+        }
+        try AtomicFile.write(csv, to: folder + "/worklist.csv")
+        return entries
+    }
+
+    /// The label maps saved in `folder/labels` for the worklist's cases, attached to `index`; cases not annotated yet
+    /// are listed, not errors. Returns (imported ids, ids still waiting).
+    public static func importLabels(from folder: String, into index: DatasetIndex) throws -> (imported: [String], waiting: [String]) {
+        let path = folder + "/worklist.csv"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw DataError.badConfiguration(path: path, reason: "no worklist.csv (make the folder with medselect worklist)")
+        }
+        var imported: [String] = [], waiting: [String] = []
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 5 else { throw DataError.badConfiguration(path: path, reason: "a row has \(f.count) fields, 8 expected: \(line)") }
+            let (id, label) = (f[1], folder + "/" + f[4])
+            guard FileManager.default.fileExists(atPath: label) else { waiting.append(id); continue }
+            try index.importLabel(sampleID: id, path: (label as NSString).standardizingPath)
+            imported.append(id)
+        }
+        return (imported, waiting)
+    }
+
+    static func extensionOf(_ path: String) -> String {
+        for e in [".nii.gz", ".img.gz", ".nii", ".png", ".mha", ".mhd", ".npy"] where path.lowercased().hasSuffix(e) { return e }
+        return "." + (path as NSString).pathExtension
+    }
+
+    static func place(_ source: String, at target: String, link: Bool) throws {
+        if link {
+            try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: (source as NSString).standardizingPath.hasPrefix("/")
+                                                       ? source : FileManager.default.currentDirectoryPath + "/" + source)
+        } else {
+            try FileManager.default.copyItem(atPath: source, toPath: target)
+        }
+    }
+
+    static func metaImageDataFile(_ header: String) throws -> String {
+        let text = try String(contentsOfFile: header, encoding: .utf8)
+        for line in text.split(separator: "\n") where line.hasPrefix("ElementDataFile") {
+            if let eq = line.firstIndex(of: "=") { return line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces) }
+        }
+        throw DataError.badDataset(path: header, reason: "no ElementDataFile line")
+    }
+
+    static func csvField(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+}
