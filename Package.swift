@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "MedReport"),
         .target(name: "MedAnalysis", dependencies: ["MedRandom", "MedImage", "MedCompute", "MedSelection", "MedReport"], swiftSettings: optimizedInDebug),
         .target(name: "MedPipeline", dependencies: ["MedRandom", "MedImage", "MedFormats", "MedData", "MedMetrics", "MedTensor", "MedNN",
-                                                    "MedSelection", "MedReport", "MedAnalysis"]),
+                                                    "MedSelection", "MedReport", "MedAnalysis"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "medselect",
             dependencies: [

@@ -156,4 +156,26 @@ struct RunCLITests {
         let hssl = try Tool.run(["run", "--preset", "hssl", "--data", data, "--source-sites", "MCU", "--out", s.file("h")])
         #expect(hssl.status == 1 && hssl.stderr.contains("not available yet"), "\(hssl.stderr)")
     }
+
+    @Test("advise reads results.csv and names the budget that reaches the target share of the full-data Dice; a file that is not results.csv is refused")
+    func advise() throws {
+        let s = Scratch("cli-advise")
+        defer { s.cleanup() }
+        // Dice = 0.9 − 0.5/n for 3 seeds at 5 budgets, full data 0.9: 95 % of 0.9 is reached at n = 12.
+        var csv = "strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection\n"
+        for seed in 0..<3 {
+            for n in [2, 4, 8, 16, 32] { csv += "random,\(n),\(seed),1,A,\(n),2,\(0.9 - 0.5 / Double(n) + Double(seed - 1) * 0.002),1,1,\n" }
+            csv += "full,100%,\(seed),1,A,100,2,0.9,1,1,\n"
+        }
+        let path = s.write(Array(csv.utf8), "results.csv")
+        let r = try Tool.run(["advise", path, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let a = (o?["advice"] as? [[String: Any]])?.first
+        #expect(a?["strategy"] as? String == "random" && a?["predicted_budget"] as? Int == 12 && a?["model"] as? String == "inverse power law", "\(r.stdout)")
+        let text = try Tool.run(["advise", path])
+        #expect(text.stdout.contains("random: 12 labeled cases"), "\(text.stdout)")
+        let bad = try Tool.run(["advise", s.write(Array("a,b\n1,2\n".utf8), "other.csv")])
+        #expect(bad.status == 1 && bad.stderr.contains("not a medselect run results.csv"), "\(bad.stderr)")
+    }
 }
