@@ -101,10 +101,7 @@ public struct Experiment {
         for cell in order {
             let parts = cell.split(separator: "|").map(String.init)
             let members = rows.filter { $0.strategy == parts[0] && $0.budget == parts[1] && String($0.round) == parts[2] }
-            for seed in Set(members.map(\.seed)).sorted() {
-                let dices = members.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)
-                perCell[cell]!.append(dices.isEmpty ? .nan : dices.reduce(0, +) / Double(dices.count))
-            }
+            perCell[cell] = ExperimentReport.perSeedRows(members)
         }
         let summary: [[String: Any]] = order.map { cell in
             let parts = cell.split(separator: "|").map(String.init)

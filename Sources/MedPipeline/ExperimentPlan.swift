@@ -212,7 +212,7 @@ public struct ExperimentPlan {
     /// Runs one selection on the stored embeddings and writes the selection JSON (the `medselect select` layout).
     static func select(strategy: String, count: Int, seed: UInt64, config c: ExperimentConfig, embeddings folder: String, to path: String) throws {
         let m = try NPYReader.read(folder + "/pool.npy")
-        let ids = try String(contentsOfFile: folder + "/pool.ids.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        let ids = try readIDs(folder + "/pool.ids.csv")
         let pool = try Embeddings(values: m.floats(), count: m.shape[0], dimensions: m.shape.count > 1 ? m.shape[1] : 1, ids: ids)
         let ablation = strategy.hasPrefix("xssr:") ? strategy.dropFirst(5).replacingOccurrences(of: "/", with: ",") : nil
         var stage = SelectionStage(strategy: ablation == nil ? strategy : "xssr", budget: count)
@@ -222,11 +222,22 @@ public struct ExperimentPlan {
             stage.source = try Embeddings(values: s.floats(), count: s.shape[0], dimensions: s.shape.count > 1 ? s.shape[1] : 1)
         }
         let outcome = try stage.run(pool: pool)
-        var object: [String: Any] = ["strategy": strategy, "budget": count, "seed": Int(seed), "selected": outcome.selectedIDs, "picks": outcome.picks,
+        let object: [String: Any] = ["strategy": strategy, "budget": count, "seed": Int(seed), "selected": outcome.selectedIDs, "picks": outcome.picks,
                                      "labeled": [String](), "parameters": outcome.parameters]
-        for (k, v) in outcome.extra { object[k] = v }
+        try writeSelection(object, extra: outcome.extra, to: path)
+    }
+
+    /// A selection JSON (the `medselect select` layout, strategy results merged in), written atomically.
+    static func writeSelection(_ object: [String: Any], extra: [String: Any], to path: String) throws {
+        var object = object
+        for (k, v) in extra { object[k] = v }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         try AtomicFile.write(Array(data) + [10], to: path)
+    }
+
+    /// The ids (first column) of an `.ids.csv` that `embed` writes beside a matrix.
+    static func readIDs(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
     }
 
     /// The next round's selection: the pool's uncertainty under the last round's model, then `step` more cases by
@@ -250,11 +261,9 @@ public struct ExperimentPlan {
             stage.alpha = c.activeLearning.alpha
         }
         let outcome = try stage.run(pool: embeddings)
-        var object: [String: Any] = ["strategy": continuation, "budget": step, "seed": Int(stage.seed), "round": round, "selected": outcome.selectedIDs,
+        let object: [String: Any] = ["strategy": continuation, "budget": step, "seed": Int(stage.seed), "round": round, "selected": outcome.selectedIDs,
                                      "picks": outcome.picks, "labeled": labeledIDs, "parameters": outcome.parameters]
-        for (k, v) in outcome.extra { object[k] = v }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        try AtomicFile.write(Array(data) + [10], to: path)
+        try writeSelection(object, extra: outcome.extra, to: path)
     }
 
     /// Every case a selection file makes labeled: those labeled before it and those it selects.
@@ -275,7 +284,7 @@ public struct ExperimentPlan {
         let m = try NPYReader.read(path)
         let d = m.shape.count > 1 ? m.shape[1] : 1
         let values = m.floats()
-        let fileIDs = try String(contentsOfFile: CaseEmbedder.idsPath(path), encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        let fileIDs = try readIDs(CaseEmbedder.idsPath(path))
         guard fileIDs.count == m.shape[0] else { throw DataError.badConfiguration(path: path, reason: "\(fileIDs.count) ids for \(m.shape[0]) rows") }
         let index = Dictionary(fileIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [Float] = []

@@ -63,5 +63,12 @@ struct WorklistCLITests {
         try ImageIO.write(wrong, to: todo + "/labels/" + picked[1] + ".png", options: .init(storedType: .uint8, pngBitDepth: 8))
         let bad = try Tool.run(["import-labels", todo, "--db", db])
         #expect(bad.status == 1 && bad.stderr.hasPrefix("error: ") && bad.stderr.contains(picked[1]) && bad.stderr.contains("differs from the image's"), "\(bad.stderr)")
+        // Values that are no label (300 in a 16-bit PNG) are refused too.
+        try FileManager.default.removeItem(atPath: todo + "/labels/" + picked[1] + ".png")
+        var high = MedicalImage(shape: ImageShape(image.shape.x, image.shape.y), affine: image.affine, kind: .labelMap)
+        high.voxels[0] = 300
+        try ImageIO.write(high, to: todo + "/labels/" + picked[2] + ".png", options: .init(storedType: .uint16, pngBitDepth: 16))
+        let values = try Tool.run(["import-labels", todo, "--db", db])
+        #expect(values.status == 1 && values.stderr.contains(picked[2]) && values.stderr.contains("not a label map"), "\(values.stderr)")
     }
 }
