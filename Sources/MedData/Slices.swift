@@ -17,6 +17,28 @@ public struct ImageSlices: Sendable {
         self.values = values; self.count = count; self.channels = channels; self.size = size
     }
 
+    /// One gray channel per slice: colour slices (RGB) become luminance 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601,
+    /// as PIL's convert("L")), other multi-channel slices their channel mean; each slice is z-scored again. Gray slices
+    /// are returned as they are.
+    public func grayscale() -> ImageSlices {
+        guard channels > 1 else { return self }
+        let plane = size * size
+        let weights: [Float] = channels == 3 ? [0.299, 0.587, 0.114] : [Float](repeating: 1 / Float(channels), count: channels)
+        var out = [Float](repeating: 0, count: count * plane)
+        for k in 0..<count {
+            for p in 0..<plane {
+                var v: Float = 0
+                for c in 0..<channels { v += weights[c] * values[(k * channels + c) * plane + p] }
+                out[k * plane + p] = v
+            }
+            let slice = out[(k * plane)..<((k + 1) * plane)]
+            let mean = slice.reduce(0, +) / Float(plane)
+            let sd = (slice.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(plane)).squareRoot()
+            for p in 0..<plane { out[k * plane + p] = sd > 1e-8 ? (out[k * plane + p] - mean) / sd : 0 }
+        }
+        return ImageSlices(values: out, count: count, channels: 1, size: size)
+    }
+
     /// Slice i's values.
     public func slice(_ i: Int) -> ArraySlice<Float> {
         let per = channels * size * size

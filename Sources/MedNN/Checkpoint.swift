@@ -8,12 +8,19 @@ public struct ModelDescription: Sendable, Codable, Equatable {
     public var unet: UNet.Configuration?
     /// A masked autoencoder ("mae", the whole model) or its encoder alone ("mae-encoder", what `embed` reads).
     public var mae: MaskedAutoencoder.Configuration?
+    /// An HSSL pretraining network ("hssl", the whole model with its heads) or its pretrained U-Net alone ("hssl-unet",
+    /// with `unet` set: what `train --init-from` and `embed --encoder` read).
+    public var hssl: HSSLModel.Configuration?
 
     public init(unet: UNet.Configuration) { architecture = "unet"; self.unet = unet }
     public init(mae: MaskedAutoencoder.Configuration, encoderOnly: Bool = false) { architecture = encoderOnly ? "mae-encoder" : "mae"; self.mae = mae }
+    public init(hssl: HSSLModel.Configuration) { architecture = "hssl"; self.hssl = hssl }
+    public init(hsslEncoder: HSSLModel.Configuration) { architecture = "hssl-unet"; self.hssl = hsslEncoder; unet = hsslEncoder.unet }
 
     /// In words, for messages.
     public var summary: String {
+        if architecture == "hssl-unet", let unet { return "HSSL-pretrained U-Net (\(unet.summary); no segmentation head)" }
+        if let hssl { return "HSSL pretraining network (\(hssl.summary))" }
         if let unet { return "U-Net (\(unet.summary))" }
         if let mae { return (architecture == "mae-encoder" ? "MAE encoder (" : "masked autoencoder (") + mae.summary + ")" }
         return architecture

@@ -75,8 +75,11 @@ extension Trainer {
     /// statistics); returns it with the training configuration.
     public static func loadModel(checkpoint path: String) throws -> (UNet, TrainingConfig) {
         let (tensors, description, meta) = try ModelFile.read(path)
-        guard let configuration = description.unet else {
-            throw TensorError.checkpoint(path: path, reason: "holds a \(description.architecture), not a U-Net")
+        guard description.architecture == "unet", let configuration = description.unet else {
+            if description.architecture == "hssl-unet" {
+                throw TensorError.checkpoint(path: path, reason: "holds an HSSL-pretrained U-Net without a segmentation head: fine-tune it first (medselect train --init-from \(path))")
+            }
+            throw TensorError.checkpoint(path: path, reason: "holds a \(description.summary), not a trained U-Net")
         }
         guard let configText = meta["config"], let config = try? JSONDecoder().decode(TrainingConfig.self, from: Data(configText.utf8)) else {
             throw TensorError.checkpoint(path: path, reason: "not a medselect training checkpoint (no training configuration in its metadata)")

@@ -100,6 +100,26 @@ public final class UNet: Layer {
     public func forwardAll(_ x: Tensor) throws -> [Tensor] { try forwardAll(x, auxiliary: true) }
 
     func forwardAll(_ x: Tensor, auxiliary: Bool) throws -> [Tensor] {
+        let (_, decoded, aux) = try run(x, auxiliary: auxiliary)
+        // aux holds coarsest first; return finest first after the main output.
+        return [try head(decoded)] + aux.reversed()
+    }
+
+    /// What self-supervised pretraining (HSSL) contrasts: the bottleneck block's output [N, 2·base·2^(levels−1), H/2^levels,
+    /// W/2^levels] and the last decoder block's output [N, base, H, W] (the input of the 1x1 head).
+    public func features(_ x: Tensor) throws -> (bottleneck: Tensor, decoder: Tensor) {
+        let (b, d, _) = try run(x, auxiliary: false)
+        return (b, d)
+    }
+
+    /// The bottleneck's output alone (the encoder's part of the network): what `embed` pools for HSSL encoders.
+    public func encode(_ x: Tensor) throws -> Tensor {
+        var h = x
+        for block in down { h = try block(h).maxPool2d(2) }
+        return try bottleneck(h)
+    }
+
+    func run(_ x: Tensor, auxiliary: Bool) throws -> (bottleneck: Tensor, decoded: Tensor, aux: [Tensor]) {
         var h = x
         var skips: [Tensor] = []
         for block in down {
@@ -108,13 +128,13 @@ public final class UNet: Layer {
             h = try h.maxPool2d(2)
         }
         h = try bottleneck(h)
+        let b = h
         var aux: [Tensor] = []
         for (i, block) in up.enumerated() {
             h = try upconv[i](h)
             h = try block(try Tensor.concat([h, skips[skips.count - 1 - i]], axis: 1))
             if auxiliary && i < auxHeads.count { aux.append(try auxHeads[i](h)) }
         }
-        // aux holds coarsest first; return finest first after the main output.
-        return [try head(h)] + aux.reversed()
+        return (b, h, aux)
     }
 }

@@ -15,6 +15,9 @@ public struct CaseEmbedder {
         case thumbnail(side: Int)
         /// A pretrained encoder: slices as in pretraining, nothing masked, pooled per slice, averaged per case.
         case encoder(MaskedAutoencoder, maxSlices: Int, pool: MaskedAutoencoder.Pooling)
+        /// An HSSL-pretrained U-Net: slices as in its pretraining (gray), the bottleneck's output averaged over
+        /// positions, then over the case's slices.
+        case unet(UNet, size: Int, maxSlices: Int)
     }
     public var method: Method
     /// Principal components kept (0: none), fitted on every embedded row.
@@ -26,9 +29,29 @@ public struct CaseEmbedder {
 
     /// The embedder for an encoder file from `medselect pretrain` (the file's preprocessing: its image size and
     /// slices per volume).
+    /// An HSSL encoder file ("hssl-unet") gives pooled bottleneck features (`pool` does not apply).
     public static func encoder(_ path: String, pool: MaskedAutoencoder.Pooling, pca: Int = 0) throws -> CaseEmbedder {
-        let (model, meta) = try MAEPretrainer.loadEncoder(path)
+        let (_, description, meta) = try ModelFile.read(path)
+        if description.architecture == "hssl-unet" {
+            guard let hssl = description.hssl, let configuration = description.unet else {
+                throw TensorError.checkpoint(path: path, reason: "its HSSL description lacks the U-Net's configuration")
+            }
+            let (tensors, _) = try Safetensors.read(path)
+            let unet = UNet(configuration)
+            try unet.initialize(from: tensors, part: .encoder, origin: path)
+            return CaseEmbedder(method: .unet(unet, size: hssl.imageSize, maxSlices: Int(meta["max_slices"] ?? "") ?? 16), pca: pca)
+        }
+        let (model, _) = try MAEPretrainer.loadEncoder(path)
         return CaseEmbedder(method: .encoder(model, maxSlices: Int(meta["max_slices"] ?? "") ?? 16, pool: pool), pca: pca)
+    }
+
+    /// What the embedding is, in words (for messages and run records).
+    public var summary: String {
+        switch method {
+        case .thumbnail(let side): return "thumbnails \(side) px" + (pca > 0 ? ", PCA \(pca)" : "")
+        case .encoder(_, _, let pool): return "MAE encoder, \(pool.rawValue) pooling" + (pca > 0 ? ", PCA \(pca)" : "")
+        case .unet: return "HSSL U-Net encoder, pooled bottleneck" + (pca > 0 ? ", PCA \(pca)" : "")
+        }
     }
 
     /// Rows of `samples` (row i is case i) and their width. `progress(done, total, what)` reports reading and encoding.
@@ -57,6 +80,26 @@ public struct CaseEmbedder {
                         throw DataError.badDataset(path: samples[i].images[0], reason: "\(s.channels) channel(s); the encoder takes \(model.configuration.channels)")
                     }
                     return try Self.encode(s, model: model, pool: pool)
+                }
+                results.withLock { $0[i] = r }
+                progress(i + 1, total, "cases encoded")
+            }
+        case .unet(let unet, let side, let maxSlices):
+            let slices = Mutex([Int: Result<ImageSlices, Error>]())
+            DispatchQueue.concurrentPerform(iterations: total) { i in
+                let r = Result { try samples[i].slices(size: side, maxSlices: maxSlices, options: options).grayscale() }
+                slices.withLock { $0[i] = r }
+                progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
+            }
+            let byIndex = slices.withLock { $0 }
+            unet.setTraining(false)
+            for i in 0..<total {
+                let r = Result { () -> [Float] in
+                    let s = try byIndex[i]!.get()
+                    let x = Tensor(shape: [s.count, 1, s.size, s.size], data: s.values)
+                    let e = try GradMode.disabled { try unet.encode(x).mean(axes: [2, 3]) }.data
+                    let d = e.count / max(1, s.count)
+                    return (0..<d).map { j in (0..<s.count).reduce(0) { $0 + e[$1 * d + j] } / Float(s.count) }
                 }
                 results.withLock { $0[i] = r }
                 progress(i + 1, total, "cases encoded")

@@ -10,14 +10,25 @@ public enum PretrainingImages {
     /// The slices of `samples` in case order, read in parallel; `progress(done, total)` after each case.
     public static func read(_ samples: [Sample], size: Int, maxSlices: Int, options: ReadOptions,
                             progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> ImageStack {
+        try read(samples, size: size, maxSlices: maxSlices, gray: false, options: options, progress: progress).stack
+    }
+
+    /// As ``read(_:size:maxSlices:options:progress:)``, optionally converting every slice to one gray channel
+    /// (``ImageSlices/grayscale()``: datasets of gray and colour images pretrained together), with the number of
+    /// slices each case gave (case i's slices follow case i − 1's).
+    public static func read(_ samples: [Sample], size: Int, maxSlices: Int, gray: Bool, options: ReadOptions,
+                            progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> (stack: ImageStack, slicesPerCase: [Int]) {
         let results = Mutex([Int: Result<ImageSlices, Error>]())
         let done = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: samples.count) { i in
-            let r = Result { try samples[i].slices(size: size, maxSlices: maxSlices, options: options) }
+            let r = Result { () -> ImageSlices in
+                let s = try samples[i].slices(size: size, maxSlices: maxSlices, options: options)
+                return gray ? s.grayscale() : s
+            }
             results.withLock { $0[i] = r }
             progress(done.add(1, ordering: .relaxed).newValue, samples.count)
         }
-        var values: [Float] = [], count = 0, channels = 0
+        var values: [Float] = [], count = 0, channels = 0, perCase: [Int] = []
         let byIndex = results.withLock { $0 }
         for (i, s) in samples.enumerated() {
             let slices = try byIndex[i]!.get()
@@ -27,7 +38,8 @@ public enum PretrainingImages {
             }
             values += slices.values
             count += slices.count
+            perCase.append(slices.count)
         }
-        return ImageStack(values: values, count: count, channels: max(1, channels), size: size)
+        return (ImageStack(values: values, count: count, channels: max(1, channels), size: size), perCase)
     }
 }

@@ -146,12 +146,16 @@ public struct SegmentationTraining {
     public var deepSupervision = false
     public var seed: UInt64 = 0
     public var augmentation = true
+    /// Which tensors `initFrom` provides (a U-Net checkpoint or a pretrained HSSL encoder-decoder).
+    public var initPart = InitPart.all
     public init() {}
 
     public struct Outcome {
         public var model: UNet
         public var history: [EpochRecord]
         public var scores: [Segmentation.CaseScore]
+        /// The tensors loaded from `initFrom` (empty without it).
+        public var initialized: [String] = []
         public var meanDice: Double { Self.mean(scores.map(\.dice)) }
         public var meanHausdorff95: Double { Self.mean(scores.map(\.hausdorff95).filter(\.isFinite)) }
         static func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
@@ -172,23 +176,30 @@ public struct SegmentationTraining {
         var fingerprint = FNV1a()
         for s in train { fingerprint.add("t:" + s.id) }
         for s in validation { fingerprint.add("v:" + s.id) }
-        fingerprint.add("init:" + (initFrom ?? ""))
+        fingerprint.add("init:" + (initFrom ?? "") + (initFrom != nil && initPart != .all ? ":" + initPart.rawValue : ""))
         config.dataFingerprint = "\(train.count) training, \(validation.count) validation cases, ids \(fingerprint.hex)"
-        var model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
+        let model = UNet(inChannels: trainData.channels, classes: max(2, classes), base: base, levels: levels, normalization: normalization,
                          deepSupervision: deepSupervision, seed: seed)
+        var initialized: [String] = []
         if let initFrom {
-            let (initial, _) = try Trainer.loadModel(checkpoint: initFrom)
-            guard initial.inChannels == model.inChannels, initial.classes == model.classes, initial.base == model.base,
-                  initial.levels == model.levels, initial.normalization == model.normalization, initial.deepSupervision == model.deepSupervision else {
-                throw DataError.badConfiguration(path: initFrom, reason: "its U-Net (\(initial.inChannels) in, \(initial.classes) classes, base \(initial.base), \(initial.levels) levels, \(initial.normalization.rawValue) norm) does not match this run's (\(model.inChannels) in, \(model.classes) classes, base \(model.base), \(model.levels) levels, \(model.normalization.rawValue) norm)")
+            let (tensors, description, _) = try ModelFile.read(initFrom)
+            guard ["unet", "hssl-unet"].contains(description.architecture), let theirs = description.unet else {
+                throw DataError.badConfiguration(path: initFrom, reason: "holds a \(description.summary); --init-from takes a U-Net checkpoint (medselect train) or a pretrained encoder (medselect pretrain --method hssl)")
             }
-            model = initial
+            let ours = model.configuration
+            // Heads are loaded only from a U-Net checkpoint with --init-part all: then they must match too.
+            let headsLoaded = description.architecture == "unet" && initPart == .all
+            guard theirs.inChannels == ours.inChannels, theirs.base == ours.base, theirs.levels == ours.levels, theirs.normalization == ours.normalization,
+                  !headsLoaded || (theirs.classes == ours.classes && theirs.deepSupervision == ours.deepSupervision) else {
+                throw DataError.badConfiguration(path: initFrom, reason: "its \(description.summary) does not match this run's U-Net (\(ours.summary))")
+            }
+            initialized = try model.initialize(from: tensors, part: initPart, origin: initFrom)
         }
         let trainer = Trainer(model: model, config: config, folder: folder)
         let history = try trainer.fit(train: trainData, validation: valData, progress: epochEnded)
         if !history.isEmpty { try Segmentation.writeCurve(history, to: folder + "/curve.svg") }
         let scores = try Segmentation.score(validation, model: model, size: size)
         if !validation.isEmpty { try AtomicFile.write(Segmentation.csv(scores), to: folder + "/validation_metrics.csv") }
-        return Outcome(model: model, history: history, scores: scores)
+        return Outcome(model: model, history: history, scores: scores, initialized: initialized)
     }
 }

@@ -71,3 +71,31 @@ extension Tensor {
         return Tensor(shape: [positions, dim], data: out)
     }
 }
+
+extension Tensor {
+    /// Feature vectors of a feature map [N, C, H, W] at integer locations: result [points.count, C], row k the C
+    /// values at (image, y, x) of point k; the backward pass scatter-adds (a location may be taken more than once).
+    /// HSSL's dense contrastive term takes corresponding locations of two views this way.
+    public func gatherPixels(_ points: [(image: Int, y: Int, x: Int)]) throws -> Tensor {
+        guard rank == 4 else { throw TensorError.shapeMismatch("gatherPixels needs [N, C, H, W], got \(shape)") }
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        if let bad = points.first(where: { !(0..<n).contains($0.image) || !(0..<h).contains($0.y) || !(0..<w).contains($0.x) }) {
+            throw TensorError.shapeMismatch("pixel (\(bad.image), \(bad.y), \(bad.x)) outside \(shape)")
+        }
+        let x = data, plane = h * w
+        var out = [Float](repeating: 0, count: points.count * c)
+        for (k, p) in points.enumerated() {
+            let base = p.image * c * plane + p.y * w + p.x
+            for ch in 0..<c { out[k * c + ch] = x[base + ch * plane] }
+        }
+        let total = count
+        return Tensor.result(shape: [points.count, c], data: out, inputs: [self]) { [self] g in
+            var gx = [Float](repeating: 0, count: total)
+            for (k, p) in points.enumerated() {
+                let base = p.image * c * plane + p.y * w + p.x
+                for ch in 0..<c { gx[base + ch * plane] += g[k * c + ch] }
+            }
+            accumulate(gx)
+        }
+    }
+}

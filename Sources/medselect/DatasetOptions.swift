@@ -4,19 +4,22 @@ import MedData
 /// Where a command's cases come from: a dataset folder (adapter detected or named) or an index, optionally only some
 /// sites; and the train/validation split that `train` and `embed` share.
 struct DatasetOptions: ParsableArguments {
-    @Option(help: "Dataset folder (adapter detected or --benchmark).") var data: String?
+    @Option(help: "Dataset folder (adapter detected or --benchmark); repeat it to use several datasets together.") var data: [String] = []
     @Option(help: "SQLite index instead of a folder.") var db: String?
     @Option(help: "Benchmark adapter for --data.") var benchmark: String?
     @Option(help: "Only these sites (comma-separated).") var sites: String?
 
     /// The folder or index named, for error messages.
-    var origin: String { data ?? db ?? "" }
+    var origin: String { data.isEmpty ? db ?? "" : data.joined(separator: ", ") }
 
     func load() throws -> [Dataset] {
         var datasets: [Dataset]
-        if let db { datasets = try DatasetIndex(path: db).datasets() }
-        else if let data { datasets = [try DatasetAdapters.load(data, benchmark: benchmark)] }
-        else { throw ValidationError("give --data or --db") }
+        if let db {
+            guard data.isEmpty else { throw ValidationError("give --data or --db, not both") }
+            datasets = try DatasetIndex(path: db).datasets()
+        } else if !data.isEmpty {
+            datasets = try data.map { try DatasetAdapters.load($0, benchmark: benchmark) }
+        } else { throw ValidationError("give --data or --db") }
         if let sites {
             let keep = Set(sites.split(separator: ",").map(String.init))
             datasets = datasets.map { $0.filtered(sites: keep) }

@@ -25,29 +25,42 @@ struct Embed: ParsableCommand, ReadsImages {
         --seed and --validation-fraction (so a selection drawn from the training split never touches validation).
         --source-sites writes those sites' rows (all their cases) to --source-out for XSSR's novelty term, and the \
         others to --out.
+        With an HSSL encoder (medselect pretrain --method hssl) each slice is converted to gray as in its pretraining and \
+        the bottleneck's output is averaged over positions (--pool does not apply).
+        --shard I/N embeds only shard I (0-based) of N of the ordered cases (contiguous rows; a Slurm array task or a \
+        Kubernetes Indexed Job pod each take one, see Scripts/cluster/) and writes OUT with its ids and OUT.shard.json; \
+        `medselect embed-merge` joins the parts into exactly the matrix an unsharded run writes. Sharding needs --pca 0 \
+        (PCA is fitted on all rows) and no --source-sites.
         Example: medselect embed --data Samples/cxr --source-sites MCU --source-out source.npy --split train --out target.npy
         """
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
     @OptionGroup var part: PartOptions
-    @Option(help: "Embedding method: thumbnail, or mae (implied by --encoder).") var method: String?
+    @Option(help: "Embedding method: thumbnail, or encoder (implied by --encoder; mae is accepted).") var method: String?
     @Option(help: "Thumbnail side.") var size = 32
     @Option(help: "Principal components kept (0: none; default 32 for thumbnails, none for an encoder).") var pca: Int?
-    @Option(help: "A masked autoencoder's encoder.safetensors (medselect pretrain).") var encoder: String?
-    @Option(help: "Encoder pooling per slice: cls or mean.") var pool = "cls"
+    @Option(help: "An encoder.safetensors from medselect pretrain (--method mae or hssl).") var encoder: String?
+    @Option(help: "MAE encoder pooling per slice: cls or mean.") var pool = "cls"
+    @Option(help: "Embed only shard I of N of the ordered cases (I/N, 0-based), for medselect embed-merge.") var shard: String?
     @Option(help: "Sites whose rows go to --source-out (comma-separated).") var sourceSites: String?
     @Option(help: "Output .npy for the source sites' rows.") var sourceOut: String?
     @Option(help: "Output .npy (N x D float32); ids go to the same name with .ids.csv (id,site).") var out: String
 
     func run() throws {
-        let method = self.method ?? (encoder == nil ? "thumbnail" : "mae")
-        guard ["thumbnail", "mae"].contains(method) else { throw ValidationError("--method must be thumbnail or mae") }
-        guard (method == "mae") == (encoder != nil) else { throw ValidationError("--method mae needs --encoder (and --encoder implies it)") }
+        let method = self.method.map { $0 == "mae" ? "encoder" : $0 } ?? (encoder == nil ? "thumbnail" : "encoder")
+        guard ["thumbnail", "encoder"].contains(method) else { throw ValidationError("--method must be thumbnail or encoder") }
+        guard (method == "encoder") == (encoder != nil) else { throw ValidationError("--method encoder needs --encoder (and --encoder implies it)") }
         guard let pooling = MaskedAutoencoder.Pooling(rawValue: pool) else { throw ValidationError("--pool must be cls or mean") }
         guard (4...512).contains(size) else { throw ValidationError("--size must be between 4 and 512") }
-        let pca = self.pca ?? (encoder == nil ? 32 : 0)
+        let pca = self.pca ?? (encoder == nil && shard == nil ? 32 : 0)
         guard pca >= 0 else { throw ValidationError("--pca must be >= 0") }
+        let shard = try self.shard.map { text -> EmbeddingShards.Shard in
+            guard let s = EmbeddingShards.Shard(text) else { throw ValidationError("--shard must be I/N with 0 <= I < N, e.g. 0/4; got '\(text)'") }
+            guard pca == 0 else { throw ValidationError("--shard needs --pca 0: PCA is fitted on all rows at once (project the merged matrix instead)") }
+            guard sourceSites == nil else { throw ValidationError("--shard and --source-sites do not go together: embed the source sites in their own (sharded) run with --sites") }
+            return s
+        }
         var embedder = try encoder.map { try CaseEmbedder.encoder($0, pool: pooling, pca: pca) } ?? CaseEmbedder(method: .thumbnail(side: size), pca: pca)
         embedder.seed = part.seed
         embedder.readOptions = limits.readOptions
@@ -66,6 +79,20 @@ struct Embed: ParsableCommand, ReadsImages {
             throw DataError.badDataset(path: dataset.origin, reason: "no cases of the source sites \(source.sorted().joined(separator: ","))")
         }
         let progress = ProgressLine("embed")
+        if let shard {
+            let range = shard.rows(of: samples.count)
+            let mine = Array(samples[range])
+            var rows: [Float] = [], dims = 0
+            if !mine.isEmpty {
+                (rows, dims) = try embedder.embed(mine, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
+            }
+            progress.finish("\(mine.count) cases embedded (shard \(shard.index) of \(shard.count))")
+            let identity = embedder.summary + (encoder.map { ", encoder " + FNV1a.file($0) } ?? "") + (encoder == nil ? ", size \(size)" : "")
+            if mine.isEmpty { dims = 0 }
+            try EmbeddingShards.writePart(rows: rows, columns: dims, shard: shard, cases: samples, embedding: identity, to: out)
+            print("embedded rows \(range.lowerBound)..<\(range.upperBound) of \(samples.count) (shard \(shard.index)/\(shard.count)) to \(out) with \(CaseEmbedder.idsPath(out)) and \(EmbeddingShards.manifestPath(out)); join the parts with medselect embed-merge")
+            return
+        }
         let (rows, dims) = try embedder.embed(samples, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
         progress.finish("\(samples.count) cases embedded")
         func write(_ part: Range<Int>, _ list: [Sample], to path: String) throws {
@@ -74,7 +101,28 @@ struct Embed: ParsableCommand, ReadsImages {
         if let sourceOut { try write(0..<sourceSamples.count, sourceSamples, to: sourceOut) }
         guard !targetSamples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no target cases left after the source sites") }
         try write(sourceSamples.count..<samples.count, targetSamples, to: out)
-        print("embedded \(targetSamples.count) cases to \(out) (\(method == "mae" ? "encoder \(encoder!), \(pool) pooling, " : "")\(dims) dimensions, ids in \(CaseEmbedder.idsPath(out)))"
+        print("embedded \(targetSamples.count) cases to \(out) (\(embedder.summary)\(encoder.map { " from \($0)" } ?? ""), \(dims) dimensions, ids in \(CaseEmbedder.idsPath(out)))"
               + (sourceOut.map { "; \(sourceSamples.count) source cases to \($0)" } ?? ""))
+    }
+}
+
+/// `medselect embed-merge`: the parts of a sharded `medselect embed` joined into one matrix.
+struct EmbedMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed-merge",
+        abstract: "Join the parts of medselect embed --shard into one .npy with its ids (global row order).",
+        discussion: """
+        Each part needs the .ids.csv and .shard.json that embed --shard wrote beside it. Parts may be given in any order \
+        (a shell glob is fine); parts of other data or another encoder, a shard given twice and missing shards are \
+        refused, naming the files. The result is byte for byte what an unsharded medselect embed (with --pca 0) writes.
+        Example: medselect embed-merge parts/part-*.npy --out target.npy
+        """
+    )
+    @Argument(help: "The parts (.npy files written by medselect embed --shard).") var parts: [String]
+    @Option(help: "Output .npy (ids go to the same name with .ids.csv).") var out: String
+
+    func run() throws {
+        let (rows, columns) = try EmbeddingShards.merge(parts, to: out)
+        print("merged \(parts.count) parts: \(rows) x \(columns) to \(out) (ids in \(CaseEmbedder.idsPath(out)))")
     }
 }

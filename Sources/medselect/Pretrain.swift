@@ -30,7 +30,8 @@ struct Pretrain: ParsableCommand, ReadsImages {
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Method: mae.") var method = "mae"
+    @Option(help: "Method: mae (masked autoencoder, XSSR) or hssl (multi-domain contrastive U-Net pretraining).") var method = "mae"
+    @OptionGroup(title: "HSSL") var hssl: HSSLOptions
     @Option(help: "Image side after resampling (a multiple of --patch).") var size = 128
     @Option(help: "Patch side in pixels.") var patch = 16
     @Option(help: "Share of each image's patches hidden from the encoder.") var maskRatio = 0.75
@@ -42,9 +43,9 @@ struct Pretrain: ParsableCommand, ReadsImages {
     @Option(help: "Decoder attention heads.") var decoderHeads = 4
     @Flag(help: "Reconstruct per-patch normalised pixels (the MAE paper's norm_pix_loss).") var normalizedTargets = false
     @Option(help: "Epochs.") var epochs = 50
-    @Option(help: "Batch size.") var batch = 32
-    @Option(help: "Peak learning rate (AdamW).") var lr: Float = 5e-4
-    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.05
+    @Option(help: "Batch size (default 32 for mae, 16 image pairs for hssl).") var batch: Int?
+    @Option(help: "Peak learning rate, AdamW (default 5e-4 for mae, 1e-3 for hssl).") var lr: Float?
+    @Option(help: "AdamW weight decay (default 0.05 for mae, 1e-4 for hssl).") var weightDecay: Float?
     @Option(help: "Held-out fraction of the cases (reconstruction loss after each epoch).") var validationFraction = 0.1
     @Option(help: "At most this many axial slices per volume.") var maxSlices = 16
     @Option(help: "Write preview.png every this many epochs (0: only at the end).") var previewEvery = 5
@@ -53,12 +54,13 @@ struct Pretrain: ParsableCommand, ReadsImages {
     @Option(help: "Output folder.") var out: String
 
     func validate() throws {
-        guard method == "mae" else { throw ValidationError("--method must be mae (HSSL arrives with its issue)") }
-        guard epochs >= 1, batch >= 1, lr > 0, weightDecay >= 0, maxSlices >= 1, previewEvery >= 0 else {
-            throw ValidationError("need --epochs >= 1, --batch >= 1, --lr > 0, --weight-decay >= 0, --max-slices >= 1, --preview-every >= 0")
+        guard ["mae", "hssl"].contains(method) else { throw ValidationError("--method must be mae or hssl") }
+        guard epochs >= 1, (batch ?? 2) >= (method == "hssl" ? 2 : 1), (lr ?? 1) > 0, (weightDecay ?? 0) >= 0, maxSlices >= 1, previewEvery >= 0 else {
+            throw ValidationError("need --epochs >= 1, --batch >= 1 (2 for hssl), --lr > 0, --weight-decay >= 0, --max-slices >= 1, --preview-every >= 0")
         }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
-        if let problem = modelConfiguration(channels: 1).problem { throw ValidationError(problem) }
+        if method == "mae", let problem = modelConfiguration(channels: 1).problem { throw ValidationError(problem) }
+        if method == "hssl", let problem = hssl.configuration(size: size, domains: []).problem { throw ValidationError(problem) }
     }
 
     func modelConfiguration(channels: Int) -> MaskedAutoencoder.Configuration {
@@ -71,15 +73,11 @@ struct Pretrain: ParsableCommand, ReadsImages {
     }
 
     func run() throws {
+        if method == "hssl" { return try runHSSL() }
+        let batch = self.batch ?? 32, lr = self.lr ?? 5e-4, weightDecay = self.weightDecay ?? 0.05
         let samples = try dataset.load().flatMap(\.samples)
         guard samples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(samples.count) case(s); pretraining needs at least 2 (check --sites)") }
-        // Held-out cases: a seeded share, at least one when the fraction is above 0.
-        var g = InitRandom(seed: seed ^ 0x7072_6574)
-        let order = Array(samples.indices).shuffled(using: &g)
-        let held = validationFraction > 0 ? max(1, Int((Double(samples.count) * validationFraction).rounded())) : 0
-        let valIndices = Set(order.prefix(min(held, samples.count - 1)))
-        let trainSamples = samples.indices.filter { !valIndices.contains($0) }.map { samples[$0] }
-        let valSamples = samples.indices.filter { valIndices.contains($0) }.map { samples[$0] }
+        let (trainSamples, valSamples) = heldOut(samples)
         let train = try Self.read(trainSamples, size: size, maxSlices: maxSlices, options: limits.readOptions, label: "training")
         let validation = valSamples.isEmpty ? nil : try Self.read(valSamples, size: size, maxSlices: maxSlices, options: limits.readOptions, label: "validation")
         if let validation, validation.channels != train.channels {
@@ -133,6 +131,16 @@ struct Pretrain: ParsableCommand, ReadsImages {
                      last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))
     }
 
+    /// `items` split into training and held-out parts: a seeded share (--validation-fraction, at least one item when
+    /// it is above 0, never all), in the original order within each part.
+    func heldOut<T>(_ items: [T]) -> (train: [T], validation: [T]) {
+        var g = InitRandom(seed: seed ^ 0x7072_6574)
+        let order = Array(items.indices).shuffled(using: &g)
+        let held = validationFraction > 0 ? max(1, Int((Double(items.count) * validationFraction).rounded())) : 0
+        let valIndices = Set(order.prefix(min(held, items.count - 1)))
+        return (items.indices.filter { !valIndices.contains($0) }.map { items[$0] }, items.indices.filter { valIndices.contains($0) }.map { items[$0] })
+    }
+
     /// The slices of `samples` as one stack, read in parallel, with progress.
     static func read(_ samples: [Sample], size: Int, maxSlices: Int, options: ReadOptions, label: String) throws -> ImageStack {
         let progress = ProgressLine("pretrain")
@@ -177,11 +185,12 @@ struct Pretrain: ParsableCommand, ReadsImages {
     }
 
     /// curve.svg: training and validation reconstruction loss per epoch.
-    static func writeCurve(_ h: [EpochRecord], to path: String) throws {
-        var chart = LineChart(title: "Masked-autoencoder pretraining", xLabel: "epoch", yLabel: "reconstruction loss (MSE, hidden patches)",
+    static func writeCurve(_ h: [EpochRecord], title: String = "Masked-autoencoder pretraining",
+                           yLabel: String = "reconstruction loss (MSE, hidden patches)", to path: String) throws {
+        var chart = LineChart(title: title, xLabel: "epoch", yLabel: yLabel,
                               series: [.init(name: "training", points: h.map { (Double($0.epoch), $0.trainLoss) }, markers: h.count <= 30)])
         if h.contains(where: { $0.validation.isFinite }) {
-            chart.series.append(.init(name: "validation (fixed masks)", points: h.map { (Double($0.epoch), $0.validation) }, markers: h.count <= 30))
+            chart.series.append(.init(name: title.hasPrefix("HSSL") ? "validation (fixed views)" : "validation (fixed masks)", points: h.map { (Double($0.epoch), $0.validation) }, markers: h.count <= 30))
         }
         chart.integerX = true
         chart.width = 560; chart.height = 300

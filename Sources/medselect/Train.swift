@@ -21,14 +21,19 @@ struct Train: ParsableCommand, ReadsImages {
         Selection workflow: train a source model, `medselect embed --split train` the target sites, `medselect select`, \
         then --init-from the source checkpoint with --selection (only selected training cases are used; validation stays \
         the split of --split-seed, so runs with other seeds are scored on the same cases). --epochs 0 with --init-from \
-        scores the given model without training.
+        scores the given model without training. \
+        Pretrained start: --init-from RUN/encoder.safetensors of `medselect pretrain --method hssl` loads the pretrained \
+        encoder-decoder (--init-part all) or only its encoder (--init-part encoder); the 1x1 segmentation head (and \
+        the rest, with encoder) starts from this run's seeded initialisation. Base width, levels, normalisation and \
+        input channels must match the file's (both are named when they do not).
         Example: medselect train --data phantoms/cxr --sites MCU --size 128 --epochs 30 --out runs/mcu
         """
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
     @Option(help: "Train only on the ids of this selection JSON (members 'labeled' and 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
-    @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model); same architecture.") var initFrom: String?
+    @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model; same architecture) or of a pretrained encoder (medselect pretrain --method hssl).") var initFrom: String?
+    @Option(help: "With --init-from: encoder (contracting path and bottleneck) or all (everything the file holds; the segmentation head starts fresh when the file has none).") var initPart = "all"
     @Option(help: "Image side after resampling (multiple of 16).") var size = 128
     @Option(help: "Held-out fraction of the labeled cases.") var validationFraction = 0.2
     @Option(help: "Sites used only for validation (comma-separated).") var validationSites: String?
@@ -88,6 +93,9 @@ struct Train: ParsableCommand, ReadsImages {
         training.size = size; training.epochs = epochs; training.batch = batch; training.learningRate = lr; training.base = base
         training.levels = levels; training.normalization = normalization; training.deepSupervision = deepSupervision; training.seed = seed
         training.augmentation = !noAugmentation
+        guard let part = InitPart(rawValue: initPart) else { throw ValidationError("--init-part must be encoder or all") }
+        guard initFrom != nil || part == .all else { throw ValidationError("--init-part goes with --init-from") }
+        training.initPart = part
         let start = Date()
         let epochs = self.epochs
         let outcome = try training.run(train: trainSamples, validation: valSamples, initFrom: initFrom, folder: out) { r in
@@ -95,13 +103,14 @@ struct Train: ParsableCommand, ReadsImages {
                                                       r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
         }
         let history = outcome.history
+        if let initFrom { FileHandle.standardError.write(Data("[train] started from \(outcome.initialized.count) tensors of \(initFrom) (--init-part \(part.rawValue))\n".utf8)) }
         let (meanDice, meanHD95) = (outcome.meanDice, outcome.meanHausdorff95)
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
                                       "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,
                                       "best_validation_dice": history.map(\.validationDice).max() ?? .nan,
                                       "validation_dice_native": meanDice, "validation_hausdorff95_mm_native": meanHD95,
                                       "seconds_this_run": Date().timeIntervalSince(start), "seed": seed,
-                                      "initialized_from": initFrom ?? NSNull(), "selection": selection ?? NSNull()]
+                                      "initialized_from": initFrom ?? NSNull(), "init_part": initFrom == nil ? NSNull() : part.rawValue, "initialized_tensors": outcome.initialized.count, "selection": selection ?? NSNull()]
         // JSON has no NaN: undefined figures (no validation cases, empty masks) are written as null.
         let clean = summary.mapValues { v -> Any in (v as? Double).map { $0.isFinite ? $0 : NSNull() as Any } ?? v }
         try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: clean, options: [.prettyPrinted, .sortedKeys])), to: out + "/summary.json")
