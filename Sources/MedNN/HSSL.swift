@@ -301,7 +301,7 @@ public final class HSSLPretrainer {
     public var checkpointPath: String { loop.checkpointPath }
 
     /// Two views of each of `indices` as batch tensors, their geometries and domains.
-    func views(_ images: ImageStack, _ domains: [Int], _ indices: [Int], rng: inout InitRandom)
+    public func views(_ images: ImageStack, _ domains: [Int], _ indices: [Int], rng: inout InitRandom)
         -> (Tensor, Tensor, [(ViewGeometry, ViewGeometry)], [Int]) {
         let (c, s) = (images.channels, images.size), per = c * s * s
         var a: [Float] = [], b: [Float] = [], g: [(ViewGeometry, ViewGeometry)] = []

@@ -50,7 +50,7 @@ struct PhasedSteps {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure MedSelect's speed (Scripts/bench-* compare it with the references in Scripts/reference).",
-        subcommands: [BenchIO.self, BenchMAE.self, BenchOps.self, BenchSelect.self, BenchScale.self, BenchSites.self, BenchUNet.self]
+        subcommands: [BenchIO.self, BenchHSSL.self, BenchMAE.self, BenchOps.self, BenchSelect.self, BenchScale.self, BenchSites.self, BenchUNet.self]
     )
 }
 
