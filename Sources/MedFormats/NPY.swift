@@ -137,3 +137,70 @@ public enum NPYWriter {
         try write(NDArray(float32: matrix, shape: [rows, columns], fortranOrder: false), to: path)
     }
 }
+
+extension NPYReader {
+    /// A 2-D array (N, D) as Float32 rows, read through a memory mapping of the file: the file is not read into a
+    /// buffer first; its elements are converted once, from the mapped pages, into the result (both cores for large
+    /// arrays). Peak memory is the matrix itself, e.g. 1 GB for 1,000,000 x 256 float32, where ``read(_:options:)``
+    /// followed by `floats()` holds three copies. Any numeric dtype and either byte order; Fortran order is transposed.
+    /// What the embeddings-reading commands (`select`, `sites`, experiments, `embed-merge`) use.
+    public static func readMatrix(_ path: String, options: ReadOptions = .default) throws -> (values: [Float], rows: Int, columns: Int) {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 {
+            _ = try FileIO.readAll(path, limit: 0)     // the same typed error (missing, unreadable) as other readers
+            throw FormatError.unreadable(path: path, reason: "cannot open")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FormatError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw FormatError.unreadable(path: path, reason: "is a folder, not a file") }
+        let size = Int(st.st_size)
+        guard size >= 10 else { throw FormatError.truncated(path: path, reason: "\(size) bytes: shorter than a .npy header") }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw FormatError.unreadable(path: path, reason: "cannot map the file: \(String(cString: strerror(errno)))")
+        }
+        defer { munmap(base, size) }
+        _ = madvise(base, size, MADV_SEQUENTIAL)
+        let bytes = UnsafeRawBufferPointer(start: base, count: size)
+        let (type, big, shape, fortran, offset) = try parseHeader(Array(bytes.prefix(min(size, 1 << 20))), path: path)
+        guard shape.count == 2, shape[0] > 0, shape[1] > 0 else {
+            throw FormatError.unsupported(path: path, reason: "embeddings must be a 2-D array (N, D); this one has shape \(shape)")
+        }
+        guard type != .bool else { throw FormatError.unsupported(path: path, reason: "boolean arrays are not embeddings") }
+        let (n, d) = (shape[0], shape[1])
+        guard let count = checkedProduct([Int64(n), Int64(d)]) else { throw FormatError.tooLarge(path: path, bytes: Int64.max, limit: options.maxBytes) }
+        try options.check(elements: count, bytesPerElement: 4, path: path)
+        let need = n * d * type.byteCount
+        guard size - offset >= need else { throw FormatError.truncated(path: path, reason: "data needs \(need) bytes; the file has \(size - offset)") }
+        var values: [Float]
+        let data = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + need)])
+        if big && type.byteCount > 1 {
+            var swapped = Array(data)
+            ElementConversion.swapBytes(&swapped, elementSize: type.byteCount)
+            values = swapped.withUnsafeBytes { ElementConversion.toFloat($0, type: type, count: n * d, slope: nil, inter: 0) }
+        } else {
+            // In chunks of about 64 MB of the file, each released from memory once converted (MADV_DONTNEED on a
+            // read-only private mapping drops the pages; the file is unchanged), so that the mapping never holds
+            // more than one chunk besides the result.
+            values = []
+            values.reserveCapacity(n * d)
+            let chunkElements = max(1, (64 << 20) / type.byteCount / d) * d
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            var done = 0
+            while done < n * d {
+                let k = min(chunkElements, n * d - done)
+                let lo = offset + done * type.byteCount, hi = lo + k * type.byteCount
+                values += ElementConversion.toFloat(UnsafeRawBufferPointer(rebasing: bytes[lo..<hi]), type: type, count: k, slope: nil, inter: 0)
+                let releaseEnd = hi / page * page
+                if releaseEnd > 0 { _ = madvise(base, releaseEnd, MADV_DONTNEED) }
+                done += k
+            }
+        }
+        if fortran {
+            var t = [Float](repeating: 0, count: n * d)
+            for i in 0..<n { for j in 0..<d { t[i * d + j] = values[j * n + i] } }
+            values = t
+        }
+        return (values, n, d)
+    }
+}

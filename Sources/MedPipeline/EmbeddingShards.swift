@@ -113,11 +113,11 @@ public enum EmbeddingShards {
         var idLines = "id,site\n"
         for (p, m) in ordered {
             if m.rows[0] == m.rows[1] { continue }
-            let a = try NPYReader.read(p)
-            guard a.dtype == .float32, a.shape == [m.rows[1] - m.rows[0], columns], !a.fortranOrder else {
-                throw DataError.badConfiguration(path: p, reason: "holds \(a.shape) \(a.dtype); its manifest says \(m.rows[1] - m.rows[0]) x \(columns) float32")
+            let a = try NPYReader.readMatrix(p)
+            guard a.rows == m.rows[1] - m.rows[0], a.columns == columns else {
+                throw DataError.badConfiguration(path: p, reason: "holds \(a.rows) x \(a.columns); its manifest says \(m.rows[1] - m.rows[0]) x \(columns)")
             }
-            values += a.floats()
+            values += a.values
             guard let ids = try? String(contentsOfFile: CaseEmbedder.idsPath(p), encoding: .utf8) else {
                 throw DataError.badConfiguration(path: CaseEmbedder.idsPath(p), reason: "cannot read the part's ids")
             }

@@ -211,15 +211,15 @@ public struct ExperimentPlan {
 
     /// Runs one selection on the stored embeddings and writes the selection JSON (the `medselect select` layout).
     static func select(strategy: String, count: Int, seed: UInt64, config c: ExperimentConfig, embeddings folder: String, to path: String) throws {
-        let m = try NPYReader.read(folder + "/pool.npy")
+        let m = try NPYReader.readMatrix(folder + "/pool.npy")
         let ids = try readIDs(folder + "/pool.ids.csv")
-        let pool = try Embeddings(values: m.floats(), count: m.shape[0], dimensions: m.shape.count > 1 ? m.shape[1] : 1, ids: ids)
+        let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: ids)
         let ablation = strategy.hasPrefix("xssr:") ? strategy.dropFirst(5).replacingOccurrences(of: "/", with: ",") : nil
         var stage = SelectionStage(strategy: ablation == nil ? strategy : "xssr", budget: count)
         stage.seed = seed; stage.k = c.xssrK; stage.terms = ablation ?? c.xssrTerms
         if FileManager.default.fileExists(atPath: folder + "/source.npy") {
-            let s = try NPYReader.read(folder + "/source.npy")
-            stage.source = try Embeddings(values: s.floats(), count: s.shape[0], dimensions: s.shape.count > 1 ? s.shape[1] : 1)
+            let s = try NPYReader.readMatrix(folder + "/source.npy")
+            stage.source = try Embeddings(values: s.values, count: s.rows, dimensions: s.columns)
         }
         let outcome = try stage.run(pool: pool)
         let object: [String: Any] = ["strategy": strategy, "budget": count, "seed": Int(seed), "selected": outcome.selectedIDs, "picks": outcome.picks,
@@ -245,8 +245,8 @@ public struct ExperimentPlan {
     static func continueSelection(_ continuation: String, step: Int, seed: UInt64, round: Int, config c: ExperimentConfig, pool: [Sample],
                                   previousSelection: String, model modelPath: String, embeddings folder: String, to path: String) throws {
         let labeledIDs = try labeledAndSelected(previousSelection)
-        let m = try NPYReader.read(folder + "/pool.npy")
-        let embeddings = try Embeddings(values: m.floats(), count: m.shape[0], dimensions: m.shape.count > 1 ? m.shape[1] : 1, ids: pool.map(\.id))
+        let m = try NPYReader.readMatrix(folder + "/pool.npy")
+        let embeddings = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: pool.map(\.id))
         let index = Dictionary(pool.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         var stage = SelectionStage(strategy: continuation, budget: step)
         stage.seed = seed &+ UInt64(round) &* 1_000_003
@@ -281,11 +281,11 @@ public struct ExperimentPlan {
 
     /// The rows of a ready embedding matrix that belong to `ids`, in that order (every id must be there).
     static func copyRows(from path: String, ids: [String], to out: String, cases: [Sample]) throws {
-        let m = try NPYReader.read(path)
-        let d = m.shape.count > 1 ? m.shape[1] : 1
-        let values = m.floats()
+        let m = try NPYReader.readMatrix(path)
+        let d = m.columns
+        let values = m.values
         let fileIDs = try readIDs(CaseEmbedder.idsPath(path))
-        guard fileIDs.count == m.shape[0] else { throw DataError.badConfiguration(path: path, reason: "\(fileIDs.count) ids for \(m.shape[0]) rows") }
+        guard fileIDs.count == m.rows else { throw DataError.badConfiguration(path: path, reason: "\(fileIDs.count) ids for \(m.rows) rows") }
         let index = Dictionary(fileIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [Float] = []
         for id in ids {

@@ -12,10 +12,14 @@ public struct FNV1a: Sendable {
     public var hex: String { String(value, radix: 16) }
 
     /// FNV-1a of a file's bytes as "fnv1a64:<16 hex digits>" ("unreadable" when it cannot be read).
+    /// Read in 4 MB pieces, so that hashing a large embedding matrix does not hold it in memory.
     public static func file(_ path: String) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { return "unreadable" }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "unreadable" }
+        defer { try? handle.close() }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        while let piece = try? handle.read(upToCount: 4 << 20), !piece.isEmpty {
+            piece.withUnsafeBytes { raw in for b in raw { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 } }
+        }
         return String(format: "fnv1a64:%016llx", h)
     }
 }

@@ -94,20 +94,10 @@ struct Select: ParsableCommand, ReadsImages {
         return lo...hi
     }
 
+    /// An embedding matrix, read memory-mapped (``NPYReader/readMatrix(_:options:)``).
     static func loadMatrix(_ path: String) throws -> (values: [Float], rows: Int, cols: Int) {
-        let a = try NPYReader.read(path)
-        guard a.shape.count == 2, a.shape[0] > 0, a.shape[1] > 0 else {
-            throw CommandError(subject: path, reason: "embeddings must be a 2-D array (N, D); this one has shape \(a.shape)")
-        }
-        guard a.dtype != .bool else { throw CommandError(subject: path, reason: "boolean arrays are not embeddings") }
-        var v = a.floats()
-        let (n, d) = (a.shape[0], a.shape[1])
-        if a.fortranOrder {     // column-major: transpose to rows
-            var t = [Float](repeating: 0, count: n * d)
-            for i in 0..<n { for j in 0..<d { t[i * d + j] = v[j * n + i] } }
-            v = t
-        }
-        return (v, n, d)
+        let m = try NPYReader.readMatrix(path)
+        return (m.values, m.rows, m.columns)
     }
 
     static func readLines(_ path: String) throws -> [String] {

@@ -99,6 +99,25 @@ struct NPYTests {
         #expect(c.doubles() == [7, 8, 9])
     }
 
+    @Test("readMatrix (memory-mapped): float32 rows as written, int16 by hand, big-endian float64 Fortran order transposed; bad shapes and truncation refused")
+    func mappedMatrix() throws {
+        let s = Scratch("npy"); defer { s.cleanup() }
+        let values: [Float] = (0..<12).map { Float($0) * 0.5 - 1 }
+        try NPYWriter.write(matrix: values, rows: 4, columns: 3, to: s.file("m.npy"))
+        let m = try NPYReader.readMatrix(s.file("m.npy"))
+        #expect(m.rows == 4 && m.columns == 3 && m.values == values)
+        let a = try NPYReader.readMatrix(s.write(Self.npy("{'descr': '<i2', 'fortran_order': False, 'shape': (2, 3), }", [1, 0, 2, 0, 3, 0, 0xff, 0xff, 5, 0, 6, 1]), "a.npy"))
+        #expect(a.rows == 2 && a.columns == 3 && a.values == [1, 2, 3, -1, 5, 262])
+        // Column-major [[1, 2, 3], [4, 5, 6]] is stored 1, 4, 2, 5, 3, 6.
+        let big: [UInt8] = [1, 4, 2, 5, 3, 6].flatMap { (v: Double) -> [UInt8] in withUnsafeBytes(of: v.bitPattern.bigEndian) { Array($0) } }
+        let b = try NPYReader.readMatrix(s.write(Self.npy("{'descr': '>f8', 'fortran_order': True, 'shape': (2, 3), }", big), "b.npy"))
+        #expect(b.rows == 2 && b.columns == 3 && b.values == [1, 2, 3, 4, 5, 6])
+        #expect(throws: FormatError.self) { try NPYReader.readMatrix(s.write(Self.npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", [UInt8](repeating: 0, count: 12)), "v.npy")) }
+        #expect(throws: FormatError.self) { try NPYReader.readMatrix(s.write(Self.npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", [UInt8](repeating: 0, count: 20)), "t.npy")) }
+        #expect(throws: FormatError.self) { try NPYReader.readMatrix(s.file("missing.npy")) }
+        #expect(throws: FormatError.self) { try NPYReader.readMatrix(s.write([1, 2, 3], "tiny.npy")) }
+    }
+
     @Test("write then read gives the same array; header is 64-byte aligned")
     func roundTrip() throws {
         let s = Scratch("npy"); defer { s.cleanup() }
