@@ -7,8 +7,10 @@ import MedSelection
 /// path, a site not in the data, a budget larger than the pool) is reported on its own line, all at once.
 public struct ExperimentConfig: Sendable, Equatable {
     public struct Encoder: Sendable, Equatable {
-        /// thumbnail, mae, or embeddings (ready matrices: `path` to the target pool .npy with its .ids.csv, and
-        /// optionally `source_path` for XSSR's novelty term).
+        /// thumbnail, mae (pretrained on the source sites), hssl (the U-Net's encoder-decoder pretrained on every
+        /// case of the data, each site a domain, at `train.size` with `train.base`/`levels`; embeddings are its pooled
+        /// bottleneck, and `train.start` "pretrained" fine-tunes from it), or embeddings (ready matrices: `path` to the
+        /// target pool .npy with its .ids.csv, and optionally `source_path` for XSSR's novelty term).
         public var method = "thumbnail"
         public var size = 64, patch = 8, width = 96, depth = 4, heads = 3
         public var decoderWidth = 64, decoderDepth = 1, decoderHeads = 2
@@ -25,8 +27,12 @@ public struct ExperimentConfig: Sendable, Equatable {
         public var base = 16, levels = 4
         /// Epochs of the source model (trained once on the source sites).
         public var sourceEpochs = 40
-        /// source: fine-tune the source model on each selection; scratch: train a fresh U-Net on it.
-        public var start = "source"
+        /// source: fine-tune the source model on each selection; scratch: train a fresh U-Net on it; pretrained:
+        /// start from the HSSL encoder-decoder (encoder.method hssl). Several starts (`"start": ["scratch",
+        /// "pretrained"]`) train every selection from each; results name the first start's runs by the strategy and
+        /// the others' `strategy@start` (e.g. `random@pretrained`), so that the paired comparisons measure the start.
+        public var starts = ["source"]
+        public var start: String { starts[0] }
     }
 
     /// Dataset folder (adapter detected, or `benchmark`), or an index.
@@ -151,9 +157,8 @@ public struct ExperimentConfig: Sendable, Equatable {
         let e = object(o["encoder"], "encoder", keys: ["method", "size", "patch", "width", "depth", "heads", "decoder_width", "decoder_depth",
                                                        "decoder_heads", "epochs", "batch", "lr", "pool", "thumbnail_size", "pca", "path", "source_path"])
         if let m = string(e["method"], "encoder.method") {
-            if ["thumbnail", "mae", "embeddings"].contains(m) { c.encoder.method = m }
-            else if m == "hssl" { problems.append("'encoder.method' hssl is not available yet (the HSSL issue); use thumbnail, mae or embeddings") }
-            else { problems.append("'encoder.method' must be thumbnail, mae or embeddings, not '\(m)'") }
+            if ["thumbnail", "mae", "hssl", "embeddings"].contains(m) { c.encoder.method = m }
+            else { problems.append("'encoder.method' must be thumbnail, mae, hssl or embeddings, not '\(m)'") }
         }
         c.encoder.size = int(e["size"], "encoder.size", 16...512) ?? c.encoder.size
         c.encoder.patch = int(e["patch"], "encoder.patch", 2...64) ?? c.encoder.patch
@@ -221,8 +226,18 @@ public struct ExperimentConfig: Sendable, Equatable {
         c.train.base = int(t["base"], "train.base", 2...256) ?? c.train.base
         c.train.levels = int(t["levels"], "train.levels", 1...6) ?? c.train.levels
         c.train.sourceEpochs = int(t["source_epochs"], "train.source_epochs", 1...100_000) ?? c.train.sourceEpochs
-        if let s = string(t["start"], "train.start") {
-            if ["source", "scratch"].contains(s) { c.train.start = s } else { problems.append("'train.start' must be source or scratch") }
+        if let v = t["start"] {
+            let list = (v as? String).map { [$0] } ?? (v as? [Any])?.compactMap { $0 as? String } ?? []
+            if list.isEmpty || (v as? [Any]).map({ $0.count != list.count }) == true {
+                problems.append("'train.start' must be source, scratch or pretrained, or a list of them")
+            } else {
+                for s in list where !["source", "scratch", "pretrained"].contains(s) { problems.append("'train.start' \(s) must be source, scratch or pretrained") }
+                if Set(list).count != list.count { problems.append("'train.start' lists a start twice") }
+                c.train.starts = list
+            }
+        }
+        if c.train.starts.contains("pretrained") && c.encoder.method != "hssl" {
+            problems.append("'train.start' pretrained needs 'encoder.method' hssl (the pretrained encoder-decoder it starts from)")
         }
         if c.train.size % (1 << c.train.levels) != 0 { problems.append("'train.size' \(c.train.size) is not a multiple of 2^levels = \(1 << c.train.levels)") }
         c.validationFraction = number(o["validation_fraction"], "validation_fraction", 0.01...0.9) ?? c.validationFraction
@@ -262,7 +277,8 @@ public struct ExperimentConfig: Sendable, Equatable {
                                 "active_learning": ["rounds": activeLearning.rounds, "budget": activeLearning.budget, "alpha": activeLearning.alpha,
                                                     "measure": activeLearning.measure, "after": activeLearning.after, "compare_random": activeLearning.compareRandom],
                                 "train": ["size": train.size, "epochs": train.epochs, "batch": train.batch, "lr": Double(train.learningRate),
-                                          "base": train.base, "levels": train.levels, "source_epochs": train.sourceEpochs, "start": train.start],
+                                          "base": train.base, "levels": train.levels, "source_epochs": train.sourceEpochs,
+                                          "start": train.starts.count == 1 ? train.start as Any : train.starts as Any],
                                 "encoder": encoderJSON]
         if let data { o["data"] = data }
         if let index { o["index"] = index }
@@ -277,6 +293,8 @@ public struct ExperimentConfig: Sendable, Equatable {
                     "heads": encoder.heads, "decoder_width": encoder.decoderWidth, "decoder_depth": encoder.decoderDepth,
                     "decoder_heads": encoder.decoderHeads, "epochs": encoder.epochs, "batch": encoder.batch, "lr": Double(encoder.learningRate),
                     "pool": encoder.pool]
+        case "hssl":
+            return ["method": "hssl", "epochs": encoder.epochs, "batch": encoder.batch, "lr": Double(encoder.learningRate)]
         case "embeddings":
             var o: [String: Any] = ["method": "embeddings", "path": encoder.path ?? ""]
             if let s = encoder.sourcePath { o["source_path"] = s }

@@ -103,10 +103,36 @@ public struct ExperimentPlan {
             })
         }
 
+        // HSSL: the U-Net's encoder-decoder pretrained on every case of the data without labels, each site a domain.
+        if c.encoder.method == "hssl" {
+            let e = c.encoder
+            let all = dataset.samples
+            let key = Self.key(["hssl", Self.ids(all), "\(c.train.size) \(c.train.base) \(c.train.levels) \(e.epochs) \(e.batch) \(e.learningRate)"])
+            encoderKey = key
+            items.append(PlanItem(stage: "encoder", key: key, label: "HSSL pretraining on every site", dependencies: []) { folder in
+                let domains = Array(Set(all.map(\.site))).sorted()
+                let label = Dictionary(uniqueKeysWithValues: domains.enumerated().map { ($0.element, $0.offset) })
+                let (stack, perCase) = try PretrainingImages.read(all, size: c.train.size, maxSlices: 16, gray: true, options: .default)
+                let domainOf = zip(all, perCase).flatMap { [Int](repeating: label[$0.0.site]!, count: $0.1) }
+                var mc = HSSLModel.Configuration()
+                mc.unet = UNet.Configuration(inChannels: 1, classes: 2, base: c.train.base, levels: c.train.levels)
+                mc.imageSize = c.train.size; mc.domains = domains
+                var pc = HSSLPretrainingConfig()
+                pc.epochs = e.epochs; pc.batchSize = min(e.batch, stack.count); pc.learningRate = e.learningRate; pc.seed = 0
+                pc.dataFingerprint = key
+                let model = HSSLModel(mc, seed: 0)
+                let history = try HSSLPretrainer(model: model, config: pc, folder: folder).fit(train: stack, domains: domainOf, validation: nil, epochEnded: { r in
+                    log(String(format: "HSSL: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss))
+                })
+                try HSSLPretrainer.writeEncoder(model, metadata: ["max_slices": "16", "epoch": String(history.last?.epoch ?? 0), "domains": domains.joined(separator: ",")],
+                                                to: folder + "/encoder.safetensors")
+            })
+        }
+
         // Embeddings of the source cases and the target pool.
         let embedSettings: String
         switch c.encoder.method {
-        case "mae": embedSettings = "mae \(encoderKey!) \(c.encoder.pool)"
+        case "mae", "hssl": embedSettings = "\(c.encoder.method) \(encoderKey!) \(c.encoder.pool)"
         case "embeddings": embedSettings = "file \(FNV1a.file(c.encoder.path!)) \(c.encoder.sourcePath.map(FNV1a.file) ?? "-")"
         default: embedSettings = "thumbnail \(c.encoder.thumbnailSize) pca \(c.encoder.pca)"
         }
@@ -141,9 +167,16 @@ public struct ExperimentPlan {
         })
         runs.append(Run(strategy: "none", budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil, round: 0))
 
-        // Selections and fine-tuning.
-        let initFrom = c.train.start == "source" ? sourceFolder + "/checkpoint.safetensors" : nil
-        let startDeps = c.train.start == "source" ? ["source/" + sourceKey] : []
+        // Selections and fine-tuning, from each start: where a run's weights start, what it depends on, its key part,
+        // and the suffix of its strategy name in the results.
+        let starts: [(name: String, initFrom: String?, deps: [String], keyPart: String, suffix: String)] = c.train.starts.enumerated().map { i, start in
+            let suffix = i == 0 ? "" : "@" + start
+            switch start {
+            case "source": return (start, sourceFolder + "/checkpoint.safetensors", ["source/" + sourceKey], sourceKey, suffix)
+            case "pretrained": return (start, encoderFolder.map { $0 + "/encoder.safetensors" }, ["encoder/" + (encoderKey ?? "")], "pretrained " + (encoderKey ?? ""), suffix)
+            default: return (start, nil, [], "scratch", suffix)
+            }
+        }
         for seed in c.seeds {
             for budget in c.budgets {
                 let count = ExperimentConfig.count(budget, pool: pool.count)
@@ -152,16 +185,20 @@ public struct ExperimentPlan {
                     items.append(PlanItem(stage: "select", key: selectKey, label: "\(strategy), budget \(budget), seed \(seed)", dependencies: ["embed/" + embedKey]) { folder in
                         try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, to: folder + "/selection.json")
                     })
-                    let trainKey = Self.key(["train", selectKey, c.train.start == "source" ? sourceKey : "scratch", trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
                     let selectFolder = store.folder("select", selectKey)
-                    items.append(PlanItem(stage: "train", key: trainKey, label: "fine-tune on \(strategy), budget \(budget), seed \(seed)",
-                                          dependencies: ["select/" + selectKey] + startDeps) { folder in
-                        let chosen = Set(try Self.selectedIDs(selectFolder + "/selection.json"))
-                        var t = training
-                        t.epochs = c.train.epochs; t.seed = seed
-                        _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: initFrom, folder: folder)
-                    })
-                    runs.append(Run(strategy: strategy, budget: budget, seed: seed, labeled: count, trainKey: trainKey, selectKey: selectKey))
+                    var trainKey = ""
+                    for start in starts {
+                        let key = Self.key(["train", selectKey, start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
+                        if trainKey.isEmpty { trainKey = key }
+                        items.append(PlanItem(stage: "train", key: key, label: "fine-tune on \(strategy)\(start.suffix), budget \(budget), seed \(seed)",
+                                              dependencies: ["select/" + selectKey] + start.deps) { folder in
+                            let chosen = Set(try Self.selectedIDs(selectFolder + "/selection.json"))
+                            var t = training
+                            t.epochs = c.train.epochs; t.seed = seed
+                            _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: start.initFrom, folder: folder)
+                        })
+                        runs.append(Run(strategy: strategy + start.suffix, budget: budget, seed: seed, labeled: count, trainKey: key, selectKey: selectKey))
+                    }
                     // Active-learning rounds continuing this selection: acquisition (uncertainty + diversity), and random.
                     let al = c.activeLearning
                     guard al.rounds > 1, al.after.isEmpty || al.after.contains(strategy) else { continue }
@@ -195,13 +232,15 @@ public struct ExperimentPlan {
                 }
             }
             if c.fullData {
-                let fullKey = Self.key(["full", c.train.start == "source" ? sourceKey : "scratch", trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(pool), Self.ids(held)])
-                items.append(PlanItem(stage: "train", key: fullKey, label: "full-data reference, seed \(seed)", dependencies: startDeps) { folder in
-                    var t = training
-                    t.epochs = c.train.epochs; t.seed = seed
-                    _ = try t.run(train: pool, validation: held, initFrom: initFrom, folder: folder)
-                })
-                runs.append(Run(strategy: "full", budget: "100%", seed: seed, labeled: pool.count, trainKey: fullKey, selectKey: nil))
+                for start in starts {
+                    let fullKey = Self.key(["full", start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(pool), Self.ids(held)])
+                    items.append(PlanItem(stage: "train", key: fullKey, label: "full-data reference\(start.suffix), seed \(seed)", dependencies: start.deps) { folder in
+                        var t = training
+                        t.epochs = c.train.epochs; t.seed = seed
+                        _ = try t.run(train: pool, validation: held, initFrom: start.initFrom, folder: folder)
+                    })
+                    runs.append(Run(strategy: "full" + start.suffix, budget: "100%", seed: seed, labeled: pool.count, trainKey: fullKey, selectKey: nil))
+                }
             }
         }
         // The same item can arise twice (e.g. one budget written as "4" and "10%"): keep the first.

@@ -52,7 +52,13 @@ public enum ExperimentPresets {
             config["active_learning"] = ["rounds": 4, "budget": o.budget, "alpha": 0.5, "measure": "entropy", "after": ["random", "coldstart"], "compare_random": true]
             config["full_data"] = true
         case "hssl":
-            throw DataError.badConfiguration(path: "--preset hssl", reason: "HSSL pretraining is not available yet (the HSSL issue); use --preset xssr or coldstart-al")
+            // HSSL: the U-Net pretrained on every site's images (each site a domain), then random selections at 5 % and
+            // 10 % and the whole pool, each trained from scratch and from the pretrained weights (random@pretrained).
+            config["encoder"] = ["method": "hssl", "epochs": 2 * o.epochs, "batch": 16, "lr": 1e-3]
+            config["strategies"] = ["random"] + o.extraStrategies
+            config["budgets"] = o.budget == "5%" ? ["5%", "10%"] : [o.budget]
+            config["train"] = ["size": o.size, "epochs": o.epochs, "source_epochs": 2 * o.epochs, "batch": 8, "start": ["scratch", "pretrained"]]
+            config["full_data"] = true
         default:
             throw DataError.badConfiguration(path: "--preset \(name)", reason: "unknown preset (\(names.joined(separator: ", ")))")
         }

@@ -19,8 +19,8 @@ public enum ExperimentReport {
     }
 
     public static func comparisons(_ rows: [Experiment.ResultRow], references: [String] = ["random", "coreset"]) -> [Comparison] {
-        let budgets = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.budget))
-        let strategies = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.strategy))
+        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.budget))
+        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.strategy))
         var out: [Comparison] = []
         for budget in budgets {
             for reference in references where strategies.contains(reference) {
@@ -77,8 +77,8 @@ public enum ExperimentReport {
                               subtitle: "source \(c.sourceSites.joined(separator: ", ")) -> targets \(c.targetSites.joined(separator: ", ")); medselect \(version)")
         func n(_ v: Double, _ digits: Int = 3) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "–" }
         func p(_ v: Double) -> String { !v.isFinite ? "–" : (v < 0.001 ? "< 0.001" : String(format: "%.3f", v)) }
-        let strategies = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.strategy))
-        let budgets = orderedUnique(rows.filter { $0.round == 1 && $0.strategy != "full" }.map(\.budget))
+        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.strategy))
+        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.budget))
         // Per (strategy, budget): per seed, the mean Dice over target sites; then mean and sd over seeds.
         func perSeed(_ strategy: String, _ budget: String?) -> [Double] {
             let sel = rows.filter { $0.strategy == strategy && (budget == nil || $0.budget == budget!) }
@@ -98,7 +98,7 @@ public enum ExperimentReport {
         findings.append(String(format: "Without target labels the source model reaches Dice %@ on the held-out target cases; fine-tuned on the whole pool (%d cases), %@.",
                                n(baseline), plan.pool.count, n(full)))
         page.list(findings, emphasiseFirst: false)
-        page.paragraph("Target pool: the target sites' labeled training split (\(plan.pool.count) cases); every run is scored on the same \(plan.held.count) held-out target cases (split seed \(c.splitSeed)). Seeds: \(c.seeds.map(String.init).joined(separator: ", ")). Encoder: \(c.encoder.method). Training: \(c.train.start == "source" ? "the source model fine-tuned" : "a U-Net from scratch") for \(c.train.epochs) epochs at \(c.train.size) px.")
+        page.paragraph("Target pool: the target sites' labeled training split (\(plan.pool.count) cases); every run is scored on the same \(plan.held.count) held-out target cases (split seed \(c.splitSeed)). Seeds: \(c.seeds.map(String.init).joined(separator: ", ")). Encoder: \(c.encoder.method). Training: \(c.train.starts.enumerated().map { i, s in (s == "source" ? "the source model fine-tuned" : s == "pretrained" ? "the HSSL-pretrained U-Net fine-tuned" : "a U-Net from scratch") + (i == 0 ? "" : " (strategies marked @\(s))") }.joined(separator: "; ")) for \(c.train.epochs) epochs at \(c.train.size) px.")
 
         page.heading("Results")
         var table: [[String]] = []
@@ -113,10 +113,13 @@ public enum ExperimentReport {
         }
         table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy == "none" }.map(\.hausdorff95).filter(\.isFinite)), 2),
                       full > 0 ? n(100 * baseline / full, 1) : "–"])
-        if full.isFinite {
-            let v = perSeed("full", nil)
-            table.append(["full data", "100%", String(plan.pool.count), n(full), n(Stats.standardDeviation(v)),
-                          n(Stats.mean(rows.filter { $0.strategy == "full" }.map(\.hausdorff95).filter(\.isFinite)), 2), "100.0"])
+        // The full-data reference of each start ("full", "full@pretrained", ...).
+        for name in orderedUnique(rows.filter { $0.strategy.hasPrefix("full") }.map(\.strategy)) {
+            let v = perSeed(name, nil)
+            let mean = Stats.mean(v)
+            guard mean.isFinite else { continue }
+            table.append([name == "full" ? "full data" : "full data" + name.dropFirst(4), "100%", String(plan.pool.count), n(mean), n(Stats.standardDeviation(v)),
+                          n(Stats.mean(rows.filter { $0.strategy == name }.map(\.hausdorff95).filter(\.isFinite)), 2), full > 0 ? n(100 * mean / full, 1) : "–"])
         }
         page.table(header: ["strategy", "budget", "labeled", "Dice (mean over seeds)", "sd over seeds", "HD95 mm", "% of full-data Dice"], rows: table,
                    numeric: [2, 3, 4, 5, 6], caption: "Dice: mean over target sites of each site's mean over its held-out cases, then mean and standard deviation over seeds.")

@@ -22,7 +22,7 @@ struct Run: ParsableCommand {
         """
     )
     @Argument(help: "Experiment configuration (JSON); or use --preset.") var config: String?
-    @Option(help: "A seed paper's protocol instead of a configuration file: xssr (MAE; random, CoreSet, XSSR and its ablations at 5 %), coldstart-al (cold start, then 3 rounds of entropy + diversity against random), hssl (not yet). The configuration used goes to RUN/experiment.json.")
+    @Option(help: "A seed paper's protocol instead of a configuration file: xssr (MAE; random, CoreSet, XSSR and its ablations at 5 %), coldstart-al (cold start, then 3 rounds of entropy + diversity against random), hssl (the U-Net pretrained with HSSL on every site, then random picks at 5 % and 10 % and the whole pool, each from scratch and from the pretrained weights). The configuration used goes to RUN/experiment.json.")
     var preset: String?
     @Option(help: "--preset: dataset folder.") var data: String?
     @Option(help: "--preset: benchmark adapter for --data.") var benchmark: String?
