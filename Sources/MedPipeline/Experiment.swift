@@ -117,6 +117,14 @@ public struct Experiment {
                                      "summary": summary]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         try AtomicFile.write(Array(data) + [10], to: run + "/results.json")
+        // The site analysis's report and tables beside the results (RUN/sites/).
+        if let key = plan.sitesKey, store.isDone("sites", key) {
+            try FileManager.default.createDirectory(atPath: run + "/sites", withIntermediateDirectories: true)
+            for f in ["report.html", "sites.json", "sites.csv", "cases.csv"] {
+                let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: store.folder("sites", key) + "/" + f)))
+                try AtomicFile.write(bytes, to: run + "/sites/" + f)
+            }
+        }
         return rows
     }
 }

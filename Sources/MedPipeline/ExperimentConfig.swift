@@ -56,6 +56,9 @@ public struct ExperimentConfig: Sendable, Equatable {
     public var xssrTerms = "density,novelty,diversity"
     /// Also fine-tune on the whole target pool (per seed): the full-data reference.
     public var fullData = true
+    /// Run the site analysis (`medselect sites` on the source and target sites, thumbnail embeddings) as a stage; the
+    /// report then plots each target site's Dice against its distance to the source.
+    public var siteAnalysis = true
     /// Active-learning rounds after the first selection: each round scores the unlabeled pool with the last round's
     /// model, adds `budget` cases by uncertainty and diversity (acquisition, weight `alpha`), and fine-tunes that model
     /// on everything labeled; with `compareRandom`, the same number of random cases as the reference continuation.
@@ -101,7 +104,7 @@ public struct ExperimentConfig: Sendable, Equatable {
     static func parse(_ o: [String: Any], folder: String, problems: inout [String]) -> ExperimentConfig {
         var c = ExperimentConfig()
         let known: Set<String> = ["data", "index", "benchmark", "source_sites", "target_sites", "encoder", "strategies", "budgets", "seeds",
-                                  "train", "validation_fraction", "split_seed", "xssr", "full_data", "active_learning"]
+                                  "train", "validation_fraction", "split_seed", "xssr", "full_data", "active_learning", "site_analysis"]
         for key in o.keys.sorted() where !known.contains(key) { problems.append("unknown key '\(key)' (known: \(known.sorted().joined(separator: ", ")))") }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (folder as NSString).appendingPathComponent(p) }
         func string(_ v: Any?, _ name: String) -> String? {
@@ -260,6 +263,7 @@ public struct ExperimentConfig: Sendable, Equatable {
         for a in c.activeLearning.after where !c.strategies.contains(a) { problems.append("'active_learning.after' names '\(a)', which is not in 'strategies'") }
         if let r = al["compare_random"] { if isBool(r), let b = r as? Bool { c.activeLearning.compareRandom = b } else { problems.append("'active_learning.compare_random' must be true or false") } }
         if let f = o["full_data"] { if isBool(f), let b = f as? Bool { c.fullData = b } else { problems.append("'full_data' must be true or false") } }
+        if let f = o["site_analysis"] { if isBool(f), let b = f as? Bool { c.siteAnalysis = b } else { problems.append("'site_analysis' must be true or false") } }
         return c
     }
 
@@ -273,7 +277,7 @@ public struct ExperimentConfig: Sendable, Equatable {
     public var json: [String: Any] {
         var o: [String: Any] = ["source_sites": sourceSites, "target_sites": targetSites, "strategies": strategies, "budgets": budgets,
                                 "seeds": seeds.map { Int($0) }, "validation_fraction": validationFraction, "split_seed": Int(splitSeed),
-                                "xssr": ["k": xssrK, "terms": xssrTerms], "full_data": fullData,
+                                "xssr": ["k": xssrK, "terms": xssrTerms], "full_data": fullData, "site_analysis": siteAnalysis,
                                 "active_learning": ["rounds": activeLearning.rounds, "budget": activeLearning.budget, "alpha": activeLearning.alpha,
                                                     "measure": activeLearning.measure, "after": activeLearning.after, "compare_random": activeLearning.compareRandom],
                                 "train": ["size": train.size, "epochs": train.epochs, "batch": train.batch, "lr": Double(train.learningRate),

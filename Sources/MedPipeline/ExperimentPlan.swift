@@ -18,6 +18,8 @@ public struct ExperimentPlan {
     public let sourceTrain: [Sample], sourceHeld: [Sample]
     /// Keys of the shared items.
     public private(set) var sourceKey = "", embedKey = ""
+    /// The site analysis item's key (nil when the config turns it off).
+    public private(set) var sitesKey: String? = nil
     /// One entry per fine-tuning item: what it stands for in results.csv.
     public struct Run: Sendable {
         public var strategy: String, budget: String, seed: UInt64, labeled: Int
@@ -158,6 +160,20 @@ public struct ExperimentPlan {
             }
             log("embeddings: \(pool.count) pool cases")
         })
+
+        // The site analysis of the source and target sites (thumbnail embeddings, as `medselect sites` by default).
+        if c.siteAnalysis {
+            let members = dataset.samples.filter { c.sourceSites.contains($0.site) || c.targetSites.contains($0.site) }
+            let key = Self.key(["sites", Self.ids(members), c.sourceSites.joined(separator: ","), "thumbnail 32 permutations 1000 seed 0"])
+            sitesKey = key
+            let origin = c.data ?? c.index ?? ""
+            items.append(PlanItem(stage: "sites", key: key, label: "site analysis (\(members.count) cases)", dependencies: []) { folder in
+                var stage = SiteAnalysisStage(samples: members, source: c.sourceSites)
+                stage.origin = origin
+                let report = try stage.run(out: folder)
+                log("site analysis: \(report.sites.count) sites compared")
+            })
+        }
 
         // The source model on the held-out target cases, without target labels.
         let baselineKey = Self.key(["baseline", sourceKey, Self.ids(held)])

@@ -258,8 +258,42 @@ public enum ExperimentReport {
             }
             if !grid.isEmpty { page.raw(ImageGrid(rows: grid).html) }
         }
+        // Per-site Dice against the site's distance to the source (the site analysis stage).
+        if let key = plan.sitesKey, let csv = try? String(contentsOfFile: plan.store.folder("sites", key) + "/sites.csv", encoding: .utf8),
+           let b = budgets.first {
+            let lines = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            if let header = lines.first, let siteColumn = header.firstIndex(of: "site"), let mmdColumn = header.firstIndex(of: "mmd"),
+               let sourceColumn = header.firstIndex(of: "is_source") {
+                var distance: [String: Double] = [:]
+                for l in lines.dropFirst() where l.count > max(siteColumn, mmdColumn, sourceColumn) && l[sourceColumn] == "0" {
+                    if let v = Double(l[mmdColumn]) { distance[l[siteColumn]] = v }
+                }
+                let sites = c.targetSites.filter { distance[$0] != nil }
+                if sites.count >= 2 {
+                    page.heading("Dice against distance to the source")
+                    var points: [ScatterPlot.Point] = [], names: [String] = [], notes: [String] = []
+                    for (g, s) in (["none"] + strategies).enumerated() {
+                        var xs: [Double] = [], ys: [Double] = []
+                        for site in sites {
+                            let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s == "none") && $0.round <= 1 }.map(\.dice).filter(\.isFinite)
+                            guard !v.isEmpty else { continue }
+                            xs.append(distance[site]!); ys.append(Stats.mean(v))
+                            points.append(.init(x: distance[site]!, y: Stats.mean(v), label: g == 0 ? site : nil, group: g))
+                        }
+                        names.append(s == "none" ? "none (source model)" : s)
+                        if xs.count >= 3 { notes.append(String(format: "%@: Spearman %.2f over %d sites", s == "none" ? "source model" : s, Stats.spearman(xs, ys), xs.count)) }
+                    }
+                    var plot = ScatterPlot(title: "Target-site Dice against MMD to the source (budget \(b))", xLabel: "MMD² to the source sites (site analysis)",
+                                           yLabel: "Dice (mean over seeds)", points: points)
+                    plot.groups = names
+                    page.figures([(plot.svg, "One point per target site and strategy; the site analysis (sites/report.html) measures each site's distance to the source on thumbnail embeddings.")])
+                    if !notes.isEmpty { page.list(notes) }
+                    page.paragraph("The full site analysis (image quality, intensities, embeddings, per-site flags) is in sites/report.html.")
+                }
+            }
+        }
         page.heading("Files")
-        page.paragraph("results.csv (one row per strategy, budget, seed, round and target site), cases.csv (per held-out case), results.json (configuration, summary, version), items/ (every stage's outputs: selection JSON, checkpoints, curves).")
+        page.paragraph("results.csv (one row per strategy, budget, seed, round and target site), cases.csv (per held-out case), results.json (configuration, summary, version), sites/ (the site analysis: report.html, sites.csv), items/ (every stage's outputs: selection JSON, checkpoints, curves).")
         try AtomicFile.write(page.html, to: run + "/report.html")
     }
 }

@@ -37,8 +37,9 @@ struct RunCLITests {
         let exp = config(s, data: data)
         let first = try Tool.run(["run", exp, "--out", s.file("a"), "--threads", "1"])
         #expect(first.status == 0, "\(first.stderr)")
-        // Items: source model, encoder, embeddings, baseline score, 3 selections + 3 fine-tunings, full-data reference.
-        #expect(computed(first.stdout) == 11, "\(first.stdout)")
+        // Items: source model, encoder, embeddings, site analysis, baseline score, 3 selections + 3 fine-tunings,
+        // full-data reference.
+        #expect(computed(first.stdout) == 12, "\(first.stdout)")
         let results = try String(contentsOfFile: s.file("a/results.csv"), encoding: .utf8)
         let lines = results.split(separator: "\n").map(String.init)
         #expect(lines[0] == "strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection")
@@ -58,12 +59,16 @@ struct RunCLITests {
         }
         // The report: one self-contained page with the comparisons, the win matrix, the pool map and the picks.
         let report = try String(contentsOfFile: s.file("a/report.html"), encoding: .utf8)
-        for part in ["Strategies against random and CoreSet", "Win matrix", "The target pool and the picks", "data:image/png;base64,", "<svg"] {
+        for part in ["Strategies against random and CoreSet", "Win matrix", "The target pool and the picks", "data:image/png;base64,", "<svg",
+                     "Dice against distance to the source"] {
             #expect(report.contains(part), "report.html lacks \(part)")
         }
         #expect(!report.contains("<script") && !report.contains("src=\"http") && !report.contains("href=\"http"))   // offline: nothing fetched
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/results.json")))) as? [String: Any]
         #expect((json?["summary"] as? [[String: Any]])?.count == 5 && json?["config"] != nil && json?["medselect_version"] != nil)
+        // The site analysis beside the results.
+        let sitesCSV = try String(contentsOfFile: s.file("a/sites/sites.csv"), encoding: .utf8)
+        #expect(FileManager.default.fileExists(atPath: s.file("a/sites/report.html")) && sitesCSV.split(separator: "\n").count == 4)
         // Every item published: no claim or work folder left behind.
         for stage in try FileManager.default.contentsOfDirectory(atPath: s.file("a/items")) {
             let entries = try FileManager.default.contentsOfDirectory(atPath: s.file("a/items/" + stage))
@@ -98,15 +103,15 @@ struct RunCLITests {
         #expect(two.status == 0, "\(two.stderr)")
         #expect(try String(contentsOfFile: s.file("b/results.csv"), encoding: .utf8) == results)
         // Every item computed exactly once across the two workers.
-        let counts = two.stderr.split(separator: "\n").filter { $0.contains("] [") && $0.contains("/11] ") }
-        #expect(counts.count == 11, "\(two.stderr)")
+        let counts = two.stderr.split(separator: "\n").filter { $0.contains("] [") && $0.contains("/12] ") }
+        #expect(counts.count == 12, "\(two.stderr)")
 
         // Killed in the middle and started again: the same results.
-        let killed = try Tool.runKilled(["run", exp, "--out", s.file("c"), "--threads", "1"], after: "/11] fine-tune")
+        let killed = try Tool.runKilled(["run", exp, "--out", s.file("c"), "--threads", "1"], after: "/12] fine-tune")
         #expect(killed.killed, "finished before the kill: \(killed.stderr)")
         let resumed = try Tool.run(["run", exp, "--out", s.file("c"), "--threads", "1"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect((computed(resumed.stdout) ?? 0) < 11)
+        #expect((computed(resumed.stdout) ?? 0) < 12)
         #expect(try String(contentsOfFile: s.file("c/results.csv"), encoding: .utf8) == results)
     }
 
@@ -139,7 +144,7 @@ struct RunCLITests {
         }
     }
 
-    @Test("a preset writes the protocol's full configuration to the run folder, then validates it like a file; hssl is refused until it exists")
+    @Test("a preset writes the protocol's full configuration to the run folder, then validates it like a file")
     func presets() throws {
         let s = Scratch("cli-run-preset")
         defer { s.cleanup() }
@@ -150,11 +155,40 @@ struct RunCLITests {
         #expect(config?["strategies"] as? [String] == ["random", "coreset", "xssr", "xssr:novelty/diversity", "xssr:density/diversity", "xssr:density/novelty"])
         #expect(Set(config?["target_sites"] as? [String] ?? []) == ["CHN", "SiteC", "SiteD", "SiteE"])
         #expect((config?["encoder"] as? [String: Any])?["method"] as? String == "mae")
-        // The same preset with other options into the same folder is refused; hssl does not exist yet.
+        // The same preset with other options into the same folder is refused.
         let other = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "64", "--budget", "400", "--out", s.file("p")])
         #expect(other.status == 1 && other.stderr.contains("holds another configuration"), "\(other.stderr)")
-        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", data, "--source-sites", "MCU", "--out", s.file("h")])
-        #expect(hssl.status == 1 && hssl.stderr.contains("not available yet"), "\(hssl.stderr)")
+        // HSSL: scratch and pretrained starts on the same random picks at 5 % and 10 %.
+        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", data, "--source-sites", "MCU", "--size", "32", "--budget", "5%", "--out", s.file("h")])
+        let h = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/experiment.json")))) as? [String: Any]
+        #expect((h?["encoder"] as? [String: Any])?["method"] as? String == "hssl" && h?["budgets"] as? [String] == ["5%", "10%"], "\(hssl.stderr)")
+        #expect((h?["train"] as? [String: Any])?["start"] as? [String] == ["scratch", "pretrained"])
+    }
+
+    @Test("HSSL in an experiment: the U-Net pretrained on every site, each selection trained from scratch and from the pretrained weights (strategy@pretrained); pretrained without hssl refused")
+    func hsslExperiment() throws {
+        let s = Scratch("cli-run-hssl")
+        defer { s.cleanup() }
+        let data = try phantom(s)
+        let text = #"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN", "SiteC"], "encoder": {"method": "hssl", "epochs": 2, "batch": 4}, "#
+            + #""strategies": ["random"], "budgets": ["3"], "seeds": [0], "site_analysis": false, "#
+            + #""train": {"size": 32, "epochs": 1, "source_epochs": 1, "batch": 4, "base": 4, "levels": 2, "start": ["scratch", "pretrained"]}}"#
+        let exp = s.write(Array(text.utf8), "hssl.json")
+        let r = try Tool.run(["run", exp, "--out", s.file("h"), "--threads", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try String(contentsOfFile: s.file("h/results.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(Set(rows.map { $0[0] }) == ["none", "random", "random@pretrained", "full", "full@pretrained"], "\(rows)")
+        // The same picks for both starts.
+        let picks = Dictionary(grouping: rows.filter { $0[0].hasPrefix("random") }, by: { $0[0] }).mapValues { Set($0.map { $0[10] }) }
+        #expect(picks["random"] == picks["random@pretrained"] && picks["random"]?.count == 1)
+        #expect(FileManager.default.fileExists(atPath: s.file("h/items/encoder")))
+        let report = try String(contentsOfFile: s.file("h/report.html"), encoding: .utf8)
+        #expect(report.contains("random@pretrained") && report.contains("HSSL-pretrained U-Net fine-tuned"))
+        let badText = #"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": ["3"], "train": {"start": "pretrained"}}"#
+        let bad = s.write(Array(badText.utf8), "bad.json")
+        let b = try Tool.run(["run", bad, "--out", s.file("b")])
+        #expect(b.status == 1 && b.stderr.contains("'train.start' pretrained needs 'encoder.method' hssl"), "\(b.stderr)")
     }
 
     @Test("advise reads results.csv and names the budget that reaches the target share of the full-data Dice; a file that is not results.csv is refused")
