@@ -108,18 +108,18 @@ public enum ExperimentReport {
                 let labeled = rows.first { $0.strategy == s && $0.budget == b }?.labeled ?? 0
                 let hd = Stats.mean(rows.filter { $0.strategy == s && $0.budget == b }.map(\.hausdorff95).filter(\.isFinite))
                 let mean = Stats.mean(v)
-                table.append([s, b, String(labeled), n(mean), n(Stats.standardDeviation(v)), n(hd, 2), full > 0 ? n(100 * mean / full, 1) : "–"])
+                table.append([s, b, String(labeled), n(mean), n(Stats.standardDeviation(v)), n(hd, 2), full > 0.05 ? n(100 * mean / full, 1) : "–"])
             }
         }
         table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy == "none" }.map(\.hausdorff95).filter(\.isFinite)), 2),
-                      full > 0 ? n(100 * baseline / full, 1) : "–"])
+                      full > 0.05 ? n(100 * baseline / full, 1) : "–"])
         // The full-data reference of each start ("full", "full@pretrained", ...).
         for name in orderedUnique(rows.filter { $0.strategy.hasPrefix("full") }.map(\.strategy)) {
             let v = perSeed(name, nil)
             let mean = Stats.mean(v)
             guard mean.isFinite else { continue }
             table.append([name == "full" ? "full data" : "full data" + name.dropFirst(4), "100%", String(plan.pool.count), n(mean), n(Stats.standardDeviation(v)),
-                          n(Stats.mean(rows.filter { $0.strategy == name }.map(\.hausdorff95).filter(\.isFinite)), 2), full > 0 ? n(100 * mean / full, 1) : "–"])
+                          n(Stats.mean(rows.filter { $0.strategy == name }.map(\.hausdorff95).filter(\.isFinite)), 2), full > 0.05 ? n(100 * mean / full, 1) : "–"])
         }
         page.table(header: ["strategy", "budget", "labeled", "Dice (mean over seeds)", "sd over seeds", "HD95 mm", "% of full-data Dice"], rows: table,
                    numeric: [2, 3, 4, 5, 6], caption: "Dice: mean over target sites of each site's mean over its held-out cases, then mean and standard deviation over seeds.")
@@ -221,7 +221,7 @@ public enum ExperimentReport {
             let map = try CaseThumbnail.map(m.floats(), dimensions: m.shape[1], count: m.shape[0], seed: 0)
             let ids = plan.pool.map(\.id)
             var charts: [(svg: String, caption: String?)] = []
-            for s in strategies {
+            for s in strategies where !s.contains("@") {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
                       let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
                 let chosen = Set(picked)
@@ -247,7 +247,7 @@ public enum ExperimentReport {
             // Thumbnails of the picks.
             var grid: [(title: String, cells: [ImageGrid.Cell])] = []
             let byID = Dictionary(plan.pool.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for s in strategies {
+            for s in strategies where !s.contains("@") {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
                       let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
                 let cells = picked.prefix(12).compactMap { id -> ImageGrid.Cell? in
