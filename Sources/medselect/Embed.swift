@@ -20,13 +20,13 @@ struct Embed: ParsableCommand, ReadsImages {
         pixels). With --encoder (a masked autoencoder's encoder.safetensors from medselect pretrain): each case's \
         slices are prepared as for pretraining (2-D image, or evenly spaced axial slices of a volume; resampled, \
         z-scored), encoded with nothing masked, pooled per slice (--pool cls: the class token; mean: the patch tokens) \
-        and averaged over the case's slices; no PCA unless --pca is given.
+        and averaged over the case's slices; no PCA unless --pca is given. With an HSSL encoder (medselect pretrain \
+        --method hssl) each slice is converted to gray as in its pretraining and the bottleneck's output is averaged \
+        over positions (--pool does not apply).
         --split train|validation keeps the labeled cases of that part of the split `medselect train` makes with the same
         --seed and --validation-fraction (so a selection drawn from the training split never touches validation).
         --source-sites writes those sites' rows (all their cases) to --source-out for XSSR's novelty term, and the \
         others to --out.
-        With an HSSL encoder (medselect pretrain --method hssl) each slice is converted to gray as in its pretraining and \
-        the bottleneck's output is averaged over positions (--pool does not apply).
         --shard I/N embeds only shard I (0-based) of N of the ordered cases (contiguous rows; a Slurm array task or a \
         Kubernetes Indexed Job pod each take one, see Scripts/cluster/) and writes OUT with its ids and OUT.shard.json; \
         `medselect embed-merge` joins the parts into exactly the matrix an unsharded run writes. Sharding needs --pca 0 \
