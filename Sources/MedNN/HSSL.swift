@@ -408,11 +408,29 @@ extension UNet {
         var loaded: [String] = []
         for (name, t) in own {
             guard let source = tensors[name] else { throw TensorError.checkpoint(path: origin, reason: "lacks '\(name)', which --init-part \(part.rawValue) loads") }
+            if name == "down.0.0.weight", source.rank == 4, t.rank == 4, source.shape[1] == 1, t.shape[1] > 1,
+               source.shape[0] == t.shape[0], source.shape[2...] == t.shape[2...] {
+                // A gray-pretrained first convolution for colour input: each input channel gets the gray kernel times
+                // its luminance weight (BT.601 for 3 channels, 1/C otherwise), so that a colour image responds as
+                // its luminance image did in pretraining.
+                t.data = Self.expandGrayKernel(source.data, outputs: t.shape[0], channels: t.shape[1], kernel: t.shape[2] * t.shape[3])
+                loaded.append(name)
+                continue
+            }
             guard source.shape == t.shape else { throw TensorError.checkpoint(path: origin, reason: "'\(name)' is \(source.shape), this U-Net needs \(t.shape)") }
             t.data = source.data
             loaded.append(name)
         }
         guard !loaded.isEmpty else { throw TensorError.checkpoint(path: origin, reason: "holds none of this U-Net's tensors") }
         return loaded.sorted()
+    }
+
+    /// Kernels [O, 1, k] of a gray first convolution as [O, C, k]: channel c gets the kernel times w_c, w = BT.601
+    /// luminance weights (0.299, 0.587, 0.114) for C = 3, 1/C otherwise (the weights sum to 1).
+    public static func expandGrayKernel(_ gray: [Float], outputs: Int, channels: Int, kernel: Int) -> [Float] {
+        let w: [Float] = channels == 3 ? [0.299, 0.587, 0.114] : [Float](repeating: 1 / Float(channels), count: channels)
+        var out = [Float](repeating: 0, count: outputs * channels * kernel)
+        for o in 0..<outputs { for c in 0..<channels { for k in 0..<kernel { out[(o * channels + c) * kernel + k] = gray[o * kernel + k] * w[c] } } }
+        return out
     }
 }

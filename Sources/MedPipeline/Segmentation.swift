@@ -189,7 +189,9 @@ public struct SegmentationTraining {
             let ours = model.configuration
             // Heads are loaded only from a U-Net checkpoint with --init-part all: then they must match too.
             let headsLoaded = description.architecture == "unet" && initPart == .all
-            guard theirs.inChannels == ours.inChannels, theirs.base == ours.base, theirs.levels == ours.levels, theirs.normalization == ours.normalization,
+            // A gray-pretrained HSSL encoder starts colour U-Nets too (its first kernels spread over the channels).
+            let channelsFit = theirs.inChannels == ours.inChannels || (description.architecture == "hssl-unet" && theirs.inChannels == 1)
+            guard channelsFit, theirs.base == ours.base, theirs.levels == ours.levels, theirs.normalization == ours.normalization,
                   !headsLoaded || (theirs.classes == ours.classes && theirs.deepSupervision == ours.deepSupervision) else {
                 throw DataError.badConfiguration(path: initFrom, reason: "its \(description.summary) does not match this run's U-Net (\(ours.summary))")
             }

@@ -57,6 +57,10 @@ struct HSSLCLITests {
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch.file("ft/summary.json")))) as? [String: Any])
         #expect(summary["initialized_tensors"] as? Int == encoderTensors && summary["init_part"] as? String == "encoder")
         #expect(encoderTensors == 30)   // (2 levels + bottleneck) x 2 convolutions x (weight + 4 batch-norm tensors)
+        // The colour fundus images fine-tune from the gray encoder too (first kernels spread over the channels).
+        let colour = try Tool.run(["train", "--data", fundus, "--size", "32", "--base", "4", "--levels", "2", "--epochs", "1", "--batch", "4",
+                                   "--init-from", scratch.file("a/encoder.safetensors"), "--out", scratch.file("ft-fundus")])
+        #expect(colour.status == 0, "\(colour.stderr)")
         // Another base width: one line naming both networks.
         let bad = try Tool.run(["train", "--data", cxr, "--size", "32", "--base", "8", "--levels", "2", "--epochs", "1", "--batch", "4",
                                 "--init-from", scratch.file("a/encoder.safetensors"), "--out", scratch.file("bad")])

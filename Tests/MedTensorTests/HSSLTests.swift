@@ -172,6 +172,18 @@ struct HSSLTests {
                 #expect(t.data == (fromFile ? source[name]! : reference[name]!).data, "\(part): \(name) has the wrong values")
             }
         }
+        // A colour U-Net from the gray encoder: the first kernels spread over R, G, B by BT.601 weights, so an image
+        // whose three channels are equal gives the gray network's first activations.
+        let colour = UNet(UNet.Configuration(inChannels: 3, classes: 2, base: 4, levels: 2), seed: 5)
+        try colour.initialize(from: tensors, part: .encoder, origin: path)
+        let gray = tensors["down.0.0.weight"]!.data, rgb = colour.stateDict["down.0.0.weight"]!.data
+        for o in 0..<4 { for k in 0..<9 {
+            for (c, w) in [Float(0.299), 0.587, 0.114].enumerated() { #expect(abs(rgb[(o * 3 + c) * 9 + k] - gray[o * 9 + k] * w) < 1e-7) }
+        } }
+        let image = Self.images(1)
+        let y1 = try Tensor(shape: [1, 1, 16, 16], data: image.values).conv2d(tensors["down.0.0.weight"]!, geometry: Conv2DGeometry(stride: 1, padding: 1))
+        let y3 = try Tensor(shape: [1, 3, 16, 16], data: image.values + image.values + image.values).conv2d(colour.stateDict["down.0.0.weight"]!, geometry: Conv2DGeometry(stride: 1, padding: 1))
+        #expect(zip(y1.data, y3.data).allSatisfy { abs($0 - $1) < 1e-4 })
         // Another width: refused with the tensor's name and both shapes.
         let wide = UNet(UNet.Configuration(inChannels: 1, classes: 2, base: 8, levels: 2), seed: 5)
         #expect { try wide.initialize(from: tensors, part: .encoder, origin: path) } throws: { "\($0)".contains(path) && "\($0)".contains("down.0.0.weight") }
