@@ -12,7 +12,7 @@ import MedTensor
 /// XSSR's first stage), resumable, with the encoder file `medselect embed --encoder` reads.
 struct Pretrain: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
-        abstract: "Pretrain a masked autoencoder (ViT) on a dataset's images; writes the encoder for medselect embed --encoder.",
+        abstract: "Pretrain an encoder without labels: a masked autoencoder (ViT, XSSR) or the U-Net with HSSL; writes encoder.safetensors.",
         discussion: """
         Every case of the chosen sites is used, labeled or not: 2-D images as they are, volumes as up to --max-slices \
         evenly spaced axial slices; each slice resampled to --size x --size and z-scored. A seeded --validation-fraction \
@@ -25,7 +25,16 @@ struct Pretrain: ParsableCommand, ReadsImages {
         epochs and at the end. Running the same command again resumes exactly; a different configuration is refused. \
         The defaults are the benchmark configuration of Scripts/reference/torch_mae_step.py (about 4 batches of 32 per \
         second on 2 cores at 128 px: 1,000 images take some 8 s per epoch).
+        HSSL (--method hssl): the U-Net of medselect train pretrained on every case of every --data folder (repeat it) \
+        or index, in one gray channel (colour converted to luminance), each image labelled with its domain (--domain \
+        dataset or site): two augmented views per image (crop, flip, intensity, blur, noise), a global NT-Xent term on \
+        the pooled bottleneck, a dense NT-Xent term on decoder features at corresponding locations of the two views, \
+        and a domain classification term (weights --global-weight, --local-weight, --domain-weight). The folder gets \
+        encoder.safetensors (the U-Net without its head: medselect train --init-from, medselect embed --encoder), \
+        checkpoint.safetensors, history.csv and curve.svg; an image costs about two U-Net training images. \
+        Docs/learning.md describes both methods and what they were measured to do.
         Example: medselect pretrain --data Samples/cxr --sites MCU --size 64 --patch 8 --epochs 30 --out runs/mae
+        Example: medselect pretrain --method hssl --data phantoms/cxr --data phantoms/fundus --size 64 --epochs 40 --out runs/hssl
         """
     )
     @OptionGroup var limits: ReadLimitOptions
