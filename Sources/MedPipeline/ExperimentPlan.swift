@@ -113,9 +113,7 @@ public struct ExperimentPlan {
             encoderKey = key
             items.append(PlanItem(stage: "encoder", key: key, label: "HSSL pretraining on every site", dependencies: []) { folder in
                 let domains = Array(Set(all.map(\.site))).sorted()
-                let label = Dictionary(uniqueKeysWithValues: domains.enumerated().map { ($0.element, $0.offset) })
-                let (stack, perCase) = try PretrainingImages.read(all, size: c.train.size, maxSlices: 16, gray: true, options: .default)
-                let domainOf = zip(all, perCase).flatMap { [Int](repeating: label[$0.0.site]!, count: $0.1) }
+                let (stack, domainOf) = try PretrainingImages.readDomains(all, domains: all.map(\.site), names: domains, size: c.train.size, maxSlices: 16, options: .default)
                 var mc = HSSLModel.Configuration()
                 mc.unet = UNet.Configuration(inChannels: 1, classes: 2, base: c.train.base, levels: c.train.levels)
                 mc.imageSize = c.train.size; mc.domains = domains

@@ -42,4 +42,14 @@ public enum PretrainingImages {
         }
         return (ImageStack(values: values, count: count, channels: max(1, channels), size: size), perCase)
     }
+
+    /// HSSL's input: every case's slices in one gray channel, each slice labelled with its case's domain (the domain's
+    /// position in `names`, which must hold every domain given).
+    public static func readDomains(_ samples: [Sample], domains caseDomains: [String], names: [String], size: Int, maxSlices: Int, options: ReadOptions,
+                                   progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> (stack: ImageStack, labels: [Int]) {
+        precondition(samples.count == caseDomains.count, "one domain per case")
+        let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
+        let (stack, perCase) = try read(samples, size: size, maxSlices: maxSlices, gray: true, options: options, progress: progress)
+        return (stack, zip(caseDomains, perCase).flatMap { [Int](repeating: index[$0.0]!, count: $0.1) })
+    }
 }

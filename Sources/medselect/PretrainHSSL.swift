@@ -50,15 +50,15 @@ extension Pretrain {
         }
         guard cases.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(cases.count) case(s); pretraining needs at least 2 (check --sites)") }
         let domains = Array(Set(cases.map(\.domain))).sorted()
-        let label = Dictionary(uniqueKeysWithValues: domains.enumerated().map { ($0.element, $0.offset) })
         let (trainCases, valCases) = heldOut(cases)
         func read(_ part: [(sample: Sample, domain: String)], _ what: String) throws -> (ImageStack, [Int]) {
             let progress = ProgressLine("pretrain")
-            let (stack, perCase) = try PretrainingImages.read(part.map(\.sample), size: size, maxSlices: maxSlices, gray: true, options: limits.readOptions) { done, total in
+            let (stack, labels) = try PretrainingImages.readDomains(part.map(\.sample), domains: part.map(\.domain), names: domains, size: size, maxSlices: maxSlices,
+                                                                    options: limits.readOptions) { done, total in
                 progress.update(done, of: total, unit: "\(what) cases read")
             }
             progress.finish("\(part.count) \(what) cases read")
-            return (stack, zip(part, perCase).flatMap { [Int](repeating: label[$0.0.domain]!, count: $0.1) })
+            return (stack, labels)
         }
         let (train, trainDomains) = try read(trainCases, "training")
         let (validation, valDomains) = valCases.isEmpty ? (nil, []) : try read(valCases, "validation")
