@@ -134,6 +134,8 @@ struct RunCLITests {
              ["strategy 'xssr:density/magic'", "strategy 'xssr:novelty,density'"]),
             (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["xssr:density/diversity"], "budgets": [1]}"#,
              ["budget 1 is 1 case"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": [2], "site_analysis": "yes", "train": {"start": ["scratch", "warm"]}}"#,
+             ["'site_analysis' must be true or false", "'train.start' warm must be source, scratch or pretrained"]),
         ]
         for (i, (text, expected)) in cases.enumerated() {
             let path = s.write(Array(text.utf8), "bad\(i).json")
