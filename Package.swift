@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedRandom", "TestSupport"]),
+        .testTarget(name: "MedReportTests", dependencies: ["MedReport"]),
         .testTarget(name: "MedPipelineTests", dependencies: ["MedPipeline", "MedAnalysis", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection", "MedTensor"]),
     ]

@@ -124,19 +124,23 @@ public enum ExperimentReport {
         page.table(header: ["strategy", "budget", "labeled", "Dice (mean over seeds)", "sd over seeds", "HD95 mm", "% of full-data Dice"], rows: table,
                    numeric: [2, 3, 4, 5, 6], caption: "Dice: mean over target sites of each site's mean over its held-out cases, then mean and standard deviation over seeds.")
 
-        // Dice per site and strategy (first budget).
+        // Dice per site and strategy (first budget): a dot plot, one row per strategy, one colour per target site.
         if let b = budgets.first {
             let sites = c.targetSites
-            var labels: [String] = [], values: [Double] = [], errors: [Double] = []
-            for s in strategies + ["none"] {
+            let names = strategies + ["none"]
+            var values: [[Double]] = [], errors: [[Double]] = []
+            for s in names {
+                var rowValues: [Double] = [], rowErrors: [Double] = []
                 for site in sites {
-                    let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s == "none") }.map(\.dice).filter(\.isFinite)
-                    labels.append("\(s) \(site)"); values.append(Stats.mean(v)); errors.append(v.count > 1 ? Stats.standardDeviation(v) : 0)
+                    let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s == "none") && $0.round <= 1 }.map(\.dice).filter(\.isFinite)
+                    rowValues.append(v.isEmpty ? .nan : Stats.mean(v)); rowErrors.append(v.count > 1 ? Stats.standardDeviation(v) : 0)
                 }
+                values.append(rowValues); errors.append(rowErrors)
             }
-            var chart = BarChart(title: "Dice per target site (budget \(b))", yLabel: "Dice", labels: labels, values: values, errors: errors)
-            chart.width = max(420, Double(labels.count) * 34 + 80)
-            page.figures([(chart.svg, "Bars: mean over seeds; whiskers: standard deviation over seeds. 'none': the source model without target labels.")])
+            var chart = DotPlot(title: "Dice per target site (budget \(b))", xLabel: "Dice (mean over seeds)",
+                                categories: names.map { $0 == "none" ? "none (source model)" : $0 }, series: sites, values: values, errors: errors)
+            chart.width = 760
+            page.figures([(chart.svg, "Dots: mean over seeds per target site (colours); whiskers: standard deviation over seeds. 'none': the source model without target labels. The axis covers the data, not zero.")])
         }
 
         // Budget curves: Dice against the number of labeled cases, with a 95 % bootstrap interval over seeds, and the
@@ -231,18 +235,20 @@ public enum ExperimentReport {
                 for (i, id) in ids.enumerated() where !chosen.contains(id) {
                     points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), group: c.targetSites.firstIndex(of: plan.pool[i].site) ?? 0))
                 }
+                // Picks are numbered in selection order (the thumbnails below carry the same numbers and the ids).
+                let rank = Dictionary(picked.enumerated().map { ($0.element, $0.offset + 1) }, uniquingKeysWith: { a, _ in a })
                 for (i, id) in ids.enumerated() where chosen.contains(id) {
-                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), label: id, group: selectedGroup))
+                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), label: rank[id].map(String.init), group: selectedGroup))
                 }
                 var plot = ScatterPlot(title: "\(s): picks (seed \(seed), budget \(b))", xLabel: "principal component 1", yLabel: "principal component 2", points: points)
                 plot.groups = c.targetSites + [String](repeating: "", count: selectedGroup - c.targetSites.count) + ["selected"]
-                plot.width = 420; plot.height = 320
+                plot.width = 480; plot.height = 320
                 charts.append((plot.svg, nil))
             }
             if !charts.isEmpty {
                 page.heading("The target pool and the picks")
                 page.figures(charts)
-                page.paragraph("The pool's embeddings on their first two principal components, coloured by site; the selected cases are marked and named.")
+                page.paragraph("The pool's embeddings on their first two principal components, coloured by site; the selected cases are black, numbered in selection order as in the thumbnails below.")
             }
             // Thumbnails of the picks.
             var grid: [(title: String, cells: [ImageGrid.Cell])] = []
@@ -250,9 +256,9 @@ public enum ExperimentReport {
             for s in strategies where !s.contains("@") {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
                       let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
-                let cells = picked.prefix(12).compactMap { id -> ImageGrid.Cell? in
+                let cells = picked.prefix(16).enumerated().compactMap { k, id -> ImageGrid.Cell? in
                     guard let sample = byID[id], let uri = try? CaseThumbnail.uri(sample, options: .default) else { return nil }
-                    return ImageGrid.Cell(pngDataURI: uri, caption: "\(id) (\(sample.site))")
+                    return ImageGrid.Cell(pngDataURI: uri, caption: "\(k + 1). \(id) (\(sample.site))")
                 }
                 grid.append((s, cells))
             }

@@ -163,7 +163,9 @@ public struct SegmentationTraining {
 
     /// Trains into `folder` (resuming what a run of the same configuration left there), then scores `validation` at
     /// native resolution and writes validation_metrics.csv and curve.svg beside the checkpoint.
+    /// `initialized` hears which tensors `initFrom` supplied, before the first epoch.
     public func run(train: [Sample], validation: [Sample], initFrom: String?, folder: String,
+                    initialized heard: ([String]) -> Void = { _ in },
                     epochEnded: @escaping (EpochRecord) -> Void = { _ in }) throws -> Outcome {
         guard train.count >= 2 else { throw DataError.badDataset(path: folder, reason: "fewer than two labeled training cases") }
         let trainData = try Segmentation.prepare(train, size: size)
@@ -196,6 +198,7 @@ public struct SegmentationTraining {
                 throw DataError.badConfiguration(path: initFrom, reason: "its \(description.summary) does not match this run's U-Net (\(ours.summary))")
             }
             initialized = try model.initialize(from: tensors, part: initPart, origin: initFrom)
+            heard(initialized)
         }
         let trainer = Trainer(model: model, config: config, folder: folder)
         let history = try trainer.fit(train: trainData, validation: valData, progress: epochEnded)

@@ -3,7 +3,7 @@ import Foundation
 /// # MedReport
 ///
 /// Self-contained reports from plain values: charts as SVG strings (line charts with bands, scatter plots with a fitted
-/// line, heat maps with a colour bar, histograms, bar charts with error bars, image grids) and an HTML document that
+/// line, heat maps with a colour bar, histograms, bar charts with error bars, dot plots, image grids) and an HTML document that
 /// inlines them with tables and findings. No JavaScript, no network, readable when printed; the same SVG can be written
 /// as a file for papers. Every chart is a value type whose `svg` property renders it.
 public enum MedReportModule {}

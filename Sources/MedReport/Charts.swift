@@ -92,7 +92,9 @@ public struct ScatterPlot: Sendable {
         let p = points.filter { $0.x.isFinite && $0.y.isFinite }
         let pad = { (lo: Double, hi: Double) -> (Double, Double) in let m = (hi - lo) * 0.06 + 1e-12; return (lo - m, hi + m) }
         let (x0, x1) = pad(p.map(\.x).min() ?? 0, p.map(\.x).max() ?? 1), (y0, y1) = pad(p.map(\.y).min() ?? 0, p.map(\.y).max() ?? 1)
-        let frame = PlotFrame(width: width, height: height, left: 64, right: 20, top: subtitle == nil ? 36 : 52, bottom: 44,
+        // The legend has its own column right of the plot, so it never covers points.
+        let legendWidth = groups.contains { !$0.isEmpty } ? Double(groups.map(\.count).max() ?? 0) * 7 + 28 : 0
+        let frame = PlotFrame(width: width, height: height, left: 64, right: 20 + legendWidth, top: subtitle == nil ? 36 : 52, bottom: 44,
                               x: NiceScale(x0, x1), y: NiceScale(y0, y1))
         var s = svgOpen(width: width, height: height, title: title)
         s += "<text x=\"\(f(width / 2))\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">\(escapeXML(title))</text>"
@@ -111,17 +113,20 @@ public struct ScatterPlot: Sendable {
         for q in p {
             let color = chartColors[q.group % chartColors.count]
             s += "<circle cx=\"\(f(frame.px(q.x)))\" cy=\"\(f(frame.py(q.y)))\" r=\"\(f(pointRadius))\" fill=\"\(color)\" fill-opacity=\"0.8\"/>"
-            // Labels of points in the right third read leftwards, so they stay inside the chart.
+            // Labels of points in the right third of the plot read leftwards, so they stay inside it.
             if let l = q.label {
-                let right = frame.px(q.x) > width * 0.66
-                s += "<text x=\"\(f(frame.px(q.x) + (right ? -6 : 6)))\" y=\"\(f(frame.py(q.y) - 6))\"\(right ? " text-anchor=\"end\"" : "")>\(escapeXML(l))</text>"
+                let right = frame.px(q.x) > frame.left + (width - frame.left - frame.right) * 0.66
+                // A white halo keeps a label readable over other points.
+                s += "<text x=\"\(f(frame.px(q.x) + (right ? -6 : 6)))\" y=\"\(f(frame.py(q.y) - 6))\"\(right ? " text-anchor=\"end\"" : "")"
+                    + " stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">\(escapeXML(l))</text>"
             }
         }
         if !groups.isEmpty {
             var ly = frame.top + 4
+            let lx = width - frame.right + 16
             for (k, g) in groups.enumerated() where !g.isEmpty {   // an empty name skips a colour
-                s += "<circle cx=\"\(f(width - 150))\" cy=\"\(f(ly))\" r=\"4\" fill=\"\(chartColors[k % chartColors.count])\"/>"
-                s += "<text x=\"\(f(width - 140))\" y=\"\(f(ly + 4))\">\(escapeXML(g))</text>"
+                s += "<circle cx=\"\(f(lx))\" cy=\"\(f(ly))\" r=\"4\" fill=\"\(chartColors[k % chartColors.count])\"/>"
+                s += "<text x=\"\(f(lx + 10))\" y=\"\(f(ly + 4))\">\(escapeXML(g))</text>"
                 ly += 16
             }
         }
@@ -197,5 +202,93 @@ public struct ImageGrid: Sendable {
             s += "</div>"
         }
         return s + "</div>"
+    }
+}
+
+/// Several series' values per category on one shared horizontal axis (a Cleveland dot plot), e.g. Dice per strategy
+/// (rows) and target site (colours), with optional whiskers. The axis covers the data rather than starting at zero, so
+/// differences of a few thousandths stay visible; a series' dots sit slightly apart vertically within each row so
+/// equal values do not hide each other.
+public struct DotPlot: Sendable {
+    public var title: String
+    public var xLabel: String
+    /// Row names, top to bottom.
+    public var categories: [String]
+    /// Series names (colours, in `chartColors` order).
+    public var series: [String]
+    /// `values[category][series]`; non-finite values are left out.
+    public var values: [[Double]]
+    /// Half-widths of whiskers, shaped like `values` (or nil).
+    public var errors: [[Double]]?
+    public var width: Double = 640
+    public var rowHeight: Double = 24
+
+    public init(title: String, xLabel: String, categories: [String], series: [String], values: [[Double]], errors: [[Double]]? = nil) {
+        self.title = title; self.xLabel = xLabel; self.categories = categories; self.series = series; self.values = values; self.errors = errors
+    }
+
+    /// The value and whisker of a cell (NaN when absent).
+    func cell(_ i: Int, _ k: Int) -> (value: Double, error: Double) {
+        let v = i < values.count && k < values[i].count ? values[i][k] : .nan
+        let e = errors.flatMap { i < $0.count && k < $0[i].count ? $0[i][k] : nil } ?? 0
+        return (v, e.isFinite ? abs(e) : 0)
+    }
+
+    /// The drawing frame: rows below the title and the legend, the axis at the bottom.
+    var frame: PlotFrame {
+        var lows: [Double] = [], highs: [Double] = []
+        for i in categories.indices {
+            for k in series.indices {
+                let (v, e) = cell(i, k)
+                if v.isFinite { lows.append(v - e); highs.append(v + e) }
+            }
+        }
+        let label = Double(categories.map(\.count).max() ?? 4) * 7 + 16
+        let height = 62 + rowHeight * Double(categories.count) + 44
+        return PlotFrame(width: width, height: height, left: label, right: 24, top: 62, bottom: 44,
+                         x: NiceScale(lows.min() ?? 0, highs.max() ?? 1), y: NiceScale(0, 1))
+    }
+
+    /// The vertical pixel position of category `i`, series `k`.
+    func rowY(_ i: Int, _ k: Int, _ frame: PlotFrame) -> Double {
+        let spread = min(4, rowHeight * 0.5 / Double(max(1, series.count)))
+        return frame.top + rowHeight * (Double(i) + 0.5) + (Double(k) - Double(series.count - 1) / 2) * spread
+    }
+
+    public var svg: String {
+        let fr = frame
+        var s = svgOpen(width: width, height: fr.height, title: title)
+        s += "<text x=\"\(f(width / 2))\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">\(escapeXML(title))</text>"
+        // Legend under the title, one entry per series.
+        var lx = fr.left
+        for (k, name) in series.enumerated() {
+            s += "<circle cx=\"\(f(lx + 4))\" cy=\"\(f(38))\" r=\"4\" fill=\"\(chartColors[k % chartColors.count])\"/>"
+            s += "<text x=\"\(f(lx + 12))\" y=\"\(f(42))\">\(escapeXML(name))</text>"
+            lx += Double(name.count) * 7 + 28
+        }
+        // Vertical grid at the ticks, the axis and its title.
+        let bottom = fr.height - fr.bottom
+        for t in fr.x.ticks {
+            let x = fr.px(t)
+            s += "<line x1=\"\(f(x))\" y1=\"\(f(fr.top))\" x2=\"\(f(x))\" y2=\"\(f(bottom))\" stroke=\"#e5e5e5\"/>"
+            s += "<text x=\"\(f(x))\" y=\"\(f(bottom + 16))\" text-anchor=\"middle\">\(escapeXML(formatNumber(t)))</text>"
+        }
+        s += "<line x1=\"\(f(fr.left))\" y1=\"\(f(bottom))\" x2=\"\(f(width - fr.right))\" y2=\"\(f(bottom))\" stroke=\"#333\"/>"
+        s += "<text x=\"\(f((fr.left + width - fr.right) / 2))\" y=\"\(f(fr.height - 6))\" text-anchor=\"middle\">\(escapeXML(xLabel))</text>"
+        for (i, name) in categories.enumerated() {
+            let y = fr.top + rowHeight * (Double(i) + 0.5)
+            s += "<line x1=\"\(f(fr.left))\" y1=\"\(f(y))\" x2=\"\(f(width - fr.right))\" y2=\"\(f(y))\" stroke=\"#f0f0f0\"/>"
+            s += "<text x=\"\(f(fr.left - 8))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(escapeXML(name))</text>"
+            for k in series.indices {
+                let (v, e) = cell(i, k)
+                guard v.isFinite else { continue }
+                let color = chartColors[k % chartColors.count], yk = rowY(i, k, fr)
+                if e > 0 {
+                    s += "<line x1=\"\(f(fr.px(v - e)))\" y1=\"\(f(yk))\" x2=\"\(f(fr.px(v + e)))\" y2=\"\(f(yk))\" stroke=\"\(color)\" stroke-width=\"1.5\"/>"
+                }
+                s += "<circle cx=\"\(f(fr.px(v)))\" cy=\"\(f(yk))\" r=\"4\" fill=\"\(color)\" fill-opacity=\"0.9\"><title>\(escapeXML("\(name), \(series[k]): \(formatNumber(v))"))</title></circle>"
+            }
+        }
+        return s + "</svg>\n"
     }
 }

@@ -103,14 +103,14 @@ extension Pretrain {
                                    record.validation.isFinite ? String(format: "%.4f", record.validation) : "n/a", record.learningRate, record.seconds))
             do {
                 try HSSLPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(record.epoch)]) { $1 }, to: out + "/encoder.safetensors")
-                try Self.writeCurve(trainer.history, title: "HSSL pretraining", yLabel: "loss (global + dense + domain)", to: out + "/curve.svg")
+                try Self.writeCurve(trainer.history, title: "HSSL pretraining", yLabel: "weighted loss (global, dense, domain terms)", to: out + "/curve.svg")
             } catch {
                 FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
             }
         })
         guard let last = history.last, let first = history.first else { throw CommandError(subject: out, reason: "no epoch was run") }
         try HSSLPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(last.epoch)]) { $1 }, to: out + "/encoder.safetensors")
-        try Self.writeCurve(history, title: "HSSL pretraining", yLabel: "loss (global + dense + domain)", to: out + "/curve.svg")
+        try Self.writeCurve(history, title: "HSSL pretraining", yLabel: "weighted loss (global, dense, domain terms)", to: out + "/curve.svg")
         print(String(format: "pretrained %d epochs (HSSL, %d domains): training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors (for medselect train --init-from and embed --encoder), checkpoint.safetensors, history.csv, curve.svg",
                      history.count, domains.count, first.trainLoss, last.trainLoss,
                      last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))

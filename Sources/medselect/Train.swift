@@ -98,12 +98,13 @@ struct Train: ParsableCommand, ReadsImages {
         training.initPart = part
         let start = Date()
         let epochs = self.epochs
-        let outcome = try training.run(train: trainSamples, validation: valSamples, initFrom: initFrom, folder: out) { r in
+        let outcome = try training.run(train: trainSamples, validation: valSamples, initFrom: initFrom, folder: out, initialized: { names in
+            FileHandle.standardError.write(Data("[train] starting from \(names.count) tensors of \(initFrom ?? "") (--init-part \(part.rawValue))\n".utf8))
+        }) { r in
             FileHandle.standardError.write(Data(String(format: "[train] epoch %d/%d  loss %.4f  validation Dice %.4f  lr %.2e  %.1f s\n",
                                                       r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
         }
         let history = outcome.history
-        if let initFrom { FileHandle.standardError.write(Data("[train] started from \(outcome.initialized.count) tensors of \(initFrom) (--init-part \(part.rawValue))\n".utf8)) }
         let (meanDice, meanHD95) = (outcome.meanDice, outcome.meanHausdorff95)
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
                                       "epochs": history.count, "final_validation_dice": history.last?.validationDice ?? .nan,

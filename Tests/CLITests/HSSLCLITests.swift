@@ -57,6 +57,11 @@ struct HSSLCLITests {
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch.file("ft/summary.json")))) as? [String: Any])
         #expect(summary["initialized_tensors"] as? Int == encoderTensors && summary["init_part"] as? String == "encoder")
         #expect(encoderTensors == 30)   // (2 levels + bottleneck) x 2 convolutions x (weight + 4 batch-norm tensors)
+        // The start is reported before the first epoch, not after training.
+        let lines = t.stderr.split(separator: "\n")
+        let startLine = lines.firstIndex { $0.hasPrefix("[train] starting from 30 tensors") }
+        let firstEpoch = lines.firstIndex { $0.hasPrefix("[train] epoch 1/") }
+        #expect(startLine != nil && firstEpoch != nil && startLine! < firstEpoch!, "\(t.stderr)")
         // The colour fundus images fine-tune from the gray encoder too (first kernels spread over the channels).
         let colour = try Tool.run(["train", "--data", fundus, "--size", "32", "--base", "4", "--levels", "2", "--epochs", "1", "--batch", "4",
                                    "--init-from", scratch.file("a/encoder.safetensors"), "--out", scratch.file("ft-fundus")])
