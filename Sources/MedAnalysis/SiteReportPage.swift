@@ -78,7 +78,7 @@ public enum SiteReportPage {
         var scatter = ScatterPlot(title: "Cases in embedding space (first two principal components)", xLabel: "PC 1", yLabel: "PC 2",
                                   points: caseSites.indices.map { ScatterPlot.Point(x: Double(map[2 * $0]), y: Double(map[2 * $0 + 1]),
                                                                                     group: names.firstIndex(of: caseSites[$0]) ?? 0) })
-        scatter.groups = names; scatter.pointRadius = caseSites.count > 2000 ? 1.5 : 3.5
+        scatter.groups = names; scatter.width = 640; scatter.pointRadius = caseSites.count > 2000 ? 1.5 : 3.5
         page.figures([(hist.svg, nil), (scatter.svg, "Colours as in the histograms. Sites far from the source's cloud are shifted in the embedding.")])
 
         // Quality.

@@ -292,6 +292,7 @@ public enum ExperimentReport {
                     var plot = ScatterPlot(title: "Target-site Dice against MMD to the source (budget \(b))", xLabel: "MMD² to the source sites (site analysis)",
                                            yLabel: "Dice (mean over seeds)", points: points)
                     plot.groups = names
+                    plot.width = 720   // the legend of strategy names takes a column beside the plot
                     page.figures([(plot.svg, "One point per target site and strategy; the site analysis (sites/report.html) measures each site's distance to the source on thumbnail embeddings.")])
                     if !notes.isEmpty { page.list(notes) }
                     page.paragraph("The full site analysis (image quality, intensities, embeddings, per-site flags) is in sites/report.html.")
