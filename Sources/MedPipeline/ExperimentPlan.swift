@@ -75,9 +75,9 @@ public struct ExperimentPlan {
         items.append(PlanItem(stage: "source", key: sourceKey, label: "source model (\(c.sourceSites.joined(separator: ",")))", dependencies: []) { folder in
             var t = training
             t.epochs = c.train.sourceEpochs; t.seed = 0
-            let outcome = try t.run(train: sourceTrain, validation: sourceHeld, initFrom: nil, folder: folder) { r in
+            let outcome = try t.run(train: sourceTrain, validation: sourceHeld, initFrom: nil, folder: folder, epochEnded: { r in
                 log(String(format: "source model: epoch %d/%d, loss %.4f, validation Dice %.4f", r.epoch, c.train.sourceEpochs, r.trainLoss, r.validationDice))
-            }
+            })
             log(String(format: "source model: held-out source Dice %.4f", outcome.meanDice))
         })
 

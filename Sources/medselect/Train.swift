@@ -100,10 +100,10 @@ struct Train: ParsableCommand, ReadsImages {
         let epochs = self.epochs
         let outcome = try training.run(train: trainSamples, validation: valSamples, initFrom: initFrom, folder: out, initialized: { names in
             FileHandle.standardError.write(Data("[train] starting from \(names.count) tensors of \(initFrom ?? "") (--init-part \(part.rawValue))\n".utf8))
-        }) { r in
+        }, epochEnded: { r in
             FileHandle.standardError.write(Data(String(format: "[train] epoch %d/%d  loss %.4f  validation Dice %.4f  lr %.2e  %.1f s\n",
                                                       r.epoch, epochs, r.trainLoss, r.validationDice, r.learningRate, r.seconds).utf8))
-        }
+        })
         let history = outcome.history
         let (meanDice, meanHD95) = (outcome.meanDice, outcome.meanHausdorff95)
         let summary: [String: Any] = ["training_cases": trainSamples.count, "validation_cases": valSamples.count, "size": size,
