@@ -245,8 +245,10 @@ public struct DotPlot: Sendable {
         }
         let label = Double(categories.map(\.count).max() ?? 4) * 7 + 16
         let height = 62 + rowHeight * Double(categories.count) + 44
+        // A little room at both ends, so that a dot at the extreme is not drawn on the axis's end.
+        let (lo, hi) = (lows.min() ?? 0, highs.max() ?? 1), pad = (hi - lo) * 0.03
         return PlotFrame(width: width, height: height, left: label, right: 24, top: 62, bottom: 44,
-                         x: NiceScale(lows.min() ?? 0, highs.max() ?? 1), y: NiceScale(0, 1))
+                         x: NiceScale(lo - pad, hi + pad), y: NiceScale(0, 1))
     }
 
     /// The vertical pixel position of category `i`, series `k`.
