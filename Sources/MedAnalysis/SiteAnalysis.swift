@@ -177,7 +177,10 @@ public struct SiteAnalysis: Sendable {
         let adjusted = Stats.holm(mmdP)
         var k = 0
         for i in rowsOut.indices where !rowsOut[i].isSource { rowsOut[i].mmdPValueHolm = adjusted[k]; k += 1 }
-        let pairwise = try pairwiseMatrices(names, fMatrix: fMatrix, reducedDimensions: fd, progress: progress)
+        // With one source site, its pairs are the comparisons against the source already made: the same numbers.
+        let againstSource = sourceSet.count == 1 ? Dictionary(rowsOut.filter { !$0.isSource }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
+        let pairwise = try pairwiseMatrices(names, fMatrix: fMatrix, reducedDimensions: fd, againstSource: againstSource,
+                                            sourceName: sourceSet.count == 1 ? sourceSet.first : nil, progress: progress)
         progress?("site classifier")
         let confusion = try siteConfusion(names)
         var report = SiteReport(source: source, measures: SiteReport.measureNames, sites: rowsOut, pairwise: pairwise, confusion: confusion,
@@ -259,8 +262,12 @@ public struct SiteAnalysis: Sendable {
     }
 
     /// Site-by-site matrices (symmetric; the diagonal 0): MMD² with Holm-corrected permutation p-values, Fréchet
-    /// distance, mean kNN distance (the two directions averaged), classifier AUC, intensity W1 and JS.
+    /// distance, mean kNN distance (the two directions averaged), classifier AUC, intensity W1 and JS. A pair of the
+    /// single source site `sourceName` and another site takes the values of that site's comparison with the source
+    /// (`againstSource`) instead of computing them again on another subsample with another seed, so that the report
+    /// shows one number per pair (only the kNN distance, averaged over both directions here, is computed anew).
     func pairwiseMatrices(_ names: [String], fMatrix: ([Int]) -> [Float], reducedDimensions fd: Int,
+                          againstSource: [String: SiteReport.Site] = [:], sourceName: String? = nil,
                           progress: ((String) -> Void)?) throws -> SiteReport.Pairwise {
         let s = names.count, d = dimensions
         var mmd = [[Double]](repeating: [Double](repeating: 0, count: s), count: s), p = mmd, fr = mmd, knn = mmd, auc = mmd, w1 = mmd, js = mmd
@@ -273,12 +280,23 @@ public struct SiteAnalysis: Sendable {
         for (q, (i, j)) in pairs.enumerated() {
             progress?("pair \(q + 1)/\(pairs.count): \(names[i]) and \(names[j])")
             let (xi, xj) = (matrix(rowsOf[i]), matrix(rowsOf[j]))
+            let k = (try knnDistance(xi, to: xj) + knnDistance(xj, to: xi)) / 2
+            knn[i][j] = k; knn[j][i] = k
+            let other = names[i] == sourceName ? names[j] : (names[j] == sourceName ? names[i] : nil)
+            if let other, let known = againstSource[other], let m = known.distanceToSource["mmd"] ?? nil, let pv = known.mmdPValue,
+               let f = known.distanceToSource["frechet"] ?? nil, let a = known.distanceToSource["classifier_auc"] ?? nil {
+                mmd[i][j] = m; mmd[j][i] = m; rawP.append(pv)
+                fr[i][j] = f; fr[j][i] = f
+                auc[i][j] = a; auc[j][i] = a
+                if let w = known.distanceToSource["intensity_w1"] ?? nil, let jsd = known.distanceToSource["intensity_js"] ?? nil {
+                    w1[i][j] = w; w1[j][i] = w; js[i][j] = jsd; js[j][i] = jsd
+                }
+                continue
+            }
             let t = try MMD.test(xi, xj, dimensions: d, permutations: permutations, seed: seed &+ UInt64(1000 + i * s + j))
             mmd[i][j] = t.statistic; mmd[j][i] = t.statistic; rawP.append(t.pValue)
             let f = try Frechet.distance(fMatrix(rowsOf[i]), fMatrix(rowsOf[j]), dimensions: fd).distance
             fr[i][j] = f; fr[j][i] = f
-            let k = (try knnDistance(xi, to: xj) + knnDistance(xj, to: xi)) / 2
-            knn[i][j] = k; knn[j][i] = k
             let a = try DomainClassifier.auc(source: xi, site: xj, dimensions: d, seed: seed &+ UInt64(i * s + j))
             auc[i][j] = a; auc[j][i] = a
             if let hi = hist[i], let hj = hist[j] {

@@ -163,8 +163,12 @@ extension NPYReader {
         _ = madvise(base, size, MADV_SEQUENTIAL)
         let bytes = UnsafeRawBufferPointer(start: base, count: size)
         let (type, big, shape, fortran, offset) = try parseHeader(Array(bytes.prefix(min(size, 1 << 20))), path: path)
-        guard shape.count == 2, shape[0] > 0, shape[1] > 0 else {
+        guard shape.count == 2 else {
             throw FormatError.unsupported(path: path, reason: "embeddings must be a 2-D array (N, D); this one has shape \(shape)")
+        }
+        guard shape[0] > 0, shape[1] > 0 else {
+            throw FormatError.unsupported(path: path, reason: shape[0] == 0 ? "the embedding has no rows (shape (0, \(shape[1]))): no case was embedded"
+                                          : "the embedding's rows have no dimensions (shape (\(shape[0]), 0))")
         }
         guard type != .bool else { throw FormatError.unsupported(path: path, reason: "boolean arrays are not embeddings") }
         let (n, d) = (shape[0], shape[1])

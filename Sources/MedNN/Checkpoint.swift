@@ -90,6 +90,14 @@ public enum TrainingState {
         }
     }
 
+    /// Removes the optimiser state files of a finished run (they only serve an exact resume); the checkpoint stays.
+    public static func discardOptimizerState(folder: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where name.hasPrefix("optimizer-") && name.hasSuffix(".safetensors") {
+            try? FileManager.default.removeItem(atPath: folder + "/" + name)
+        }
+    }
+
     /// Loads the model and the optimiser from a folder's checkpoint; returns the completed epochs and the metadata.
     public static func restore(folder: String, model: any Layer, optimizer: inout Adam) throws -> (epoch: Int, metadata: [String: String]) {
         let path = checkpointPath(folder)

@@ -80,6 +80,20 @@ public final class MaskedAutoencoder: Layer {
         public var patchesPerImage: Int { (imageSize / patch) * (imageSize / patch) }
         /// Patches each sample keeps: ⌊N (1 − mask ratio)⌋, as the reference's int(N * (1 - ratio)).
         public var keptPatches: Int { Int(Double(patchesPerImage) * (1 - maskRatio)) }
+        /// Bytes a training step on `batch` images holds at its peak, roughly: per transformer block the attention
+        /// probabilities kept for the backward pass (batch x heads x T² for T tokens: the kept patches and the class
+        /// token in the encoder, every patch in the decoder) and about 16 activations of the block's width per token,
+        /// plus one more attention matrix while the backward pass runs. An estimate for refusing sizes that cannot
+        /// fit (the attention grows with the fourth power of size / patch), not an exact account.
+        public func trainingBytes(batch: Int) -> Double {
+            func block(_ tokens: Int, _ width: Int, _ heads: Int) -> Double {
+                let b = Double(batch), t = Double(tokens)
+                return 4 * (b * Double(heads) * t * t + Double(4 * mlpRatio) * b * t * Double(width))
+            }
+            let encoder = block(keptPatches + 1, width, heads), decoder = block(patchesPerImage + 1, decoderWidth, decoderHeads)
+            let largestAttention = 4 * Double(batch) * Double(max(heads, decoderHeads)) * pow(Double(patchesPerImage + 1), 2)
+            return Double(depth) * encoder + Double(decoderDepth) * decoder + largestAttention
+        }
         /// Why this configuration cannot be built, or nil.
         public var problem: String? {
             if imageSize < 1 || patch < 1 || imageSize % patch != 0 { return "the image size \(imageSize) is not a multiple of the patch size \(patch)" }
@@ -89,7 +103,9 @@ public final class MaskedAutoencoder: Layer {
                 return "the decoder width \(decoderWidth) must be a multiple of 4 and of twice its heads (\(decoderHeads))"
             }
             if depth < 1 || decoderDepth < 1 || mlpRatio < 1 { return "depths and the MLP ratio must be at least 1" }
-            if !(maskRatio >= 0 && maskRatio < 1) || keptPatches < 1 { return "the mask ratio \(maskRatio) must leave at least one patch visible" }
+            if !(maskRatio > 0 && maskRatio < 1) || keptPatches < 1 || keptPatches == patchesPerImage {
+                return "the mask ratio \(maskRatio) must hide at least one patch (the loss is computed on the hidden ones) and leave at least one visible"
+            }
             return nil
         }
         /// In words, for messages.

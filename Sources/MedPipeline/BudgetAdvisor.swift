@@ -31,7 +31,13 @@ public enum BudgetAdvisor {
         public var budget: Int?
         public var interval: (low: Int?, high: Int?)
         public var reason: String?
+        /// Why there is no interval (too few seeds to resample), or nil.
+        public var intervalNote: String?
     }
+
+    /// Seeds needed for a bootstrap interval over seeds: with two, every resample is one of three curves and the
+    /// interval says little (it came out zero-width).
+    public static let minimumSeedsForInterval = 3
 
     /// Per-seed curves of a strategy: seed -> [(labeled, mean Dice over sites)], first round only.
     static func curves(_ rows: [Experiment.ResultRow], strategy: String) -> [UInt64: [(Double, Double)]] {
@@ -117,6 +123,10 @@ public enum BudgetAdvisor {
             advice.budget = smallest(best, goal: target * full, limit: limit)
             // Bootstrap over seeds: resample whole per-seed curves, refit, predict.
             let seeds = perSeed.keys.sorted()
+            guard seeds.count >= minimumSeedsForInterval else {
+                advice.intervalNote = "\(seeds.count) seed\(seeds.count == 1 ? "" : "s"): an interval over seeds needs at least \(minimumSeedsForInterval)"
+                return advice
+            }
             var g = SplitMix64(seed: seed)
             var predictions: [Double] = []
             for _ in 0..<resamples {

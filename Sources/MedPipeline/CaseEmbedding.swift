@@ -57,6 +57,15 @@ public struct CaseEmbedder {
     /// Rows of `samples` (row i is case i) and their width. `progress(done, total, what)` reports reading and encoding.
     public func embed(_ samples: [Sample], origin: String, progress: @escaping @Sendable (Int, Int, String) -> Void = { _, _, _ in })
         throws -> (rows: [Float], dimensions: Int) {
+        let r = try embed(samples, origin: origin, skipUnreadable: false, progress: progress)
+        return (r.rows, r.dimensions)
+    }
+
+    /// As ``embed(_:origin:progress:)``; with `skipUnreadable`, a case whose file cannot be decoded (a damaged or
+    /// truncated image: a format error) is left out instead of stopping the run. Returns the rows of the cases kept,
+    /// their indices in `samples`, and each skipped case's id with the reason.
+    public func embed(_ samples: [Sample], origin: String, skipUnreadable: Bool, progress: @escaping @Sendable (Int, Int, String) -> Void = { _, _, _ in })
+        throws -> (rows: [Float], dimensions: Int, kept: [Int], skipped: [(id: String, reason: String)]) {
         guard !samples.isEmpty else { throw DataError.badDataset(path: origin, reason: "no cases to embed") }
         let total = samples.count
         let results = Mutex([Int: Result<[Float], Error>]())
@@ -112,20 +121,31 @@ public struct CaseEmbedder {
             }
         }
         var rows: [Float] = [], width = 0
+        var kept: [Int] = [], skipped: [(id: String, reason: String)] = []
         let byIndex = results.withLock { $0 }
         for (i, s) in samples.enumerated() {
-            let row = try byIndex[i]!.get()
+            let row: [Float]
+            do {
+                row = try byIndex[i]!.get()
+            } catch let error as FormatError where skipUnreadable {
+                skipped.append((s.id, error.description))
+                continue
+            }
+            kept.append(i)
             if width == 0 { width = row.count }
             guard row.count == width else {
                 throw DataError.badDataset(path: s.images[0], reason: "gives \(row.count) values; earlier cases gave \(width) (mixed 2-D/3-D or channel counts)")
             }
             rows += row
         }
-        let components = min(pca, samples.count - 1, width)
-        guard pca > 0 && components >= 1 else { return (rows, width) }
-        let all = try Embeddings(values: rows, count: samples.count, dimensions: width)
+        guard !kept.isEmpty else {
+            throw DataError.badDataset(path: origin, reason: "no case could be read (\(skipped.count) unreadable; first: \(skipped.first?.reason ?? ""))")
+        }
+        let components = min(pca, kept.count - 1, width)
+        guard pca > 0 && components >= 1 else { return (rows, width, kept, skipped) }
+        let all = try Embeddings(values: rows, count: kept.count, dimensions: width)
         let model = try PCA.fit(all, components: components, seed: seed)
-        return (PCA.transform(all, model), components)
+        return (PCA.transform(all, model), components, kept, skipped)
     }
 
     /// One case's embedding: its slices encoded with nothing masked, pooled per slice, averaged over slices.

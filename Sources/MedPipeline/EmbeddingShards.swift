@@ -37,6 +37,10 @@ public enum EmbeddingShards {
         public var cases: String
         /// The method in words and the encoder file's hash: the same embedding.
         public var embedding: String
+        /// FNV-1a of this part's own ids file rows (id, site), so that a merge names a part whose ids file was edited
+        /// or replaced; absent in manifests written before it existed (the merge then checks all ids against `cases`).
+        public var partIDs: String?
+        enum CodingKeys: String, CodingKey { case format, shard, shards, rows, total, columns, cases, embedding, partIDs = "part_ids" }
     }
 
     /// `E.npy` -> `E.shard.json`.
@@ -44,9 +48,22 @@ public enum EmbeddingShards {
 
     /// The fingerprint of the ordered cases.
     public static func casesFingerprint(_ cases: [Sample]) -> String {
+        fingerprint(cases.map { ($0.id, $0.site) })
+    }
+
+    /// The fingerprint of ordered (id, site) pairs, as an ids file lists them.
+    static func fingerprint(_ pairs: [(id: String, site: String)]) -> String {
         var h = FNV1a()
-        for c in cases { h.add(c.id + "\u{1f}" + c.site) }
-        return "\(cases.count) cases, ids \(h.hex)"
+        for c in pairs { h.add(c.id + "\u{1f}" + c.site) }
+        return "\(pairs.count) cases, ids \(h.hex)"
+    }
+
+    /// The (id, site) rows of an ids file line by line ("id,site"; the site after the last comma).
+    static func pairs(_ lines: [Substring]) -> [(id: String, site: String)] {
+        lines.map { line in
+            guard let comma = line.lastIndex(of: ",") else { return (String(line), "") }
+            return (String(line[..<comma]), String(line[line.index(after: comma)...]))
+        }
     }
 
     /// Writes one part: rows `shard.rows(of: cases.count)` (given as `rows`, `columns` wide) to `path` with its ids
@@ -56,7 +73,8 @@ public enum EmbeddingShards {
         precondition(rows.count == range.count * columns, "a part of \(range.count) rows needs \(range.count * columns) values")
         try CaseEmbedder.write(rows, dimensions: columns, range: 0..<range.count, cases: Array(cases[range]), to: path)
         let manifest = Manifest(shard: shard.index, shards: shard.count, rows: [range.lowerBound, range.upperBound], total: cases.count,
-                                columns: columns, cases: casesFingerprint(cases), embedding: embedding)
+                                columns: columns, cases: casesFingerprint(cases), embedding: embedding,
+                                partIDs: casesFingerprint(Array(cases[range])))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(Array(try encoder.encode(manifest)) + [10], to: manifestPath(path))
@@ -68,6 +86,12 @@ public enum EmbeddingShards {
     @discardableResult
     public static func merge(_ parts: [String], to out: String) throws -> (rows: Int, columns: Int) {
         guard !parts.isEmpty else { throw DataError.badConfiguration(path: out, reason: "no parts to merge") }
+        // The output must not overwrite a part, its ids file or its manifest (they are read after the output is opened).
+        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        let written = Set([out, CaseEmbedder.idsPath(out)].map(canonical))
+        for p in parts where !written.isDisjoint(with: [p, CaseEmbedder.idsPath(p), manifestPath(p)].map(canonical)) {
+            throw DataError.badConfiguration(path: out, reason: "is one of the parts to merge (\(p)), or its ids file: write the merged matrix to a new file")
+        }
         var loaded: [(path: String, manifest: Manifest)] = []
         for p in parts {
             let m = manifestPath(p)
@@ -125,7 +149,14 @@ public enum EmbeddingShards {
             guard lines.count == m.rows[1] - m.rows[0] else {
                 throw DataError.badConfiguration(path: CaseEmbedder.idsPath(p), reason: "\(lines.count) ids for \(m.rows[1] - m.rows[0]) rows")
             }
+            if let expected = m.partIDs, fingerprint(pairs(lines)) != expected {
+                throw DataError.badConfiguration(path: CaseEmbedder.idsPath(p), reason: "its ids (\(fingerprint(pairs(lines)))) are not the ones its manifest records (\(expected)): the ids file was edited or replaced after embed --shard wrote it")
+            }
             idLines += lines.map { $0 + "\n" }.joined()
+        }
+        let merged = fingerprint(pairs(idLines.split(separator: "\n").dropFirst().map { $0 }))
+        guard merged == first.manifest.cases else {
+            throw DataError.badConfiguration(path: out, reason: "the parts' ids (\(merged)) are not the cases their manifests record (\(first.manifest.cases)): an ids file was edited or replaced after embed --shard wrote it")
         }
         try NPYWriter.write(matrix: values, rows: first.manifest.total, columns: columns, to: out)
         try AtomicFile.write(idLines, to: CaseEmbedder.idsPath(out))

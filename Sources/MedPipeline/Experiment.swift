@@ -1,4 +1,5 @@
 import Foundation
+import MedNN
 import MedData
 import MedFormats
 
@@ -36,7 +37,12 @@ public struct Experiment {
                 let done = plan.items.count - pending.count
                 log("[\(done + 1)/\(plan.items.count)] \(item.label)")
                 do {
-                    try store.compute(item.stage, item.key, item.compute)
+                    try store.compute(item.stage, item.key) { folder in
+                        try item.compute(folder)
+                        // A finished item is never resumed: the optimiser state kept for an exact resume (twice the
+                        // checkpoint's size) goes before the item is published.
+                        TrainingState.discardOptimizerState(folder: folder)
+                    }
                 } catch {
                     throw DataError.badDataset(path: store.folder(item.stage, item.key), reason: "\(item.label) failed: \(error)")
                 }

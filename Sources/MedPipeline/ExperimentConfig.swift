@@ -88,6 +88,12 @@ public struct ExperimentConfig: Sendable, Equatable {
     /// Reads and checks `path`; relative paths inside are taken from the file's folder.
     public static func load(_ path: String) throws -> ExperimentConfig {
         guard let bytes = FileManager.default.contents(atPath: path) else { throw Problem.invalid(path: path, problems: ["cannot be read"]) }
+        return try load(bytes, path: path)
+    }
+
+    /// Checks a configuration's bytes as if they were the file `path` (which need not exist yet: a preset is checked
+    /// before it is written).
+    public static func load(_ bytes: Data, path: String) throws -> ExperimentConfig {
         guard let json = try? JSONSerialization.jsonObject(with: bytes), let object = json as? [String: Any] else {
             throw Problem.invalid(path: path, problems: ["not a JSON object"])
         }
@@ -322,6 +328,15 @@ public struct ExperimentConfig: Sendable, Equatable {
             let pool = ExperimentPlan.targetSplit(dataset, config: self).train.count
             for b in budgets where Self.count(b, pool: pool) > pool {
                 problems.append("budget \(b) (\(Self.count(b, pool: pool)) cases) is larger than the target pool of \(pool) training cases")
+            }
+            // Two budgets of one count would be the same runs twice: duplicated rows, and every pair counted twice by
+            // the paired statistics.
+            var budgetOf: [Int: String] = [:]
+            for b in budgets {
+                let n = Self.count(b, pool: pool)
+                if let earlier = budgetOf[n] {
+                    problems.append("budgets \(earlier) and \(b) are both \(n) case\(n == 1 ? "" : "s") of the target pool of \(pool): list each budget once")
+                } else { budgetOf[n] = b }
             }
             for b in budgets where Self.count(b, pool: pool) < 2 {
                 problems.append("budget \(b) is \(Self.count(b, pool: pool)) case of the target pool of \(pool); fine-tuning needs at least 2 (give a count, e.g. 2)")

@@ -16,6 +16,22 @@ public enum ExperimentReport {
         public var meanDifference: Double
         public var interval: (low: Double, high: Double)
         public var wilcoxonP: Double
+
+        /// What the comparison shows, in words before the reference's name ("better than", "worse than", "not
+        /// distinguishable from"), and why when nothing can be told. A difference is called only when the bootstrap
+        /// interval excludes 0 and the Wilcoxon test beside it agrees (p < 0.05); with fewer than 6 non-zero pairs the
+        /// exact test cannot reach 0.05 at all (its smallest two-sided p is 2 / 2^n), so the verdict says so; p is nan (never
+        /// below 0.05) when every difference is 0.
+        public var verdict: (words: String, note: String?) {
+            let smallest = 2 / pow(2, Double(pairs))
+            if smallest >= 0.05 {
+                return ("not distinguishable from", String(format: "too few pairs to tell: with %d the smallest possible Wilcoxon p is %.3f", pairs, min(1, smallest)))
+            }
+            guard wilcoxonP < 0.05 else { return ("not distinguishable from", nil) }
+            if interval.low > 0 { return ("better than", nil) }
+            if interval.high < 0 { return ("worse than", nil) }
+            return ("not distinguishable from", nil)
+        }
     }
 
     public static func comparisons(_ rows: [Experiment.ResultRow], references: [String] = ["random", "coreset"]) -> [Comparison] {
@@ -91,9 +107,10 @@ public enum ExperimentReport {
         var findings: [String] = []
         let comps = comparisons(rows)
         for cmp in comps where cmp.reference == "random" {
-            let verdict = cmp.interval.low > 0 ? "better than" : (cmp.interval.high < 0 ? "worse than" : "not distinguishable from")
-            findings.append(String(format: "%@ at budget %@: %@ random (Dice difference %+.3f, 95 %% interval [%+.3f, %+.3f], Wilcoxon p %@ over %d seed x site pairs).",
-                                   cmp.strategy, cmp.budget, verdict, cmp.meanDifference, cmp.interval.low, cmp.interval.high, p(cmp.wilcoxonP), cmp.pairs))
+            let verdict = cmp.verdict
+            findings.append(String(format: "%@ at budget %@: %@ random (Dice difference %+.3f, 95 %% interval [%+.3f, %+.3f], Wilcoxon p %@ over %d seed x site pairs%@).",
+                                   cmp.strategy, cmp.budget, verdict.words, cmp.meanDifference, cmp.interval.low, cmp.interval.high, p(cmp.wilcoxonP), cmp.pairs,
+                                   verdict.note.map { "; " + $0 } ?? ""))
         }
         findings.append(String(format: "Without target labels the source model reaches Dice %@ on the held-out target cases; fine-tuned on the whole pool (%d cases), %@.",
                                n(baseline), plan.pool.count, n(full)))

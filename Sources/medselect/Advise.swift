@@ -38,6 +38,7 @@ struct Advise: ParsableCommand {
                 if let c = a.curve { o["model"] = c.model; o["parameters"] = c.parameters; o["aic"] = c.aic }
                 if let c = a.other { o["other_model"] = c.model; o["other_aic"] = c.aic }
                 if let r = a.reason { o["reason"] = r }
+                if let n = a.intervalNote { o["interval_note"] = n }
                 return o
             }
             let data = try JSONSerialization.data(withJSONObject: ["results": results, "pool_limit": pool, "advice": objects], options: [.sortedKeys, .prettyPrinted])
@@ -52,7 +53,10 @@ struct Advise: ParsableCommand {
             if let b = a.budget, let smallest = a.budgets.first, b < smallest {
                 budget = "at most \(smallest) labeled cases (the smallest measured budget already reaches it; the curve extrapolates to \(b))"
             }
-            let interval = "95 % interval \(a.interval.low.map(String.init) ?? "> \(pool)")-\(a.interval.high.map(String.init) ?? "> \(pool)")"
+            func bound(_ v: Int?) -> String { v.map(String.init) ?? "more than \(pool)" }
+            let interval = a.intervalNote.map { "no interval: " + $0 }
+                ?? (a.interval.low == nil && a.interval.high == nil ? "no interval: too few bootstrap fits"
+                    : "95 % interval \(bound(a.interval.low)) to \(bound(a.interval.high))")
             print("  \(a.strategy): \(budget) (\(interval)); \(c.model) (\(params); AIC \(String(format: "%.1f", c.aic)) vs \(String(format: "%.1f", a.other?.aic ?? .nan))); measured budgets \(a.budgets.map(String.init).joined(separator: ", "))")
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import MedData
 
@@ -9,6 +10,11 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "Benchmark adapter for --data.") var benchmark: String?
     @Option(help: "Only these sites (comma-separated).") var sites: String?
 
+    func validate() throws {
+        if data.isEmpty && db == nil { throw ValidationError("give --data DIR (a dataset folder) or --db index.sqlite") }
+        if !data.isEmpty && db != nil { throw ValidationError("give --data or --db, not both") }
+    }
+
     /// The folder or index named, for error messages.
     var origin: String { data.isEmpty ? db ?? "" : data.joined(separator: ", ") }
 
@@ -19,9 +25,18 @@ struct DatasetOptions: ParsableArguments {
             datasets = try DatasetIndex(path: db).datasets()
         } else if !data.isEmpty {
             datasets = try data.map { try DatasetAdapters.load($0, benchmark: benchmark) }
+            for d in datasets where !d.report.problems.isEmpty {
+                let first = d.report.problems[0]
+                FileHandle.standardError.write(Data("note: \(d.root): \(d.report.problems.count) file\(d.report.problems.count == 1 ? "" : "s") not used (e.g. \(first.path): \(first.reason)); medselect index --verbose lists them\n".utf8))
+            }
         } else { throw ValidationError("give --data or --db") }
         if let sites {
-            let keep = Set(sites.split(separator: ",").map(String.init))
+            let keep = Set(sites.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            let known = Set(datasets.flatMap { d in d.sites.map(\.name) + d.samples.map(\.site) })
+            let unknown = keep.subtracting(known).sorted()
+            guard unknown.isEmpty else {
+                throw DataError.badDataset(path: origin, reason: "--sites: no site \(unknown.joined(separator: ", ")) (sites: \(known.sorted().joined(separator: ", ")))")
+            }
             datasets = datasets.map { $0.filtered(sites: keep) }
         }
         return datasets

@@ -46,26 +46,38 @@ struct Embed: ParsableCommand, ReadsImages {
     @Option(help: "Sites whose rows go to --source-out (comma-separated).") var sourceSites: String?
     @Option(help: "Output .npy for the source sites' rows.") var sourceOut: String?
     @Option(help: "Output .npy (N x D float32); ids go to the same name with .ids.csv (id,site).") var out: String
+    @Flag(help: "Leave out cases whose image cannot be decoded (damaged or truncated files), counting and naming them, instead of stopping.") var skipUnreadable = false
 
-    func run() throws {
+    func validate() throws {
         let method = self.method.map { $0 == "mae" ? "encoder" : $0 } ?? (encoder == nil ? "thumbnail" : "encoder")
         guard ["thumbnail", "encoder"].contains(method) else { throw ValidationError("--method must be thumbnail or encoder") }
         guard (method == "encoder") == (encoder != nil) else { throw ValidationError("--method encoder needs --encoder (and --encoder implies it)") }
-        guard let pooling = MaskedAutoencoder.Pooling(rawValue: pool) else { throw ValidationError("--pool must be cls or mean") }
+        guard MaskedAutoencoder.Pooling(rawValue: pool) != nil else { throw ValidationError("--pool must be cls or mean") }
         guard (4...512).contains(size) else { throw ValidationError("--size must be between 4 and 512") }
-        let pca = self.pca ?? (encoder == nil && shard == nil ? 32 : 0)
-        guard pca >= 0 else { throw ValidationError("--pca must be >= 0") }
-        let shard = try self.shard.map { text -> EmbeddingShards.Shard in
-            guard let s = EmbeddingShards.Shard(text) else { throw ValidationError("--shard must be I/N with 0 <= I < N, e.g. 0/4; got '\(text)'") }
-            guard pca == 0 else { throw ValidationError("--shard needs --pca 0: PCA is fitted on all rows at once (project the merged matrix instead)") }
+        guard (self.pca ?? 0) >= 0 else { throw ValidationError("--pca must be >= 0") }
+        if let text = shard {
+            guard EmbeddingShards.Shard(text) != nil else { throw ValidationError("--shard must be I/N with 0 <= I < N, e.g. 0/4; got '\(text)'") }
+            guard (self.pca ?? 0) == 0 else { throw ValidationError("--shard needs --pca 0: PCA is fitted on all rows at once (project the merged matrix instead)") }
             guard sourceSites == nil else { throw ValidationError("--shard and --source-sites do not go together: embed the source sites in their own (sharded) run with --sites") }
-            return s
+        }
+        guard (sourceSites == nil) == (sourceOut == nil) else { throw ValidationError("--source-sites and --source-out go together") }
+        if skipUnreadable && shard != nil { throw ValidationError("--skip-unreadable does not go with --shard (every shard must hold its rows); repair or remove the files") }
+    }
+
+    func run() throws {
+        let pooling = MaskedAutoencoder.Pooling(rawValue: pool)!
+        let pca = self.pca ?? (encoder == nil && shard == nil ? 32 : 0)
+        let shard = self.shard.flatMap(EmbeddingShards.Shard.init)
+        // Output folders are checked before anything is embedded.
+        try checkOutputFolder(out)
+        if let sourceOut { try checkOutputFolder(sourceOut) }
+        if shard != nil && encoder == nil && pca == 0 {
+            FileHandle.standardError.write(Data("note: sharded thumbnails are not projected (PCA is fitted on all rows at once): each row holds the \(size) x \(size) thumbnail's raw pixels; project the merged matrix, or use an --encoder\n".utf8))
         }
         var embedder = try encoder.map { try CaseEmbedder.encoder($0, pool: pooling, pca: pca) } ?? CaseEmbedder(method: .thumbnail(side: size), pca: pca)
         embedder.seed = part.seed
         embedder.readOptions = limits.readOptions
         let source = Set((sourceSites ?? "").split(separator: ",").map(String.init))
-        guard source.isEmpty == (sourceOut == nil) else { throw ValidationError("--source-sites and --source-out go together") }
         let datasets = try dataset.load()
         var sourceSamples: [Sample] = [], targetSamples: [Sample] = []
         for d in datasets {
@@ -86,23 +98,30 @@ struct Embed: ParsableCommand, ReadsImages {
             if !mine.isEmpty {
                 (rows, dims) = try embedder.embed(mine, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
             }
-            progress.finish("\(mine.count) cases embedded (shard \(shard.index) of \(shard.count))")
+            progress.finish("\(counted(mine.count, "case")) embedded (shard \(shard.index) of \(shard.count))")
             let identity = embedder.summary + (encoder.map { ", encoder " + FNV1a.file($0) } ?? "") + (encoder == nil ? ", size \(size)" : "")
             if mine.isEmpty { dims = 0 }
             try EmbeddingShards.writePart(rows: rows, columns: dims, shard: shard, cases: samples, embedding: identity, to: out)
             print("embedded rows \(range.lowerBound)..<\(range.upperBound) of \(samples.count) (shard \(shard.index)/\(shard.count)) to \(out) with \(CaseEmbedder.idsPath(out)) and \(EmbeddingShards.manifestPath(out)); join the parts with medselect embed-merge")
             return
         }
-        let (rows, dims) = try embedder.embed(samples, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
-        progress.finish("\(samples.count) cases embedded")
+        let embedded = try embedder.embed(samples, origin: dataset.origin, skipUnreadable: skipUnreadable) { done, total, what in progress.update(done, of: total, unit: what) }
+        let (rows, dims) = (embedded.rows, embedded.dimensions)
+        progress.finish("\(counted(embedded.kept.count, "case")) embedded")
+        if !embedded.skipped.isEmpty {
+            FileHandle.standardError.write(Data("note: skipped \(counted(embedded.skipped.count, "unreadable case")) (--skip-unreadable): \(embedded.skipped.prefix(3).map { "\($0.id) (\($0.reason))" }.joined(separator: "; "))\(embedded.skipped.count > 3 ? "; ..." : "")\n".utf8))
+        }
+        // Rows are the kept cases in order: the source sites' first, then the targets'.
+        let keptSource = embedded.kept.filter { $0 < sourceSamples.count }.map { samples[$0] }
+        let keptTarget = embedded.kept.filter { $0 >= sourceSamples.count }.map { samples[$0] }
         func write(_ part: Range<Int>, _ list: [Sample], to path: String) throws {
             try CaseEmbedder.write(rows, dimensions: dims, range: part, cases: list, to: path)
         }
-        if let sourceOut { try write(0..<sourceSamples.count, sourceSamples, to: sourceOut) }
-        guard !targetSamples.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no target cases left after the source sites") }
-        try write(sourceSamples.count..<samples.count, targetSamples, to: out)
-        print("embedded \(targetSamples.count) cases to \(out) (\(embedder.summary)\(encoder.map { " from \($0)" } ?? ""), \(dims) dimensions, ids in \(CaseEmbedder.idsPath(out)))"
-              + (sourceOut.map { "; \(sourceSamples.count) source cases to \($0)" } ?? ""))
+        if let sourceOut { try write(0..<keptSource.count, keptSource, to: sourceOut) }
+        guard !keptTarget.isEmpty else { throw DataError.badDataset(path: dataset.origin, reason: "no target cases left after the source sites") }
+        try write(keptSource.count..<embedded.kept.count, keptTarget, to: out)
+        print("embedded \(counted(keptTarget.count, "case")) to \(out) (\(embedder.summary)\(encoder.map { " from \($0)" } ?? ""), \(dims) dimensions, ids in \(CaseEmbedder.idsPath(out)))"
+              + (sourceOut.map { "; \(counted(keptSource.count, "source case")) to \($0)" } ?? ""))
     }
 }
 

@@ -159,6 +159,9 @@ func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 #endif
 
 /// An error of the tool itself (bad combination of inputs), printed as `error: <subject>: <reason>`.
+/// "1 case", "3 cases": a count with its noun in the right number (regular plurals; give `plural` otherwise).
+func counted(_ n: Int, _ noun: String, plural: String? = nil) -> String { "\(n) \(n == 1 ? noun : plural ?? noun + "s")" }
+
 struct CommandError: Error, CustomStringConvertible {
     var subject: String
     var reason: String

@@ -4,6 +4,7 @@ import MedFormats
 import MedImage
 import MedData
 import MedMetrics
+import MedPipeline
 
 /// Options shared by `metrics` and `evaluate`.
 struct MetricOptions: ParsableArguments {
@@ -131,6 +132,11 @@ struct Metrics: ParsableCommand, ReadsImages {
             print(String(decoding: data, as: UTF8.self))
             return
         }
+        if result.isEmpty {
+            print("no foreground label in the prediction or the reference: nothing to score (--labels 1 scores label 1 anyway: "
+                  + "Dice \(metricOptions.bothEmpty == "1" ? "1" : "nan (or 1 with --both-empty 1)") when both are empty)")
+            return
+        }
         print("label  dice    iou     precision  sensitivity  hausdorff_mm  hausdorff95_mm  assd_mm")
         for label in result.keys.sorted() {
             let m = result[label]!
@@ -164,6 +170,9 @@ struct Evaluate: ParsableCommand, ReadsImages {
             help: "A benchmark folder instead of --ref: each case's reference is its label after the benchmark's label rule (masks stored as 0/255, left + right lungs, disc/cup), matched by case id or image file name.")
     var refData: String?
     @Option(help: "Benchmark adapter for --ref-data (detected when omitted).") var benchmark: String?
+    @Option(name: .customLong("ref-sites"),
+            help: "With --ref-data: only these sites' labels are references (comma-separated), so a file name such as Case00 that every site has matches one case.")
+    var refSites: String?
     @Option(help: "Write the per-case table to this CSV file.") var csv: String?
     @Option(help: "CSV mapping case ids to sites (columns case,site; a header line is optional): summaries per site too.")
     var sites: String?
@@ -211,33 +220,72 @@ struct Evaluate: ParsableCommand, ReadsImages {
 
     func validate() throws {
         guard (ref == nil) != (refData == nil) else { throw ValidationError("give --ref DIR or --ref-data DIR (one of them)") }
+        if refSites != nil && refData == nil { throw ValidationError("--ref-sites needs --ref-data") }
     }
 
     /// Where each case's reference comes from: a file, or a benchmark sample's label.
     enum Reference { case file(String), sample(Sample) }
 
-    func references() throws -> [String: Reference] {
+    /// The reference of every prediction, keyed by the prediction's case id. With --ref, by file name. With
+    /// --ref-data, by the image each prediction was made from when the folder has predict's predictions.csv, else by
+    /// case id or image file name; a name that several sites share (the six-site prostate layout has Case00 in every
+    /// site) is refused with its candidates rather than scored against whichever site comes first.
+    func references(for predictions: [String: String]) throws -> [String: Reference] {
         if let ref { return try Self.index(ref).mapValues { .file($0) } }
         let dataset = try DatasetAdapters.load(refData!, benchmark: benchmark)
-        var out: [String: Reference] = [:]
-        for s in dataset.samples where s.isLabeled {
-            out[s.id] = .sample(s)
-            if let image = s.images.first, let id = Self.caseID((image as NSString).lastPathComponent) { out[id] = .sample(s) }
+        var samples = dataset.samples.filter(\.isLabeled)
+        if let refSites {
+            let wanted = Set(refSites.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            let known = Set(dataset.samples.map(\.site))
+            if let unknown = wanted.subtracting(known).sorted().first {
+                throw CommandError(subject: refData!, reason: "--ref-sites: no site \(unknown) (sites: \(known.sorted().joined(separator: ", ")))")
+            }
+            samples = samples.filter { wanted.contains($0.site) }
         }
-        guard !out.isEmpty else { throw CommandError(subject: refData!, reason: "the benchmark folder has no labeled case") }
+        guard !samples.isEmpty else { throw CommandError(subject: refData!, reason: "the benchmark folder has no labeled case") }
+        if let made = try PredictionManifest.read(folder: pred) {
+            let byImage = Dictionary(samples.compactMap { s in s.images.first.map { (PredictionManifest.canonical($0), s) } }, uniquingKeysWith: { a, _ in a })
+            var out: [String: Reference] = [:]
+            for (id, file) in predictions {
+                if let image = made[(file as NSString).lastPathComponent], let s = byImage[PredictionManifest.canonical(image)] { out[id] = .sample(s) }
+            }
+            return out
+        }
+        var candidates: [String: [Sample]] = [:]
+        for s in samples {
+            var keys: Set<String> = [s.id]
+            if let image = s.images.first, let id = Self.caseID((image as NSString).lastPathComponent) { keys.insert(id) }
+            for k in keys { candidates[k, default: []].append(s) }
+        }
+        var out: [String: Reference] = [:]
+        for id in predictions.keys.sorted() {
+            guard let c = candidates[id] else { continue }
+            guard c.count == 1 else {
+                throw CommandError(subject: predictions[id]!, reason: "the case id \(id) matches \(c.count) labeled cases of \(refData!) ("
+                    + c.prefix(6).map { "\($0.id) in \($0.site)" }.joined(separator: ", ") + (c.count > 6 ? ", ..." : "")
+                    + "): give --ref-sites SITE, or predict with medselect predict, whose predictions.csv names each prediction's image")
+            }
+            out[id] = .sample(c[0])
+        }
         return out
     }
 
     func run() throws {
         var siteOf = try sites.map(Self.readSites) ?? [:]
-        let preds = try Self.index(pred), refs = try references()
+        let preds = try Self.index(pred)
+        guard !preds.isEmpty else { throw CommandError(subject: pred, reason: "the folder holds no prediction (no image file)") }
+        let refs = try references(for: preds)
         if refData != nil && sites == nil {
             for (id, r) in refs { if case .sample(let s) = r { siteOf[id] = s.site } }
         }
         let bySites = sites != nil || refData != nil
         let refOrigin = ref ?? refData!
         let ids = preds.keys.filter { refs[$0] != nil }.sorted()
-        guard !ids.isEmpty else { throw CommandError(subject: pred, reason: "no prediction has a reference with the same case id in \(refOrigin)") }
+        guard !ids.isEmpty else { throw CommandError(subject: pred, reason: "none of its \(preds.count) predictions has a reference with the same case id in \(refOrigin)") }
+        let unmatched = preds.keys.filter { refs[$0] == nil }.sorted()
+        if !unmatched.isEmpty {
+            FileHandle.standardError.write(Data("warning: \(unmatched.count) of \(preds.count) predictions have no reference in \(refOrigin) and are not scored: \(unmatched.prefix(5).joined(separator: ", "))\(unmatched.count > 5 ? ", ..." : "")\n".utf8))
+        }
         if ref != nil {
             let missing = refs.keys.filter { preds[$0] == nil }.sorted()
             if !missing.isEmpty {
@@ -257,7 +305,9 @@ struct Evaluate: ParsableCommand, ReadsImages {
             case .file(let path):
                 result = try metricOptions.compute(prediction: preds[id]!, reference: path, limits: limits.readOptions)
             case .sample(let sample):
-                guard let label = try sample.loadLabel(options: limits.readOptions) else { continue }
+                guard let label = try sample.loadLabel(options: limits.readOptions) else {
+                    throw CommandError(subject: sample.images.first ?? sample.id, reason: "case \(sample.id) has no label to score against")
+                }
                 result = try metricOptions.compute(prediction: preds[id]!, reference: label, referencePath: sample.labels.first ?? sample.id,
                                                    limits: limits.readOptions)
             }
@@ -271,11 +321,12 @@ struct Evaluate: ParsableCommand, ReadsImages {
                 }
             }
         }
-        progress.finish("\(ids.count) cases")
+        progress.finish("\(ids.count) case\(ids.count == 1 ? "" : "s")")
         let header = ["case"] + (bySites ? ["site"] : []) + ["label"] + names
         print(header.joined(separator: "\t"))
         for r in rows { print(r.joined(separator: "\t")) }
-        print("\nsummary (finite values; nan and inf counted)")
+        print("\nsummary (finite values; nan and inf counted): \(ids.count) of \(preds.count) predictions scored"
+              + (unmatched.isEmpty ? "" : ", \(unmatched.count) without a reference skipped"))
         print(["label", "metric", "mean", "std", "median", "n", "nan", "inf"].joined(separator: "\t"))
         for label in byLabel.keys.sorted() {
             for k in names {

@@ -14,6 +14,9 @@ struct Predict: ParsableCommand, ReadsImages {
         By default each image (each axial slice of a volume) is resampled to the training size, z-scored and \
         predicted; --native predicts at the image's own resolution with a sliding window of the training size \
         (Gaussian-weighted, 50 % overlap). --tta averages the image and its two mirror images.
+        The output folder also gets predictions.csv (prediction,image), the image each label map was made from, so that \
+        medselect evaluate --ref-data pairs predictions with their cases even where file names repeat across sites. \
+        A folder that already holds predictions is refused unless --overwrite.
         Example: medselect predict --checkpoint runs/mcu/checkpoint.safetensors --input images/ --out predictions/
         """
     )
@@ -25,6 +28,7 @@ struct Predict: ParsableCommand, ReadsImages {
     @Flag(help: "Sliding window at native resolution instead of resampling to the training size.") var native = false
     @Flag(name: .customLong("include-masks"), help: "Also predict files named like label maps (CASE_mask, CASE_seg[mentation], CASE_label, RIGA's imageN-K).")
     var includeMasks = false
+    @Flag(help: "Write into an output folder that already holds predictions (files of the same name are replaced).") var overwrite = false
 
     /// Whether a file name looks like a label map beside its image: CASE_mask, CASE_seg, CASE_segmentation,
     /// CASE_label (any case), or RIGA+'s imageN-K when imageN is among `names`.
@@ -64,8 +68,20 @@ struct Predict: ParsableCommand, ReadsImages {
         if !skipped.isEmpty {
             FileHandle.standardError.write(Data("note: skipped \(skipped.count) files named like label maps (e.g. \(skipped[0])); --include-masks takes them\n".utf8))
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        // Earlier predictions are not replaced silently, and one process at a time writes into the folder.
+        let earlier = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter {
+            $0 == PredictionManifest.fileName || (!$0.hasPrefix(".") && Evaluate.caseID($0) != nil)
+        }
+        if !earlier.isEmpty && !overwrite {
+            throw CommandError(subject: out, reason: "already holds predictions (\(earlier.count) files, e.g. \(earlier.sorted()[0])); give --overwrite to replace them, or another --out")
+        }
+        let lock = try FolderLock(folder: out, command: "medselect predict")
+        defer { withExtendedLifetime(lock) {} }
         var written = 0
+        var made: [(prediction: String, image: String)] = []
+        if overwrite, let previous = try PredictionManifest.read(folder: out) {
+            made = previous.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
+        }
         let progress = ProgressLine("predict")
         for file in images {
             progress.update(written, of: images.count, unit: "images", item: (file as NSString).lastPathComponent)
@@ -77,9 +93,12 @@ struct Predict: ParsableCommand, ReadsImages {
             let label = try Segmentation.predictImage(image, model: model, size: size, channels: channels, native: native, tta: tta)
             let name = (file as NSString).lastPathComponent
             try ImageIO.write(label, to: out + "/" + name, options: .init(storedType: .uint8, pngBitDepth: 8))
+            made.removeAll { $0.prediction == name }
+            made.append((name, file))
             written += 1
         }
+        try PredictionManifest.write(made, folder: out)
         progress.finish("\(written) images")
-        print("wrote \(written) label maps to \(out)")
+        print("wrote \(written) label map\(written == 1 ? "" : "s") to \(out) (\(PredictionManifest.fileName) names each one's image)")
     }
 }

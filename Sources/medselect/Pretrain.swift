@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import MedData
 import MedFormats
+import MedImage
 import MedNN
 import MedPipeline
 import MedReport
@@ -82,8 +83,14 @@ struct Pretrain: ParsableCommand, ReadsImages {
     }
 
     func run() throws {
+        let batch = self.batch ?? (method == "hssl" ? 16 : 32)
+        if method == "mae" { try checkTrainingMemory(batch: batch) }
+        // One writer per output folder: a second pretrain into the same --out is refused while this one runs.
+        let lock = try FolderLock(folder: out, command: "medselect pretrain")
+        defer { withExtendedLifetime(lock) {} }
+        Self.noteScheduleChange(folder: out, epochs: epochs)
         if method == "hssl" { return try runHSSL() }
-        let batch = self.batch ?? 32, lr = self.lr ?? 5e-4, weightDecay = self.weightDecay ?? 0.05
+        let lr = self.lr ?? 5e-4, weightDecay = self.weightDecay ?? 0.05
         let samples = try dataset.load().flatMap(\.samples)
         guard samples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(samples.count) case(s); pretraining needs at least 2 (check --sites)") }
         let (trainSamples, valSamples) = heldOut(samples)
@@ -93,8 +100,8 @@ struct Pretrain: ParsableCommand, ReadsImages {
             throw DataError.badDataset(path: dataset.origin, reason: "validation images have \(validation.channels) channel(s), training images \(train.channels)")
         }
         guard train.count >= 1 else { throw DataError.badDataset(path: dataset.origin, reason: "no training images") }
-        FileHandle.standardError.write(Data(("[pretrain] \(trainSamples.count) training cases (\(train.count) images), \(valSamples.count) held out"
-            + " (\(validation?.count ?? 0) images), \(size) x \(size), \(train.channels) channel(s)\n").utf8))
+        FileHandle.standardError.write(Data(("[pretrain] \(counted(trainSamples.count, "training case")) (\(counted(train.count, "image"))), \(valSamples.count) held out"
+            + " (\(counted(validation?.count ?? 0, "image"))), \(size) x \(size), \(train.channels) channel(s)\n").utf8))
 
         var config = PretrainingConfig()
         config.epochs = epochs; config.batchSize = min(batch, train.count); config.learningRate = lr; config.weightDecay = weightDecay
@@ -131,13 +138,68 @@ struct Pretrain: ParsableCommand, ReadsImages {
             }
         })
         guard let last = history.last else { throw CommandError(subject: out, reason: "no epoch was run") }
+        Self.warnIfDiverged(history)
         try MAEPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(last.epoch)]) { $1 }, to: out + "/encoder.safetensors")
         try Self.writeCurve(history, to: out + "/curve.svg")
         try Self.writePreview(trainer, previewImages, to: out + "/preview.png")
         let first = history.first!
-        print(String(format: "pretrained %d epochs: training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors, checkpoint.safetensors, history.csv, curve.svg, preview.png",
-                     history.count, first.trainLoss, last.trainLoss,
+        print(String(format: "pretrained %d epoch%@: training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors, checkpoint.safetensors, history.csv, curve.svg, preview.png",
+                     history.count, history.count == 1 ? "" : "s", first.trainLoss, last.trainLoss,
                      last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))
+    }
+
+    /// Refuses, before any image is read, a masked autoencoder whose training step cannot fit in the memory limit
+    /// (--max-memory): its attention grows with the fourth power of --size / --patch (1024 px in patches of 8 asked
+    /// for 34 GB in one allocation and aborted). The message names the size, the patch and what fits.
+    func checkTrainingMemory(batch: Int) throws {
+        let limit = Double(MemoryLimit.maxBytes)
+        var c = modelConfiguration(channels: 1)
+        let needed = c.trainingBytes(batch: batch)
+        guard needed > limit else { return }
+        let tokens = c.patchesPerImage
+        // The largest size at this patch, and the smallest patch at this size, that fit with this batch.
+        var fitSize = 0
+        for s in stride(from: size - patch, through: patch, by: -patch) {
+            c.imageSize = s
+            if c.problem == nil && c.trainingBytes(batch: batch) <= limit { fitSize = s; break }
+        }
+        c.imageSize = size
+        var fitPatch = 0
+        for p in (patch + 1)...max(patch + 1, size) where size % p == 0 {
+            c.patch = p
+            if c.problem == nil && c.trainingBytes(batch: batch) <= limit { fitPatch = p; break }
+        }
+        var advice: [String] = []
+        if fitSize > 0 { advice.append("--size \(fitSize) or less at --patch \(patch)") }
+        if fitPatch > 0 { advice.append("--patch \(fitPatch) at --size \(size)") }
+        throw CommandError(subject: out, reason: "a masked autoencoder at --size \(size) with --patch \(patch) has \(tokens) patches per image; a training "
+            + "step on a batch of \(batch) needs about \(MemoryLimit.describe(Int64(min(needed, 9e18)))) (attention over every patch), above the memory "
+            + "limit of \(MemoryLimit.describe(MemoryLimit.maxBytes)) (--max-memory)"
+            + (advice.isEmpty ? "" : "; fits: " + advice.joined(separator: ", or ")))
+    }
+
+    /// Resuming a run with another --epochs stretches or shortens its learning-rate schedule (warm-up and cosine decay
+    /// span the whole run) from the resumed epoch on: allowed, and said, since the result then differs from a fresh
+    /// run of the new length.
+    static func noteScheduleChange(folder: String, epochs: Int) {
+        guard FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"),
+              let meta = try? Safetensors.read(folder + "/checkpoint.safetensors").metadata, let text = meta["config"],
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let stored = (object["epochs"] as? NSNumber)?.intValue, stored != epochs else { return }
+        FileHandle.standardError.write(Data(("note: \(folder) holds a run of \(counted(stored, "epoch")), resumed as a run of \(epochs): the learning-rate schedule "
+            + "(warm-up, then cosine decay over every epoch) now spans \(epochs) epochs from the resumed epoch on, so the result differs from a fresh "
+            + "\(epochs)-epoch run\n").utf8))
+    }
+
+    /// A loss that ends non-finite or far above where it started means the run diverged (too high a learning rate):
+    /// the files are written, with a warning, rather than passed off as a pretrained encoder.
+    static func warnIfDiverged(_ history: [EpochRecord]) {
+        guard let first = history.first, let last = history.last else { return }
+        let trainBad = !last.trainLoss.isFinite || (first.trainLoss.isFinite && last.trainLoss > 10 * max(first.trainLoss, 1e-12))
+        let validationBad = first.validation.isFinite && (!last.validation.isFinite || last.validation > 10 * max(first.validation, 1e-12))
+        guard trainBad || validationBad else { return }
+        FileHandle.standardError.write(Data(String(format: "warning: the pretraining diverged (training loss %.4g -> %.4g, validation loss %.4g -> %.4g): the encoder is not usable; lower --lr and run into a new folder\n",
+                                                   first.trainLoss, last.trainLoss, first.validation, last.validation).utf8))
     }
 
     /// `items` split into training and held-out parts: a seeded share (--validation-fraction, at least one item when
@@ -156,7 +218,7 @@ struct Pretrain: ParsableCommand, ReadsImages {
         let stack = try PretrainingImages.read(samples, size: size, maxSlices: maxSlices, options: options) { done, total in
             progress.update(done, of: total, unit: "\(label) cases read")
         }
-        progress.finish("\(samples.count) \(label) cases read")
+        progress.finish("\(counted(samples.count, "\(label) case")) read")
         return stack
     }
 

@@ -57,7 +57,7 @@ extension Pretrain {
                                                                     options: limits.readOptions) { done, total in
                 progress.update(done, of: total, unit: "\(what) cases read")
             }
-            progress.finish("\(part.count) \(what) cases read")
+            progress.finish("\(counted(part.count, "\(what) case")) read")
             return (stack, labels)
         }
         let (train, trainDomains) = try read(trainCases, "training")
@@ -65,8 +65,8 @@ extension Pretrain {
         guard train.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(train.count) training image(s); contrastive pretraining needs at least 2") }
         var counts: [String: Int] = [:]
         for d in trainDomains { counts[domains[d], default: 0] += 1 }
-        FileHandle.standardError.write(Data(("[pretrain] HSSL on \(trainCases.count) training cases (\(train.count) images), \(valCases.count) held out"
-            + " (\(validation?.count ?? 0) images), \(size) x \(size) gray; \(domains.count) domain\(domains.count == 1 ? "" : "s") by \(hssl.domain): "
+        FileHandle.standardError.write(Data(("[pretrain] HSSL on \(counted(trainCases.count, "training case")) (\(counted(train.count, "image"))), \(valCases.count) held out"
+            + " (\(counted(validation?.count ?? 0, "image"))), \(size) x \(size) gray; \(domains.count) domain\(domains.count == 1 ? "" : "s") by \(hssl.domain): "
             + domains.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
             + (domains.count == 1 ? " (one domain: the classification term is off)" : "") + "\n").utf8))
 
@@ -109,10 +109,11 @@ extension Pretrain {
             }
         })
         guard let last = history.last, let first = history.first else { throw CommandError(subject: out, reason: "no epoch was run") }
+        Self.warnIfDiverged(history)
         try HSSLPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(last.epoch)]) { $1 }, to: out + "/encoder.safetensors")
         try Self.writeCurve(history, title: "HSSL pretraining", yLabel: "weighted loss (global, dense, domain terms)", to: out + "/curve.svg")
-        print(String(format: "pretrained %d epochs (HSSL, %d domains): training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors (for medselect train --init-from and embed --encoder), checkpoint.safetensors, history.csv, curve.svg",
-                     history.count, domains.count, first.trainLoss, last.trainLoss,
+        print(String(format: "pretrained %d epoch%@ (HSSL, %d domain%@): training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors (for medselect train --init-from and embed --encoder), checkpoint.safetensors, history.csv, curve.svg",
+                     history.count, history.count == 1 ? "" : "s", domains.count, domains.count == 1 ? "" : "s", first.trainLoss, last.trainLoss,
                      last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))
     }
 }

@@ -38,6 +38,7 @@ struct Run: ParsableCommand {
     @Flag(help: "Be one worker: compute ready items until none is left (for job arrays).") var worker = false
     @Option(help: "Compute threads per worker (default: 2 divided among the local workers).") var threads: Int?
     @Flag(help: "Only the final line.") var quiet = false
+    @Flag(help: "Check the configuration (a preset's is written to RUN/experiment.json), list the items to compute, and stop.") var planOnly = false
 
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
@@ -50,9 +51,17 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let config = try self.config ?? writePreset()
-        let experiment = try ExperimentConfig.load(config)
+        // A preset's configuration is checked (keys, sites, budgets against the pool) before it is written, so that a
+        // failed preset leaves nothing behind to block the corrected command.
+        let preset = try self.preset.map { _ in try presetConfiguration() }
+        let config = self.config ?? preset!.path
+        let experiment = try preset.map { try ExperimentConfig.load(Data($0.text.utf8), path: $0.path) } ?? ExperimentConfig.load(config)
         let dataset = try experiment.loadData(configPath: config)
+        if let preset, !preset.exists {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try AtomicFile.write(preset.text, to: preset.path)
+            FileHandle.standardError.write(Data("[run] preset \(self.preset!): configuration written to \(preset.path)\n".utf8))
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let perWorker = threads ?? max(1, Compute.threads / workers)
         Compute.threads = perWorker
@@ -61,17 +70,31 @@ struct Run: ParsableCommand {
         let log: @Sendable (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data("\(tag) \(line)\n".utf8)) } }
         let plan = ExperimentPlan(config: experiment, dataset: dataset, run: out, log: log)
         log("\(plan.items.count) items: \(plan.pool.count) target pool cases, \(plan.held.count) held-out target cases, \(perWorker) thread(s) per worker")
-        // Local workers: the same command as separate processes, each one worker.
+        if planOnly {
+            let store = plan.store
+            let done = plan.items.filter { store.isDone($0.stage, $0.key) }.count
+            for item in plan.items { print("\(store.isDone(item.stage, item.key) ? "done" : "to do")\t\(item.stage)/\(item.key)\t\(item.label)") }
+            print("plan of \(config): \(counted(plan.items.count, "item")), \(done) done, \(plan.items.count - done) to compute; nothing computed (--plan-only)")
+            return
+        }
+        // Local workers: the same command as separate processes, each one worker. Ctrl-C (or SIGTERM, SIGHUP) on
+        // this process stops them too; a local worker whose parent is gone stops by itself.
         var children: [Process] = []
+        var stoppers: [any DispatchSourceProtocol] = []
         if workers > 1 && !worker {
             for _ in 1..<workers {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/proc/self/exe")   // the workers run the configuration file (a preset's is written by now)
                 p.arguments = ["run", config, "--out", out, "--worker", "--threads", String(perWorker)] + (quiet ? ["--quiet"] : [])
+                p.environment = ProcessInfo.processInfo.environment.merging([Self.parentVariable: String(getpid())]) { $1 }
                 try p.run()
                 children.append(p)
             }
+            stoppers = Self.forwardSignals(to: children.map(\.processIdentifier))
+        } else if worker, let parent = ProcessInfo.processInfo.environment[Self.parentVariable].flatMap(Int32.init) {
+            stoppers = [Self.stopWhenOrphaned(parent: parent)]
         }
+        defer { withExtendedLifetime(stoppers) {} }
         let runner = Experiment(plan: plan, run: out, log: log)
         let tally: Experiment.Tally
         do {
@@ -90,9 +113,44 @@ struct Run: ParsableCommand {
               + "\(rows.count) result rows in \(out)/results.csv, cases.csv, results.json; report \(out)/report.html")
     }
 
-    /// The preset's configuration written to RUN/experiment.json (kept if it is already there and the same; another
-    /// configuration in the folder is refused). Returns its path.
-    func writePreset() throws -> String {
+    /// Set in the environment of the local workers `--workers N` starts: the parent's process id.
+    static let parentVariable = "MEDSELECT_RUN_PARENT"
+
+    /// On SIGINT, SIGTERM or SIGHUP: SIGTERM to every local worker, wait for them, and exit as the signal would
+    /// (status 128 + signal). Items in progress keep their work folders; the next run resumes them.
+    static func forwardSignals(to workers: [Int32]) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM, SIGHUP].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("[run] stopping: signal \(sig) passed on to \(workers.count) local worker(s); run the command again to resume\n".utf8))
+                for pid in workers { kill(pid, SIGTERM) }
+                for pid in workers { var status: Int32 = 0; _ = waitpid(pid, &status, 0) }
+                Foundation.exit(128 + sig)
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// A local worker checks every second that the process that started it is still its parent, and stops when it is
+    /// not (the parent was killed without passing a signal on, e.g. SIGKILL).
+    static func stopWhenOrphaned(parent: Int32) -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + 1, repeating: 1)
+        timer.setEventHandler {
+            if getppid() != parent {
+                FileHandle.standardError.write(Data("[worker \(getpid())] the run that started this worker has ended; stopping\n".utf8))
+                Foundation.exit(143)
+            }
+        }
+        timer.resume()
+        return timer
+    }
+
+    /// The preset's configuration and where it goes, RUN/experiment.json (kept if it is already there and the same;
+    /// another configuration in the folder is refused). Nothing is written here.
+    func presetConfiguration() throws -> (path: String, text: String, exists: Bool) {
         var o = ExperimentPresets.Options(data: data!, sourceSites: sourceSites!.split(separator: ",").map(String.init))
         o.benchmark = benchmark
         o.targetSites = (targetSites ?? "").split(separator: ",").map(String.init)
@@ -105,11 +163,8 @@ struct Run: ParsableCommand {
         let path = out + "/experiment.json"
         if let existing = try? String(contentsOfFile: path, encoding: .utf8) {
             guard existing == text else { throw CommandError(subject: path, reason: "the run folder holds another configuration; use another --out, or run that file: medselect run \(path) --out \(out)") }
-            return path
+            return (path, text, true)
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try AtomicFile.write(text, to: path)
-        FileHandle.standardError.write(Data("[run] preset \(preset!): configuration written to \(path)\n".utf8))
-        return path
+        return (path, text, false)
     }
 }

@@ -28,7 +28,7 @@ struct Select: ParsableCommand, ReadsImages {
     @Option(help: "coldstart: the numbers of clusters to try, K or A-B (default 2-min(budget, 50); the silhouette chooses).")
     var clusters: String?
     @Option(help: "probcover: ball radius delta (default: chosen by 95% purity of k-means pseudo-labels).") var delta: Float?
-    @Option(help: "How many to pick: a count (22) or a share of the pool (5%).") var budget: String
+    @Option(parsing: .unconditional, help: "How many to pick: a count (22) or a share of the pool (5%; 100% with --labeled: every case not labeled yet).") var budget: String
     @Option(help: "Seed for every random choice.") var seed: UInt64 = 0
     @Option(help: "Output JSON path (a .csv is written beside it).") var out: String
     @Option(help: "Neighbours for density and novelty (xssr).") var k: Int = 10
@@ -162,8 +162,20 @@ struct Select: ParsableCommand, ReadsImages {
                 labeledRows.append(i)
             }
         }
-        let n = pool.count
-        let count: Int = budget.hasSuffix("%") ? max(1, Int((Double(budget.dropLast())! / 100 * Double(n)).rounded())) : Int(budget)!
+        let n = pool.count, remaining = n - Set(labeledRows).count
+        var count: Int = budget.hasSuffix("%") ? max(1, Int((Double(budget.dropLast())! / 100 * Double(n)).rounded())) : Int(budget)!
+        if budget.hasSuffix("%") && Double(budget.dropLast())! == 100 { count = remaining }
+        guard count >= 1 else { throw CommandError(subject: labeled ?? embeddings, reason: "every case of the pool of \(n) is labeled already: nothing left to select") }
+        if ["coldstart", "typiclust", "probcover"].contains(strategy.lowercased()), n > 1,
+           (1..<n).allSatisfy({ r in (0..<m.cols).allSatisfy { m.values[r * m.cols + $0] == m.values[$0] } }) {
+            throw CommandError(subject: embeddings, reason: "all \(n) rows are identical, so the embedding tells no case from another and \(strategy.lowercased()) has nothing to cluster "
+                + "(a constant image set, or an encoder that maps everything to one point)")
+        }
+        var notes: [String] = []
+        if strategy.lowercased() == "xssr" && source == nil && terms.contains("novelty") {
+            notes.append("xssr ran without --source: the novelty term (distance to the source domain) is 0 for every case, so only density and diversity chose; give --source with the source sites' embeddings (medselect embed --source-sites S --source-out S.npy)")
+        }
+        for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         guard count + Set(labeledRows).count <= n else {
             throw CommandError(subject: embeddings, reason: "budget \(count) plus \(labeledRows.count) labeled exceeds the pool of \(n)")
         }
@@ -196,6 +208,7 @@ struct Select: ParsableCommand, ReadsImages {
             "medselect_version": MedSelect.configuration.version,
         ]
         for (key, value) in extra { obj[key] = value }
+        if !notes.isEmpty { obj["notes"] = notes }
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         try writeTextAtomically(String(decoding: data, as: UTF8.self) + "\n", to: out)
         var csv = "rank,id,index,score,density,novelty,diversity,uncertainty\n"

@@ -32,6 +32,8 @@ struct Sites: ParsableCommand, ReadsImages {
     @Option(help: "Ids of the embedding rows (CSV whose first column is the id).") var ids: String?
     @Option(help: "Source site(s), comma-separated: what the model was trained on.") var source: String
     @Option(help: "Per-case results (CSV with a case or id column, dice and hausdorff95_mm): shift against segmentation quality.") var results: String?
+    @Option(help: "With --results from an experiment's cases.csv: the strategy whose rows to use (default none: the unadapted source model).") var strategy: String?
+    @Option(help: "With --results from an experiment's cases.csv: the budget whose rows to use (as the file writes it, e.g. 5% or 13).") var budget: String?
     @Option(help: "Permutations of the MMD tests.") var permutations = 1000
     @Option(help: "At most this many cases per site enter the embedding measures (drawn with the seed).") var maxPerSite = 2000
     @Option(help: "Thumbnail side for the on-the-fly embeddings (as medselect embed --size).") var size = 32
@@ -42,6 +44,7 @@ struct Sites: ParsableCommand, ReadsImages {
         guard permutations >= 19 else { throw ValidationError("--permutations must be at least 19 (a p-value below 0.05 needs them)") }
         guard maxPerSite >= 2 else { throw ValidationError("--max-per-site must be at least 2") }
         guard size >= 8 && size <= 256 else { throw ValidationError("--size must lie in 8...256") }
+        if results == nil && (strategy != nil || budget != nil) { throw ValidationError("--strategy and --budget choose rows of --results; give --results") }
     }
 
     func run() throws {
@@ -76,18 +79,21 @@ struct Sites: ParsableCommand, ReadsImages {
             let values = samples.flatMap { s in m.values[(row[s.id]! * m.cols)..<((row[s.id]! + 1) * m.cols)] }
             stage.embeddings = (values, m.cols, "embeddings from \(embeddings) (\(m.cols) dimensions)")
         }
-        stage.outcomes = try results.map { try Self.readResults($0, cases: Set(samples.map(\.id))) } ?? [:]
+        stage.outcomes = try results.map { try Self.readResults($0, cases: Set(samples.map(\.id)), strategy: strategy, budget: budget) } ?? [:]
         let progress = ProgressLine("sites"), steps = ProgressLine("sites")
         let report = try stage.run(out: out, reading: { done, total in progress.update(done, of: total, unit: "cases read") }, step: { steps($0) })
         steps.finish("compared \(report.sites.count) sites")
         let targets = report.sites.filter { !$0.isSource }.count
-        print("compared \(targets) site\(targets == 1 ? "" : "s") with the source \(sourceSites.joined(separator: ", ")) (\(samples.count) cases in all): \(out)/report.html, sites.json, sites.csv, cases.csv")
+        print("compared \(targets) site\(targets == 1 ? "" : "s") with the source \(sourceSites.joined(separator: ", ")) (\(counted(samples.count, "case")) in all): \(out)/report.html, sites.json, sites.csv, cases.csv")
         for line in report.findings { print("  " + line) }
     }
 
     /// Per-case Dice and HD95 from a results CSV (a case or id column; dice; hausdorff95_mm, hausdorff95 or hd95),
-    /// averaged over labels and rows of the same case.
-    static func readResults(_ path: String, cases: Set<String>) throws -> [String: SiteAnalysis.Outcome] {
+    /// averaged over labels and rows of the same case. A file with several models per case (an experiment's
+    /// cases.csv: strategy, budget, seed and round columns) is read for one model: the rows of `strategy` (default
+    /// "none", the unadapted source model) and `budget`, averaged over seeds; a choice that still leaves several
+    /// budgets or rounds per case is refused, naming them, rather than blended into one Dice.
+    static func readResults(_ path: String, cases: Set<String>, strategy: String? = nil, budget: String? = nil) throws -> [String: SiteAnalysis.Outcome] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandError(subject: path, reason: "cannot read the file") }
         let separator: Character = text.split(separator: "\n").first?.contains("\t") == true ? "\t" : ","
         let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: separator, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
@@ -96,8 +102,37 @@ struct Sites: ParsableCommand, ReadsImages {
             throw CommandError(subject: path, reason: "needs a header with a 'case' (or 'id') and a 'dice' column, as medselect evaluate --csv writes")
         }
         let hdColumn = header.firstIndex(of: "hausdorff95_mm") ?? header.firstIndex(of: "hausdorff95") ?? header.firstIndex(of: "hd95")
+        let strategyColumn = header.firstIndex(of: "strategy"), budgetColumn = header.firstIndex(of: "budget"), roundColumn = header.firstIndex(of: "round")
+        if strategyColumn == nil && (strategy != nil || budget != nil) {
+            throw CommandError(subject: path, reason: "--strategy and --budget choose rows of an experiment's cases.csv; this file has no strategy column")
+        }
+        var body = Array(rows.dropFirst().enumerated())
+        if let sc = strategyColumn {
+            let present = Set(body.compactMap { $0.1.count > sc ? $0.1[sc] : nil })
+            let wanted = strategy ?? "none"
+            guard present.contains(wanted) else {
+                throw CommandError(subject: path, reason: "no rows of strategy \(wanted)" + (strategy == nil ? " (the unadapted source model)" : "")
+                    + "; give --strategy (strategies: \(present.sorted().joined(separator: ", ")))")
+            }
+            body = body.filter { $0.1.count > sc && $0.1[sc] == wanted }
+            if let budget, let bc = budgetColumn {
+                let budgets = Set(body.compactMap { $0.1.count > bc ? $0.1[bc] : nil })
+                guard budgets.contains(budget) else {
+                    throw CommandError(subject: path, reason: "no rows of strategy \(wanted) at budget \(budget) (budgets: \(budgets.sorted().joined(separator: ", ")))")
+                }
+                body = body.filter { $0.1.count > bc && $0.1[bc] == budget }
+            }
+            // One model per case: a single budget and round remain (seeds of one model are averaged).
+            var models: Set<String> = []
+            for (_, r) in body {
+                models.insert([budgetColumn, roundColumn].map { c in c.flatMap { r.count > $0 ? r[$0] : nil } ?? "" }.joined(separator: " round "))
+            }
+            guard models.count <= 1 else {
+                throw CommandError(subject: path, reason: "strategy \(wanted) has \(models.count) models per case (budget round: \(models.sorted().prefix(6).joined(separator: ", "))); choose one with --budget")
+            }
+        }
         var dice: [String: [Double]] = [:], hd: [String: [Double]] = [:]
-        for (line, r) in rows.dropFirst().enumerated() {
+        for (line, r) in body {
             guard r.count > max(idColumn, diceColumn) else { throw CommandError(subject: path, reason: "line \(line + 2) has too few columns") }
             let id = r[idColumn]
             if let v = Double(r[diceColumn]) { dice[id, default: []].append(v) }

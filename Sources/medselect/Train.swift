@@ -49,11 +49,20 @@ struct Train: ParsableCommand, ReadsImages {
     @Flag(help: "No augmentation (flips, intensity, spatial, gamma, noise, blur, elastic) and no foreground oversampling.") var noAugmentation = false
     @Option(help: "Output folder.") var out: String
 
-    func run() throws {
+    func validate() throws {
         guard size >= 16, size % (1 << levels) == 0 else { throw ValidationError("--size must be a multiple of \(1 << levels)") }
         guard (0..<1).contains(validationFraction), epochs >= (initFrom == nil ? 1 : 0), batch >= 2 else {
             throw ValidationError("need 0 <= --validation-fraction < 1, --epochs >= 1 (0 allowed with --init-from: evaluate only), --batch >= 2")
         }
+        guard UNet.Normalization(rawValue: norm) != nil else { throw ValidationError("--norm must be batch or instance") }
+        guard let part = InitPart(rawValue: initPart) else { throw ValidationError("--init-part must be encoder or all") }
+        guard initFrom != nil || part == .all else { throw ValidationError("--init-part goes with --init-from") }
+    }
+
+    func run() throws {
+        // One writer per output folder: a second train into the same --out is refused while this one runs.
+        let lock = try FolderLock(folder: out, command: "medselect train")
+        defer { withExtendedLifetime(lock) {} }
         let datasets = try dataset.load().map { $0.filtered(labeled: true) }
         let valSites = Set((validationSites ?? "").split(separator: ",").map(String.init))
         var trainSamples: [Sample] = [], valSamples: [Sample] = []
@@ -75,9 +84,22 @@ struct Train: ParsableCommand, ReadsImages {
             let ids = (json["labeled"] as? [String] ?? []) + picked
             let chosen = Set(ids)
             // Selected validation cases would leak the evaluation into training; unknown ids are a wrong file or split.
-            let leaked = valSamples.filter { chosen.contains($0.id) }.map(\.id)
-            guard leaked.isEmpty else {
-                throw DataError.badConfiguration(path: selection, reason: "\(leaked.count) selected ids are validation cases (first: \(leaked[0])); select from the training split (medselect embed --split train with --seed equal to this run's split seed and the same --validation-fraction)")
+            // Except for a pool that was unlabeled when it was selected (embed --split all, worklist, import-labels):
+            // there the selected cases are the only labeled cases of their sites, so they all train and none of them
+            // is held out (another site can score the model with --validation-sites).
+            let leaked = valSamples.filter { chosen.contains($0.id) }
+            if !leaked.isEmpty {
+                let leakedSites = Set(leaked.map(\.site))
+                let labeledThere = (trainSamples + valSamples).filter { leakedSites.contains($0.site) }
+                if validationSites == nil, labeledThere.allSatisfy({ chosen.contains($0.id) }) {
+                    trainSamples += leaked
+                    valSamples.removeAll { chosen.contains($0.id) }
+                    FileHandle.standardError.write(Data(("[train] note: the selection's cases are the only labeled cases of \(leakedSites.sorted().joined(separator: ", ")) "
+                        + "(an unlabeled pool annotated from a worklist): all of them train and none is held out for validation; "
+                        + "--validation-sites SITE scores the model on another site\n").utf8))
+                } else {
+                    throw DataError.badConfiguration(path: selection, reason: "\(leaked.count) selected ids are validation cases (first: \(leaked[0].id)); select from the training split (medselect embed --split train with --seed equal to this run's split seed and the same --validation-fraction), or train without a validation split taken from these sites (--validation-fraction 0, or --validation-sites SITE)")
+                }
             }
             let known = Set(trainSamples.map(\.id))
             let unknown = ids.filter { !known.contains($0) }
@@ -87,14 +109,13 @@ struct Train: ParsableCommand, ReadsImages {
             trainSamples = trainSamples.filter { chosen.contains($0.id) }
         }
         guard trainSamples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "fewer than two labeled training cases") }
-        FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(valSamples.count) validation cases, \(size)x\(size)\n".utf8))
-        guard let normalization = UNet.Normalization(rawValue: norm) else { throw ValidationError("--norm must be batch or instance") }
+        FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(counted(valSamples.count, "validation case")), \(size)x\(size)\n".utf8))
+        let normalization = UNet.Normalization(rawValue: norm)!
         var training = SegmentationTraining()
         training.size = size; training.epochs = epochs; training.batch = batch; training.learningRate = lr; training.base = base
         training.levels = levels; training.normalization = normalization; training.deepSupervision = deepSupervision; training.seed = seed
         training.augmentation = !noAugmentation
-        guard let part = InitPart(rawValue: initPart) else { throw ValidationError("--init-part must be encoder or all") }
-        guard initFrom != nil || part == .all else { throw ValidationError("--init-part goes with --init-from") }
+        let part = InitPart(rawValue: initPart)!
         training.initPart = part
         let start = Date()
         let epochs = self.epochs

@@ -42,8 +42,8 @@ struct Uncertainty: ParsableCommand, ReadsImages {
             let u = try Segmentation.uncertainty(s, model: model, size: size, measure: measure, tta: tta)
             csv += "\(s.id),\(s.site),\(u)\n"
         }
-        progress.finish("\(samples.count) cases")
+        progress.finish(counted(samples.count, "case"))
         try AtomicFile.write(csv, to: out)
-        print("scored \(samples.count) cases (\(measure)\(tta ? ", flip TTA" : "")) -> \(out)")
+        print("scored \(counted(samples.count, "case")) (\(measure)\(tta ? ", flip TTA" : "")) -> \(out)")
     }
 }

@@ -24,7 +24,7 @@ struct WorklistCommand: ParsableCommand {
     func run() throws {
         let samples = try dataset.load().flatMap(\.samples)
         let entries = try Worklist.write(selection: selection, samples: samples, to: out, link: link)
-        print("\(entries.count) cases to annotate in \(out)/images (\(link ? "linked" : "copied")); labels go to \(out)/labels as <id>.<ext>; order and reasons in \(out)/worklist.csv")
+        print("\(counted(entries.count, "case")) to annotate in \(out)/images (\(link ? "linked" : "copied")); labels go to \(out)/labels as <id>.<ext>; order and reasons in \(out)/worklist.csv")
     }
 }
 

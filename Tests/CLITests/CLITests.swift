@@ -17,10 +17,11 @@ struct Tool {
 
     /// Runs the tool with `args`; `environment` entries are added to (or replace) the test's own environment, and an
     /// empty value removes the variable.
-    static func run(_ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ args: [String], environment: [String: String] = [:], directory: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
+        if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.filter { !$0.value.isEmpty } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

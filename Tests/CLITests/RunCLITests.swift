@@ -41,6 +41,9 @@ struct RunCLITests {
         // full-data reference.
         #expect(computed(first.stdout) == 12, "\(first.stdout)")
         let results = try String(contentsOfFile: s.file("a/results.csv"), encoding: .utf8)
+        // Published items keep their checkpoints, not the optimiser state an exact resume needed (twice their size).
+        let kept = FileManager.default.enumerator(atPath: s.file("a/items"))?.compactMap { $0 as? String } ?? []
+        #expect(kept.contains { $0.hasSuffix("checkpoint.safetensors") } && !kept.contains { ($0 as NSString).lastPathComponent.hasPrefix("optimizer-") }, "\(kept)")
         let lines = results.split(separator: "\n").map(String.init)
         #expect(lines[0] == "strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection")
         // (baseline + 3 strategies + full) x 2 target sites.
@@ -153,15 +156,24 @@ struct RunCLITests {
         let data = try phantom(s)
         let r = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "32", "--budget", "400", "--out", s.file("p")])
         #expect(r.status == 1 && r.stderr.contains("budget 400 (400 cases) is larger than the target pool"), "\(r.stderr)")
+        // A preset that fails validation writes nothing, so the corrected command is not blocked by it.
+        #expect(!FileManager.default.fileExists(atPath: s.file("p/experiment.json")))
+        let planned = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "32", "--budget", "3", "--out", s.file("p"), "--plan-only"])
+        #expect(planned.status == 0 && planned.stdout.contains("nothing computed (--plan-only)") && planned.stdout.contains("to do\tsource/"), "\(planned.stdout)\(planned.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.file("p/items")))
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("p/experiment.json")))) as? [String: Any]
         #expect(config?["strategies"] as? [String] == ["random", "coreset", "xssr", "xssr:novelty/diversity", "xssr:density/diversity", "xssr:density/novelty"])
         #expect(Set(config?["target_sites"] as? [String] ?? []) == ["CHN", "SiteC", "SiteD", "SiteE"])
         #expect((config?["encoder"] as? [String: Any])?["method"] as? String == "mae")
         // The same preset with other options into the same folder is refused.
-        let other = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "64", "--budget", "400", "--out", s.file("p")])
+        let other = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "64", "--budget", "3", "--out", s.file("p")])
         #expect(other.status == 1 && other.stderr.contains("holds another configuration"), "\(other.stderr)")
-        // HSSL: scratch and pretrained starts on the same random picks at 5 % and 10 %.
-        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", data, "--source-sites", "MCU", "--size", "32", "--budget", "5%", "--out", s.file("h")])
+        // HSSL: scratch and pretrained starts on the same random picks at 5 % and 10 % (a phantom large enough for 5 %
+        // to be 2 cases or more).
+        let larger = s.file("cxr20")
+        #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "20", "--size", "32", "--seed", "4", "--out", larger, "--quiet"]).status == 0)
+        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", larger, "--source-sites", "MCU", "--size", "32", "--budget", "5%", "--out", s.file("h"), "--plan-only"])
+        #expect(hssl.status == 0, "\(hssl.stderr)")
         let h = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/experiment.json")))) as? [String: Any]
         #expect((h?["encoder"] as? [String: Any])?["method"] as? String == "hssl" && h?["budgets"] as? [String] == ["5%", "10%"], "\(hssl.stderr)")
         #expect((h?["train"] as? [String: Any])?["start"] as? [String] == ["scratch", "pretrained"])

@@ -9,6 +9,25 @@ struct ExperimentStatisticsTests {
                              dice: dice, hausdorff95: 1, assd: 1, selection: "")
     }
 
+    @Test("a verdict needs the interval and the Wilcoxon test to agree, and enough pairs for the test to reach 0.05 (a bootstrap over 2-6 pairs said 'better' beside p 0.156)")
+    func verdicts() {
+        func c(pairs: Int, low: Double, high: Double, p: Double) -> ExperimentReport.Comparison {
+            ExperimentReport.Comparison(strategy: "coreset", reference: "random", budget: "6", pairs: pairs, meanDifference: (low + high) / 2,
+                                        interval: (low, high), wilcoxonP: p)
+        }
+        // 5 pairs: the exact test's smallest two-sided p is 2/32 = 0.0625, so nothing can be told.
+        let few = c(pairs: 5, low: 0.01, high: 0.03, p: 0.0625).verdict
+        #expect(few.words == "not distinguishable from" && few.note?.contains("smallest possible Wilcoxon p is 0.062") == true, "\(few)")
+        // The case: an interval above 0 with p 0.156 over 6 pairs.
+        #expect(c(pairs: 6, low: 0.002, high: 0.03, p: 0.156).verdict.words == "not distinguishable from")
+        // Both agree: better, worse; the interval across 0 with a small p: not distinguishable.
+        #expect(c(pairs: 8, low: 0.002, high: 0.03, p: 0.0078).verdict == ("better than", nil))
+        #expect(c(pairs: 8, low: -0.03, high: -0.002, p: 0.0078).verdict == ("worse than", nil))
+        #expect(c(pairs: 8, low: -0.01, high: 0.03, p: 0.0078).verdict.words == "not distinguishable from")
+        // Every difference 0: p is nan, never a difference.
+        #expect(c(pairs: 8, low: 0, high: 0, p: .nan).verdict.words == "not distinguishable from")
+    }
+
     @Test("paired differences to random: mean, pairs and the exact Wilcoxon p of hand-made results")
     func comparisons() {
         // xssr beats random on all four (seed, site) pairs by 0.01, 0.02, 0.03, 0.04: mean 0.025; W+ = 10 of 10,

@@ -72,6 +72,13 @@ func walk(_ root: String) -> [String] {
     return out.sorted()
 }
 
+/// Whether a file name is one of the image formats the readers take (a MetaImage or Analyze data file, .raw or
+/// .img, travels with its header and is not an image by itself): `readme.txt`, `Thumbs.db` and the like are not.
+func isImageFileName(_ file: String) -> Bool {
+    let name = file.lowercased()
+    return [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".npy", ".hdr", ".hdr.gz"].contains { name.hasSuffix($0) }
+}
+
 func stem(_ file: String) -> String {
     let name = (file as NSString).lastPathComponent
     for ext in [".nii.gz", ".nii", ".png", ".mhd", ".mha", ".tif", ".tiff", ".IMG", ".img", ".gif", ".npy"] where name.hasSuffix(ext) {

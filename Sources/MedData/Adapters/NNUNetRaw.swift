@@ -68,9 +68,13 @@ public enum GenericFolderAdapter: DatasetAdapter {
             }
         }
         var labels: [String: String] = [:]
-        for f in listing(root + "/labels") { labels[stem(f)] = root + "/labels/" + f }
         var samples: [Sample] = [], problems: [AdapterReport.Problem] = []
+        for f in listing(root + "/labels") where !isDirectory(root + "/labels/" + f) {
+            guard isImageFileName(f) else { problems.append(.init(path: root + "/labels/" + f, reason: "not an image file; ignored")); continue }
+            labels[stem(f)] = root + "/labels/" + f
+        }
         for f in listing(root + "/images") where !isDirectory(root + "/images/" + f) {
+            guard isImageFileName(f) else { problems.append(.init(path: root + "/images/" + f, reason: "not an image file; ignored")); continue }
             let id = stem(f)
             let row = siteOf[id] ?? [:]
             var tags = row

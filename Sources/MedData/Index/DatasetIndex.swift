@@ -350,8 +350,58 @@ extension DatasetIndex {
         }
         let values = Set(voxels)
         let rule: LabelRule = values.contains(255) && values.isSubset(of: [0, 255]) ? .binarize : .identity
-        try db.query("INSERT OR REPLACE INTO imported_labels(root, sample_id, path, label_rule, imported_at) VALUES (?, ?, ?, ?, ?)",
-                     [.text(root), .text(sampleID), .text(path), .text(rule.rawValue), .text(ISO8601DateFormatter().string(from: Date()))])
+        let kept = try keepCopy(of: path, sampleID: sampleID)
+        // Label volumes (mm³, or mm² for 2-D images) after the rule, as indexing records them for the summary.
+        var counts: [String: Int] = [:]
+        for v in voxels.prefix(label.shape.prefix(3).reduce(1, *)) where v != 0 { counts[String(rule == .binarize ? 1 : Int(v)), default: 0] += 1 }
+        let unit = label.spacing.prefix(label.shape.count > 2 && label.shape[2] > 1 ? 3 : 2).reduce(1, *)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let volumes = String(decoding: try encoder.encode(counts.mapValues { Double($0) * unit }), as: UTF8.self)
+        try db.transaction {
+            try db.query("INSERT OR REPLACE INTO imported_labels(root, sample_id, path, label_rule, imported_at) VALUES (?, ?, ?, ?, ?)",
+                         [.text(root), .text(sampleID), .text(kept), .text(rule.rawValue), .text(ISO8601DateFormatter().string(from: Date()))])
+            try db.query("UPDATE samples SET label_volumes_json = ? WHERE root = ? AND id = ?", [.text(volumes), .text(root), .text(sampleID)])
+        }
         return rows[0]["site"]?.string ?? ""
+    }
+
+    /// The folder beside the index that holds the imported labels (`index.sqlite` -> `index.labels/`), so that the
+    /// index owns its annotations: deleting the hand-off folder, or running from another directory, loses nothing.
+    public var labelFolder: String {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        return (absolute as NSString).deletingPathExtension + ".labels"
+    }
+
+    /// Copies an imported label file (with a MetaImage header's data file) into ``labelFolder`` under the case's id
+    /// and returns the copy's absolute path. The copy is written under a temporary name and renamed.
+    func keepCopy(of path: String, sampleID: String) throws -> String {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: labelFolder, withIntermediateDirectories: true)
+        let name = (path as NSString).lastPathComponent.lowercased()
+        let ext = [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".nrrd", ".npy"].first { name.hasSuffix($0) } ?? ("." + (name as NSString).pathExtension)
+        let safe = String(sampleID.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+        let target = labelFolder + "/" + safe + ext
+        let source = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard source != target else { return target }
+        if ext == ".mhd" {
+            // A two-file MetaImage becomes one .mha with the same header and data (the reader's geometry is unchanged).
+            let image = try ImageIO.read(path)
+            let mha = labelFolder + "/" + safe + ".mha"
+            try ImageIO.write(image, to: mha)
+            return mha
+        }
+        let temporary = target + ".part-\(ProcessInfo.processInfo.processIdentifier)"
+        try? fm.removeItem(atPath: temporary)
+        do {
+            try fm.copyItem(atPath: source, toPath: temporary)
+        } catch {
+            throw DataError.badDataset(path: path, reason: "cannot copy the label into \(labelFolder): \(error.localizedDescription)")
+        }
+        guard rename(temporary, target) == 0 else {
+            try? fm.removeItem(atPath: temporary)
+            throw DataError.badDataset(path: target, reason: "cannot keep the imported label (\(String(cString: strerror(errno))))")
+        }
+        return target
     }
 }
