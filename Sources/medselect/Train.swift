@@ -63,7 +63,8 @@ struct Train: ParsableCommand, ReadsImages {
         // One writer per output folder: a second train into the same --out is refused while this one runs.
         let lock = try FolderLock(folder: out, command: "medselect train")
         defer { withExtendedLifetime(lock) {} }
-        let datasets = try dataset.load().map { $0.filtered(labeled: true) }
+        let all = try dataset.load()
+        let datasets = all.map { $0.filtered(labeled: true) }
         let valSites = Set((validationSites ?? "").split(separator: ",").map(String.init))
         var trainSamples: [Sample] = [], valSamples: [Sample] = []
         for d in datasets {
@@ -103,6 +104,11 @@ struct Train: ParsableCommand, ReadsImages {
             }
             let known = Set(trainSamples.map(\.id))
             let unknown = ids.filter { !known.contains($0) }
+            let unlabeled = Set(all.flatMap(\.samples).filter { !$0.isLabeled }.map(\.id))
+            if let waiting = unknown.first(where: unlabeled.contains) {
+                let count = unknown.filter(unlabeled.contains).count
+                throw DataError.badConfiguration(path: selection, reason: "\(count) selected case\(count == 1 ? " has" : "s have") no label yet (first: \(waiting)): annotate \(count == 1 ? "it" : "them") and medselect import-labels, or train on the labeled ones with a selection that lists only those")
+            }
             guard unknown.isEmpty else {
                 throw DataError.badConfiguration(path: selection, reason: "\(unknown.count) selected ids are not training cases of the chosen sites (first: \(unknown[0]))")
             }

@@ -187,12 +187,18 @@ struct FindingsRound2CLITests {
         #expect(try Tool.run(["worklist", "sel.json", "--db", "i.sqlite", "--out", "todo"], directory: s.path).status == 0)
         let picked = try json(s.file("sel.json"))["selected"] as? [String] ?? []
         #expect(picked.count == 3)
-        for id in picked {
+        func annotate(_ id: String) throws {
             let image = try ImageIO.read(data + "/CHN/CXR_png/" + id + ".png")
             var label = MedicalImage(shape: ImageShape(image.shape.x, image.shape.y), affine: image.affine, kind: .labelMap)
             for j in 6..<20 { for i in 6..<20 { label.voxels[j * image.shape.x + i] = 1 } }
             try ImageIO.write(label, to: s.file("todo/labels/" + id + ".png"), options: .init(storedType: .uint8, pngBitDepth: 8))
         }
+        // Two of three annotated: training on the selection says which case still waits for its label.
+        for id in picked.prefix(2) { try annotate(id) }
+        #expect(try Tool.run(["import-labels", "todo", "--db", "i.sqlite"], directory: s.path).stdout.contains("imported 2"))
+        oneLineError(try Tool.run(["train", "--db", db, "--sites", "CHN", "--selection", s.file("sel.json"), "--size", "32", "--epochs", "1", "--batch", "2",
+                                   "--base", "4", "--levels", "2", "--out", s.file("early")]), "1 selected case has no label yet (first: \(picked[2]))")
+        try annotate(picked[2])
         let imported = try Tool.run(["import-labels", "todo", "--db", "i.sqlite"], directory: s.path)
         #expect(imported.status == 0 && imported.stdout.contains("imported 3"), "\(imported.stderr)")
         // The hand-off folder goes; the index still has its labels, and the summary their area (14 x 14 pixels).
