@@ -118,6 +118,63 @@ public enum Stats {
         return (quantile(values, (1 - level) / 2), quantile(values, 1 - (1 - level) / 2))
     }
 
+    /// The regularized incomplete beta function I_x(a, b) by its continued fraction (Lentz's method; Numerical
+    /// Recipes' betacf), using the symmetry I_x(a, b) = 1 − I_{1−x}(b, a) where the fraction converges slowly.
+    public static func incompleteBeta(_ x: Double, _ a: Double, _ b: Double) -> Double {
+        guard x > 0 else { return 0 }
+        guard x < 1 else { return 1 }
+        let logGammas: Double = lgamma(a + b) - lgamma(a) - lgamma(b)
+        let front: Double = exp(logGammas + a * log(x) + b * log(1 - x))
+        func fraction(_ x: Double, _ a: Double, _ b: Double) -> Double {
+            let tiny = 1e-300
+            var c = 1.0, d = 1 - (a + b) * x / (a + 1)
+            d = 1 / (abs(d) < tiny ? tiny : d)
+            var h = d
+            for m in 1...300 {
+                let m = Double(m)
+                let even: Double = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+                d = 1 + even * d; d = 1 / (abs(d) < tiny ? tiny : d); c = 1 + even / c; if abs(c) < tiny { c = tiny }
+                h *= d * c
+                let odd: Double = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+                d = 1 + odd * d; d = 1 / (abs(d) < tiny ? tiny : d); c = 1 + odd / c; if abs(c) < tiny { c = tiny }
+                let step = d * c
+                h *= step
+                if abs(step - 1) < 1e-14 { break }
+            }
+            return h
+        }
+        return x < (a + 1) / (a + b + 2) ? front * fraction(x, a, b) / a : 1 - front * fraction(1 - x, b, a) / b
+    }
+
+    /// Student's t distribution function with `df` degrees of freedom.
+    public static func studentTCDF(_ t: Double, df: Double) -> Double {
+        let tail = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5)
+        return t >= 0 ? 1 - tail : tail
+    }
+
+    /// The `p` quantile of Student's t with `df` degrees of freedom (bisection on the distribution function, to
+    /// 1e-12; SciPy's `t.ppf`).
+    public static func studentTQuantile(_ p: Double, df: Double) -> Double {
+        guard p > 0 && p < 1 && df > 0 else { return .nan }
+        var (lo, hi) = (-1e3, 1e3)
+        for _ in 0..<200 {
+            let mid = (lo + hi) / 2
+            if studentTCDF(mid, df: df) < p { lo = mid } else { hi = mid }
+            if hi - lo < 1e-12 { break }
+        }
+        return (lo + hi) / 2
+    }
+
+    /// The smallest mean paired difference a two-sided paired t-test at level `alpha` would detect with probability
+    /// `power`, given paired differences `d` like these: (t_{1−α/2, n−1} + t_{power, n−1}) · sd(d) / √n. "Not
+    /// distinguishable" means little unless this is small; nan below 3 pairs.
+    public static func minimumDetectableDifference(_ d: [Double], alpha: Double = 0.05, power: Double = 0.8) -> Double {
+        let f = d.filter(\.isFinite)
+        guard f.count >= 3 else { return .nan }
+        let df = Double(f.count - 1)
+        return (studentTQuantile(1 - alpha / 2, df: df) + studentTQuantile(power, df: df)) * standardDeviation(f) / Double(f.count).squareRoot()
+    }
+
     /// Holm's step-down adjustment of p-values (family-wise error rate), in the input order.
     public static func holm(_ p: [Double]) -> [Double] {
         let m = p.count

@@ -118,9 +118,16 @@ public struct Experiment {
             return ["strategy": parts[0], "budget": parts[1], "round": Int(parts[2]) ?? 0, "labeled": labeled, "seeds": v.count,
                     "dice_mean": mean.isFinite ? mean : NSNull(), "dice_sd": sd.isFinite ? sd : NSNull()]
         }
+        // Paired comparisons with random and CoreSet, as the report states them (JSON has no NaN: null).
+        func number(_ v: Double) -> Any { v.isFinite ? v : NSNull() }
+        let comparisons: [[String: Any]] = ExperimentReport.comparisons(rows).map { c in
+            ["a": c.strategy, "b": c.reference, "budget": c.budget, "pairs": c.pairs, "diff": number(c.meanDifference),
+             "ci": [number(c.interval.low), number(c.interval.high)], "p": number(c.wilcoxonP), "mdd80": number(c.minimumDetectable),
+             "verdict": c.verdict.words]
+        }
         let object: [String: Any] = ["config": plan.config.json, "config_file": configPath, "medselect_version": version,
                                      "pool_cases": plan.pool.count, "held_out_cases": plan.held.count, "items": plan.items.count,
-                                     "summary": summary]
+                                     "summary": summary, "comparisons": comparisons]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         try AtomicFile.write(Array(data) + [10], to: run + "/results.json")
         // The site analysis's report and tables beside the results (RUN/sites/).

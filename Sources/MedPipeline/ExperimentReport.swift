@@ -16,6 +16,9 @@ public enum ExperimentReport {
         public var meanDifference: Double
         public var interval: (low: Double, high: Double)
         public var wilcoxonP: Double
+        /// The smallest mean difference this design (these pairs' spread) would detect with 80 % power
+        /// (``Stats/minimumDetectableDifference(_:alpha:power:)``): what "not distinguishable" can rule out.
+        public var minimumDetectable: Double = .nan
 
         /// What the comparison shows, in words before the reference's name ("better than", "worse than", "not
         /// distinguishable from"), and why when nothing can be told. A difference is called only when the bootstrap
@@ -49,7 +52,8 @@ public enum ExperimentReport {
                     }
                     let interval = Stats.bootstrapInterval(d, d, seed: 0) { x, _ in Stats.mean(x) }
                     out.append(Comparison(strategy: strategy, reference: reference, budget: budget, pairs: d.count, meanDifference: Stats.mean(d),
-                                          interval: interval, wilcoxonP: Stats.wilcoxonSignedRankP(d).p))
+                                          interval: interval, wilcoxonP: Stats.wilcoxonSignedRankP(d).p,
+                                          minimumDetectable: Stats.minimumDetectableDifference(d)))
                 }
             }
         }
@@ -110,7 +114,9 @@ public enum ExperimentReport {
             let verdict = cmp.verdict
             findings.append(String(format: "%@ at budget %@: %@ random (Dice difference %+.3f, 95 %% interval [%+.3f, %+.3f], Wilcoxon p %@ over %d seed x site pairs%@).",
                                    cmp.strategy, cmp.budget, verdict.words, cmp.meanDifference, cmp.interval.low, cmp.interval.high, p(cmp.wilcoxonP), cmp.pairs,
-                                   verdict.note.map { "; " + $0 } ?? ""))
+                                   (verdict.note.map { "; " + $0 } ?? "")
+                                   + (verdict.words.hasPrefix("not") && cmp.minimumDetectable.isFinite
+                                      ? String(format: "; a difference of %.3f would have been detected with 80 %% power", cmp.minimumDetectable) : "")))
         }
         findings.append(String(format: "Without target labels the source model reaches Dice %@ on the held-out target cases; fine-tuned on the whole pool (%d cases), %@.",
                                n(baseline), plan.pool.count, n(full)))
@@ -194,11 +200,12 @@ public enum ExperimentReport {
         }
 
         page.heading("Strategies against random and CoreSet")
-        page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p"],
+        page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p", "detectable (80 % power)"],
                    rows: comps.map { [$0.strategy, $0.reference, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
-                                      "[\(String(format: "%+.4f", $0.interval.low)), \(String(format: "%+.4f", $0.interval.high))]", p($0.wilcoxonP)] },
-                   numeric: [3, 4, 6],
-                   caption: "Pairs: the same seed and target site. The interval resamples the pairs; the Wilcoxon signed-rank test is exact below 26 pairs without ties. With few seeds and sites no test can reach significance: read the pairs column.")
+                                      "[\(String(format: "%+.4f", $0.interval.low)), \(String(format: "%+.4f", $0.interval.high))]", p($0.wilcoxonP),
+                                      $0.minimumDetectable.isFinite ? String(format: "%.4f", $0.minimumDetectable) : "–"] },
+                   numeric: [3, 4, 6, 7],
+                   caption: "Pairs: the same seed and target site. The interval resamples the pairs; the Wilcoxon signed-rank test is exact below 26 pairs without ties. With few seeds and sites no test can reach significance: read the pairs column. Detectable: the smallest mean difference a paired t-test at 5 % would find with 80 % power, given these pairs' spread ((t₀.₉₇₅ + t₀.₈) · sd / √n).")
         if let b = budgets.first, strategies.count >= 2 {
             let wins = winMatrix(rows, strategies: strategies, budget: b)
             let heat = Heatmap(title: "Win matrix (budget \(b))", labels: strategies, values: wins, unit: "won", colorRange: 0...1,

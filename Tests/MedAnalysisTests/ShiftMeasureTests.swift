@@ -158,6 +158,16 @@ struct ShiftMeasureTests {
         // W+ = 21, mean 10.5, variance 91/4 - 3·6/48 = 22.375, z = 2.2198, p = 0.02643.
         #expect(Stats.wilcoxonSignedRankP([-1, 1, -2, 2]).p == 1)
         #expect(abs(Stats.wilcoxonSignedRankP([1, 1, 2, 2, 3, 3]).p - 0.026433) < 1e-5)
+        // Student's t against SciPy: t.cdf(1.5, 3) = 0.884708067, t.ppf(0.975, 5) = 2.570581836, t.ppf(0.8, 5) =
+        // 0.919543780, t.ppf(0.95, 2) = 2.919985580, t.ppf(0.025, 7) = -2.364624252, t.ppf(0.975, 100) = 1.983971519.
+        #expect(abs(Stats.studentTCDF(1.5, df: 3) - 0.884708067) < 1e-8)
+        for (p, df, q) in [(0.975, 5.0, 2.570581836), (0.8, 5, 0.919543780), (0.95, 2, 2.919985580), (0.025, 7, -2.364624252), (0.975, 100, 1.983971519)] {
+            #expect(abs(Stats.studentTQuantile(p, df: df) - q) < 1e-8, "t.ppf(\(p), \(df))")
+        }
+        // Minimum detectable difference at 80 % power: (t.ppf(0.975, 5) + t.ppf(0.8, 5)) · sd / √6 for these six
+        // differences = 0.018394577 (NumPy/SciPy); nan below 3 pairs.
+        #expect(abs(Stats.minimumDetectableDifference([0.01, 0.02, -0.005, 0.015, 0, 0.03]) - 0.018394577) < 1e-8)
+        #expect(Stats.minimumDetectableDifference([0.01, 0.02]).isNaN)
         let ci = Stats.bootstrapInterval([1, 2, 3, 4, 5, 6, 7, 8], [2, 1, 4, 3, 6, 5, 8, 7], seed: 1, Stats.pearson)
         #expect(ci.low < 0.952 && ci.high > 0.952 && ci.low > 0.5)
     }

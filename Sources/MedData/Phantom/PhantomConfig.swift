@@ -174,8 +174,45 @@ public struct PhantomConfig: Sendable, Codable, Equatable {
 
     /// The preset names per benchmark.
     public static let presetNames: [PhantomBenchmark: [String]] = [
-        .cxr: ["graded"], .fundus: ["graded"], .prostate: ["graded", "six-site"],
+        .cxr: ["graded", "hard"], .fundus: ["graded", "hard"], .prostate: ["graded", "six-site", "hard"],
     ]
+
+    /// The `hard` preset: the graded sites with a room to choose (Docs/datasets.md, calibration). The scanner moves
+    /// further from the source than in `graded` (the far setting below is reached at distance 1), the sub-populations
+    /// that change the masks are rare at the source (2 % each) and common at the far sites, and one of them stays rare
+    /// everywhere (4 % of each target site) so that what a selection covers shows in the Dice.
+    static func hardened(_ graded: PhantomConfig) -> PhantomConfig {
+        func lerp(_ a: Double, _ b: Double, _ t: Double) -> Double { a + (b - a) * t }
+        var out = graded
+        for i in out.sites.indices {
+            var s = out.sites[i]
+            let t = s.distance
+            switch graded.benchmark {
+            case .cxr:
+                s.gamma = lerp(1.0, 2.6, t); s.contrast = lerp(1.0, 0.4, t); s.offset = lerp(0.0, 0.3, t)
+                s.noise = lerp(0.01, 0.12, t); s.blur = lerp(0.2, 3.0, t); s.bias = lerp(0.0, 1.0, t)
+                s.rotation = lerp(2, 12, t); s.translation = lerp(3, 25, t); s.maskedFraction = 1
+                s.modes = t == 0 ? ["small_lungs": 0.02, "effusion": 0.01, "cardiomegaly": 0.02]
+                    : ["small_lungs": lerp(0.02, 0.30, t), "effusion": 0.04, "cardiomegaly": lerp(0.02, 0.30, t)]
+            case .fundus:
+                s.size = [Int(lerp(800, 560, t)), Int(lerp(800, 560, t))]
+                s.gamma = lerp(1.0, 2.2, t); s.contrast = lerp(1.0, 0.5, t); s.offset = lerp(0.0, 0.15, t)
+                s.noise = lerp(0.01, 0.08, t); s.blur = lerp(0.005, 0.05, t); s.bias = lerp(0.1, 1.2, t)
+                s.colorBalance = [lerp(1.0, 0.6, t), lerp(1.0, 1.3, t), lerp(1.0, 2.0, t)]
+                s.rotation = lerp(3, 15, t); s.translation = lerp(0.1, 1.0, t)
+                s.modes = t == 0 ? ["glaucoma": 0.02, "small_disc": 0.02] : ["glaucoma": lerp(0.02, 0.35, t), "small_disc": 0.04]
+            case .prostate:
+                s.spacing = [lerp(0.5, 0.8, t), lerp(0.5, 0.8, t), lerp(3.6, 4.5, t)].map { ($0 * 1000).rounded() / 1000 }
+                s.size = [Int(lerp(384, 256, t)), Int(lerp(384, 256, t)), Int(lerp(20, 18, t))]
+                s.gamma = lerp(1.0, 2.0, t); s.contrast = lerp(1.0, 0.45, t); s.offset = lerp(0.0, 0.2, t)
+                s.noise = lerp(0.015, 0.12, t); s.blur = lerp(0.3, 2.0, t); s.bias = lerp(0.05, 2.0, t)
+                s.endorectalCoil = t >= 0.5; s.rotation = lerp(2, 15, t); s.translation = lerp(2, 15, t)
+                s.modes = t == 0 ? ["enlarged": 0.02, "off_centre": 0.02] : ["enlarged": lerp(0.02, 0.30, t), "off_centre": 0.04]
+            }
+            out.sites[i] = s
+        }
+        return out
+    }
 
     /// A built-in preset: one source site (distance 0) and target sites whose every scanner parameter moves from the
     /// source's value towards a far setting in proportion to the distance, so the shift is graded by construction.
@@ -184,6 +221,7 @@ public struct PhantomConfig: Sendable, Codable, Equatable {
             throw DataError.badConfiguration(path: "--preset", reason: "unknown preset '\(name)' for \(benchmark.rawValue) (available: \(presetNames[benchmark]!.joined(separator: ", ")))")
         }
         func lerp(_ a: Double, _ b: Double, _ t: Double) -> Double { a + (b - a) * t }
+        if name == "hard" { return hardened(try preset("graded", benchmark: benchmark)) }
         switch benchmark {
         case .cxr:
             let names = [("MCU", "montgomery", "MCUCXR", 0.0), ("CHN", "shenzhen", "CHNCXR", 0.25), ("SiteC", "shenzhen", "SCCXR", 0.5),
