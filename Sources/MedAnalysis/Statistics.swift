@@ -167,10 +167,11 @@ public enum Stats {
 
     /// The smallest mean paired difference a two-sided paired t-test at level `alpha` would detect with probability
     /// `power`, given paired differences `d` like these: (t_{1−α/2, n−1} + t_{power, n−1}) · sd(d) / √n. "Not
-    /// distinguishable" means little unless this is small; nan below 3 pairs.
+    /// distinguishable" means little unless this is small; nan below 3 pairs and when every difference is the same
+    /// (no spread: the t-test is undefined, e.g. two strategies that gave identical results).
     public static func minimumDetectableDifference(_ d: [Double], alpha: Double = 0.05, power: Double = 0.8) -> Double {
         let f = d.filter(\.isFinite)
-        guard f.count >= 3 else { return .nan }
+        guard f.count >= 3, standardDeviation(f) > 0 else { return .nan }
         let df = Double(f.count - 1)
         return (studentTQuantile(1 - alpha / 2, df: df) + studentTQuantile(power, df: df)) * standardDeviation(f) / Double(f.count).squareRoot()
     }

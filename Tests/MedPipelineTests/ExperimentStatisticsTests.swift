@@ -41,6 +41,8 @@ struct ExperimentStatisticsTests {
         #expect(c.count == 1 && c[0].strategy == "xssr" && c[0].pairs == 4)
         #expect(abs(c[0].meanDifference - 0.025) < 1e-12)
         #expect(c[0].wilcoxonP == 0.125)
+        // Detectable with 80 % power: (t.ppf(0.975, 3) + t.ppf(0.8, 3)) · sd / √4 (SciPy) = MDD below.
+        #expect(abs(c[0].minimumDetectable - 0.026858614) < 1e-8)
         #expect(c[0].interval.low > 0 && c[0].interval.high <= 0.04 + 1e-12 && c[0].interval.low >= 0.01 - 1e-12)
         // Win matrix: xssr wins every pair.
         let w = ExperimentReport.winMatrix(rows, strategies: ["random", "xssr"], budget: "4")
