@@ -194,10 +194,20 @@ public struct ExperimentPlan {
         for seed in c.seeds {
             for budget in c.budgets {
                 let count = ExperimentConfig.count(budget, pool: pool.count)
+                // An XSSR ablation runs at the alpha the full XSSR chose for the same budget and seed (when the full
+                // method is in the experiment), so that dropping its term is the only difference.
+                func xssrKey(_ strategy: String) -> String {
+                    Self.key(["select", embedKey, strategy, "\(count)", "\(seed)", strategy.hasPrefix("xssr") ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
+                }
+                let fullXSSR = c.strategies.contains("xssr") ? xssrKey("xssr") : nil
                 for strategy in c.strategies {
-                    let selectKey = Self.key(["select", embedKey, strategy, "\(count)", "\(seed)", strategy.hasPrefix("xssr") ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
-                    items.append(PlanItem(stage: "select", key: selectKey, label: "\(strategy), budget \(budget), seed \(seed)", dependencies: ["embed/" + embedKey]) { folder in
-                        try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, to: folder + "/selection.json")
+                    let atFullAlpha = strategy.hasPrefix("xssr:") ? fullXSSR : nil
+                    let selectKey = atFullAlpha.map { Self.key([xssrKey(strategy), "at the alpha of", $0]) } ?? xssrKey(strategy)
+                    let alphaFrom = atFullAlpha.map { store.folder("select", $0) + "/selection.json" }
+                    items.append(PlanItem(stage: "select", key: selectKey, label: "\(strategy), budget \(budget), seed \(seed)",
+                                          dependencies: ["embed/" + embedKey] + (atFullAlpha.map { ["select/" + $0] } ?? [])) { folder in
+                        try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, alphaFrom: alphaFrom,
+                                        to: folder + "/selection.json")
                     })
                     let selectFolder = store.folder("select", selectKey)
                     var trainKey = ""
@@ -263,13 +273,21 @@ public struct ExperimentPlan {
     }
 
     /// Runs one selection on the stored embeddings and writes the selection JSON (the `medselect select` layout).
-    static func select(strategy: String, count: Int, seed: UInt64, config c: ExperimentConfig, embeddings folder: String, to path: String) throws {
+    static func select(strategy: String, count: Int, seed: UInt64, config c: ExperimentConfig, embeddings folder: String, alphaFrom: String? = nil,
+                       to path: String) throws {
         let m = try NPYReader.readMatrix(folder + "/pool.npy")
         let ids = try readIDs(folder + "/pool.ids.csv")
         let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: ids)
         let ablation = strategy.hasPrefix("xssr:") ? strategy.dropFirst(5).replacingOccurrences(of: "/", with: ",") : nil
         var stage = SelectionStage(strategy: ablation == nil ? strategy : "xssr", budget: count)
         stage.seed = seed; stage.k = c.xssrK; stage.terms = ablation ?? c.xssrTerms
+        if let alphaFrom {
+            guard let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: alphaFrom))) as? [String: Any],
+                  let alpha = (o["alpha"] as? NSNumber)?.doubleValue else {
+                throw DataError.badConfiguration(path: alphaFrom, reason: "the full XSSR's selection records no alpha")
+            }
+            stage.xssrAlpha = alpha
+        }
         if FileManager.default.fileExists(atPath: folder + "/source.npy") {
             let s = try NPYReader.readMatrix(folder + "/source.npy")
             stage.source = try Embeddings(values: s.values, count: s.rows, dimensions: s.columns)

@@ -15,6 +15,9 @@ public struct SelectionStage {
     /// XSSR: neighbours for density and novelty, and the terms used (ablations).
     public var k = 10
     public var terms = "density,novelty,diversity"
+    /// XSSR: a fixed alpha instead of the coverage sweep over 0, 0.1, ..., 1 (the experiment runs the ablations at
+    /// the full method's alpha, so that dropping a term is the only difference).
+    public var xssrAlpha: Double? = nil
     /// Cold start: t-SNE perplexity and the numbers of clusters tried (nil: 2...min(budget, 50)).
     public var perplexity: Double = 30
     public var clusters: ClosedRange<Int>? = nil
@@ -104,7 +107,9 @@ public struct SelectionStage {
             parameters["delta"] = delta.map { Double($0) as Any } ?? "auto (purity 0.95)"
         case "xssr":
             let termSet = try XSSR.Terms(parsing: terms)
-            let r = try XSSR.select(pool: pool, source: source, labeled: labeledRows, budget: count, k: k, terms: termSet)
+            let r = try XSSR.select(pool: pool, source: source, labeled: labeledRows, budget: count, k: k, terms: termSet,
+                                    alphaGrid: xssrAlpha.map { [$0] } ?? XSSR.defaultAlphaGrid)
+            if let xssrAlpha { parameters["alpha_fixed"] = xssrAlpha }
             picks = r.picks.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
                                    "terms": ["density": Double($0.density), "novelty": Double($0.novelty), "diversity": Double($0.diversity)]] }
             extra["alpha"] = r.alpha

@@ -33,6 +33,8 @@ struct Select: ParsableCommand, ReadsImages {
     @Option(help: "Output JSON path (a .csv is written beside it).") var out: String
     @Option(help: "Neighbours for density and novelty (xssr).") var k: Int = 10
     @Option(help: "XSSR terms to use, e.g. density,diversity (ablations).") var terms: String = "density,novelty,diversity"
+    @Option(name: .customLong("xssr-alpha"), help: "xssr: a fixed alpha (novelty against diversity) instead of the coverage sweep over 0, 0.1, ..., 1; e.g. an ablation at the full method's alpha.")
+    var xssrAlpha: Double?
     @Option(name: .customLong("stratify-by"), help: "random: proportional quotas per site: a CSV with id and site columns (embed's .ids.csv), or one group per row.")
     var stratifyBy: String?
     @Option(help: "acquisition: CSV of per-case uncertainty (columns id and uncertainty, as medselect uncertainty writes).")
@@ -48,6 +50,10 @@ struct Select: ParsableCommand, ReadsImages {
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         if strategy.lowercased() == "acquisition" && uncertainty == nil { throw ValidationError("--strategy acquisition needs --uncertainty") }
         guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1]") }
+        if let xssrAlpha {
+            guard strategy.lowercased() == "xssr" else { throw ValidationError("--xssr-alpha goes with --strategy xssr") }
+            guard (0...1).contains(xssrAlpha) else { throw ValidationError("--xssr-alpha must be in [0, 1]") }
+        }
         _ = try XSSR.Terms(parsing: terms)
         if let clusters { _ = try Self.parseClusterRange(clusters) }
         if stratifyBy != nil && strategy.lowercased() != "random" {
@@ -181,7 +187,7 @@ struct Select: ParsableCommand, ReadsImages {
         }
         let t1 = Date()
         var stage = SelectionStage(strategy: strategy, budget: count)
-        stage.seed = seed; stage.labeled = labeledRows; stage.source = sourceMatrix; stage.k = k; stage.terms = terms
+        stage.seed = seed; stage.labeled = labeledRows; stage.source = sourceMatrix; stage.k = k; stage.terms = terms; stage.xssrAlpha = xssrAlpha
         stage.perplexity = perplexity; stage.clusters = try clusters.map(Self.parseClusterRange); stage.delta = delta; stage.alpha = alpha
         if let stratifyBy { stage.groups = try Self.readGroups(stratifyBy, ids: pool.ids); stage.groupsSource = stratifyBy }
         if let uncertainty, strategy.lowercased() == "acquisition" {

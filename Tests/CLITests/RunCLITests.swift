@@ -118,6 +118,38 @@ struct RunCLITests {
         #expect(try String(contentsOfFile: s.file("c/results.csv"), encoding: .utf8) == results)
     }
 
+    @Test("XSSR ablations run at the alpha the full XSSR chose for the same budget and seed (they could only equal it when the sweep chose alpha 0)")
+    func ablationsAtFullAlpha() throws {
+        let s = Scratch("cli-run-alpha")
+        defer { s.cleanup() }
+        let data = try phantom(s)
+        let text = #"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN", "SiteC"], "strategies": ["xssr", "xssr:density/diversity", "xssr:novelty/diversity"], "#
+            + #""budgets": ["3"], "seeds": [0, 1], "site_analysis": false, "train": {"size": 32, "epochs": 1, "source_epochs": 1, "base": 4, "levels": 2}}"#
+        let r = try Tool.run(["run", s.write(Array(text.utf8), "a.json"), "--out", s.file("a"), "--threads", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = try String(contentsOfFile: s.file("a/results.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        func selection(_ strategy: String, _ seed: String) throws -> [String: Any] {
+            let path = try #require(rows.first { $0[0] == strategy && $0[2] == seed }?[10])
+            return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/" + path)))) as? [String: Any])
+        }
+        for seed in ["0", "1"] {
+            let full = try #require(try selection("xssr", seed)["alpha"] as? Double)
+            #expect((try selection("xssr", seed)["parameters"] as? [String: Any])?["alpha_fixed"] == nil)
+            for ablation in ["xssr:density/diversity", "xssr:novelty/diversity"] {
+                let a = try selection(ablation, seed)
+                #expect((a["parameters"] as? [String: Any])?["alpha_fixed"] as? Double == full, "\(ablation) seed \(seed)")
+                #expect((a["coverage_curve"] as? [[String: Any]])?.count == 1)
+            }
+        }
+        // The same through the command: select --xssr-alpha runs only that alpha.
+        let one = try Tool.run(["select", "--embeddings", s.file("a/items/embed/" + (try FileManager.default.contentsOfDirectory(atPath: s.file("a/items/embed")).first { !$0.contains(".") } ?? "") + "/pool.npy"),
+                                "--strategy", "xssr", "--xssr-alpha", "0.3", "--budget", "3", "--out", s.file("x.json")])
+        #expect(one.status == 0, "\(one.stderr)")
+        let x = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("x.json")))) as? [String: Any])
+        #expect(x["alpha"] as? Double == 0.3 && (x["coverage_curve"] as? [Any])?.count == 1)
+    }
+
     @Test("bad configurations get one line per problem and exit 1")
     func badConfigs() throws {
         let s = Scratch("cli-run-bad")
