@@ -157,7 +157,9 @@ struct Evaluate: ParsableCommand, ReadsImages {
         CASE_segmentation or CASE_seg also matches the prediction CASE. Summary: mean, std, median over cases with finite \
         values; NaN and infinite values are counted, not hidden. \
         With --ref-data, the references are a benchmark folder's labels after its label rule, so predictions of \
-        medselect predict score directly against Shenzhen's 0/255 masks or Montgomery's left + right lungs. Prediction \
+        medselect predict score directly against Shenzhen's 0/255 masks or Montgomery's left + right lungs, each \
+        prediction paired with its case through the predictions.csv predict writes (the table then names the \
+        benchmark's case id, e.g. HK_Case00; --ref-sites narrows the references when that file is absent). Prediction \
         and reference labels that share no foreground value are refused (use --remap, e.g. 255:1).
         Example: medselect evaluate --pred runs/pred --ref data/labelsTs --csv metrics.csv
         Example: medselect evaluate --pred pred --ref-data Samples/cxr --csv metrics.csv (per-site summaries from the benchmark)
@@ -301,10 +303,13 @@ struct Evaluate: ParsableCommand, ReadsImages {
         for (n, id) in ids.enumerated() {
             progress.update(n, of: ids.count, unit: "cases", item: id)
             let result: [Int: LabelMetrics]
+            // With --ref-data the table names the benchmark's case (HK_Case00), which file names may not (Case00).
+            var caseName = id
             switch refs[id]! {
             case .file(let path):
                 result = try metricOptions.compute(prediction: preds[id]!, reference: path, limits: limits.readOptions)
             case .sample(let sample):
+                caseName = sample.id
                 guard let label = try sample.loadLabel(options: limits.readOptions) else {
                     throw CommandError(subject: sample.images.first ?? sample.id, reason: "case \(sample.id) has no label to score against")
                 }
@@ -314,7 +319,7 @@ struct Evaluate: ParsableCommand, ReadsImages {
             for label in result.keys.sorted() {
                 let m = result[label]!
                 let site = siteOf[id] ?? ""
-                rows.append([id] + (bySites ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
+                rows.append([caseName] + (bySites ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
                 for (k, v) in m.values {
                     byLabel[label, default: [:]][k, default: []].append(v)
                     if bySites { bySite[site.isEmpty ? "(no site)" : site, default: [:]][label, default: [:]][k, default: []].append(v) }
