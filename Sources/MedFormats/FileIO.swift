@@ -143,6 +143,12 @@ enum FileIO {
     }
 }
 
+/// One name per file: absolute, with `.` / `..` and symbolic links resolved, for asking whether two paths name the same
+/// file (an output that would overwrite an input; a prediction's image against a dataset's).
+public func canonicalPath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+}
+
 /// Atomic file writes for the modules above the formats (tables, manifests): a temporary file in the same folder,
 /// then a rename, so a reader never sees half a file and an interrupted write leaves the old file in place.
 public enum AtomicFile {

@@ -87,9 +87,8 @@ public enum EmbeddingShards {
     public static func merge(_ parts: [String], to out: String) throws -> (rows: Int, columns: Int) {
         guard !parts.isEmpty else { throw DataError.badConfiguration(path: out, reason: "no parts to merge") }
         // The output must not overwrite a part, its ids file or its manifest (they are read after the output is opened).
-        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
-        let written = Set([out, CaseEmbedder.idsPath(out)].map(canonical))
-        for p in parts where !written.isDisjoint(with: [p, CaseEmbedder.idsPath(p), manifestPath(p)].map(canonical)) {
+        let written = Set([out, CaseEmbedder.idsPath(out)].map(canonicalPath))
+        for p in parts where !written.isDisjoint(with: [p, CaseEmbedder.idsPath(p), manifestPath(p)].map(canonicalPath)) {
             throw DataError.badConfiguration(path: out, reason: "is one of the parts to merge (\(p)), or its ids file: write the merged matrix to a new file")
         }
         var loaded: [(path: String, manifest: Manifest)] = []

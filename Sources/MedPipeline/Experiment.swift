@@ -119,13 +119,13 @@ public struct Experiment {
                     "dice_mean": mean.isFinite ? mean : NSNull(), "dice_sd": sd.isFinite ? sd : NSNull()]
         }
         // Paired comparisons with random and CoreSet, as the report states them (JSON has no NaN: null).
-        func number(_ v: Double) -> Any { v.isFinite ? v : NSNull() }
         // References: random and CoreSet, and the full XSSR when its ablations ran (a term's contribution).
         let strategies = Set(rows.map(\.strategy))
         let references = ["random", "coreset"] + (strategies.contains("xssr") && strategies.contains { $0.hasPrefix("xssr:") } ? ["xssr"] : [])
         let comparisons: [[String: Any]] = ExperimentReport.comparisons(rows, references: references).map { c in
-            ["a": c.strategy, "b": c.reference, "budget": c.budget, "pairs": c.pairs, "diff": number(c.meanDifference),
-             "ci": [number(c.interval.low), number(c.interval.high)], "p": number(c.wilcoxonP), "mdd80": number(c.minimumDetectable),
+            ["a": c.strategy, "b": c.reference, "budget": c.budget, "pairs": c.pairs, "diff": SelectionStage.jsonNumber(c.meanDifference),
+             "ci": [SelectionStage.jsonNumber(c.interval.low), SelectionStage.jsonNumber(c.interval.high)],
+             "p": SelectionStage.jsonNumber(c.wilcoxonP), "mdd80": SelectionStage.jsonNumber(c.minimumDetectable),
              "verdict": c.verdict.words]
         }
         let object: [String: Any] = ["config": plan.config.json, "config_file": configPath, "medselect_version": version,

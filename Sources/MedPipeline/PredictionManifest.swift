@@ -9,14 +9,11 @@ public enum PredictionManifest {
     public static let fileName = "predictions.csv"
 
     /// A path made absolute, with `.` / `..` and symbolic links resolved, for comparing two names of one file.
-    public static func canonical(_ path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-    }
+    public static func canonical(_ path: String) -> String { canonicalPath(path) }
 
     /// Writes FOLDER/predictions.csv: one row per (prediction file name, image path made absolute).
     public static func write(_ rows: [(prediction: String, image: String)], folder: String) throws {
-        func field(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
-        let text = "prediction,image\n" + rows.map { field($0.prediction) + "," + field(canonical($0.image)) + "\n" }.joined()
+        let text = "prediction,image\n" + rows.map { Worklist.csvField($0.prediction) + "," + Worklist.csvField(canonical($0.image)) + "\n" }.joined()
         try AtomicFile.write(text, to: folder + "/" + fileName)
     }
 
@@ -24,30 +21,13 @@ public enum PredictionManifest {
     public static func read(folder: String) throws -> [String: String]? {
         let path = folder + "/" + fileName
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw DataError.badDataset(path: path, reason: "cannot be read as text")
-        }
         var out: [String: String] = [:]
-        for (n, line) in text.split(whereSeparator: \.isNewline).enumerated().dropFirst() {
-            let fields = fieldsOf(String(line))
-            guard fields.count == 2, !fields[0].isEmpty, !fields[1].isEmpty else {
-                throw DataError.badDataset(path: path, reason: "line \(n + 1) is not 'prediction,image': \(line.prefix(80))")
+        for (n, row) in try readCSV(path).enumerated() {
+            guard let prediction = row["prediction"], let image = row["image"], !prediction.isEmpty, !image.isEmpty else {
+                throw DataError.badDataset(path: path, reason: "row \(n + 1) has no prediction and image (columns prediction,image)")
             }
-            out[fields[0]] = fields[1]
+            out[prediction] = image
         }
         return out
-    }
-
-    /// The fields of one CSV line (double quotes around fields that hold commas or quotes).
-    static func fieldsOf(_ line: String) -> [String] {
-        var fields: [String] = [], current = "", quoted = false
-        var chars = Array(line)[...]
-        while let c = chars.popFirst() {
-            if quoted {
-                if c == "\"" { if chars.first == "\"" { current.append("\""); chars.removeFirst() } else { quoted = false } } else { current.append(c) }
-            } else if c == "\"" { quoted = true } else if c == "," { fields.append(current); current = "" } else { current.append(c) }
-        }
-        fields.append(current)
-        return fields
     }
 }

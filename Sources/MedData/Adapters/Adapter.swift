@@ -88,7 +88,7 @@ func stem(_ file: String) -> String {
 }
 
 /// A small CSV reader: header row, comma-separated, double-quoted fields with "" escapes.
-func readCSV(_ path: String) throws -> [[String: String]] {
+public func readCSV(_ path: String) throws -> [[String: String]] {
     guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
         throw DataError.badDataset(path: path, reason: "cannot read the CSV file as UTF-8 text")
     }
