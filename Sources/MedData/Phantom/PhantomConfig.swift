@@ -196,11 +196,11 @@ public struct PhantomConfig: Sendable, Codable, Equatable {
                     : ["small_lungs": lerp(0.02, 0.30, t), "effusion": 0.04, "cardiomegaly": lerp(0.02, 0.30, t)]
             case .fundus:
                 s.size = [Int(lerp(800, 560, t)), Int(lerp(800, 560, t))]
-                s.gamma = lerp(1.0, 2.2, t); s.contrast = lerp(1.0, 0.5, t); s.offset = lerp(0.0, 0.15, t)
-                s.noise = lerp(0.01, 0.08, t); s.blur = lerp(0.005, 0.05, t); s.bias = lerp(0.1, 1.2, t)
+                s.gamma = lerp(1.0, 2.6, t); s.contrast = lerp(1.0, 0.4, t); s.offset = lerp(0.0, 0.2, t)
+                s.noise = lerp(0.01, 0.12, t); s.blur = lerp(0.005, 0.08, t); s.bias = lerp(0.1, 1.6, t)
                 s.colorBalance = [lerp(1.0, 0.6, t), lerp(1.0, 1.3, t), lerp(1.0, 2.0, t)]
-                s.rotation = lerp(3, 15, t); s.translation = lerp(0.1, 1.0, t)
-                s.modes = t == 0 ? ["glaucoma": 0.02, "small_disc": 0.02] : ["glaucoma": lerp(0.02, 0.35, t), "small_disc": 0.04]
+                s.rotation = lerp(3, 25, t); s.translation = lerp(0.1, 1.5, t)
+                s.modes = t == 0 ? ["glaucoma": 0.02, "small_disc": 0.02] : ["glaucoma": lerp(0.02, 0.45, t), "small_disc": 0.04]
             case .prostate:
                 s.spacing = [lerp(0.5, 0.8, t), lerp(0.5, 0.8, t), lerp(3.6, 4.5, t)].map { ($0 * 1000).rounded() / 1000 }
                 s.size = [Int(lerp(384, 256, t)), Int(lerp(384, 256, t)), Int(lerp(20, 18, t))]
