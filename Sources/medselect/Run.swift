@@ -84,7 +84,9 @@ struct Run: ParsableCommand {
         if workers > 1 && !worker {
             for _ in 1..<workers {
                 let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/proc/self/exe")   // the workers run the configuration file (a preset's is written by now)
+                // This very program (Foundation finds it on Linux and macOS alike); the workers run the configuration
+                // file (a preset's is written by now).
+                p.executableURL = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
                 p.arguments = ["run", config, "--out", out, "--worker", "--threads", String(perWorker)] + (quiet ? ["--quiet"] : [])
                 p.environment = ProcessInfo.processInfo.environment.merging([Self.parentVariable: String(getpid())]) { $1 }
                 try p.run()
