@@ -136,13 +136,17 @@ def main():
                 p(f"| {k} | " + " | ".join(fmt(mean(v["_per_site"].get(s, []))) for s in sites) + " |")
             p("")
             for c in results.get("comparisons", []):
-                if c["a"] == c["b"] or (c["b"] != "random" and c["a"] == "random"):
+                # Each strategy against random and CoreSet once, and only the ablations against the full XSSR.
+                if c["a"] == c["b"] or (c["b"] == "coreset" and c["a"] == "random") or (c["b"] == "xssr" and not c["a"].startswith("xssr:")):
                     continue
                 p(f"- {c['a']} against {c['b']} at {c['budget']}: {verdict(c)}.")
             same = [(x, y) for x in strategies for y in strategies if x < y and strategies[x]["_picks"]
                     and strategies[x]["_picks"] == strategies[y]["_picks"]]
             for x, y in same:
-                p(f"- {x} and {y} picked exactly the same cases for every seed (the same experiment twice, hence the same Dice).")
+                if "@" in x + y:
+                    p(f"- {x} and {y} train on the same picks for every seed, by design (one selection, two starting points).")
+                else:
+                    p(f"- {x} and {y} picked exactly the same cases for every seed (the same experiment twice, hence the same Dice).")
             fixed = [k for k, v in strategies.items() if len(v["_picks"]) > 1 and len(set(v["_picks"].values())) == 1]
             if fixed:
                 p(f"- Deterministic given the embeddings, {', '.join(fixed)} picked the same cases for every seed: their seeds vary only "
@@ -186,10 +190,12 @@ def main():
     for b in benchmarks:
         p(f"| XSSR against random, {b} | +2.5 (prostate MRI) | {points(comp(b, 'xssr', 'xssr', 'random'))} |")
         p(f"| XSSR against CoreSet, {b} | +0.4 to +1.2 | {points(comp(b, 'xssr', 'xssr', 'coreset'))} |")
-        drops = [(t, comp(b, "xssr", "xssr", abl)) for t, abl in [("density", "xssr:novelty/diversity"), ("novelty", "xssr:density/diversity"),
+        # A term's influence: how much the full XSSR loses without it (ablation minus full, negated).
+        drops = [(t, comp(b, "xssr", abl, "xssr")) for t, abl in [("density", "xssr:novelty/diversity"), ("novelty", "xssr:density/diversity"),
                                                                  ("diversity", "xssr:density/novelty")]]
-        drops = [(t, c["diff"]) for t, c in drops if c]
-        most = max(drops, key=lambda d: d[1])[0] if drops else "not run"
+        drops = [(t, -c["diff"]) for t, c in drops if c and c["diff"] is not None]
+        top = max(drops, key=lambda d: d[1])[0] if drops and len({round(v, 6) for _, v in drops}) > 1 else "none stands out"
+        most = (top + " (" + ", ".join(f"{t} {100 * v:+.1f}" for t, v in drops) + " points lost without it)") if drops else "not run"
         p(f"| the most influential XSSR term, {b} | diversity | {most} |")
         p(f"| HSSL-pretrained against scratch at 5 %, {b} | +0.7 to +18.6 | {points(comp(b, 'hssl', 'random@pretrained', 'random', '5%'))} |")
     cs = comp("cxr", "coldstart-al", "coldstart", "random")
