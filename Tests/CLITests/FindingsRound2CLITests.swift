@@ -321,6 +321,31 @@ struct FindingsRound2CLITests {
         #expect(try NPYReader.readMatrix(s.file("q.npy")).rows == pngs.count - 1)
     }
 
+    @Test("the new options' bad values: --ref-sites, --xssr-alpha, sites --strategy without --results, a damaged predictions.csv, an output folder that cannot be made")
+    func newOptionsBadInput() throws {
+        let s = Scratch("f2"); defer { s.cleanup() }
+        let data = try phantom(s, count: 3)
+        let masks = try FileManager.default.contentsOfDirectory(atPath: data + "/CHN/mask").filter { $0.hasSuffix("_mask.png") }.sorted()
+        try FileManager.default.createDirectory(atPath: s.file("pred"), withIntermediateDirectories: true)
+        for m in masks { try FileManager.default.copyItem(atPath: data + "/CHN/mask/" + m, toPath: s.file("pred/" + m.replacingOccurrences(of: "_mask", with: ""))) }
+        oneLineError(try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref-data", data, "--ref-sites", "NOPE"]), "--ref-sites: no site NOPE")
+        let noData = try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref", data + "/CHN/mask", "--ref-sites", "CHN"])
+        #expect(noData.status == 64 && noData.stderr.contains("--ref-sites needs --ref-data"), "\(noData.stderr)")
+        try Data("prediction,image\nonly-one-field\n".utf8).write(to: URL(fileURLWithPath: s.file("pred/predictions.csv")))
+        oneLineError(try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref-data", data]), "predictions.csv: row 1 has no prediction and image")
+        try NPYWriter.write(NDArray(float32: (0..<40).map { Float($0 % 7) }, shape: [10, 4], fortranOrder: false), to: s.file("e.npy"))
+        for (args, message) in [(["--strategy", "coreset", "--xssr-alpha", "0.5"], "--xssr-alpha goes with --strategy xssr"),
+                                (["--strategy", "xssr", "--xssr-alpha", "2"], "--xssr-alpha must be in [0, 1]")] {
+            let r = try Tool.run(["select", "--embeddings", s.file("e.npy"), "--budget", "2", "--out", s.file("x.json")] + args)
+            #expect(r.status == 64 && r.stderr.contains(message), "\(r.stderr)")
+        }
+        let sites = try Tool.run(["sites", "--data", data, "--source", "MCU", "--strategy", "none", "--out", s.file("s")])
+        #expect(sites.status == 64 && sites.stderr.contains("--strategy and --budget choose rows of --results"), "\(sites.stderr)")
+        // An output "folder" that is a file cannot be made: one line, before any work.
+        let file = s.write(Array("x".utf8), "afile")
+        oneLineError(try Tool.run(["train", "--data", data, "--sites", "MCU", "--size", "32", "--epochs", "1", "--out", file + "/run"]), "cannot create the output folder")
+    }
+
     // 16 (select).
     @Test("select: --budget -1 is a bad value (not a missing one), 100% with --labeled means all that remain, (0, D) and identical embeddings say what is wrong, XSSR without --source says so")
     func selectRoughEdges() throws {
