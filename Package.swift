@@ -19,7 +19,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "medselect", targets: ["medselect"]),
-        .library(name: "MedRandom", targets: ["MedRandom"]),
+        .library(name: "MedFoundation", targets: ["MedFoundation"]),
         .library(name: "MedImage", targets: ["MedImage"]),
         .library(name: "MedFormats", targets: ["MedFormats"]),
         .library(name: "MedData", targets: ["MedData"]),
@@ -49,11 +49,12 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
 
-        .target(name: "MedRandom"),
-        .target(name: "MedImage", swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
-        .target(name: "MedFormats", dependencies: ["MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
-        .target(name: "MedData", dependencies: ["MedRandom", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
-        .target(name: "MedMetrics", dependencies: ["MedImage"], swiftSettings: optimizedInDebug),
+        // Under every other module: the seeded random source, FNV-1a, atomic writes, the error protocol.
+        .target(name: "MedFoundation"),
+        .target(name: "MedImage", dependencies: ["MedFoundation", "MedCompute"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
+        .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
+        .target(name: "MedData", dependencies: ["MedFoundation", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
+        .target(name: "MedMetrics", dependencies: ["MedFoundation", "MedImage"], swiftSettings: optimizedInDebug),
         // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the
         // compiler can vectorise it, and with 512-bit vectors in the AVX-512 versions of the kernels (clang otherwise
         // prefers 256 bits there); libgomp is the OpenMP runtime Debian's oneDNN uses, whose threads the parallel
@@ -64,18 +65,18 @@ let package = Package(
             linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
         ),
         .target(name: "MedCompute", dependencies: ["CMedKernels", "COpenBLAS"]),
-        .target(name: "MedTensor", dependencies: ["MedCompute", "CMedKernels"], swiftSettings: optimizedInDebug),
-        .target(name: "MedNN", dependencies: ["MedRandom", "MedTensor"], swiftSettings: optimizedInDebug),
-        .target(name: "MedSelection", dependencies: ["MedRandom", "MedCompute"], swiftSettings: optimizedInDebug),
-        .target(name: "MedReport"),
-        .target(name: "MedAnalysis", dependencies: ["MedRandom", "MedImage", "MedCompute", "MedSelection", "MedReport"], swiftSettings: optimizedInDebug),
-        .target(name: "MedPipeline", dependencies: ["MedRandom", "MedImage", "MedFormats", "MedData", "MedMetrics", "MedTensor", "MedNN",
+        .target(name: "MedTensor", dependencies: ["MedFoundation", "MedCompute", "CMedKernels"], swiftSettings: optimizedInDebug),
+        .target(name: "MedNN", dependencies: ["MedFoundation", "MedTensor"], swiftSettings: optimizedInDebug),
+        .target(name: "MedSelection", dependencies: ["MedFoundation", "MedCompute"], swiftSettings: optimizedInDebug),
+        .target(name: "MedReport", dependencies: ["MedFoundation"]),
+        .target(name: "MedAnalysis", dependencies: ["MedFoundation", "MedImage", "MedCompute", "MedSelection", "MedReport"], swiftSettings: optimizedInDebug),
+        .target(name: "MedPipeline", dependencies: ["MedFoundation", "MedImage", "MedFormats", "MedData", "MedMetrics", "MedTensor", "MedNN",
                                                     "MedSelection", "MedReport", "MedAnalysis"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "medselect",
             dependencies: [
                 "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN", "MedReport", "MedAnalysis",
-                "MedPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MedFoundation", "MedPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).
@@ -86,14 +87,14 @@ let package = Package(
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
         ),
 
-        .target(name: "TestSupport", dependencies: ["MedImage", "MedFormats", "MedSelection", "CZlib"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MedFoundation", "MedImage", "MedFormats", "MedSelection", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
-        .testTarget(name: "MedTensorTests", dependencies: ["MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MedTensorTests", dependencies: ["MedFoundation", "MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
-        .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedRandom", "TestSupport"]),
+        .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedFoundation", "TestSupport"]),
         .testTarget(name: "MedReportTests", dependencies: ["MedReport"]),
         .testTarget(name: "MedPipelineTests", dependencies: ["MedPipeline", "MedAnalysis", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection", "MedTensor"]),

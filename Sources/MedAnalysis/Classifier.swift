@@ -1,6 +1,6 @@
 import Foundation
 import MedCompute
-import MedRandom
+import MedFoundation
 
 /// L2-regularised multinomial logistic regression on standardised features (binary when there are two classes),
 /// fitted by full-batch gradient descent with Nesterov momentum: small, deterministic, and enough to ask "can these

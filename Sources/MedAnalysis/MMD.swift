@@ -1,6 +1,6 @@
 import Foundation
 import MedCompute
-import MedRandom
+import MedFoundation
 
 /// Maximum mean discrepancy (Gretton et al. 2012) between two samples of row vectors with a Gaussian (RBF) kernel
 /// k(x, y) = exp(−‖x − y‖² / (2σ²)), and its permutation test.

@@ -1,5 +1,5 @@
 import Foundation
-import MedRandom
+import MedFoundation
 import MedSelection
 
 /// What `medselect sites` computes: every site against the source sites and against each other, from per-case

@@ -1,5 +1,5 @@
 import Foundation
-import MedRandom
+import MedFoundation
 
 /// # MedAnalysis
 ///
@@ -11,9 +11,10 @@ import MedRandom
 public enum MedAnalysisModule {}
 
 /// Errors of the analyses: inputs a caller can fix.
-public enum AnalysisError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum AnalysisError: MedError, Sendable, Equatable {
     case invalidInput(String)
-    public var description: String { switch self { case .invalidInput(let s): return s } }
+    public var path: String { "" }
+    public var reason: String { switch self { case .invalidInput(let s): return s } }
 }
 
 /// Rank correlation, linear correlation, intervals and multiple-testing corrections.

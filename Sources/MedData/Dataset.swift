@@ -2,6 +2,7 @@ import Foundation
 import MedFormats
 import MedImage
 import Synchronization
+import MedFoundation
 
 /// Scanner facts where a dataset states them.
 public struct ScannerInfo: Sendable, Codable, Equatable {
@@ -175,7 +176,7 @@ public struct Dataset: Sendable {
         for group in groups {
             // The stream depends on the site's name, not its position: a site splits the same way whichever other
             // sites the dataset holds (so `train --sites A` and `embed --sites A,B` agree on A's split).
-            let key = stratifyBySite ? Dataset.stableHash(group.first?.site ?? "") : 0
+            let key = stratifyBySite ? FNV1a.hash(group.first?.site ?? "") : 0
             var rng = PhantomRandom(seed: seed, streams: [Int(truncatingIfNeeded: key), 7])
             var items = group.sorted { $0.id < $1.id }
             items.shuffle(using: &rng)
@@ -193,13 +194,6 @@ public struct Dataset: Sendable {
             }
         }
         return out
-    }
-
-    /// FNV-1a of the UTF-8 bytes: a hash that is the same in every run and on every platform (Swift's Hasher is not).
-    static func stableHash(_ text: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
     }
 
     /// One 2-D slice of a 3-D case, for the 2-D networks.

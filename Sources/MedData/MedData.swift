@@ -1,3 +1,4 @@
+import MedFoundation
 /// # MedData
 ///
 /// Datasets of medical images and where they come from. This module owns the phantom benchmark generator
@@ -10,15 +11,15 @@
 public enum MedDataModule {}
 
 /// Errors of the data layer: a configuration or a folder a person can fix. Each names the file and the reason.
-public enum DataError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum DataError: MedError, Sendable, Equatable {
     /// A configuration file (sites JSON) that cannot be used.
     case badConfiguration(path: String, reason: String)
     /// A folder or file of a dataset that cannot be used.
     case badDataset(path: String, reason: String)
 
-    public var description: String {
+    public var reason: String {
         switch self {
-        case .badConfiguration(let path, let reason), .badDataset(let path, let reason): return "\(path): \(reason)"
+        case .badConfiguration(_, let reason), .badDataset(_, let reason): return reason
         }
     }
     public var path: String {

@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,52 +91,17 @@ enum FileIO {
         return .unreadable(path: path, reason: String(cString: strerror(e)))
     }
 
-    /// A temporary path in the same folder as `path` that keeps its extension(s), so that libraries choosing the
-    /// layout from the name (libnifti) behave the same. The name starts with "." so folder scans skip it.
-    static func temporarySibling(of path: String) -> String {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let name = url.lastPathComponent
-        let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        return (dir as NSString).appendingPathComponent(".tmp-\(token)-\(name)")
-    }
+    /// A temporary path beside `path` that keeps its extension(s) (``AtomicFile/temporarySibling(of:)``).
+    static func temporarySibling(of path: String) -> String { AtomicFile.temporarySibling(of: path) }
 
-    /// Renames `temp` over `path` (atomic on one file system); removes `temp` and throws when that fails.
+    /// Renames `temp` over `path`; removes `temp` and throws a format error when that fails.
     static func commit(temp: String, to path: String) throws {
-        if rename(temp, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw FormatError.writeFailed(path: path, reason: reason)
-        }
+        do { try AtomicFile.commit(temp, to: path) } catch let e as AtomicFile.Failure { throw FormatError.writeFailed(path: e.path, reason: e.reason) }
     }
 
-    /// Writes bytes to `path` atomically: a temporary file in the same folder, fsync-free, then rename.
+    /// Writes bytes to `path` atomically (``AtomicFile``), failures as format errors.
     static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
-            throw FormatError.writeFailed(path: path, reason: "folder \(dir) does not exist")
-        }
-        let temp = temporarySibling(of: path)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        if fd < 0 { throw FormatError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                close(fd); unlink(temp)
-                throw FormatError.writeFailed(path: path, reason: reason)
-            }
-            done += n
-        }
-        if close(fd) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw FormatError.writeFailed(path: path, reason: reason)
-        }
-        try commit(temp: temp, to: path)
+        do { try AtomicFile.write(bytes, to: path) } catch let e as AtomicFile.Failure { throw FormatError.writeFailed(path: e.path, reason: e.reason) }
     }
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
@@ -147,11 +113,4 @@ enum FileIO {
 /// file (an output that would overwrite an input; a prediction's image against a dataset's).
 public func canonicalPath(_ path: String) -> String {
     URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-}
-
-/// Atomic file writes for the modules above the formats (tables, manifests): a temporary file in the same folder,
-/// then a rename, so a reader never sees half a file and an interrupted write leaves the old file in place.
-public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to path: String) throws { try FileIO.writeAtomically(bytes, to: path) }
-    public static func write(_ text: String, to path: String) throws { try FileIO.writeAtomically(Array(text.utf8), to: path) }
 }

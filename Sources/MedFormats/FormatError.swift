@@ -1,9 +1,10 @@
 import Foundation
+import MedFoundation
 import MedImage
 
 /// Why a file could not be read or written. Every case carries the file path and a reason a person can act on;
 /// `description` is the one line the CLI prints after `error: `.
-public enum FormatError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum FormatError: MedError, Sendable, Equatable {
     /// The file does not exist.
     case notFound(path: String)
     /// The file exists but could not be opened or read (permissions, a folder, an I/O error).
@@ -43,8 +44,6 @@ public enum FormatError: Error, Sendable, Equatable, CustomStringConvertible {
                 + " (raise it with --max-memory or MEDSELECT_MAX_BYTES)"
         }
     }
-
-    public var description: String { "\(path): \(reason)" }
 
     static func formatBytes(_ b: Int64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedImage
 
 /// An n-dimensional array of one element type, in host byte order: what `.npy` files hold, and what readers give
@@ -54,7 +55,7 @@ enum ElementConversion {
             body(0..<count)
             return
         }
-        parallelRanges(count, chunks: ProcessInfo.processInfo.activeProcessorCount >= 2 ? 4 : 1, body)
+        parallelRanges(count, chunk: (count + 3) / 4, body)
     }
 
     static func toFloat(_ raw: UnsafeRawBufferPointer, type: VoxelType, count: Int, slope: Double?, inter: Double) -> [Float] {

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 
 /// Exact Euclidean distance transforms with anisotropic spacing (Felzenszwalb & Huttenlocher 2012, "Distance
 /// Transforms of Sampled Functions"): the squared distance is separable, so one linear-time lower-envelope pass per

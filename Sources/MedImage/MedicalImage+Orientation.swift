@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 
 extension MedicalImage {
     /// The image with its voxel axes permuted and flipped so that they run along `codes` (default "RAS"), like
@@ -67,13 +68,14 @@ extension MedicalImage {
 }
 
 /// Errors of image operations: a bad argument or geometry a caller can fix, or a result larger than the memory limit.
-public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum ImageError: MedError, Sendable, Equatable {
     case invalidArgument(String)
     case geometryMismatch(String)
     /// `what` would need `bytes`, above `limit` (``MemoryLimit``).
     case tooLarge(what: String, bytes: Int64, limit: Int64)
 
-    public var description: String {
+    public var path: String { "" }
+    public var reason: String {
         switch self {
         case .invalidArgument(let s): return s
         case .geometryMismatch(let s): return s

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 
 /// How values between voxel centres are computed.
 public enum Interpolation: String, Sendable, Codable, CaseIterable {
@@ -123,29 +124,6 @@ enum AxisResampler {
             }
         }
         return out
-    }
-}
-
-/// Runs `body(i)` for i in 0..<count over the available cores (chunks of contiguous indices).
-public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
-    let workers = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-    if workers <= 1 || count < 4 {
-        for i in 0..<count { body(i) }
-        return
-    }
-    parallelRanges(count, chunks: min(count, workers * 4)) { r in for i in r { body(i) } }
-}
-
-/// Splits 0..<count into `chunks` contiguous ranges run concurrently (the caller guarantees they touch disjoint data).
-public func parallelRanges(_ count: Int, chunks: Int, _ body: (Range<Int>) -> Void) {
-    let chunks = max(1, min(chunks, count))
-    if chunks == 1 { body(0..<count); return }
-    withoutActuallyEscaping(body) { escaping in
-        nonisolated(unsafe) let run = escaping
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * count / chunks, hi = (c + 1) * count / chunks
-            if lo < hi { run(lo..<hi) }
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 import MedImage
 
 /// How the two directed 95th percentiles combine into HD95.
@@ -63,11 +64,12 @@ public struct LabelMetrics: Sendable, Equatable, Codable {
 }
 
 /// Errors of metric computation.
-public enum MetricsError: Error, Sendable, CustomStringConvertible {
+public enum MetricsError: MedError, Sendable {
     case shapeMismatch(prediction: String, reference: String)
     /// The prediction or the reference (`role`) is not an integer label map.
     case notALabelMap(role: String, reason: String)
-    public var description: String {
+    public var path: String { "" }
+    public var reason: String {
         switch self {
         case .shapeMismatch(let p, let r): return "prediction shape \(p) differs from reference shape \(r); resample the prediction onto the reference grid first"
         case .notALabelMap(let role, let reason): return "the \(role) is not a label map: \(reason)"

@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedFoundation
 
 /// nnU-Net-style data augmentation of 2-D segmentation batches, each transform with its probability per image
 /// (``TrainingConfig``): rotation and scaling, elastic deformation, blur, flips, intensity jitter, gamma, noise.
@@ -10,7 +11,7 @@ public struct Augmenter: Sendable {
 
     /// Per image, each with its probability: rotation and scaling, flips (W and H), gamma, intensity jitter, noise.
     /// Every draw comes from `rng`, so the augmentation is reproducible.
-    public func apply(_ x: inout Tensor, _ y: inout [Float], rng: inout InitRandom) {
+    public func apply(_ x: inout Tensor, _ y: inout [Float], rng: inout SplitMix64) {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var data = x.data
         let plane = h * w
@@ -89,7 +90,7 @@ public struct Augmenter: Sendable {
 
     /// Elastic deformation of image b: displacements drawn per pixel, smoothed (sigma = side / 16), scaled to at
     /// most about side / 16 pixels; image bilinear, labels nearest.
-    func elastic(_ data: inout [Float], _ y: inout [Float], _ b: Int, c: Int, h: Int, w: Int, rng: inout InitRandom) {
+    func elastic(_ data: inout [Float], _ y: inout [Float], _ b: Int, c: Int, h: Int, w: Int, rng: inout SplitMix64) {
         let plane = h * w
         var dx = (0..<plane).map { _ in Float.random(in: -1...1, using: &rng) }, dy = (0..<plane).map { _ in Float.random(in: -1...1, using: &rng) }
         let sigma = Float(max(h, w)) / 16

@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedFoundation
 
 // HSSL (Zheng et al., MICCAI 2021): multi-domain self-supervised pretraining of a whole U-Net encoder-decoder with a
 // contrastive and a classification loss. Our reading, documented in Docs/learning.md: two augmented views of each
@@ -94,7 +95,7 @@ public struct ContrastiveAugmentation: Sendable, Codable, Equatable {
     }
 
     /// A random geometry for an image of side `size`.
-    public func geometry(size: Int, rng: inout InitRandom) -> ViewGeometry {
+    public func geometry(size: Int, rng: inout SplitMix64) -> ViewGeometry {
         let area = cropScale < 1 ? Float.random(in: cropScale...1, using: &rng) : 1
         let side = Float(size) * area.squareRoot()
         let x0 = Float.random(in: 0...(Float(size) - side), using: &rng), y0 = Float.random(in: 0...(Float(size) - side), using: &rng)
@@ -103,7 +104,7 @@ public struct ContrastiveAugmentation: Sendable, Codable, Equatable {
     }
 
     /// One view of an image ([channels, size, size] values) and where it came from.
-    public func view(of image: [Float], channels: Int, size: Int, rng: inout InitRandom) -> (values: [Float], geometry: ViewGeometry) {
+    public func view(of image: [Float], channels: Int, size: Int, rng: inout SplitMix64) -> (values: [Float], geometry: ViewGeometry) {
         let g = geometry(size: size, rng: &rng)
         var v = g.render(image, channels: channels)
         let scale = 1 + Float.random(in: -intensityScale...intensityScale, using: &rng), shift = Float.random(in: -intensityShift...intensityShift, using: &rng)
@@ -142,7 +143,7 @@ public struct ContrastiveAugmentation: Sendable, Codable, Equatable {
 public final class ProjectionHead: Layer {
     let first: Linear, second: Linear
     public var isTraining = true
-    public init(_ inputs: Int, hidden: Int, outputs: Int, rng: inout InitRandom) {
+    public init(_ inputs: Int, hidden: Int, outputs: Int, rng: inout SplitMix64) {
         first = Linear(inputs, hidden, rng: &rng); second = Linear(hidden, outputs, rng: &rng)
     }
     public var children: [(String, any Layer)] { [("0", first), ("2", second)] }
@@ -201,7 +202,7 @@ public final class HSSLModel: Layer {
         precondition(configuration.problem == nil, configuration.problem ?? "")
         self.configuration = configuration
         unet = UNet(configuration.unet, seed: seed)
-        var rng = InitRandom(seed: seed ^ 0x4855_5353)
+        var rng = SplitMix64(seed: seed ^ 0x4855_5353)
         let c = configuration
         globalHead = ProjectionHead(c.bottleneckChannels, hidden: c.projectionHidden, outputs: c.projection, rng: &rng)
         localHead = ProjectionHead(c.unet.base, hidden: c.localProjection, outputs: c.localProjection, rng: &rng)
@@ -301,7 +302,7 @@ public final class HSSLPretrainer {
     public var checkpointPath: String { loop.checkpointPath }
 
     /// Two views of each of `indices` as batch tensors, their geometries and domains.
-    public func views(_ images: ImageStack, _ domains: [Int], _ indices: [Int], rng: inout InitRandom)
+    public func views(_ images: ImageStack, _ domains: [Int], _ indices: [Int], rng: inout SplitMix64)
         -> (Tensor, Tensor, [(ViewGeometry, ViewGeometry)], [Int]) {
         let (c, s) = (images.channels, images.size), per = c * s * s
         var a: [Float] = [], b: [Float] = [], g: [(ViewGeometry, ViewGeometry)] = []
@@ -352,7 +353,7 @@ public final class HSSLPretrainer {
     /// The mean loss over `images` in batches, each image with fixed views (the same in every epoch and run), in
     /// evaluation mode, without gradients.
     public func validationLoss(_ images: ImageStack, domains: [Int]) throws -> Double {
-        var rng = InitRandom(seed: config.seed ^ 0x7661_6c69_6461_7465)
+        var rng = SplitMix64(seed: config.seed ^ 0x7661_6c69_6461_7465)
         let batch = max(2, min(config.batchSize, images.count))
         var total = 0.0, counted = 0
         try GradMode.disabled {

@@ -1,6 +1,6 @@
 import Foundation
 import MedTensor
-import MedRandom
+import MedFoundation
 
 /// # MedNN
 ///
@@ -91,8 +91,6 @@ public final class LayerList<Element: Layer>: Layer, RandomAccessCollection {
     public subscript(i: Int) -> Element { items[i] }
 }
 
-/// SplitMix64 for weight initialisation (seeded, reproducible): ``MedRandom/SplitMix64``.
-public typealias InitRandom = SplitMix64
 
 /// 2-D convolution layer; weights initialised as PyTorch does (Kaiming uniform with a = √5, i.e. U(±1/√fan_in)).
 public final class Conv2d: Layer {
@@ -101,7 +99,7 @@ public final class Conv2d: Layer {
     public let geometry: Conv2DGeometry
     public var isTraining = true
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, padding: Int = 0, stride: Int = 1, bias: Bool = true, rng: inout InitRandom) {
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, padding: Int = 0, stride: Int = 1, bias: Bool = true, rng: inout SplitMix64) {
         let fanIn = Float(inChannels * kernel * kernel)
         let bound = 1 / fanIn.squareRoot()
         weight = Tensor(shape: [outChannels, inChannels, kernel, kernel],
@@ -121,7 +119,7 @@ public final class ConvTranspose2d: Layer {
     public let stride: Int
     public var isTraining = true
 
-    public init(_ inChannels: Int, _ outChannels: Int, stride: Int, rng: inout InitRandom) {
+    public init(_ inChannels: Int, _ outChannels: Int, stride: Int, rng: inout SplitMix64) {
         // PyTorch's fan_in for ConvTranspose2d weight [in, out, k, k] is out · k · k.
         let bound = 1 / Float(outChannels * stride * stride).squareRoot()
         weight = Tensor(shape: [inChannels, outChannels, stride, stride],

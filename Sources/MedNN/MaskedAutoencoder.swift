@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedFoundation
 
 /// A linear layer (PyTorch's `nn.Linear`): weight [out, in], bias [out]; initialised Xavier-uniform with zero bias,
 /// as the MAE reference initialises its linear layers.
@@ -8,7 +9,7 @@ public final class Linear: Layer {
     public let bias: Tensor?
     public var isTraining = true
 
-    public init(_ inputs: Int, _ outputs: Int, bias: Bool = true, rng: inout InitRandom) {
+    public init(_ inputs: Int, _ outputs: Int, bias: Bool = true, rng: inout SplitMix64) {
         let bound = (6 / Float(inputs + outputs)).squareRoot()
         weight = Tensor(shape: [outputs, inputs], data: (0..<(outputs * inputs)).map { _ in Float.random(in: -bound...bound, using: &rng) },
                         requiresGrad: true)
@@ -39,7 +40,7 @@ public final class TransformerBlock: Layer {
     let norm1: LayerNorm, qkv: Linear, proj: Linear, norm2: LayerNorm, fc1: Linear, fc2: Linear
     public var isTraining = true
 
-    public init(width: Int, heads: Int, mlpRatio: Int, rng: inout InitRandom) {
+    public init(width: Int, heads: Int, mlpRatio: Int, rng: inout SplitMix64) {
         self.heads = heads
         norm1 = LayerNorm(width); qkv = Linear(width, 3 * width, rng: &rng); proj = Linear(width, width, rng: &rng)
         norm2 = LayerNorm(width); fc1 = Linear(width, mlpRatio * width, rng: &rng); fc2 = Linear(mlpRatio * width, width, rng: &rng)
@@ -133,7 +134,7 @@ public final class MaskedAutoencoder: Layer {
         precondition(configuration.problem == nil, configuration.problem ?? "")
         self.configuration = configuration
         let c = configuration
-        var rng = InitRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let n = c.patchesPerImage, inner = c.channels * c.patch * c.patch
         // Patch embedding: Xavier-uniform on the flattened weight (as the reference), bias as PyTorch's Conv2d default.
         let bound = (6 / Float(inner + c.width)).squareRoot(), biasBound = 1 / Float(inner).squareRoot()
@@ -195,7 +196,7 @@ public final class MaskedAutoencoder: Layer {
     }
 
     /// Per-sample uniform noise [B][N] whose argsort decides which patches are kept (the lowest).
-    public func noise(batch: Int, rng: inout InitRandom) -> [[Float]] {
+    public func noise(batch: Int, rng: inout SplitMix64) -> [[Float]] {
         (0..<batch).map { _ in (0..<configuration.patchesPerImage).map { _ in Float.random(in: 0..<1, using: &rng) } }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedFoundation
 
 /// Images for self-supervised pretraining held in memory: [count, channels, size, size], row-major.
 public struct ImageStack: Sendable {
@@ -115,7 +116,7 @@ public final class MAEPretrainer {
     }
 
     /// Random resized crop (square, area fraction in [cropScale, 1], bilinear) and horizontal flip per image.
-    func augment(_ x: inout Tensor, rng: inout InitRandom) {
+    func augment(_ x: inout Tensor, rng: inout SplitMix64) {
         guard config.cropScale < 1 || config.flips else { return }
         let (n, c, s) = (x.shape[0], x.shape[1], x.shape[2])
         var data = x.data
@@ -144,7 +145,7 @@ public final class MAEPretrainer {
 
     /// Fixed masking noise for held-out image i (the same in every epoch and run).
     func validationNoise(_ i: Int) -> [Float] {
-        var g = InitRandom(seed: config.seed ^ 0x5eed_0f_7a11 &+ UInt64(i) &* 0x9E37_79B9)
+        var g = SplitMix64(seed: config.seed ^ 0x5eed_0f_7a11 &+ UInt64(i) &* 0x9E37_79B9)
         return model.noise(batch: 1, rng: &g)[0]
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedFoundation
 
 /// One row of a training history. `validation` is the epoch's validation score (Dice for segmentation,
 /// reconstruction loss for a masked autoencoder); NaN when there is no validation data (null in JSON).
@@ -45,14 +46,15 @@ public struct EpochRecord: Sendable, Codable, Equatable {
 }
 
 /// Why training cannot go on.
-public enum TrainingError: Error, Sendable, CustomStringConvertible {
+public enum TrainingError: MedError, Sendable {
     /// The run folder holds a checkpoint of a different configuration or model.
     case differentRun(path: String, differences: [String])
 
-    public var description: String {
+    public var path: String { switch self { case .differentRun(let path, _): return path } }
+    public var reason: String {
         switch self {
-        case .differentRun(let path, let d):
-            return "\(path): holds a run with another configuration (\(d.joined(separator: "; "))): resume it with the same options, "
+        case .differentRun(_, let d):
+            return "holds a run with another configuration (\(d.joined(separator: "; "))): resume it with the same options, "
                 + "or use another --out folder (or delete this one)"
         }
     }
@@ -70,16 +72,16 @@ public final class TrainingLoop<Model: Layer> {
     public struct Task {
         public var stepsPerEpoch: Int
         /// Called at the start of each epoch with that epoch's generator (before any step draws from it).
-        public var beginEpoch: (_ epoch: Int, _ rng: inout InitRandom) throws -> Void = { _, _ in }
+        public var beginEpoch: (_ epoch: Int, _ rng: inout SplitMix64) throws -> Void = { _, _ in }
         /// The loss of one step (the loop zeroes gradients, back-propagates and updates), or nil to skip it.
-        public var step: (_ epoch: Int, _ step: Int, _ rng: inout InitRandom) throws -> Tensor?
+        public var step: (_ epoch: Int, _ step: Int, _ rng: inout SplitMix64) throws -> Tensor?
         /// The validation score after an epoch (nil: no validation).
         public var validate: (() throws -> Double)? = nil
         /// Whether a higher validation score is better (Dice) or a lower one (a loss); for early stopping.
         public var higherIsBetter = true
         /// Called after every optimiser step with (epoch, step, loss): progress within long epochs.
         public var stepEnded: ((_ epoch: Int, _ step: Int, _ loss: Float) -> Void)? = nil
-        public init(stepsPerEpoch: Int, step: @escaping (_ epoch: Int, _ step: Int, _ rng: inout InitRandom) throws -> Tensor?) {
+        public init(stepsPerEpoch: Int, step: @escaping (_ epoch: Int, _ step: Int, _ rng: inout SplitMix64) throws -> Tensor?) {
             self.stepsPerEpoch = stepsPerEpoch; self.step = step
         }
     }
@@ -107,7 +109,7 @@ public final class TrainingLoop<Model: Layer> {
     public var checkpointPath: String { TrainingState.checkpointPath(folder) }
 
     /// The generator of an epoch's random draws.
-    public func generator(epoch: Int) -> InitRandom { InitRandom(seed: seed &* 0x9E37_79B9 &+ UInt64(epoch) &+ 1) }
+    public func generator(epoch: Int) -> SplitMix64 { SplitMix64(seed: seed &* 0x9E37_79B9 &+ UInt64(epoch) &+ 1) }
 
     /// Runs (or resumes) `epochs` epochs of `task`; `progress` receives each epoch's record. `stopAfterEpoch`
     /// simulates an interruption (tests).
@@ -159,11 +161,7 @@ public final class TrainingLoop<Model: Layer> {
         try TrainingState.save(folder: folder, model: model, description: description, optimizer: optimizer, epoch: epoch, metadata: meta)
         var csv = "epoch,train_loss,\(validationColumn),learning_rate,seconds\n"
         for r in history { csv += "\(r.epoch),\(r.trainLoss),\(r.validation),\(r.learningRate),\(r.seconds)\n" }
-        let tmp = folder + "/history.csv.tmp-\(getpid())"
-        try csv.write(toFile: tmp, atomically: false, encoding: .utf8)
-        guard rename(tmp, folder + "/history.csv") == 0 else {
-            throw TensorError.checkpoint(path: folder + "/history.csv", reason: "cannot move the written file into place")
-        }
+        try AtomicFile.write(csv, to: folder + "/history.csv")
     }
 
     /// Refuses to resume from a checkpoint of another configuration or model (a new run into an old folder).

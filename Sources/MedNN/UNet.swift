@@ -1,5 +1,6 @@
 import Foundation
 import MedTensor
+import MedFoundation
 
 /// A 2-D U-Net: `levels` encoder blocks of two (3x3 conv -> batch norm -> ReLU) with base · 2^i channels and 2x2
 /// max pooling between them, a bottleneck block at twice the last width, decoder blocks after a 2x2 transposed
@@ -33,7 +34,7 @@ public final class UNet: Layer {
     final class DoubleConv: Layer {
         let c1: Conv2d, n1: any NormReLU, c2: Conv2d, n2: any NormReLU
         var isTraining = true
-        init(_ cin: Int, _ cout: Int, norm: Normalization, rng: inout InitRandom) {
+        init(_ cin: Int, _ cout: Int, norm: Normalization, rng: inout SplitMix64) {
             func make(_ c: Int) -> any NormReLU { norm == .batch ? BatchNorm2d(c) : InstanceNorm2d(c) }
             c1 = Conv2d(cin, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n1 = make(cout)
             c2 = Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng); n2 = make(cout)
@@ -67,7 +68,7 @@ public final class UNet: Layer {
     public init(_ configuration: Configuration, seed: UInt64 = 0) {
         self.configuration = configuration
         let (inChannels, base, levels, normalization) = (configuration.inChannels, configuration.base, configuration.levels, configuration.normalization)
-        var rng = InitRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let widths = (0..<levels).map { base << $0 }
         var c = inChannels
         var down: [DoubleConv] = []

@@ -1,7 +1,7 @@
 import Foundation
 import MedAnalysis
 import MedData
-import MedRandom
+import MedFoundation
 
 /// How many labels are enough: learning curves fitted to an experiment's Dice against the number of labeled cases,
 /// per strategy, and the smallest budget expected to reach a target share of the full-data Dice, with a bootstrap

@@ -6,6 +6,7 @@ import MedImage
 import MedNN
 import MedSelection
 import MedTensor
+import MedFoundation
 
 /// The embedding stage: one row per case, from thumbnails (+ PCA) or a pretrained masked autoencoder's encoder, in
 /// the order of the cases given; `medselect embed` and the experiment runner both call it.

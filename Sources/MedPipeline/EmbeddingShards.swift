@@ -1,6 +1,7 @@
 import Foundation
 import MedData
 import MedFormats
+import MedFoundation
 
 /// Embeddings computed in shards on many machines (one shard per Slurm array task or Kubernetes Indexed Job pod) and
 /// merged on one: shard I of N covers the contiguous rows ⌊I·T/N⌋ ..< ⌊(I+1)·T/N⌋ of the T ordered cases; each part is

@@ -2,6 +2,7 @@ import Foundation
 import MedNN
 import MedData
 import MedFormats
+import MedFoundation
 
 /// Runs an experiment's plan as one worker among any number: take a ready item (its dependencies published, nobody
 /// else holding it), compute it, repeat until every item is done; then write the results. Several workers on a
@@ -44,7 +45,7 @@ public struct Experiment {
                         TrainingState.discardOptimizerState(folder: folder)
                     }
                 } catch {
-                    throw DataError.badDataset(path: store.folder(item.stage, item.key), reason: "\(item.label) failed: \(error)")
+                    throw ItemFailure(path: store.folder(item.stage, item.key), item: item.label, underlying: error)
                 }
                 tally.computed += 1
                 worked = true
@@ -143,4 +144,12 @@ public struct Experiment {
         }
         return rows
     }
+}
+
+/// An experiment item that failed: its folder, what it was, and the error it failed with, whose message it keeps.
+public struct ItemFailure: MedError {
+    public var path: String
+    public var item: String
+    public var underlying: Error
+    public var reason: String { "\(item) failed: \((underlying as? MedError)?.description ?? "\(underlying)")" }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 import MedData
 import MedSelection
 
@@ -76,8 +77,11 @@ public struct ExperimentConfig: Sendable, Equatable {
     public static let strategyNames = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover"]
 
     /// The problems of a config file, one per line, or the config.
-    public enum Problem: Error, CustomStringConvertible {
+    public enum Problem: MedError {
         case invalid(path: String, problems: [String])
+        public var path: String { switch self { case .invalid(let path, _): return path } }
+        /// The problems, one per line, each after the first prefixed by the path again (one `error:` line each).
+        public var reason: String { switch self { case .invalid(let path, let problems): return problems.joined(separator: "\n\(path): ") } }
         public var description: String {
             switch self {
             case .invalid(let path, let problems): return problems.map { "\(path): \($0)" }.joined(separator: "\n")

@@ -3,6 +3,7 @@ import MedData
 import MedFormats
 import MedNN
 import MedSelection
+import MedFoundation
 
 /// An experiment's items, derived from its configuration and data: the source model, the encoder (MAE), the
 /// embeddings of the source cases and the target pool, one selection per strategy x budget x seed, one fine-tuning

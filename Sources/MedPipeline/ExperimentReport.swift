@@ -3,6 +3,7 @@ import MedAnalysis
 import MedData
 import MedFormats
 import MedReport
+import MedFoundation
 
 /// The statistics of an experiment's results and its self-contained HTML page: each strategy against random (and
 /// CoreSet) as paired differences over (seed, target site) with a bootstrap interval and a Wilcoxon signed-rank test,

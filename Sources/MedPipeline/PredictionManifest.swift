@@ -1,6 +1,7 @@
 import Foundation
 import MedData
 import MedFormats
+import MedFoundation
 
 /// What `medselect predict` records beside its label maps, `predictions.csv` (prediction,image): the image each
 /// prediction was made from, by absolute path. `medselect evaluate --ref-data` reads it to pair a prediction with

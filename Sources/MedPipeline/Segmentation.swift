@@ -7,6 +7,7 @@ import MedNN
 import MedReport
 import MedSelection
 import MedTensor
+import MedFoundation
 
 /// The segmentation stage's shared contract: how cases become training arrays and how a trained U-Net's output
 /// becomes a label map on the case's own grid. Training, prediction and scoring all go through here, so they agree.

@@ -5,6 +5,7 @@ import MedData
 import MedFormats
 import MedImage
 import MedSelection
+import MedFoundation
 
 /// The site-analysis stage: every case read once (geometry, MRQy image quality, intensity histogram, thumbnail
 /// features unless embeddings are given), each site compared with the source sites (``SiteAnalysis``), and the
@@ -71,7 +72,7 @@ public struct SiteAnalysisStage {
                                     outcomes: outcomes, source: source)
         analysis.permutations = permutations; analysis.seed = seed; analysis.maxPerSite = maxPerSite
         let report: SiteReport
-        do { report = try analysis.run(progress: step) } catch let e as AnalysisError { throw DataError.badDataset(path: origin, reason: e.description) }
+        do { report = try analysis.run(progress: step) } catch let e as AnalysisError { throw DataError.badDataset(path: origin, reason: e.reason) }
         let distances = try analysis.caseDistances()
 
         var described = report

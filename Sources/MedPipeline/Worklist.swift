@@ -1,6 +1,7 @@
 import Foundation
 import MedData
 import MedFormats
+import MedFoundation
 
 /// Annotation hand-off: a selection's cases put in a folder an annotator opens directly (3D Slicer, ITK-SNAP, or
 /// nnU-Net's conventions), with worklist.csv saying in which order and why each case was picked; and the finished

@@ -1,5 +1,6 @@
 import Foundation
 import MedCompute
+import MedFoundation
 
 /// Embedding cold start (Levy & Assayag 2026): select without any labels from the geometry of a 2-D t-SNE map.
 ///
@@ -172,7 +173,7 @@ public enum ColdStart {
         let n = pool.count
         guard budget > 0, n > 2 else { return [] }
         func dist2(_ a: Int, _ b: Int) -> Float { pool.distance2(a, b) }
-        var g = SeededGenerator(seed: seed)
+        var g = SplitMix64(seed: seed)
         var sample = Array(0..<n)
         if n > 1000 { sample.shuffle(using: &g); sample = Array(sample.prefix(1000)).sorted() }
         let k = min(10, n - 1)

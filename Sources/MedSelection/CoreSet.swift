@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 
 /// How k-center greedy chooses its first centre when nothing is labeled yet.
 public enum FirstCentre: Sendable, Equatable {
@@ -40,7 +41,7 @@ public enum CoreSet {
             let start: Int
             switch first {
             case .random(let seed):
-                var g = SeededGenerator(seed: seed)
+                var g = SplitMix64(seed: seed)
                 start = Int.random(in: 0..<n, using: &g)
             case .index(let i):
                 guard (0..<n).contains(i) else { throw SelectionError.invalidInput("first centre \(i) is outside 0..<\(n)") }
@@ -74,7 +75,7 @@ public enum CoreSet {
 public enum RandomSelection {
     public static func select(count n: Int, budget: Int, seed: UInt64, groups: [String]? = nil) throws -> [Int] {
         guard budget >= 1, budget <= n else { throw SelectionError.invalidInput("budget \(budget) is outside 1...\(n)") }
-        var g = SeededGenerator(seed: seed)
+        var g = SplitMix64(seed: seed)
         guard let groups else {
             var idx = Array(0..<n)
             idx.shuffle(using: &g)

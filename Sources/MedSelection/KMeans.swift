@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 
 /// k-means with k-means++ seeding (Arthur & Vassilvitskii 2007) and Lloyd iterations, best of several seeded
 /// restarts (lowest inertia), as scikit-learn's `KMeans(init="k-means++", n_init=restarts)`.
@@ -26,7 +27,7 @@ public enum KMeans {
         for i in 0..<n { for j in 0..<d { let v = Double(x.values[i * d + j]); mean[j] += v; sq[j] += v * v } }
         let variance = (0..<d).map { sq[$0] / Double(n) - (mean[$0] / Double(n)) * (mean[$0] / Double(n)) }.reduce(0, +) / Double(d)
         let tol = tolerance * variance
-        var g = SeededGenerator(seed: seed)
+        var g = SplitMix64(seed: seed)
         var best: Model? = nil
         for _ in 0..<restarts {
             var centroids = plusPlus(x, k: k, generator: &g)
@@ -71,7 +72,7 @@ public enum KMeans {
 
     /// k-means++: first centre uniform, each next one drawn with probability proportional to D(x)^2, greedily best of
     /// 2 + ln k candidates (scikit-learn's variant).
-    static func plusPlus(_ x: Embeddings, k: Int, generator g: inout SeededGenerator) -> [Float] {
+    static func plusPlus(_ x: Embeddings, k: Int, generator g: inout SplitMix64) -> [Float] {
         let n = x.count, d = x.dimensions
         var centroids = [Float](repeating: 0, count: k * d)
         let first = Int.random(in: 0..<n, using: &g)
@@ -136,7 +137,7 @@ public enum Silhouette {
         }
         var rows = Array(0..<x.count)
         if x.count > sampleSize {
-            var g = SeededGenerator(seed: seed)
+            var g = SplitMix64(seed: seed)
             rows.shuffle(using: &g)
             rows = Array(rows.prefix(sampleSize)).sorted()
         }

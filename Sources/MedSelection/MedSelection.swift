@@ -1,4 +1,4 @@
-import MedRandom
+import MedFoundation
 
 /// # MedSelection
 ///
@@ -11,13 +11,12 @@ import MedRandom
 /// articles of the MedSelection documentation catalog.
 public enum MedSelectionModule {}
 
-/// SplitMix64 (``MedRandom/SplitMix64``): the seeded generator every strategy takes.
-public typealias SeededGenerator = SplitMix64
 
 /// Errors of selection: inputs a user can fix.
-public enum SelectionError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum SelectionError: MedError, Sendable, Equatable {
     case invalidInput(String)
-    public var description: String {
+    public var path: String { "selection" }
+    public var reason: String {
         switch self { case .invalidInput(let s): return s }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MedCompute
+import MedFoundation
 
 /// Principal component analysis by subspace iteration: on the D x D covariance (one SGEMM for Xᵀ X) when there are
 /// more rows than dimensions, on the N x N Gram matrix (one SGEMM for X Xᵀ; the components are then Xᵀ u / ‖Xᵀ u‖)
@@ -64,7 +65,7 @@ public enum PCA {
     /// The `count` leading eigenvectors (size x count, column j the j-th) and eigenvalues of a symmetric matrix, by
     /// subspace iteration in Float64 (Q <- orth(S Q)) from a seeded random start; eigenvalues as Rayleigh quotients.
     static func topEigenvectors(_ s: [Double], size p: Int, count m: Int, iterations: Int, seed: UInt64) -> ([Double], [Double]) {
-        var g = SeededGenerator(seed: seed)
+        var g = SplitMix64(seed: seed)
         var q = (0..<(p * m)).map { _ in Double.random(in: -1...1, using: &g) }
         orthonormalise(&q, rows: p, cols: m)
         for _ in 0..<iterations {

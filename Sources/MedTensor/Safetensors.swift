@@ -1,12 +1,14 @@
 import Foundation
+import MedFoundation
 
 /// Reading and writing named tensors in the safetensors format (Hugging Face): an 8-byte little-endian header length,
 /// a JSON header `{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}`,
 /// then the little-endian data. Readable by Python's `safetensors.numpy.load_file`.
 public enum Safetensors {
-    public enum Error: Swift.Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Error: MedError, Sendable, Equatable {
         case invalid(path: String, reason: String)
-        public var description: String { switch self { case .invalid(let p, let r): return "\(p): \(r)" } }
+        public var path: String { switch self { case .invalid(let p, _): return p } }
+        public var reason: String { switch self { case .invalid(_, let r): return r } }
     }
 
     /// Writes `tensors` (F32) with string metadata (e.g. the model configuration), atomically.
@@ -33,14 +35,7 @@ public enum Safetensors {
                 le.withUnsafeBufferPointer { bytes.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: 4 * p.count)) }
             }
         }
-        let tmp = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: bytes) else {
-            throw Error.invalid(path: path, reason: "cannot write (folder missing or not writable)")
-        }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw Error.invalid(path: path, reason: "cannot move the written file into place")
-        }
+        do { try AtomicFile.write(bytes, to: path) } catch let e as AtomicFile.Failure { throw Error.invalid(path: path, reason: "cannot write: \(e.reason)") }
     }
 
     /// Reads every F32 tensor and the metadata; other dtypes, bad offsets, truncation and huge headers are errors.

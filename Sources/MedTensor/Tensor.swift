@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 import Synchronization
 internal import CMedKernels
 
@@ -19,7 +20,7 @@ internal import CMedKernels
 public enum MedTensorModule {}
 
 /// What can go wrong with tensors, by what the caller can do about it.
-public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum TensorError: MedError, Sendable, Equatable {
     /// Shapes that do not fit an operation (a programming or configuration error upstream).
     case shapeMismatch(String)
     /// A compute library (oneDNN) refused or failed an operation it should run: the reason it gave.
@@ -27,11 +28,16 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Weights that do not fit the model, or a checkpoint that cannot be used: the file and why.
     case checkpoint(path: String, reason: String)
 
-    public var description: String {
+    public var path: String {
         switch self {
-        case .shapeMismatch(let s): return "tensor shapes: \(s)"
-        case .backend(let s): return "compute backend: \(s)"
-        case .checkpoint(let path, let reason): return "\(path): \(reason)"
+        case .shapeMismatch: return "tensor shapes"
+        case .backend: return "compute backend"
+        case .checkpoint(let path, _): return path
+        }
+    }
+    public var reason: String {
+        switch self {
+        case .shapeMismatch(let s), .backend(let s), .checkpoint(_, let s): return s
         }
     }
 }

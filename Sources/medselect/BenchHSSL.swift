@@ -3,6 +3,7 @@ import Foundation
 import MedCompute
 import MedNN
 import MedTensor
+import MedFoundation
 
 /// Times HSSL pretraining steps against U-Net training steps of the same network in the same process, per image.
 struct BenchHSSL: ParsableCommand {
@@ -34,7 +35,7 @@ struct BenchHSSL: ParsableCommand {
         }
         setenv("OPENBLAS_NUM_THREADS", String(threads), 1)
         Compute.threads = threads
-        var rng = InitRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         func noise(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -1..<1, using: &rng) } }
         var c = HSSLModel.Configuration()
         c.imageSize = size; c.domains = ["a", "b", "c"]
@@ -50,7 +51,7 @@ struct BenchHSSL: ParsableCommand {
         var ratios: [Double] = [], hsslTimes: [Double] = [], unetTimes: [Double] = []
         for _ in 0..<rounds {
             let h = try PhasedSteps(iterations: iters, warmup: 1) { _ in
-                var g = InitRandom(seed: 7)
+                var g = SplitMix64(seed: 7)
                 let (a, b, geometry, d) = pretrainer.views(stack, domains, Array(0..<pairs), rng: &g)
                 hopt.zeroGrad()
                 try hssl.losses(a, b, geometries: geometry, domains: d).total.backward()

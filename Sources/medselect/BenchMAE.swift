@@ -3,6 +3,7 @@ import Foundation
 import MedCompute
 import MedNN
 import MedTensor
+import MedFoundation
 
 /// Times masked-autoencoder training steps (masking, forward, loss, backward, AdamW) in the configuration of
 /// Scripts/reference/torch_mae_step.py.
@@ -29,7 +30,7 @@ struct BenchMAE: ParsableCommand {
         Compute.threads = threads
         let config = MaskedAutoencoder.Configuration()
         let model = MaskedAutoencoder(config, seed: 0)
-        var rng = InitRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let x = Tensor(shape: [batch, 1, 128, 128], data: (0..<(batch * 128 * 128)).map { _ in Float.random(in: 0..<1, using: &rng) })
         var opt = Adam.adamW(model.parameters, learningRate: 1.5e-4, weightDecay: 0.05)
         opt.decays = model.decayMask

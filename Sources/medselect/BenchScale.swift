@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MedSelection
+import MedFoundation
 
 /// The scale run of the selection strategies: CoreSet and XSSR choosing a fraction of N synthetic embeddings.
 struct BenchScale: ParsableCommand {
@@ -33,7 +34,7 @@ struct BenchScale: ParsableCommand {
                 return v
             }
         } ?? XSSR.defaultAlphaGrid
-        var g = SeededGenerator(seed: seed)
+        var g = SplitMix64(seed: seed)
         let centres = (0..<(20 * dimensions)).map { _ in Float.random(in: -10..<10, using: &g) }
         let t0 = Date()
         let pool = try Embeddings(values: Self.blobs(count, dimensions, centres: centres, blobs: 0..<20, seed: seed &+ 1),
@@ -79,7 +80,7 @@ struct BenchScale: ParsableCommand {
         out.withUnsafeMutableBufferPointer { buffer in
             nonisolated(unsafe) let p = buffer.baseAddress!
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                var g = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(c))
+                var g = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(c))
                 for i in (c * chunk)..<min(count, (c + 1) * chunk) {
                     let b = Int.random(in: blobs, using: &g)
                     var j = 0

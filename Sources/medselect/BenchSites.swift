@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MedAnalysis
 import MedSelection
+import MedFoundation
 
 /// The scale run of the site analysis: every measure of `medselect sites` on synthetic per-case inputs with many
 /// cases per site (time and peak memory).
@@ -39,7 +40,7 @@ struct BenchSites: ParsableCommand {
         for i in values.indices { values[i] /= 4 }
         for i in 0..<n { values[i * dimensions] += Float(Double(i / casesPerSite) * shift) }
         let names = (0..<sites).map { "S\($0)" }
-        var g = SeededGenerator(seed: seed &+ 1)
+        var g = SplitMix64(seed: seed &+ 1)
         let quality: [[String: Double]?] = (0..<n).map { i in
             Dictionary(uniqueKeysWithValues: ImageQuality.measures.map { ($0, Double(i / casesPerSite) + Double.random(in: 0..<1, using: &g)) })
         }

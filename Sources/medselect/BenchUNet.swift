@@ -3,6 +3,7 @@ import Foundation
 import MedCompute
 import MedNN
 import MedTensor
+import MedFoundation
 
 /// Times U-Net training steps (forward, Dice+CE, backward, Adam), as Scripts/reference/torch_unet_step.py does.
 struct BenchUNet: ParsableCommand {
@@ -24,7 +25,7 @@ struct BenchUNet: ParsableCommand {
         setenv("OPENBLAS_NUM_THREADS", String(threads), 1)
         Compute.threads = threads
         let model = UNet(seed: 0)
-        var rng = InitRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let x = Tensor(randomNormal: [batch, 1, size, size], generator: &rng)
         let labels = (0..<(batch * size * size)).map { _ in Float.random(in: 0..<1, using: &rng) > 0.7 ? Float(1) : 0 }
         var opt = Adam(model.parameters, learningRate: 1e-3)

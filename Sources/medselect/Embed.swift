@@ -8,6 +8,7 @@ import MedNN
 import MedPipeline
 import MedSelection
 import MedTensor
+import MedFoundation
 
 /// `medselect embed`: one row per case for `medselect select`, from a dataset folder or index.
 struct Embed: ParsableCommand, ReadsImages {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedFoundation
 import MedPipeline
 import MedData
 #if canImport(Glibc)
@@ -72,25 +73,8 @@ enum Main {
             var command = try MedSelect.parseAsRoot()
             MemoryLimit.maxBytes = try memoryLimit(for: command)
             try command.run()
-        } catch let error as FormatError {
-            fail(error.description)
-        } catch let error as MetricsError {
-            fail(error.description)
-        } catch let error as ImageError {
-            fail(error.description)
-        } catch let error as SelectionError {
-            fail("selection: \(error.description)")
-        } catch let error as DataError {
-            fail(error.description)
-        } catch let error as Safetensors.Error {
-            fail(error.description)
-        } catch let error as TensorError {
-            fail(error.description)
-        } catch let error as TrainingError {
-            fail(error.description)
-        } catch let error as CommandError {
-            fail(error.description)
-        } catch let error as ExperimentConfig.Problem {
+        } catch let error as MedError {
+            // Every MedSelect error (formats, data, images, training, selection, analysis, experiments, this tool's).
             fail(error.description)
         } catch let error as ValidationError {
             MedSelect.exit(withError: error)
@@ -162,8 +146,8 @@ func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 /// "1 case", "3 cases": a count with its noun in the right number (regular plurals; give `plural` otherwise).
 func counted(_ n: Int, _ noun: String, plural: String? = nil) -> String { "\(n) \(n == 1 ? noun : plural ?? noun + "s")" }
 
-struct CommandError: Error, CustomStringConvertible {
+struct CommandError: MedError {
     var subject: String
     var reason: String
-    var description: String { "\(subject): \(reason)" }
+    var path: String { subject }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedFoundation
 import MedFormats
 import MedImage
 import MedData
@@ -355,7 +356,7 @@ struct Evaluate: ParsableCommand, ReadsImages {
         }
         if let csv {
             let text = ([header] + rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
-            try writeTextAtomically(text, to: csv)
+            try AtomicFile.write(text, to: csv)
             FileHandle.standardError.write(Data("wrote \(csv)\n".utf8))
         }
     }
@@ -370,12 +371,3 @@ func checkOutputFolder(_ path: String) throws {
     }
 }
 
-/// Writes text through a temporary file in the same folder and a rename.
-func writeTextAtomically(_ text: String, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    do {
-        try Data(text.utf8).write(to: url, options: .atomic)
-    } catch {
-        throw CommandError(subject: path, reason: "cannot write: \(error.localizedDescription)")
-    }
-}

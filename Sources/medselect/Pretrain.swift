@@ -8,6 +8,7 @@ import MedNN
 import MedPipeline
 import MedReport
 import MedTensor
+import MedFoundation
 
 /// `medselect pretrain`: self-supervised pretraining of an encoder on unlabeled images (the masked autoencoder of
 /// XSSR's first stage), resumable, with the encoder file `medselect embed --encoder` reads.
@@ -205,7 +206,7 @@ struct Pretrain: ParsableCommand, ReadsImages {
     /// `items` split into training and held-out parts: a seeded share (--validation-fraction, at least one item when
     /// it is above 0, never all), in the original order within each part.
     func heldOut<T>(_ items: [T]) -> (train: [T], validation: [T]) {
-        var g = InitRandom(seed: seed ^ 0x7072_6574)
+        var g = SplitMix64(seed: seed ^ 0x7072_6574)
         let order = Array(items.indices).shuffled(using: &g)
         let held = validationFraction > 0 ? max(1, Int((Double(items.count) * validationFraction).rounded())) : 0
         let valIndices = Set(order.prefix(min(held, items.count - 1)))

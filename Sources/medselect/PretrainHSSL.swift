@@ -6,6 +6,7 @@ import MedNN
 import MedPipeline
 import MedReport
 import MedTensor
+import MedFoundation
 
 /// The options of `medselect pretrain --method hssl`.
 struct HSSLOptions: ParsableArguments {

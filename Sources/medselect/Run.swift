@@ -3,6 +3,7 @@ import Foundation
 import MedCompute
 import MedFormats
 import MedPipeline
+import MedFoundation
 
 /// `medselect run`: an experiment from its JSON configuration, with cached, resumable items, on one or several
 /// workers (local processes, or a cluster's job array sharing the run folder).

@@ -3,6 +3,7 @@ import Foundation
 import MedFormats
 import MedPipeline
 import MedSelection
+import MedFoundation
 
 struct Select: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
@@ -216,7 +217,7 @@ struct Select: ParsableCommand, ReadsImages {
         for (key, value) in extra { obj[key] = value }
         if !notes.isEmpty { obj["notes"] = notes }
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        try writeTextAtomically(String(decoding: data, as: UTF8.self) + "\n", to: out)
+        try AtomicFile.write(String(decoding: data, as: UTF8.self) + "\n", to: out)
         var csv = "rank,id,index,score,density,novelty,diversity,uncertainty\n"
         for (rank, p) in picks.enumerated() {
             let t = p["terms"] as? [String: Any] ?? [:]
@@ -224,7 +225,7 @@ struct Select: ParsableCommand, ReadsImages {
             csv += "\(rank + 1),\(p["id"]!),\(p["index"]!),\(f(p["score"])),\(f(t["density"])),\(f(t["novelty"])),\(f(t["diversity"])),\(f(t["uncertainty"]))\n"
         }
         let csvPath = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".csv" : out + ".csv"
-        try writeTextAtomically(csv, to: csvPath)
+        try AtomicFile.write(csv, to: csvPath)
         FileHandle.standardError.write(Data("selected \(count) of \(n) with \(strategy.lowercased()) -> \(out), \(csvPath)\n".utf8))
     }
 }

@@ -8,6 +8,7 @@ import MedNN
 import MedPipeline
 import MedReport
 import MedTensor
+import MedFoundation
 
 /// `medselect train`: a U-Net on a dataset (or the samples of a selection), with validation, checkpoints and resume.
 struct Train: ParsableCommand, ReadsImages {

@@ -6,6 +6,7 @@ import MedFormats
 import MedImage
 import MedNN
 import MedSelection
+import MedFoundation
 
 /// `medselect uncertainty`: how unsure a trained U-Net is on each case, for active-learning acquisition.
 struct Uncertainty: ParsableCommand, ReadsImages {

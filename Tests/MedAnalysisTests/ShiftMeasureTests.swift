@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import MedRandom
+import MedFoundation
 @testable import MedAnalysis
 
 /// n rows of d values from N(mean, sd²) per coordinate.

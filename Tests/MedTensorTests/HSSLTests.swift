@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import MedNN
 @testable import MedTensor
+import MedFoundation
 
 @Suite("HSSL pretraining")
 struct HSSLTests {
@@ -17,7 +18,7 @@ struct HSSLTests {
     }
 
     static func images(_ count: Int, size: Int = 16, seed: UInt64 = 3) -> ImageStack {
-        var g = InitRandom(seed: seed)
+        var g = SplitMix64(seed: seed)
         return ImageStack(values: (0..<(count * size * size)).map { _ in Float.random(in: -1...1, using: &g) }, count: count, channels: 1, size: size)
     }
 
@@ -118,7 +119,7 @@ struct HSSLTests {
         let model = HSSLModel(Self.tiny(), seed: 1)
         let trainer = HSSLPretrainer(model: model, config: HSSLPretrainingConfig(), folder: NSTemporaryDirectory() + "hssl-learns-\(getpid())")
         let stack = Self.images(6)
-        var rng = InitRandom(seed: 2)
+        var rng = SplitMix64(seed: 2)
         let (x1, x2, g, d) = trainer.views(stack, [0, 1, 2, 0, 1, 2], Array(0..<6), rng: &rng)
         var opt = Adam(model.parameters, learningRate: 3e-3)
         let before = try model.losses(x1, x2, geometries: g, domains: d).total

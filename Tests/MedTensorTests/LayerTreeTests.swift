@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import MedNN
 @testable import MedTensor
+import MedFoundation
 
 /// A two-level tree written for the test: a list of convolutions and a batch norm.
 final class TinyNet: Layer {
@@ -11,7 +12,7 @@ final class TinyNet: Layer {
     let scale = Tensor(shape: [1], data: [2], requiresGrad: true)
     var isTraining = true
     init() {
-        var rng = InitRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         convs = LayerList([Conv2d(1, 3, kernel: 3, padding: 1, rng: &rng), Conv2d(3, 3, kernel: 1, bias: false, rng: &rng)])
     }
     var localParameters: [(String, Tensor)] { [("scale", scale)] }

@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import MedNN
 @testable import MedTensor
+import MedFoundation
 
 func fixture(_ name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
     try Safetensors.read(URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/" + name).path)
@@ -60,7 +61,7 @@ struct MAETests {
         let model = MaskedAutoencoder(c, seed: 1)
         var g = SplitMix(state: 3)
         let images = Tensor(shape: [4, 1, 32, 32], data: (0..<4096).map { _ in Float.random(in: 0...1, using: &g) })
-        var r1 = InitRandom(seed: 1), r2 = InitRandom(seed: 2)
+        var r1 = SplitMix64(seed: 1), r2 = SplitMix64(seed: 2)
         let (_, _, m1) = try model.forward(images, noise: model.noise(batch: 4, rng: &r1))
         let (_, _, m2) = try model.forward(images, noise: model.noise(batch: 4, rng: &r2))
         #expect(m1.allSatisfy { $0.reduce(0, +) == 10 } && m2.allSatisfy { $0.reduce(0, +) == 10 })
@@ -70,7 +71,7 @@ struct MAETests {
         var optimizer = Adam.adamW(model.parameters, learningRate: 1e-3, weightDecay: 0.05)
         optimizer.decays = model.decayMask
         #expect(optimizer.decays.filter { !$0 }.count == model.namedParameters.filter { $0.1.rank <= 1 }.count + 2)
-        var rng = InitRandom(seed: 4)
+        var rng = SplitMix64(seed: 4)
         let fixedNoise = model.noise(batch: 4, rng: &rng)
         let first = try model.forward(images, noise: fixedNoise).loss.item
         for _ in 0..<30 {

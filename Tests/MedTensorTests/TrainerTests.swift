@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import MedNN
 @testable import MedTensor
+import MedFoundation
 
 /// Squares on noise: the label is the bright square.
 func squares(_ n: Int, size: Int, seed: UInt64) -> SegmentationData {
@@ -105,7 +106,7 @@ struct AugmentationTests {
         let trainer = Trainer(model: UNet(base: 2, levels: 1), config: config, folder: NSTemporaryDirectory())
         let (x0, y0) = data.batch(Array(0..<8))
         var (x1, y1) = (x0, y0), (x2, y2) = (x0, y0)
-        var r1 = InitRandom(seed: 3), r2 = InitRandom(seed: 3)
+        var r1 = SplitMix64(seed: 3), r2 = SplitMix64(seed: 3)
         Augmenter(trainer.config).apply(&x1, &y1, rng: &r1)
         Augmenter(trainer.config).apply(&x2, &y2, rng: &r2)
         #expect(x1.data == x2.data && y1 == y2)

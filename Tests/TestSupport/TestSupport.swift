@@ -1,6 +1,7 @@
 import Foundation
 import MedSelection
 internal import CZlib
+import MedFoundation
 
 /// Helpers shared by the test suites: scratch folders and hand-built files (independent of the code under test).
 public enum TestSupportModule {}
@@ -167,8 +168,8 @@ public struct NIfTI1Builder {
 }
 
 /// The project's seeded generator under the name the tests use; `SplitMix(state:)` seeds it.
-public typealias SplitMix = SeededGenerator
+public typealias SplitMix = SplitMix64
 
-extension SeededGenerator {
+extension SplitMix64 {
     public init(state: UInt64) { self.init(seed: state) }
 }

@@ -2,6 +2,7 @@ import Foundation
 import MedFormats
 import MedImage
 import Synchronization
+import MedFoundation
 
 /// Writes indexed datasets in the layouts training frameworks read: nnU-Net v2 raw and MONAI/Decathlon datalists.
 public enum DatasetExport {

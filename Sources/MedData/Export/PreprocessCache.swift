@@ -2,6 +2,7 @@ import Foundation
 import MedFormats
 import MedImage
 import Synchronization
+import MedFoundation
 
 /// Training arrays prepared once: each sample resampled and normalised, stored as `.npy` (image float32, label uint8
 /// label map) in a folder named by a hash of the parameters, with `manifest.json` listing the entries and the source

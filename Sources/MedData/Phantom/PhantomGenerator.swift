@@ -2,6 +2,7 @@ import Foundation
 import MedFormats
 import MedImage
 import Synchronization
+import MedFoundation
 
 /// A site with every parameter decided (defaults filled in, `--size` applied).
 struct ResolvedSite: Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import MedRandom
+import MedFoundation
 
 /// xoshiro256** seeded through SplitMix64: the phantom generator's random source (fast, with independent streams
 /// per site and case so that cases can be drawn in parallel and still give the same bytes).

@@ -1,10 +1,3 @@
-/// # MedRandom
-///
-/// The project's seeded random sources, shared by every module that draws random numbers (weight initialisation,
-/// selection strategies, phantoms, tests), so that one seed means one sequence everywhere and on every platform.
-/// Nothing here depends on another MedSelect module; every module may depend on it.
-public enum MedRandomModule {}
-
 /// SplitMix64 (Steele, Lea and Flood, 2014): a small, fast, seedable generator; the same seed gives the same
 /// sequence on every platform. Also the standard way to expand one seed into the state of a larger generator.
 public struct SplitMix64: RandomNumberGenerator, Sendable {

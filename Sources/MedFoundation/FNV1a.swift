@@ -23,3 +23,13 @@ public struct FNV1a: Sendable {
         return String(format: "fnv1a64:%016llx", h)
     }
 }
+
+extension FNV1a {
+    /// FNV-1a of a string's UTF-8 bytes alone (no terminator): a hash that is the same in every run and on every
+    /// platform (Swift's Hasher is not), for seeding per-item random streams and stable shuffles.
+    public static func hash(_ text: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return h
+    }
+}
