@@ -40,7 +40,7 @@ public enum BudgetAdvisor {
     public static let minimumSeedsForInterval = 3
 
     /// Per-seed curves of a strategy: seed -> [(labeled, mean Dice over sites)], first round only.
-    static func curves(_ rows: [Experiment.ResultRow], strategy: String) -> [UInt64: [(Double, Double)]] {
+    static func curves(_ rows: [Experiment.ResultRow], strategy: RunName) -> [UInt64: [(Double, Double)]] {
         var out: [UInt64: [(Double, Double)]] = [:]
         let members = rows.filter { $0.strategy == strategy && $0.round == 1 }
         for seed in Set(members.map(\.seed)) {
@@ -109,11 +109,11 @@ public enum BudgetAdvisor {
     public static func advise(_ rows: [Experiment.ResultRow], target: Double = 0.95, limit: Int, resamples: Int = 200, seed: UInt64 = 0) -> [Advice] {
         let fullPerSeed = Dictionary(grouping: rows.filter { $0.strategy == "full" }, by: \.seed).mapValues { Stats.mean($0.map(\.dice).filter(\.isFinite)) }
         let full = Stats.mean(Array(fullPerSeed.values))
-        let strategies = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") && $0.strategy != "none" }.map(\.strategy))
+        let strategies = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && $0.strategy.isFirstSelection || ($0.strategy.strategy != nil && $0.strategy.start == nil && $0.strategy.continuation == nil) }.map(\.strategy))
         return strategies.map { strategy in
             let perSeed = curves(rows, strategy: strategy)
             let budgets = Set(perSeed.values.flatMap { $0.map { Int($0.0) } }).sorted()
-            var advice = Advice(strategy: strategy, budgets: budgets, curve: nil, other: nil, fullDice: full, target: target, budget: nil, interval: (nil, nil))
+            var advice = Advice(strategy: strategy.description, budgets: budgets, curve: nil, other: nil, fullDice: full, target: target, budget: nil, interval: (nil, nil))
             guard full.isFinite else { advice.reason = "no full-data reference in the results (set \"full_data\": true)"; return advice }
             guard let (best, other) = fit(perSeed.values.flatMap { $0 }, full: full) else {
                 advice.reason = "\(budgets.count) budget(s); a learning curve needs at least 3"
@@ -142,24 +142,6 @@ public enum BudgetAdvisor {
         }
     }
 
-    /// results.csv back into rows.
-    public static func read(_ path: String) throws -> [Experiment.ResultRow] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError.badConfiguration(path: path, reason: "cannot be read") }
-        let lines = text.split(separator: "\n").map(String.init)
-        guard let header = lines.first?.split(separator: ",").map(String.init),
-              let idx = Optional(Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })),
-              ["strategy", "budget", "seed", "round", "site", "labeled", "dice"].allSatisfy({ idx[$0] != nil }) else {
-            throw DataError.badConfiguration(path: path, reason: "not a medselect run results.csv (columns strategy, budget, seed, round, site, labeled, dice)")
-        }
-        return try lines.dropFirst().enumerated().map { i, line in
-            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard f.count == header.count, let seed = UInt64(f[idx["seed"]!]), let round = Int(f[idx["round"]!]), let labeled = Int(f[idx["labeled"]!]) else {
-                throw DataError.badConfiguration(path: path, reason: "line \(i + 2) is malformed: \(line)")
-            }
-            return Experiment.ResultRow(strategy: f[idx["strategy"]!], budget: f[idx["budget"]!], seed: seed, round: round, site: f[idx["site"]!],
-                                        labeled: labeled, cases: idx["cases"].flatMap { Int(f[$0]) } ?? 0, dice: Double(f[idx["dice"]!]) ?? .nan,
-                                        hausdorff95: idx["hd95"].flatMap { Double(f[$0]) } ?? .nan, assd: idx["assd"].flatMap { Double(f[$0]) } ?? .nan,
-                                        selection: idx["selection"].map { f[$0] } ?? "")
-        }
-    }
+    /// results.csv back into rows (``ResultRow/read(_:)``).
+    public static func read(_ path: String) throws -> [ResultRow] { try ResultRow.read(path) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MedAnalysis
 import MedNN
 import MedData
 import MedFormats
@@ -57,11 +58,7 @@ public struct Experiment {
         return tally
     }
 
-    /// One row of results.csv: a fine-tuned (or unadapted) model's mean scores on one target site's held-out cases.
-    public struct ResultRow: Sendable, Equatable {
-        public var strategy: String, budget: String, seed: UInt64, round: Int, site: String, labeled: Int
-        public var cases: Int, dice: Double, hausdorff95: Double, assd: Double, selection: String
-    }
+    public typealias ResultRow = MedPipeline.ResultRow
 
     /// results.csv, cases.csv and results.json from the finished items (atomic writes; any worker may write them,
     /// with the same bytes).
@@ -71,69 +68,44 @@ public struct Experiment {
         var rows: [ResultRow] = []
         var cases = "strategy,budget,seed,round,case,site,label,dice,hausdorff95_mm,assd_mm\n"
         for r in plan.runs {
-            let stage = r.strategy == "none" ? "score" : "train"
-            let path = store.folder(stage, r.trainKey) + "/validation_metrics.csv"
-            let text = try String(contentsOfFile: path, encoding: .utf8)
-            var bySite: [String: [(Double, Double, Double)]] = [:]
-            for line in text.split(separator: "\n").dropFirst() {
-                let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                guard f.count >= 6 else { continue }
-                bySite[f[1], default: []].append((Double(f[3]) ?? .nan, Double(f[4]) ?? .nan, Double(f[5]) ?? .nan))
-                cases += "\(r.strategy),\(r.budget),\(r.seed),\(r.round),\(f[0]),\(f[1]),\(f[2]),\(f[3]),\(f[4]),\(f[5])\n"
+            let scores = try CaseScore.read(store.folder(r.strategy.isNone ? "score" : "train", r.trainKey) + "/validation_metrics.csv")
+            for c in scores {
+                cases += "\(r.strategy),\(r.budget),\(r.seed),\(r.round),\(c.id),\(c.site),\(c.label),\(c.dice),\(c.hausdorff95),\(c.assd)\n"
             }
             let selection = r.selectKey.map { "items/select/\($0)/selection.json" } ?? ""
-            for site in bySite.keys.sorted() {
-                let v = bySite[site]!
-                func mean(_ x: [Double]) -> Double { let f = x.filter(\.isFinite); return f.isEmpty ? .nan : f.reduce(0, +) / Double(f.count) }
+            for (site, v) in Dictionary(grouping: scores, by: \.site).sorted(by: { $0.key < $1.key }) {
+                func mean(_ x: [Double]) -> Double { Stats.mean(x.filter(\.isFinite)) }
                 rows.append(ResultRow(strategy: r.strategy, budget: r.budget, seed: r.seed, round: r.round, site: site,
-                                      labeled: r.labeled, cases: v.count, dice: mean(v.map(\.0)), hausdorff95: mean(v.map(\.1)),
-                                      assd: mean(v.map(\.2)), selection: selection))
+                                      labeled: r.labeled, cases: v.count, dice: mean(v.map(\.dice)), hausdorff95: mean(v.map(\.hausdorff95)),
+                                      assd: mean(v.map(\.assd)), selection: selection))
             }
         }
-        func fmt(_ v: Double) -> String { v.isNaN ? "nan" : String(format: "%.6f", v) }
-        var csv = "strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection\n"
-        for r in rows {
-            csv += "\(r.strategy),\(r.budget),\(r.seed),\(r.round),\(r.site),\(r.labeled),\(r.cases),\(fmt(r.dice)),\(fmt(r.hausdorff95)),\(fmt(r.assd)),\(r.selection)\n"
-        }
-        try AtomicFile.write(csv, to: run + "/results.csv")
+        try ResultRow.write(rows, to: run + "/results.csv")
         try AtomicFile.write(cases, to: run + "/cases.csv")
-        // Summary: per strategy, budget and round, the mean and standard deviation over seeds of the per-seed mean
-        // Dice over target sites.
-        var perCell: [String: [Double]] = [:]
-        var order: [String] = []
-        for r in rows {
-            let cell = "\(r.strategy)|\(r.budget)|\(r.round)"
-            if perCell[cell] == nil { order.append(cell); perCell[cell] = [] }
+        // Summary: per strategy, budget and round (in the order the rows first name them), the mean and standard
+        // deviation over seeds of the per-seed mean Dice over target sites.
+        struct CellKey: Hashable { var strategy: RunName, budget: String, round: Int }
+        let cells = ExperimentReport.orderedUnique(rows.map { CellKey(strategy: $0.strategy, budget: $0.budget, round: $0.round) })
+        let summary = cells.map { cell in
+            let members = rows.filter { $0.strategy == cell.strategy && $0.budget == cell.budget && $0.round == cell.round }
+            let v = ExperimentReport.perSeedRows(members).filter(\.isFinite)
+            return ExperimentResults.Cell(strategy: cell.strategy.description, budget: cell.budget, round: cell.round, labeled: members.first?.labeled ?? 0,
+                                          seeds: v.count, diceMean: ExperimentResults.finite(Stats.mean(v)),
+                                          diceSD: ExperimentResults.finite(Stats.standardDeviation(v)))
         }
-        for cell in order {
-            let parts = cell.split(separator: "|").map(String.init)
-            let members = rows.filter { $0.strategy == parts[0] && $0.budget == parts[1] && String($0.round) == parts[2] }
-            perCell[cell] = ExperimentReport.perSeedRows(members)
-        }
-        let summary: [[String: Any]] = order.map { cell in
-            let parts = cell.split(separator: "|").map(String.init)
-            let v = perCell[cell]!.filter(\.isFinite)
-            let mean = v.isEmpty ? Double.nan : v.reduce(0, +) / Double(v.count)
-            let sd = v.count > 1 ? (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : Double.nan
-            let labeled = rows.first { "\($0.strategy)|\($0.budget)|\($0.round)" == cell }?.labeled ?? 0
-            return ["strategy": parts[0], "budget": parts[1], "round": Int(parts[2]) ?? 0, "labeled": labeled, "seeds": v.count,
-                    "dice_mean": mean.isFinite ? mean : NSNull(), "dice_sd": sd.isFinite ? sd : NSNull()]
-        }
-        // Paired comparisons with random and CoreSet, as the report states them (JSON has no NaN: null).
-        // References: random and CoreSet, and the full XSSR when its ablations ran (a term's contribution).
+        // Paired comparisons with random and CoreSet, as the report states them, and with the full XSSR when its
+        // ablations ran (a term's contribution).
         let strategies = Set(rows.map(\.strategy))
-        let references = ["random", "coreset"] + (strategies.contains("xssr") && strategies.contains { $0.hasPrefix("xssr:") } ? ["xssr"] : [])
-        let comparisons: [[String: Any]] = ExperimentReport.comparisons(rows, references: references).map { c in
-            ["a": c.strategy, "b": c.reference, "budget": c.budget, "pairs": c.pairs, "diff": SelectionStage.jsonNumber(c.meanDifference),
-             "ci": [SelectionStage.jsonNumber(c.interval.low), SelectionStage.jsonNumber(c.interval.high)],
-             "p": SelectionStage.jsonNumber(c.wilcoxonP), "mdd80": SelectionStage.jsonNumber(c.minimumDetectable),
-             "verdict": c.verdict.words]
+        let references: [RunName] = ["random", "coreset"] + (strategies.contains("xssr") && strategies.contains { $0.xssrAblationTerms != nil } ? ["xssr"] : [])
+        let comparisons = ExperimentReport.comparisons(rows, references: references).map { c in
+            ExperimentResults.Comparison(a: c.strategy.description, b: c.reference.description, budget: c.budget, pairs: c.pairs,
+                                         diff: ExperimentResults.finite(c.meanDifference),
+                                         ci: [ExperimentResults.finite(c.interval.low), ExperimentResults.finite(c.interval.high)],
+                                         p: ExperimentResults.finite(c.wilcoxonP), mdd80: ExperimentResults.finite(c.minimumDetectable), verdict: c.verdict.words)
         }
-        let object: [String: Any] = ["config": plan.config.json, "config_file": configPath, "medselect_version": version,
-                                     "pool_cases": plan.pool.count, "held_out_cases": plan.held.count, "items": plan.items.count,
-                                     "summary": summary, "comparisons": comparisons]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        try AtomicFile.write(Array(data) + [10], to: run + "/results.json")
+        try ExperimentResults(config: JSONValue(any: plan.config.json) ?? .null, configFile: configPath, medselectVersion: version,
+                              poolCases: plan.pool.count, heldOutCases: plan.held.count, items: plan.items.count,
+                              summary: summary, comparisons: comparisons).write(to: run + "/results.json")
         // The site analysis's report and tables beside the results (RUN/sites/).
         if let key = plan.sitesKey, store.isDone("sites", key) {
             try FileManager.default.createDirectory(atPath: run + "/sites", withIntermediateDirectories: true)

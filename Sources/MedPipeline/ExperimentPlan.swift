@@ -23,7 +23,7 @@ public struct ExperimentPlan {
     public private(set) var sitesKey: String? = nil
     /// One entry per fine-tuning item: what it stands for in results.csv.
     public struct Run: Sendable {
-        public var strategy: String, budget: String, seed: UInt64, labeled: Int
+        public var strategy: RunName, budget: String, seed: UInt64, labeled: Int
         public var trainKey: String, selectKey: String?
         /// 0: no target labels; 1: the first selection; 2...: active-learning rounds.
         public var round = 1
@@ -178,14 +178,14 @@ public struct ExperimentPlan {
         let baselineKey = Self.key(["baseline", sourceKey, Self.ids(held)])
         items.append(PlanItem(stage: "score", key: baselineKey, label: "source model without target labels", dependencies: ["source/" + sourceKey]) { folder in
             let (model, _) = try Trainer.loadModel(checkpoint: sourceFolder + "/checkpoint.safetensors")
-            try AtomicFile.write(Segmentation.csv(try Segmentation.score(held, model: model, size: c.train.size)), to: folder + "/validation_metrics.csv")
+            try CaseScore.write(try Segmentation.score(held, model: model, size: c.train.size), to: folder + "/validation_metrics.csv")
         })
-        runs.append(Run(strategy: "none", budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil, round: 0))
+        runs.append(Run(strategy: .none, budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil, round: 0))
 
         // Selections and fine-tuning, from each start: where a run's weights start, what it depends on, its key part,
         // and the suffix of its strategy name in the results.
-        let starts: [(name: String, initFrom: String?, deps: [String], keyPart: String, suffix: String)] = c.train.starts.enumerated().map { i, start in
-            let suffix = i == 0 ? "" : "@" + start
+        let starts: [(name: String, initFrom: String?, deps: [String], keyPart: String, suffix: String?)] = c.train.starts.enumerated().map { i, start in
+            let suffix: String? = i == 0 ? nil : start
             switch start {
             case "source": return (start, sourceFolder + "/checkpoint.safetensors", ["source/" + sourceKey], sourceKey, suffix)
             case "pretrained": return (start, encoderFolder.map { $0 + "/encoder.safetensors" }, ["encoder/" + (encoderKey ?? "")], "pretrained " + (encoderKey ?? ""), suffix)
@@ -215,14 +215,14 @@ public struct ExperimentPlan {
                     for start in starts {
                         let key = Self.key(["train", selectKey, start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
                         if trainKey.isEmpty { trainKey = key }
-                        items.append(PlanItem(stage: "train", key: key, label: "fine-tune on \(strategy)\(start.suffix), budget \(budget), seed \(seed)",
+                        items.append(PlanItem(stage: "train", key: key, label: "fine-tune on \(strategy)\(start.suffix.map { "@" + $0 } ?? ""), budget \(budget), seed \(seed)",
                                               dependencies: ["select/" + selectKey] + start.deps) { folder in
-                            let chosen = Set(try Self.selectedIDs(selectFolder + "/selection.json"))
+                            let chosen = Set(try Selection.read(selectFolder + "/selection.json").selected)
                             var t = training
                             t.epochs = c.train.epochs; t.seed = seed
                             _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: start.initFrom, folder: folder)
                         })
-                        runs.append(Run(strategy: strategy + start.suffix, budget: budget, seed: seed, labeled: count, trainKey: key, selectKey: selectKey))
+                        runs.append(Run(strategy: RunName(method: .strategy(strategy), start: start.suffix), budget: budget, seed: seed, labeled: count, trainKey: key, selectKey: selectKey))
                     }
                     // Active-learning rounds continuing this selection: acquisition (uncertainty + diversity), and random.
                     let al = c.activeLearning
@@ -243,13 +243,13 @@ public struct ExperimentPlan {
                             let (roundSelect, roundInit) = (store.folder("select", key), trainFolder + "/checkpoint.safetensors")
                             items.append(PlanItem(stage: "train", key: roundTrain, label: "fine-tune, \(strategy) + \(continuation) round \(round), seed \(seed)",
                                                   dependencies: ["select/" + key, "train/" + previousTrain]) { folder in
-                                let chosen = Set(try Self.labeledAndSelected(roundSelect + "/selection.json"))
+                                let chosen = Set(try Selection.read(roundSelect + "/selection.json").labeledAndSelected)
                                 var t = training
                                 t.epochs = c.train.epochs; t.seed = seed
                                 _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: roundInit, folder: folder)
                             })
                             labeled += step
-                            runs.append(Run(strategy: "\(strategy)+\(continuation)", budget: budget, seed: seed, labeled: labeled, trainKey: roundTrain,
+                            runs.append(Run(strategy: RunName(method: .strategy(strategy), continuation: continuation), budget: budget, seed: seed, labeled: labeled, trainKey: roundTrain,
                                             selectKey: key, round: round))
                             (previousTrain, previousSelect) = (roundTrain, key)
                         }
@@ -259,12 +259,12 @@ public struct ExperimentPlan {
             if c.fullData {
                 for start in starts {
                     let fullKey = Self.key(["full", start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(pool), Self.ids(held)])
-                    items.append(PlanItem(stage: "train", key: fullKey, label: "full-data reference\(start.suffix), seed \(seed)", dependencies: start.deps) { folder in
+                    items.append(PlanItem(stage: "train", key: fullKey, label: "full-data reference\(start.suffix.map { "@" + $0 } ?? ""), seed \(seed)", dependencies: start.deps) { folder in
                         var t = training
                         t.epochs = c.train.epochs; t.seed = seed
                         _ = try t.run(train: pool, validation: held, initFrom: start.initFrom, folder: folder)
                     })
-                    runs.append(Run(strategy: "full" + start.suffix, budget: "100%", seed: seed, labeled: pool.count, trainKey: fullKey, selectKey: nil))
+                    runs.append(Run(strategy: .full(start: start.suffix), budget: "100%", seed: seed, labeled: pool.count, trainKey: fullKey, selectKey: nil))
                 }
             }
         }
@@ -283,8 +283,7 @@ public struct ExperimentPlan {
         var stage = SelectionStage(strategy: ablation == nil ? strategy : "xssr", budget: count)
         stage.seed = seed; stage.k = c.xssrK; stage.terms = ablation ?? c.xssrTerms
         if let alphaFrom {
-            guard let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: alphaFrom))) as? [String: Any],
-                  let alpha = (o["alpha"] as? NSNumber)?.doubleValue else {
+            guard let alpha = try Selection.read(alphaFrom).alpha else {
                 throw DataError.badConfiguration(path: alphaFrom, reason: "the full XSSR's selection records no alpha")
             }
             stage.xssrAlpha = alpha
@@ -293,18 +292,7 @@ public struct ExperimentPlan {
             let s = try NPYReader.readMatrix(folder + "/source.npy")
             stage.source = try Embeddings(values: s.values, count: s.rows, dimensions: s.columns)
         }
-        let outcome = try stage.run(pool: pool)
-        let object: [String: Any] = ["strategy": strategy, "budget": count, "seed": Int(seed), "selected": outcome.selectedIDs, "picks": outcome.picks,
-                                     "labeled": [String](), "parameters": outcome.parameters]
-        try writeSelection(object, extra: outcome.extra, to: path)
-    }
-
-    /// A selection JSON (the `medselect select` layout, strategy results merged in), written atomically.
-    static func writeSelection(_ object: [String: Any], extra: [String: Any], to path: String) throws {
-        var object = object
-        for (k, v) in extra { object[k] = v }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        try AtomicFile.write(Array(data) + [10], to: path)
+        try stage.run(pool: pool).selection(strategy: strategy, budget: count, seed: seed, labeled: []).write(to: path)
     }
 
     /// The ids (first column) of an `.ids.csv` that `embed` writes beside a matrix.
@@ -316,7 +304,7 @@ public struct ExperimentPlan {
     /// acquisition (or at random), written with the cases labeled so far.
     static func continueSelection(_ continuation: String, step: Int, seed: UInt64, round: Int, config c: ExperimentConfig, pool: [Sample],
                                   previousSelection: String, model modelPath: String, embeddings folder: String, to path: String) throws {
-        let labeledIDs = try labeledAndSelected(previousSelection)
+        let labeledIDs = try Selection.read(previousSelection).labeledAndSelected
         let m = try NPYReader.readMatrix(folder + "/pool.npy")
         let embeddings = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: pool.map(\.id))
         let index = Dictionary(pool.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -332,23 +320,7 @@ public struct ExperimentPlan {
             stage.uncertaintySource = "\(c.activeLearning.measure) of the round \(round - 1) model"
             stage.alpha = c.activeLearning.alpha
         }
-        let outcome = try stage.run(pool: embeddings)
-        let object: [String: Any] = ["strategy": continuation, "budget": step, "seed": Int(stage.seed), "round": round, "selected": outcome.selectedIDs,
-                                     "picks": outcome.picks, "labeled": labeledIDs, "parameters": outcome.parameters]
-        try writeSelection(object, extra: outcome.extra, to: path)
-    }
-
-    /// Every case a selection file makes labeled: those labeled before it and those it selects.
-    static func labeledAndSelected(_ path: String) throws -> [String] {
-        guard let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
-              let s = o["selected"] as? [String] else { throw DataError.badConfiguration(path: path, reason: "not a selection JSON") }
-        return (o["labeled"] as? [String] ?? []) + s
-    }
-
-    static func selectedIDs(_ path: String) throws -> [String] {
-        guard let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
-              let s = o["selected"] as? [String] else { throw DataError.badConfiguration(path: path, reason: "not a selection JSON") }
-        return s
+        try stage.run(pool: embeddings).selection(strategy: continuation, budget: step, seed: stage.seed, round: round, labeled: labeledIDs).write(to: path)
     }
 
     /// The rows of a ready embedding matrix that belong to `ids`, in that order (every id must be there).

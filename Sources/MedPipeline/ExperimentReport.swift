@@ -12,7 +12,7 @@ import MedFoundation
 public enum ExperimentReport {
     /// A strategy's Dice minus a reference strategy's on the same (seed, site) pairs, at one budget.
     public struct Comparison: Sendable {
-        public var strategy: String, reference: String, budget: String
+        public var strategy: RunName, reference: RunName, budget: String
         public var pairs: Int
         public var meanDifference: Double
         public var interval: (low: Double, high: Double)
@@ -38,17 +38,23 @@ public enum ExperimentReport {
         }
     }
 
-    public static func comparisons(_ rows: [Experiment.ResultRow], references: [String] = ["random", "coreset"]) -> [Comparison] {
-        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.budget))
-        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.strategy))
+    /// What the paired comparisons pair: two runs of the same seed scored on the same target site.
+    struct Pair: Hashable {
+        var seed: UInt64, site: String
+        init(_ row: ResultRow) { seed = row.seed; site = row.site }
+    }
+
+    public static func comparisons(_ rows: [ResultRow], references: [RunName] = ["random", "coreset"]) -> [Comparison] {
+        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
+        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
         var out: [Comparison] = []
         for budget in budgets {
             for reference in references where strategies.contains(reference) {
-                let ref = Dictionary(rows.filter { $0.strategy == reference && $0.budget == budget }.map { ("\($0.seed)|\($0.site)", $0.dice) },
+                let ref = Dictionary(rows.filter { $0.strategy == reference && $0.budget == budget }.map { (Pair($0), $0.dice) },
                                      uniquingKeysWith: { a, _ in a })
                 for strategy in strategies where strategy != reference {
                     let d = rows.filter { $0.strategy == strategy && $0.budget == budget }.compactMap { r -> Double? in
-                        guard let b = ref["\(r.seed)|\(r.site)"], r.dice.isFinite, b.isFinite else { return nil }
+                        guard let b = ref[Pair(r)], r.dice.isFinite, b.isFinite else { return nil }
                         return r.dice - b
                     }
                     let interval = Stats.bootstrapInterval(d, d, seed: 0) { x, _ in Stats.mean(x) }
@@ -62,14 +68,15 @@ public enum ExperimentReport {
     }
 
     /// wins[a][b]: the share of (seed, site) pairs at `budget` where strategy a's Dice is above b's (ties count half).
-    public static func winMatrix(_ rows: [Experiment.ResultRow], strategies: [String], budget: String) -> [[Double]] {
-        let dice = Dictionary(rows.filter { $0.budget == budget }.map { ("\($0.strategy)|\($0.seed)|\($0.site)", $0.dice) }, uniquingKeysWith: { a, _ in a })
-        let pairs = Set(rows.filter { $0.budget == budget }.map { "\($0.seed)|\($0.site)" }).sorted()
+    public static func winMatrix(_ rows: [ResultRow], strategies: [RunName], budget: String) -> [[Double]] {
+        struct Key: Hashable { var strategy: RunName, pair: Pair }
+        let dice = Dictionary(rows.filter { $0.budget == budget }.map { (Key(strategy: $0.strategy, pair: Pair($0)), $0.dice) }, uniquingKeysWith: { a, _ in a })
+        let pairs = Set(rows.filter { $0.budget == budget }.map(Pair.init))
         return strategies.map { a in strategies.map { b in
             guard a != b else { return .nan }
             var wins = 0.0, n = 0.0
             for p in pairs {
-                guard let x = dice["\(a)|\(p)"], let y = dice["\(b)|\(p)"], x.isFinite, y.isFinite else { continue }
+                guard let x = dice[Key(strategy: a, pair: p)], let y = dice[Key(strategy: b, pair: p)], x.isFinite, y.isFinite else { continue }
                 wins += x > y ? 1 : (x == y ? 0.5 : 0); n += 1
             }
             return n > 0 ? wins / n : .nan
@@ -89,7 +96,7 @@ public enum ExperimentReport {
         Set(rows.map(\.seed)).sorted().map { seed in Stats.mean(rows.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
     }
 
-    static func orderedUnique(_ v: [String]) -> [String] { var seen = Set<String>(); return v.filter { seen.insert($0).inserted } }
+    static func orderedUnique<T: Hashable>(_ v: [T]) -> [T] { var seen = Set<T>(); return v.filter { seen.insert($0).inserted } }
 
     /// Writes RUN/report.html.
     public static func write(plan: ExperimentPlan, rows: [Experiment.ResultRow], run: String, version: String) throws {
@@ -98,15 +105,15 @@ public enum ExperimentReport {
                               subtitle: "source \(c.sourceSites.joined(separator: ", ")) -> targets \(c.targetSites.joined(separator: ", ")); medselect \(version)")
         func n(_ v: Double, _ digits: Int = 3) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "–" }
         func p(_ v: Double) -> String { !v.isFinite ? "–" : (v < 0.001 ? "< 0.001" : String(format: "%.3f", v)) }
-        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.strategy))
-        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.hasPrefix("full") }.map(\.budget))
+        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
+        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
         // Per (strategy, budget): per seed, the mean Dice over target sites; then mean and sd over seeds.
-        func perSeed(_ strategy: String, _ budget: String?) -> [Double] {
+        func perSeed(_ strategy: RunName, _ budget: String?) -> [Double] {
             let sel = rows.filter { $0.strategy == strategy && (budget == nil || $0.budget == budget!) }
             return Dictionary(grouping: sel, by: \.seed).keys.sorted().map { seed in Stats.mean(sel.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
         }
-        let full = Stats.mean(perSeed("full", nil))
-        let baseline = Stats.mean(perSeed("none", nil))
+        let full = Stats.mean(perSeed(.full(), nil))
+        let baseline = Stats.mean(perSeed(.none, nil))
 
         page.heading("Summary")
         var findings: [String] = []
@@ -114,7 +121,7 @@ public enum ExperimentReport {
         for cmp in comps where cmp.reference == "random" {
             let verdict = cmp.verdict
             findings.append(String(format: "%@ at budget %@: %@ random (Dice difference %+.3f, 95 %% interval [%+.3f, %+.3f], Wilcoxon p %@ over %d seed x site pairs%@).",
-                                   cmp.strategy, cmp.budget, verdict.words, cmp.meanDifference, cmp.interval.low, cmp.interval.high, p(cmp.wilcoxonP), cmp.pairs,
+                                   cmp.strategy.description, cmp.budget, verdict.words, cmp.meanDifference, cmp.interval.low, cmp.interval.high, p(cmp.wilcoxonP), cmp.pairs,
                                    (verdict.note.map { "; " + $0 } ?? "")
                                    + (verdict.words.hasPrefix("not") && cmp.minimumDetectable.isFinite
                                       ? String(format: "; a difference of %.3f would have been detected with 80 %% power", cmp.minimumDetectable) : "")))
@@ -132,17 +139,17 @@ public enum ExperimentReport {
                 let labeled = rows.first { $0.strategy == s && $0.budget == b }?.labeled ?? 0
                 let hd = Stats.mean(rows.filter { $0.strategy == s && $0.budget == b }.map(\.hausdorff95).filter(\.isFinite))
                 let mean = Stats.mean(v)
-                table.append([s, b, String(labeled), n(mean), n(Stats.standardDeviation(v)), n(hd, 2), full > 0.05 ? n(100 * mean / full, 1) : "–"])
+                table.append([s.description, b, String(labeled), n(mean), n(Stats.standardDeviation(v)), n(hd, 2), full > 0.05 ? n(100 * mean / full, 1) : "–"])
             }
         }
         table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy == "none" }.map(\.hausdorff95).filter(\.isFinite)), 2),
                       full > 0.05 ? n(100 * baseline / full, 1) : "–"])
         // The full-data reference of each start ("full", "full@pretrained", ...).
-        for name in orderedUnique(rows.filter { $0.strategy.hasPrefix("full") }.map(\.strategy)) {
+        for name in orderedUnique(rows.filter { $0.strategy.isFull }.map(\.strategy)) {
             let v = perSeed(name, nil)
             let mean = Stats.mean(v)
             guard mean.isFinite else { continue }
-            table.append([name == "full" ? "full data" : "full data" + name.dropFirst(4), "100%", String(plan.pool.count), n(mean), n(Stats.standardDeviation(v)),
+            table.append(["full data" + (name.start.map { "@" + $0 } ?? ""), "100%", String(plan.pool.count), n(mean), n(Stats.standardDeviation(v)),
                           n(Stats.mean(rows.filter { $0.strategy == name }.map(\.hausdorff95).filter(\.isFinite)), 2), full > 0.05 ? n(100 * mean / full, 1) : "–"])
         }
         page.table(header: ["strategy", "budget", "labeled", "Dice (mean over seeds)", "sd over seeds", "HD95 mm", "% of full-data Dice"], rows: table,
@@ -151,18 +158,18 @@ public enum ExperimentReport {
         // Dice per site and strategy (first budget): a dot plot, one row per strategy, one colour per target site.
         if let b = budgets.first {
             let sites = c.targetSites
-            let names = strategies + ["none"]
+            let names = strategies + [.none]
             var values: [[Double]] = [], errors: [[Double]] = []
             for s in names {
                 var rowValues: [Double] = [], rowErrors: [Double] = []
                 for site in sites {
-                    let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s == "none") && $0.round <= 1 }.map(\.dice).filter(\.isFinite)
+                    let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s.isNone) && $0.round <= 1 }.map(\.dice).filter(\.isFinite)
                     rowValues.append(v.isEmpty ? .nan : Stats.mean(v)); rowErrors.append(v.count > 1 ? Stats.standardDeviation(v) : 0)
                 }
                 values.append(rowValues); errors.append(rowErrors)
             }
             var chart = DotPlot(title: "Dice per target site (budget \(b))", xLabel: "Dice (mean over seeds)",
-                                categories: names.map { $0 == "none" ? "none (source model)" : $0 }, series: sites, values: values, errors: errors)
+                                categories: names.map { $0.isNone ? "none (source model)" : $0.description }, series: sites, values: values, errors: errors)
             chart.width = 760
             page.figures([(chart.svg, "Dots: mean over seeds per target site (colours); whiskers: standard deviation over seeds. 'none': the source model without target labels. The axis covers the data, not zero.")])
         }
@@ -186,11 +193,11 @@ public enum ExperimentReport {
                         perSeedCurves[seed, default: []].append((Double(labeled), Stats.mean(members.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite))))
                     }
                 }
-                var line = LineChart.Series(name: s, points: points, markers: true)
+                var line = LineChart.Series(name: s.description, points: points, markers: true)
                 line.band = band
                 series.append(line)
                 let areas = perSeedCurves.values.map { Self.normalisedArea($0.sorted { $0.0 < $1.0 }) }.filter(\.isFinite)
-                areaRows.append([s, n(Stats.mean(areas)), n(Stats.standardDeviation(areas)), String(areas.count)])
+                areaRows.append([s.description, n(Stats.mean(areas)), n(Stats.standardDeviation(areas)), String(areas.count)])
             }
             var chart = LineChart(title: "Budget curves", xLabel: "labeled target cases", yLabel: "Dice (mean over seeds)", series: series)
             chart.width = 560; chart.height = 320
@@ -202,14 +209,14 @@ public enum ExperimentReport {
 
         page.heading("Strategies against random and CoreSet")
         page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p", "detectable (80 % power)"],
-                   rows: comps.map { [$0.strategy, $0.reference, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
+                   rows: comps.map { [$0.strategy.description, $0.reference.description, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
                                       "[\(String(format: "%+.4f", $0.interval.low)), \(String(format: "%+.4f", $0.interval.high))]", p($0.wilcoxonP),
                                       $0.minimumDetectable.isFinite ? String(format: "%.4f", $0.minimumDetectable) : "–"] },
                    numeric: [3, 4, 6, 7],
                    caption: "Pairs: the same seed and target site. The interval resamples the pairs; the Wilcoxon signed-rank test is exact below 26 pairs without ties. With few seeds and sites no test can reach significance: read the pairs column. Detectable: the smallest mean difference a paired t-test at 5 % would find with 80 % power, given these pairs' spread ((t₀.₉₇₅ + t₀.₈) · sd / √n).")
         if let b = budgets.first, strategies.count >= 2 {
             let wins = winMatrix(rows, strategies: strategies, budget: b)
-            let heat = Heatmap(title: "Win matrix (budget \(b))", labels: strategies, values: wins, unit: "won", colorRange: 0...1,
+            let heat = Heatmap(title: "Win matrix (budget \(b))", labels: strategies.map(\.description), values: wins, unit: "won", colorRange: 0...1,
                                cellText: { i, j in wins[i][j].isFinite ? String(format: "%.2f", wins[i][j]) : "" })
             page.figures([(heat.svg, "Row strategy against column strategy: the share of (seed, site) pairs where the row's Dice is higher (ties count half).")])
         }
@@ -219,7 +226,7 @@ public enum ExperimentReport {
         if !continued.isEmpty, let b = budgets.first {
             var series: [LineChart.Series] = []
             for name in continued {
-                let base = String(name.split(separator: "+")[0])
+                let base = RunName(method: name.method, start: name.start)
                 var points: [(Double, Double)] = []
                 let first = rows.filter { $0.strategy == base && $0.budget == b && $0.round == 1 }
                 if let labeled = first.first?.labeled { points.append((Double(labeled), Stats.mean(perSeedRows(first)))) }
@@ -227,7 +234,7 @@ public enum ExperimentReport {
                     let members = rows.filter { $0.strategy == name && $0.budget == b && $0.round == round }
                     if let labeled = members.first?.labeled { points.append((Double(labeled), Stats.mean(perSeedRows(members)))) }
                 }
-                series.append(.init(name: name, points: points, markers: true))
+                series.append(.init(name: name.description, points: points, markers: true))
             }
             var chart = LineChart(title: "Active learning (budget \(b) first)", xLabel: "labeled target cases", yLabel: "Dice (mean over seeds)", series: series)
             chart.width = 560; chart.height = 320
@@ -238,7 +245,7 @@ public enum ExperimentReport {
                 for round in Set(rows.filter { $0.strategy == name }.map(\.round)).sorted() {
                     let members = rows.filter { $0.strategy == name && $0.round == round }
                     let hd = Stats.mean(members.map(\.hausdorff95).filter(\.isFinite))
-                    table.append([name, String(round), String(members.first?.labeled ?? 0), n(Stats.mean(perSeedRows(members))), n(hd, 2)])
+                    table.append([name.description, String(round), String(members.first?.labeled ?? 0), n(Stats.mean(perSeedRows(members))), n(hd, 2)])
                 }
             }
             page.table(header: ["continuation", "round", "labeled", "Dice", "HD95 mm"], rows: table, numeric: [1, 2, 3, 4])
@@ -250,9 +257,9 @@ public enum ExperimentReport {
             let map = try CaseThumbnail.map(m.floats(), dimensions: m.shape[1], count: m.shape[0], seed: 0)
             let ids = plan.pool.map(\.id)
             var charts: [(svg: String, caption: String?)] = []
-            for s in strategies where !s.contains("@") {   // strategy@start: the same picks
+            for s in strategies where s.start == nil {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
-                      let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
+                      let picked = try? Selection.read(plan.store.folder("select", key) + "/selection.json").selected else { continue }
                 let chosen = Set(picked)
                 // Sites in the palette's first colours, the picks in its last (black), drawn last so they sit on top.
                 let selectedGroup = max(chartColors.count - 1, c.targetSites.count)
@@ -278,14 +285,14 @@ public enum ExperimentReport {
             // Thumbnails of the picks.
             var grid: [(title: String, cells: [ImageGrid.Cell])] = []
             let byID = Dictionary(plan.pool.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for s in strategies where !s.contains("@") {   // strategy@start: the same picks
+            for s in strategies where s.start == nil {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
-                      let picked = try? ExperimentPlan.selectedIDs(plan.store.folder("select", key) + "/selection.json") else { continue }
+                      let picked = try? Selection.read(plan.store.folder("select", key) + "/selection.json").selected else { continue }
                 let cells = picked.prefix(16).enumerated().compactMap { k, id -> ImageGrid.Cell? in
                     guard let sample = byID[id], let uri = try? CaseThumbnail.uri(sample, options: .default) else { return nil }
                     return ImageGrid.Cell(pngDataURI: uri, caption: "\(k + 1). \(id) (\(sample.site))")
                 }
-                grid.append((s, cells))
+                grid.append((s.description, cells))
             }
             if !grid.isEmpty { page.raw(ImageGrid(rows: grid).html) }
         }
@@ -303,16 +310,16 @@ public enum ExperimentReport {
                 if sites.count >= 2 {
                     page.heading("Dice against distance to the source")
                     var points: [ScatterPlot.Point] = [], names: [String] = [], notes: [String] = []
-                    for (g, s) in (["none"] + strategies).enumerated() {
+                    for (g, s) in ([RunName.none] + strategies).enumerated() {
                         var xs: [Double] = [], ys: [Double] = []
                         for site in sites {
-                            let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s == "none") && $0.round <= 1 }.map(\.dice).filter(\.isFinite)
+                            let v = rows.filter { $0.strategy == s && $0.site == site && ($0.budget == b || s.isNone) && $0.round <= 1 }.map(\.dice).filter(\.isFinite)
                             guard !v.isEmpty else { continue }
                             xs.append(distance[site]!); ys.append(Stats.mean(v))
                             points.append(.init(x: distance[site]!, y: Stats.mean(v), label: g == 0 ? site : nil, group: g))
                         }
-                        names.append(s == "none" ? "none (source model)" : s)
-                        if xs.count >= 3 { notes.append(String(format: "%@: Spearman %.2f over %d sites", s == "none" ? "source model" : s, Stats.spearman(xs, ys), xs.count)) }
+                        names.append(s.isNone ? "none (source model)" : s.description)
+                        if xs.count >= 3 { notes.append(String(format: "%@: Spearman %.2f over %d sites", s.isNone ? "source model" : s.description, Stats.spearman(xs, ys), xs.count)) }
                     }
                     var plot = ScatterPlot(title: "Target-site Dice against MMD to the source (budget \(b))", xLabel: "MMD² to the source sites (site analysis)",
                                            yLabel: "Dice (mean over seeds)", points: points)

@@ -93,10 +93,7 @@ public enum Segmentation {
     }
 
     /// One case's score for one foreground label, in mm on the case's own grid.
-    public struct CaseScore: Sendable, Equatable {
-        public var id: String, site: String, label: Int
-        public var dice: Double, hausdorff95: Double, assd: Double
-    }
+    public typealias CaseScore = MedPipeline.CaseScore
 
     /// Every labeled case in `samples` predicted (resampled to `size`) and scored against its reference.
     public static func score(_ samples: [Sample], model: UNet, size: Int) throws -> [CaseScore] {
@@ -112,11 +109,6 @@ public enum Segmentation {
             }
         }
         return out
-    }
-
-    /// `case,site,label,dice,hausdorff95_mm,assd_mm` rows.
-    public static func csv(_ scores: [CaseScore]) -> String {
-        "case,site,label,dice,hausdorff95_mm,assd_mm\n" + scores.map { "\($0.id),\($0.site),\($0.label),\($0.dice),\($0.hausdorff95),\($0.assd)\n" }.joined()
     }
 
     /// The training curve: training loss (left axis) and validation Dice (right axis, 0-1) per epoch.
@@ -205,7 +197,7 @@ public struct SegmentationTraining {
         let history = try trainer.fit(train: trainData, validation: valData, progress: epochEnded)
         if !history.isEmpty { try Segmentation.writeCurve(history, to: folder + "/curve.svg") }
         let scores = try Segmentation.score(validation, model: model, size: size)
-        if !validation.isEmpty { try AtomicFile.write(Segmentation.csv(scores), to: folder + "/validation_metrics.csv") }
+        if !validation.isEmpty { try CaseScore.write(scores, to: folder + "/validation_metrics.csv") }
         return Outcome(model: model, history: history, scores: scores, initialized: initialized)
     }
 }

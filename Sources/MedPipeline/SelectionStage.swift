@@ -1,6 +1,7 @@
 import Foundation
 import MedFormats
 import MedSelection
+import MedFoundation
 
 /// The selection stage: one strategy run over an embedding pool, with every pick's score and terms and the
 /// parameters used, as `medselect select` writes them to its JSON and the experiment runner stores them.
@@ -34,41 +35,43 @@ public struct SelectionStage {
     public init(strategy: String, budget: Int) { self.strategy = strategy.lowercased(); self.budget = budget }
 
     public struct Outcome {
-        /// In pick order: index, id, score, terms (JSON-ready values).
-        public var picks: [[String: Any]] = []
+        /// In pick order: index, id, score, terms.
+        public var picks: [Selection.Pick] = []
         /// Strategy-specific results (chosen k, alpha, coverage, ...).
-        public var extra: [String: Any] = [:]
-        public var parameters: [String: Any] = [:]
+        public var results: [String: JSONValue] = [:]
+        public var parameters: [String: JSONValue] = [:]
         /// Cold start's 2-D map (N x 2), when computed.
         public var map: [Float]? = nil
-        public var selectedIDs: [String] { picks.map { $0["id"] as! String } }
-    }
+        public var selectedIDs: [String] { picks.map(\.id) }
 
-    /// JSON has no NaN or infinity: those become null.
-    static func jsonNumber(_ v: Double) -> Any { v.isFinite ? v : NSNull() }
+        /// The selection record of this outcome (`labeled`: ids labeled before it).
+        public func selection(strategy: String, budget: Int, seed: UInt64, round: Int? = nil, labeled: [String]) -> Selection {
+            Selection(strategy: strategy, budget: budget, seed: seed, round: round, picks: picks, labeled: labeled, parameters: parameters, results: results)
+        }
+    }
 
     public func run(pool: Embeddings) throws -> Outcome {
         let n = pool.count, count = budget, seed = self.seed, labeledRows = labeled
-        var picks: [[String: Any]] = []
-        var extra: [String: Any] = [:]
-        var parameters: [String: Any] = [:]
+        var picks: [Selection.Pick] = []
+        var extra: [String: JSONValue] = [:]
+        var parameters: [String: JSONValue] = [:]
         var map: [Float]? = nil
         switch strategy {
         case "random":
             if let groups {
-                parameters["stratify_by"] = groupsSource
+                parameters["stratify_by"] = .string(groupsSource)
                 var sizes: [String: Int] = [:]
                 for g in groups { sizes[g, default: 0] += 1 }
-                parameters["strata"] = sizes
+                parameters["strata"] = .object(sizes.mapValues { .int($0) })
             }
             let labeledSet = Set(labeledRows)
             let candidates = (0..<n).filter { !labeledSet.contains($0) }
             let chosen = try RandomSelection.select(count: candidates.count, budget: count, seed: seed, groups: groups.map { g in candidates.map { g[$0] } })
-            picks = chosen.map { ["index": candidates[$0], "id": pool.ids[candidates[$0]]] }
+            picks = chosen.map { Selection.Pick(index: candidates[$0], id: pool.ids[candidates[$0]]) }
         case "coreset":
             let r = try CoreSet.select(pool, budget: count, labeled: labeledRows, first: .random(seed: seed))
-            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Self.jsonNumber(Double($0.distance)),
-                             "terms": ["distance_to_nearest_centre": Self.jsonNumber(Double($0.distance))]] }
+            picks = r.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.distance),
+                                           terms: ["distance_to_nearest_centre": .number($0.distance)]) }
             parameters["first_centre"] = labeledRows.isEmpty ? "random(seed)" : "warm start from labeled"
         case "coldstart":
             var options = TSNE.Options()
@@ -76,51 +79,50 @@ public struct SelectionStage {
             let range = clusters ?? ColdStart.defaultClusterRange(budget: count)
             let r = try ColdStart.select(pool, budget: count, clusterRange: range, tsne: options, seed: seed)
             // Cold start selects before any label exists: labeled rows are ignored (the command warns).
-            picks = zip(r.picks, r.clusters).map { ["index": $0.0, "id": pool.ids[$0.0], "score": NSNull(),
-                                                    "terms": ["cluster": $0.1, "x": Double(r.map[2 * $0.0]), "y": Double(r.map[2 * $0.0 + 1])]] }
-            extra["k"] = r.k
-            extra["silhouettes"] = r.silhouettes.map { ["k": $0.k, "score": $0.score] }
-            extra["mode_picks"] = r.modePicks.map { pool.ids[$0] }
-            parameters["perplexity"] = perplexity
-            parameters["cluster_range"] = [range.lowerBound, range.upperBound]
+            picks = zip(r.picks, r.clusters).map { Selection.Pick(index: $0.0, id: pool.ids[$0.0],
+                                                                  terms: ["cluster": .int($0.1), "x": .number(r.map[2 * $0.0]), "y": .number(r.map[2 * $0.0 + 1])]) }
+            extra["k"] = .int(r.k)
+            extra["silhouettes"] = .array(r.silhouettes.map { ["k": .int($0.k), "score": .number($0.score)] })
+            extra["mode_picks"] = .array(r.modePicks.map { .string(pool.ids[$0]) })
+            parameters["perplexity"] = .number(perplexity)
+            parameters["cluster_range"] = [.int(range.lowerBound), .int(range.upperBound)]
             map = r.map
         case "typiclust":
             let r = try TypiClust.select(pool, budget: count, labeled: labeledRows, seed: seed)
-            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.typicality),
-                             "terms": ["typicality": Double($0.typicality), "cluster": $0.cluster]] }
+            picks = r.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.typicality),
+                                           terms: ["typicality": .number($0.typicality), "cluster": .int($0.cluster)]) }
             parameters["neighbours"] = 20
             parameters["clusters"] = "min(labeled + budget, 500)"
         case "acquisition":
             guard let scores = uncertainty else { throw SelectionError.invalidInput("acquisition needs per-row uncertainty") }
             let r = try Acquisition.select(uncertainty: scores, pool: pool, labeled: labeledRows, budget: count, alpha: alpha)
-            picks = r.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
-                             "terms": ["uncertainty": Double($0.uncertainty), "diversity": Double($0.diversity)]] }
-            parameters["alpha"] = alpha
-            parameters["uncertainty"] = uncertaintySource
+            picks = r.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.score),
+                                           terms: ["uncertainty": .number($0.uncertainty), "diversity": .number($0.diversity)]) }
+            parameters["alpha"] = .number(alpha)
+            parameters["uncertainty"] = .string(uncertaintySource)
             parameters["combination"] = "alpha * uncertainty + (1 - alpha) * diversity, uncertainty min-max normalised, diversity / its max"
         case "probcover":
             let r = try ProbCover.select(pool, budget: count, labeled: labeledRows, delta: delta, seed: seed)
-            picks = zip(r.picks, r.gains).map { ["index": $0.0, "id": pool.ids[$0.0], "score": Double($0.1),
-                                                 "terms": ["newly_covered": $0.1]] }
-            extra["delta"] = Double(r.delta)
-            extra["coverage"] = r.coverage
-            parameters["delta"] = delta.map { Double($0) as Any } ?? "auto (purity 0.95)"
+            picks = zip(r.picks, r.gains).map { Selection.Pick(index: $0.0, id: pool.ids[$0.0], score: Double($0.1), terms: ["newly_covered": .int($0.1)]) }
+            extra["delta"] = .number(r.delta)
+            extra["coverage"] = .number(r.coverage)
+            parameters["delta"] = delta.map { .number($0) } ?? "auto (purity 0.95)"
         case "xssr":
             let termSet = try XSSR.Terms(parsing: terms)
             let r = try XSSR.select(pool: pool, source: source, labeled: labeledRows, budget: count, k: k, terms: termSet,
                                     alphaGrid: xssrAlpha.map { [$0] } ?? XSSR.defaultAlphaGrid)
-            if let xssrAlpha { parameters["alpha_fixed"] = xssrAlpha }
-            picks = r.picks.map { ["index": $0.index, "id": pool.ids[$0.index], "score": Double($0.score),
-                                   "terms": ["density": Double($0.density), "novelty": Double($0.novelty), "diversity": Double($0.diversity)]] }
-            extra["alpha"] = r.alpha
-            extra["coverage_curve"] = r.coverageCurve.map { ["alpha": $0.alpha, "mean_radius": $0.meanRadius, "max_radius": $0.maxRadius] }
+            if let xssrAlpha { parameters["alpha_fixed"] = .number(xssrAlpha) }
+            picks = r.picks.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.score),
+                                                 terms: ["density": .number($0.density), "novelty": .number($0.novelty), "diversity": .number($0.diversity)]) }
+            extra["alpha"] = .number(r.alpha)
+            extra["coverage_curve"] = .array(r.coverageCurve.map { ["alpha": .number($0.alpha), "mean_radius": .number($0.meanRadius), "max_radius": .number($0.maxRadius)] })
             extra["coverage_criterion"] = "mean distance from each pool row to its nearest selected-or-labeled row (ties: max radius, then smaller alpha)"
-            parameters["k"] = k
-            parameters["terms"] = terms
+            parameters["k"] = .int(k)
+            parameters["terms"] = .string(terms)
             parameters["combination"] = "[alpha*novelty + (1-alpha)*diversity] * (1 + density)/2, each term min-max normalised"
         default:
             throw SelectionError.invalidInput("unknown strategy '\(strategy)' (random, coreset, xssr, coldstart, typiclust, probcover, acquisition)")
         }
-        return Outcome(picks: picks, extra: extra, parameters: parameters, map: map)
+        return Outcome(picks: picks, results: extra, parameters: parameters, map: map)
     }
 }

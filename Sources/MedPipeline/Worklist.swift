@@ -16,18 +16,21 @@ public enum Worklist {
     /// `samples`; `link` makes symbolic links instead of copies. The folder must be new or empty.
     @discardableResult
     public static func write(selection path: String, samples: [Sample], to folder: String, link: Bool) throws -> [Entry] {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
-              let selected = o["selected"] as? [String] else {
-            throw DataError.badConfiguration(path: path, reason: "not a selection JSON with a 'selected' list of ids")
-        }
-        let strategy = o["strategy"] as? String ?? ""
+        let record = try Selection.read(path)
+        let (selected, strategy) = (record.selected, record.strategy)
         var why: [String: (score: String, terms: String)] = [:]
-        for p in o["picks"] as? [[String: Any]] ?? [] {
-            guard let id = p["id"] as? String else { continue }
-            let score = (p["score"] as? Double).map { String(format: "%.4g", $0) } ?? ""
-            let terms = ((p["terms"] as? [String: Any]) ?? [:]).sorted { $0.key < $1.key }
-                .map { "\($0.key) \(($0.value as? Double).map { String(format: "%.3g", $0) } ?? ($0.value is NSNull ? "n/a" : "\($0.value)"))" }.joined(separator: "; ")
-            why[id] = (score, terms)
+        for p in record.picks {
+            let score = p.score.map { String(format: "%.4g", $0) } ?? ""
+            let terms = (p.terms ?? [:]).sorted { $0.key < $1.key }.map { key, value in
+                let shown: String
+                switch value {
+                case .null: shown = "n/a"
+                case .string(let s): shown = s
+                default: shown = value.double.map { String(format: "%.3g", $0) } ?? "\(value)"
+                }
+                return "\(key) \(shown)"
+            }.joined(separator: "; ")
+            why[p.id] = (score, terms)
         }
         let byID = Dictionary(samples.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let missing = selected.filter { byID[$0] == nil }

@@ -198,31 +198,28 @@ struct Select: ParsableCommand, ReadsImages {
             FileHandle.standardError.write(Data("warning: coldstart ignores --labeled (it selects before any label exists)\n".utf8))
         }
         let outcome = try stage.run(pool: pool)
-        let (picks, extra, parameters) = (outcome.picks, outcome.extra, outcome.parameters)
         if let mapOut, let map = outcome.map { try NPYWriter.write(NDArray(float32: map, shape: [n, 2], fortranOrder: false), to: mapOut) }
         let t2 = Date()
-        var inputs: [String: Any] = ["embeddings": ["path": embeddings, "hash": FNV1a.file(embeddings), "shape": [n, m.cols]]]
-        if let ids = self.ids ?? (FileManager.default.fileExists(atPath: CaseEmbedder.idsPath(embeddings)) ? CaseEmbedder.idsPath(embeddings) : nil) {
-            inputs["ids"] = ["path": ids, "hash": FNV1a.file(ids)]
+        func input(_ path: String, shape: [Int]? = nil) -> JSONValue {
+            .object(["path": .string(path), "hash": .string(FNV1a.file(path))].merging(shape.map { ["shape": .array($0.map(JSONValue.int))] } ?? [:]) { a, _ in a })
         }
-        if let source { inputs["source"] = ["path": source, "hash": FNV1a.file(source)] }
-        if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = ["path": uncertainty, "hash": FNV1a.file(uncertainty)] }
-        var obj: [String: Any] = [
-            "strategy": strategy.lowercased(), "budget": count, "seed": seed,
-            "selected": picks.map { $0["id"] as! String }, "picks": picks, "labeled": labeledRows.map { pool.ids[$0] },
-            "parameters": parameters, "inputs": inputs,
-            "timings_seconds": ["load": t1.timeIntervalSince(t0), "select": t2.timeIntervalSince(t1)],
-            "medselect_version": MedSelect.configuration.version,
-        ]
-        for (key, value) in extra { obj[key] = value }
-        if !notes.isEmpty { obj["notes"] = notes }
-        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        try AtomicFile.write(String(decoding: data, as: UTF8.self) + "\n", to: out)
+        var inputs: [String: JSONValue] = ["embeddings": input(embeddings, shape: [n, m.cols])]
+        if let ids = self.ids ?? (FileManager.default.fileExists(atPath: CaseEmbedder.idsPath(embeddings)) ? CaseEmbedder.idsPath(embeddings) : nil) {
+            inputs["ids"] = input(ids)
+        }
+        if let source { inputs["source"] = input(source) }
+        if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = input(uncertainty) }
+        var record = outcome.selection(strategy: strategy.lowercased(), budget: count, seed: seed, labeled: labeledRows.map { pool.ids[$0] })
+        record.inputs = inputs
+        record.timingsSeconds = ["load": t1.timeIntervalSince(t0), "select": t2.timeIntervalSince(t1)]
+        record.medselectVersion = MedSelect.configuration.version
+        record.notes = notes.isEmpty ? nil : notes
+        try record.write(to: out)
         var csv = "rank,id,index,score,density,novelty,diversity,uncertainty\n"
-        for (rank, p) in picks.enumerated() {
-            let t = p["terms"] as? [String: Any] ?? [:]
-            func f(_ v: Any?) -> String { (v as? Double).map { String(format: "%.6g", $0) } ?? (v as? String ?? "") }
-            csv += "\(rank + 1),\(p["id"]!),\(p["index"]!),\(f(p["score"])),\(f(t["density"])),\(f(t["novelty"])),\(f(t["diversity"])),\(f(t["uncertainty"]))\n"
+        for (rank, p) in record.picks.enumerated() {
+            let t = p.terms ?? [:]
+            func f(_ v: JSONValue?) -> String { v?.double.map { String(format: "%.6g", $0) } ?? v?.string ?? "" }
+            csv += "\(rank + 1),\(p.id),\(p.index),\(p.score.map { String(format: "%.6g", $0) } ?? ""),\(f(t["density"])),\(f(t["novelty"])),\(f(t["diversity"])),\(f(t["uncertainty"]))\n"
         }
         let csvPath = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".csv" : out + ".csv"
         try AtomicFile.write(csv, to: csvPath)

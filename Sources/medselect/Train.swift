@@ -78,12 +78,8 @@ struct Train: ParsableCommand, ReadsImages {
             }
         }
         if let selection {
-            guard let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: selection))) as? [String: Any],
-                  let picked = json["selected"] as? [String] else {
-                throw DataError.badConfiguration(path: selection, reason: "not a selection JSON with a 'selected' list of ids")
-            }
             // Later active-learning rounds record what was labeled before: train on all of it.
-            let ids = (json["labeled"] as? [String] ?? []) + picked
+            let ids = try Selection.read(selection).labeledAndSelected
             let chosen = Set(ids)
             // Selected validation cases would leak the evaluation into training; unknown ids are a wrong file or split.
             // Except for a pool that was unlabeled when it was selected (embed --split all, worklist, import-labels):

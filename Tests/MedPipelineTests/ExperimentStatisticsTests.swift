@@ -5,7 +5,7 @@ import Testing
 @Suite("Experiment statistics and configuration")
 struct ExperimentStatisticsTests {
     func row(_ strategy: String, _ seed: UInt64, _ site: String, _ dice: Double, budget: String = "4", round: Int = 1) -> Experiment.ResultRow {
-        Experiment.ResultRow(strategy: strategy, budget: budget, seed: seed, round: round, site: site, labeled: 4, cases: 1,
+        Experiment.ResultRow(strategy: RunName(parsing: strategy), budget: budget, seed: seed, round: round, site: site, labeled: 4, cases: 1,
                              dice: dice, hausdorff95: 1, assd: 1, selection: "")
     }
 

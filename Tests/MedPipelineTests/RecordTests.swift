@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import MedFoundation
+import MedData
+import TestSupport
+@testable import MedPipeline
+
+/// The typed records between stages: each file written by one type and read back by the same type, old layouts
+/// read, newer ones refused.
+@Suite("Records between stages")
+struct RecordTests {
+    @Test("a run name prints as it parses, for every form results.csv holds, and answers what the report asks")
+    func runNames() {
+        for text in ["none", "full", "full@pretrained", "random", "xssr", "xssr:novelty/diversity", "xssr@scratch", "coreset+acquisition", "xssr+random"] {
+            #expect(RunName(parsing: text).description == text)
+        }
+        let ablation = RunName(parsing: "xssr:novelty/diversity")
+        #expect(ablation.strategy == "xssr:novelty/diversity" && ablation.xssrAblationTerms == "novelty/diversity" && ablation.isFirstSelection)
+        let continued = RunName(parsing: "coreset+acquisition")
+        #expect(continued.strategy == "coreset" && continued.continuation == "acquisition" && continued.start == nil && !continued.isFirstSelection)
+        let fullPretrained = RunName(parsing: "full@pretrained")
+        #expect(fullPretrained.isFull && fullPretrained.start == "pretrained" && fullPretrained != RunName.full())
+        #expect(RunName.none.isNone && RunName(parsing: "none") == .none)
+    }
+
+    @Test("a selection file of the layout before `version` (written by JSONSerialization, results at the top level) reads, and writes back with the same members")
+    func selectionOldLayout() throws {
+        let s = Scratch("records"); defer { s.cleanup() }
+        let old = """
+        {"alpha": 0.3, "budget": 2, "coverage_curve": [{"alpha": 0, "max_radius": 2.5, "mean_radius": 1.25}], "labeled": [],
+         "parameters": {"k": 10, "terms": "density,novelty,diversity"},
+         "picks": [{"id": "a", "index": 4, "score": 0.9, "terms": {"density": 0.5, "diversity": null, "novelty": 1}},
+                   {"id": "b", "index": 1, "score": null, "terms": {"cluster": 3}}],
+         "seed": 7, "selected": ["a", "b"], "strategy": "xssr"}
+        """
+        let path = s.write(Array(old.utf8), "old.json")
+        let r = try Selection.read(path)
+        #expect(r.version == 1 && r.strategy == "xssr" && r.budget == 2 && r.seed == 7 && r.round == nil)
+        #expect(r.selected == ["a", "b"] && r.labeledAndSelected == ["a", "b"])
+        #expect(r.alpha == 0.3)
+        #expect(r.picks[0].terms?["diversity"] == .null && r.picks[0].terms?["novelty"] == .int(1) && r.picks[1].score == nil)
+        #expect(r.parameters["k"] == .int(10))
+        try r.write(to: s.file("new.json"))
+        let back = try Selection.read(s.file("new.json"))
+        #expect(back == r)
+        // The members a reader of the old layout looks for are where they were.
+        let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("new.json")))) as! [String: Any]
+        #expect((o["alpha"] as? Double) == 0.3 && (o["selected"] as? [String]) == ["a", "b"] && (o["coverage_curve"] as? [Any])?.count == 1)
+        #expect((o["version"] as? Int) == Selection.currentVersion)
+    }
+
+    @Test("a selection of a newer layout, or a file that is not a selection, is refused with its path and why")
+    func selectionRefused() {
+        let s = Scratch("records"); defer { s.cleanup() }
+        let newer = s.write(Array(#"{"version": 99, "strategy": "random", "budget": 1, "selected": ["a"]}"#.utf8), "newer.json")
+        #expect { try Selection.read(newer) } throws: { e in
+            (e as? DataError)?.description.contains("version 99, newer than this medselect reads") == true && (e as? DataError)?.path == newer
+        }
+        let other = s.write(Array(#"{"cases": ["a"]}"#.utf8), "other.json")
+        #expect { try Selection.read(other) } throws: { e in (e as? DataError)?.description.contains("not a selection JSON") == true }
+        #expect { try Selection.read(s.file("missing.json")) } throws: { e in (e as? DataError)?.description.contains("no such file") == true }
+    }
+
+    @Test("validation_metrics.csv and results.csv round-trip, NaN included; another table is refused")
+    func tables() throws {
+        let s = Scratch("records"); defer { s.cleanup() }
+        let scores = [CaseScore(id: "c1", site: "A", label: 1, dice: 0.8125, hausdorff95: 3.5, assd: 0.25),
+                      CaseScore(id: "c2", site: "B", label: 2, dice: 0, hausdorff95: .nan, assd: .infinity)]
+        try CaseScore.write(scores, to: s.file("validation_metrics.csv"))
+        let back = try CaseScore.read(s.file("validation_metrics.csv"))
+        #expect(back.count == 2 && back[0] == scores[0] && back[1].id == "c2" && back[1].hausdorff95.isNaN && back[1].assd == .infinity)
+        let wrong = s.write(Array("id,dice\nc1,0.5\n".utf8), "other.csv")
+        #expect(throws: DataError.self) { try CaseScore.read(wrong) }
+
+        let rows = [ResultRow(strategy: "xssr@pretrained", budget: "5%", seed: 3, round: 1, site: "A", labeled: 4, cases: 2, dice: 0.75,
+                              hausdorff95: .nan, assd: 1.5, selection: "items/select/k/selection.json"),
+                    ResultRow(strategy: "coreset+acquisition", budget: "4", seed: 0, round: 2, site: "B", labeled: 8, cases: 1, dice: 0.5,
+                              hausdorff95: 2, assd: 0.125, selection: "")]
+        try ResultRow.write(rows, to: s.file("results.csv"))
+        let r = try ResultRow.read(s.file("results.csv"))
+        #expect(r.count == 2 && r[1] == rows[1] && r[0].strategy == rows[0].strategy && r[0].hausdorff95.isNaN && r[0].dice == 0.75)
+    }
+}
