@@ -91,7 +91,7 @@ struct Export: ParsableCommand, ReadsImages {
     )
     @OptionGroup var limits: ReadLimitOptions
     @Option(help: "SQLite index.") var db: String
-    @Option(help: "nnunet or monai.") var format: String
+    @Option(help: "The layout to write.") var format: ExportFormat
     @Option(help: "Output folder (nnunet) or JSON file (monai).") var out: String
     @Option(help: "nnU-Net dataset id (1-999).") var id = 500
     @Option(help: "nnU-Net dataset name.") var name = "MedSelect"
@@ -110,7 +110,7 @@ struct Export: ParsableCommand, ReadsImages {
             datasets = datasets.map { $0.filtered(sites: keep) }
         }
         switch format {
-        case "nnunet":
+        case .nnunet:
             guard (1...999).contains(id) else { throw ValidationError("--id must lie in 1...999") }
             guard name.range(of: "^[A-Za-z0-9_-]+$", options: .regularExpression) != nil else { throw ValidationError("--name may hold letters, digits, _ and -") }
             if let s = slices, s != "axial" { throw ValidationError("--slices supports axial") }
@@ -124,11 +124,9 @@ struct Export: ParsableCommand, ReadsImages {
                                              progress: progress.callback)
             progress.finish()
             print("wrote \(r.folder): \(r.training) training cases, \(r.test) test cases, file ending \(r.fileEnding), labels \(r.labelMapping.sorted { $0.key < $1.key }.map { "\($0.key)->\($0.value)" }.joined(separator: ", "))")
-        case "monai":
+        case .monai:
             let r = try DatasetExport.monai(datasets, to: out, validationFraction: validation, seed: seed)
             print("wrote \(out): \(r.training) training, \(r.validation) validation, \(r.test) test entries")
-        default:
-            throw ValidationError("--format must be nnunet or monai")
         }
     }
 }
@@ -144,7 +142,7 @@ struct Cache: ParsableCommand, ReadsImages {
     @Option(help: "Cache folder (a subfolder per parameter set).") var out: String
     @Option(help: "Target spacing, mm (x,y[,z]).") var spacing: String?
     @Option(help: "Target shape (x,y[,z]).") var shape: String?
-    @Option(help: "zscore, minmax or none.") var normalize = "zscore"
+    @Option(help: "Intensity normalisation.") var normalize = IntensityNormalization.zscore
     @Option(help: "Clip to percentiles first, e.g. 0.5,99.5.") var clip: String?
     @Flag(help: "No progress lines on stderr.") var quiet = false
 
@@ -158,7 +156,7 @@ struct Cache: ParsableCommand, ReadsImages {
             }
         }
         let params = PreprocessCache.Parameters(spacing: try numbers(spacing, "spacing"), shape: try numbers(shape, "shape")?.map { Int($0) },
-                                                normalize: normalize, clipPercentiles: try numbers(clip, "clip"))
+                                                normalize: normalize.rawValue, clipPercentiles: try numbers(clip, "clip"))
         let cache = try PreprocessCache(root: out, parameters: params)
         let samples = try DatasetIndex(path: db).datasets().flatMap(\.samples)
         let progress = ProgressLine("cache", quiet: quiet)

@@ -42,7 +42,7 @@ struct Embed: ParsableCommand, ReadsImages {
     @Option(help: "Thumbnail side.") var size = 32
     @Option(help: "Principal components kept (0: none; default 32 for thumbnails, none for an encoder).") var pca: Int?
     @Option(help: "An encoder.safetensors from medselect pretrain (--method mae or hssl).") var encoder: String?
-    @Option(help: "MAE encoder pooling per slice: cls or mean.") var pool = "cls"
+    @Option(help: "MAE encoder pooling per slice.") var pool = MaskedAutoencoder.Pooling.cls
     @Option(help: "Embed only shard I of N of the ordered cases (I/N, 0-based), for medselect embed-merge.") var shard: String?
     @Option(help: "Sites whose rows go to --source-out (comma-separated).") var sourceSites: String?
     @Option(help: "Output .npy for the source sites' rows.") var sourceOut: String?
@@ -53,7 +53,6 @@ struct Embed: ParsableCommand, ReadsImages {
         let method = self.method.map { $0 == "mae" ? "encoder" : $0 } ?? (encoder == nil ? "thumbnail" : "encoder")
         guard ["thumbnail", "encoder"].contains(method) else { throw ValidationError("--method must be thumbnail or encoder") }
         guard (method == "encoder") == (encoder != nil) else { throw ValidationError("--method encoder needs --encoder (and --encoder implies it)") }
-        guard MaskedAutoencoder.Pooling(rawValue: pool) != nil else { throw ValidationError("--pool must be cls or mean") }
         guard (4...512).contains(size) else { throw ValidationError("--size must be between 4 and 512") }
         guard (self.pca ?? 0) >= 0 else { throw ValidationError("--pca must be >= 0") }
         if let text = shard {
@@ -66,7 +65,7 @@ struct Embed: ParsableCommand, ReadsImages {
     }
 
     func run() throws {
-        let pooling = MaskedAutoencoder.Pooling(rawValue: pool)!
+        let pooling = pool
         let pca = self.pca ?? (encoder == nil && shard == nil ? 32 : 0)
         let shard = self.shard.flatMap(EmbeddingShards.Shard.init)
         // Output folders are checked before anything is embedded.

@@ -123,7 +123,9 @@ enum Main {
         setenv("MEDSELECT_NO_REEXEC", "1", 1)
         var args = CommandLine.arguments.map { strdup($0) }
         args.append(nil)
-        execv("/proc/self/exe", &args)
+        // This executable's path from Foundation (portable; it reads /proc/self/exe on Linux itself).
+        guard let executable = Bundle.main.executablePath else { return }
+        execv(executable, &args)
         // execv only returns on failure: carry on with the defaults.
         #endif
     }

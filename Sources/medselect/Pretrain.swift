@@ -41,7 +41,7 @@ struct Pretrain: ParsableCommand, ReadsImages {
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Method: mae (masked autoencoder, XSSR) or hssl (multi-domain contrastive U-Net pretraining).") var method = "mae"
+    @Option(help: "Method: mae (masked autoencoder, XSSR) or hssl (multi-domain contrastive U-Net pretraining).") var method = PretrainMethod.mae
     @OptionGroup(title: "HSSL") var hssl: HSSLOptions
     @Option(help: "Image side after resampling (a multiple of --patch).") var size = 128
     @Option(help: "Patch side in pixels.") var patch = 16
@@ -65,13 +65,12 @@ struct Pretrain: ParsableCommand, ReadsImages {
     @Option(help: "Output folder.") var out: String
 
     func validate() throws {
-        guard ["mae", "hssl"].contains(method) else { throw ValidationError("--method must be mae or hssl") }
-        guard epochs >= 1, (batch ?? 2) >= (method == "hssl" ? 2 : 1), (lr ?? 1) > 0, (weightDecay ?? 0) >= 0, maxSlices >= 1, previewEvery >= 0 else {
+        guard epochs >= 1, (batch ?? 2) >= (method == .hssl ? 2 : 1), (lr ?? 1) > 0, (weightDecay ?? 0) >= 0, maxSlices >= 1, previewEvery >= 0 else {
             throw ValidationError("need --epochs >= 1, --batch >= 1 (2 for hssl), --lr > 0, --weight-decay >= 0, --max-slices >= 1, --preview-every >= 0")
         }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
-        if method == "mae", let problem = modelConfiguration(channels: 1).problem { throw ValidationError(problem) }
-        if method == "hssl", let problem = hssl.configuration(size: size, domains: []).problem { throw ValidationError(problem) }
+        if method == .mae, let problem = modelConfiguration(channels: 1).problem { throw ValidationError(problem) }
+        if method == .hssl, let problem = hssl.configuration(size: size, domains: []).problem { throw ValidationError(problem) }
     }
 
     func modelConfiguration(channels: Int) -> MaskedAutoencoder.Configuration {
@@ -84,13 +83,13 @@ struct Pretrain: ParsableCommand, ReadsImages {
     }
 
     func run() throws {
-        let batch = self.batch ?? (method == "hssl" ? 16 : 32)
-        if method == "mae" { try checkTrainingMemory(batch: batch) }
+        let batch = self.batch ?? (method == .hssl ? 16 : 32)
+        if method == .mae { try checkTrainingMemory(batch: batch) }
         // One writer per output folder: a second pretrain into the same --out is refused while this one runs.
         let lock = try FolderLock(folder: out, command: "medselect pretrain")
         defer { withExtendedLifetime(lock) {} }
         Self.noteScheduleChange(folder: out, epochs: epochs)
-        if method == "hssl" { return try runHSSL() }
+        if method == .hssl { return try runHSSL() }
         let lr = self.lr ?? 5e-4, weightDecay = self.weightDecay ?? 0.05
         let samples = try dataset.load().flatMap(\.samples)
         guard samples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(samples.count) case(s); pretraining needs at least 2 (check --sites)") }

@@ -13,7 +13,7 @@ struct HSSLOptions: ParsableArguments {
     @Option(help: "HSSL domain label of each image: dataset (its benchmark) or site (dataset/site).") var domain = "dataset"
     @Option(help: "HSSL: U-Net base width (as medselect train's --base).") var base = 16
     @Option(help: "HSSL: U-Net levels.") var levels = 4
-    @Option(help: "HSSL: normalisation, batch or instance (as medselect train's --norm).") var norm = "batch"
+    @Option(help: "HSSL: normalisation, batch or instance (as medselect train's --norm).") var norm = UNet.Normalization.batch
     @Option(help: "HSSL: NT-Xent temperature of the global term.") var temperature: Float = 0.2
     @Option(help: "HSSL: NT-Xent temperature of the dense term.") var localTemperature: Float = 0.2
     @Option(help: "HSSL: weight of the global contrastive term.") var globalWeight: Float = 1
@@ -24,7 +24,7 @@ struct HSSLOptions: ParsableArguments {
 
     func configuration(size: Int, domains: [String]) -> HSSLModel.Configuration {
         var c = HSSLModel.Configuration()
-        c.unet = UNet.Configuration(inChannels: 1, classes: 2, base: base, levels: levels, normalization: UNet.Normalization(rawValue: norm) ?? .batch)
+        c.unet = UNet.Configuration(inChannels: 1, classes: 2, base: base, levels: levels, normalization: norm)
         c.imageSize = size; c.domains = domains; c.grid = grid
         c.temperature = temperature; c.localTemperature = localTemperature
         c.globalWeight = globalWeight; c.localWeight = localWeight; c.domainWeight = domainWeight
@@ -33,7 +33,6 @@ struct HSSLOptions: ParsableArguments {
 
     func validate() throws {
         guard ["dataset", "site"].contains(domain) else { throw ValidationError("--domain must be dataset or site") }
-        guard UNet.Normalization(rawValue: norm) != nil else { throw ValidationError("--norm must be batch or instance") }
         guard base >= 1, (1...6).contains(levels) else { throw ValidationError("need --base >= 1 and 1 <= --levels <= 6") }
         guard cropScale >= 0.3 && cropScale <= 1 else { throw ValidationError("--crop-scale must be in [0.3, 1] (smaller crops may not overlap)") }
     }

@@ -32,7 +32,7 @@ struct Run: ParsableCommand {
     @Option(help: "--preset: image size for the U-Net and the encoder.") var size = 128
     @Option(help: "--preset: fine-tuning epochs (the source model trains twice as long).") var epochs = 30
     @Option(help: "--preset: seeds (comma-separated).") var seeds = "0,1,2"
-    @Option(help: "--preset: budget (and budget per active-learning round), a share such as 5% or a count.") var budget = "5%"
+    @Option(help: "--preset: budget (and budget per active-learning round), a share such as 5% or a count.") var budget = Budget.share(5)
     @Option(help: "--preset: strategies to add (comma-separated, e.g. typiclust,probcover).") var addStrategies: String?
     @Option(help: "Run folder (shared by all workers).") var out: String
     @Option(help: "Local worker processes.") var workers = 1
@@ -159,7 +159,7 @@ struct Run: ParsableCommand {
         o.targetSites = (targetSites ?? "").split(separator: ",").map(String.init)
         o.size = size; o.epochs = epochs
         o.seeds = seeds.split(separator: ",").compactMap { Int($0) }
-        o.budget = budget
+        o.budget = budget.description
         o.extraStrategies = (addStrategies ?? "").split(separator: ",").map(String.init)
         let json = try ExperimentPresets.configuration(preset!, o)
         let text = String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self) + "\n"

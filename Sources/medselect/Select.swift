@@ -23,13 +23,13 @@ struct Select: ParsableCommand, ReadsImages {
     @Option(help: "Ids, one per row (text or CSV whose first column is the id; an 'id' header is skipped). Default: the .ids.csv that embed wrote beside the embeddings, when present.") var ids: String?
     @Option(help: "Source-domain embeddings (.npy, same D) for the novelty term.") var source: String?
     @Option(help: "Already labeled samples: comma-separated ids, or a file with one id per line.") var labeled: String?
-    @Option(help: "random, coreset, xssr, coldstart, typiclust, probcover or acquisition (later rounds: needs --uncertainty).") var strategy: String
+    @Option(help: "The strategy (acquisition, for later rounds, needs --uncertainty).") var strategy: Strategy
     @Option(help: "coldstart: t-SNE perplexity.") var perplexity: Double = 30
     @Option(name: .customLong("map-out"), help: "coldstart: also write the t-SNE map (N x 2) to this .npy.") var mapOut: String?
     @Option(help: "coldstart: the numbers of clusters to try, K or A-B (default 2-min(budget, 50); the silhouette chooses).")
     var clusters: String?
     @Option(help: "probcover: ball radius delta (default: chosen by 95% purity of k-means pseudo-labels).") var delta: Float?
-    @Option(parsing: .unconditional, help: "How many to pick: a count (22) or a share of the pool (5%; 100% with --labeled: every case not labeled yet).") var budget: String
+    @Option(parsing: .unconditional, help: "How many to pick: a count (22) or a share of the pool (5%; 100% with --labeled: every case not labeled yet).") var budget: Budget
     @Option(help: "Seed for every random choice.") var seed: UInt64 = 0
     @Option(help: "Output JSON path (a .csv is written beside it).") var out: String
     @Option(help: "Neighbours for density and novelty (xssr).") var k: Int = 10
@@ -42,28 +42,18 @@ struct Select: ParsableCommand, ReadsImages {
     var uncertainty: String?
     @Option(help: "acquisition: weight of uncertainty against diversity (1 = uncertainty only, 0 = k-center).") var alpha: Double = 0.5
 
-    static let strategies = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover", "acquisition"]
-
     func validate() throws {
-        guard Self.strategies.contains(strategy.lowercased()) else {
-            throw ValidationError("--strategy must be one of \(Self.strategies.joined(separator: ", "))")
-        }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
-        if strategy.lowercased() == "acquisition" && uncertainty == nil { throw ValidationError("--strategy acquisition needs --uncertainty") }
+        if strategy == .acquisition && uncertainty == nil { throw ValidationError("--strategy acquisition needs --uncertainty") }
         guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1]") }
         if let xssrAlpha {
-            guard strategy.lowercased() == "xssr" else { throw ValidationError("--xssr-alpha goes with --strategy xssr") }
+            guard strategy == .xssr else { throw ValidationError("--xssr-alpha goes with --strategy xssr") }
             guard (0...1).contains(xssrAlpha) else { throw ValidationError("--xssr-alpha must be in [0, 1]") }
         }
         _ = try XSSR.Terms(parsing: terms)
         if let clusters { _ = try Self.parseClusterRange(clusters) }
-        if stratifyBy != nil && strategy.lowercased() != "random" {
+        if stratifyBy != nil && strategy != .random {
             throw ValidationError("--stratify-by applies to --strategy random only (the other strategies spread their picks by their own criteria)")
-        }
-        if budget.hasSuffix("%") {
-            guard let p = Double(budget.dropLast()), p > 0, p <= 100 else { throw ValidationError("--budget as a share must be in (0%, 100%]") }
-        } else {
-            guard let n = Int(budget), n >= 1 else { throw ValidationError("--budget must be a positive count or a percentage such as 5%") }
         }
     }
 
@@ -170,16 +160,15 @@ struct Select: ParsableCommand, ReadsImages {
             }
         }
         let n = pool.count, remaining = n - Set(labeledRows).count
-        var count: Int = budget.hasSuffix("%") ? max(1, Int((Double(budget.dropLast())! / 100 * Double(n)).rounded())) : Int(budget)!
-        if budget.hasSuffix("%") && Double(budget.dropLast())! == 100 { count = remaining }
+        let count = budget.isWholePool ? remaining : budget.count(pool: n)
         guard count >= 1 else { throw CommandError(subject: labeled ?? embeddings, reason: "every case of the pool of \(n) is labeled already: nothing left to select") }
-        if ["coldstart", "typiclust", "probcover"].contains(strategy.lowercased()), n > 1,
+        if [.coldstart, .typiclust, .probcover].contains(strategy), n > 1,
            (1..<n).allSatisfy({ r in (0..<m.cols).allSatisfy { m.values[r * m.cols + $0] == m.values[$0] } }) {
-            throw CommandError(subject: embeddings, reason: "all \(n) rows are identical, so the embedding tells no case from another and \(strategy.lowercased()) has nothing to cluster "
+            throw CommandError(subject: embeddings, reason: "all \(n) rows are identical, so the embedding tells no case from another and \(strategy.rawValue) has nothing to cluster "
                 + "(a constant image set, or an encoder that maps everything to one point)")
         }
         var notes: [String] = []
-        if strategy.lowercased() == "xssr" && source == nil && terms.contains("novelty") {
+        if strategy == .xssr && source == nil && terms.contains("novelty") {
             notes.append("xssr ran without --source: the novelty term (distance to the source domain) is 0 for every case, so only density and diversity chose; give --source with the source sites' embeddings (medselect embed --source-sites S --source-out S.npy)")
         }
         for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
@@ -191,10 +180,10 @@ struct Select: ParsableCommand, ReadsImages {
         stage.seed = seed; stage.labeled = labeledRows; stage.source = sourceMatrix; stage.k = k; stage.terms = terms; stage.xssrAlpha = xssrAlpha
         stage.perplexity = perplexity; stage.clusters = try clusters.map(Self.parseClusterRange); stage.delta = delta; stage.alpha = alpha
         if let stratifyBy { stage.groups = try Self.readGroups(stratifyBy, ids: pool.ids); stage.groupsSource = stratifyBy }
-        if let uncertainty, strategy.lowercased() == "acquisition" {
+        if let uncertainty, strategy == .acquisition {
             stage.uncertainty = try Self.readUncertainty(uncertainty, ids: pool.ids); stage.uncertaintySource = uncertainty
         }
-        if stage.strategy == "coldstart" && !labeledRows.isEmpty {
+        if stage.strategy == .coldstart && !labeledRows.isEmpty {
             FileHandle.standardError.write(Data("warning: coldstart ignores --labeled (it selects before any label exists)\n".utf8))
         }
         let outcome = try stage.run(pool: pool)
@@ -208,8 +197,8 @@ struct Select: ParsableCommand, ReadsImages {
             inputs["ids"] = input(ids)
         }
         if let source { inputs["source"] = input(source) }
-        if let uncertainty, strategy.lowercased() == "acquisition" { inputs["uncertainty"] = input(uncertainty) }
-        var record = outcome.selection(strategy: strategy.lowercased(), budget: count, seed: seed, labeled: labeledRows.map { pool.ids[$0] })
+        if let uncertainty, strategy == .acquisition { inputs["uncertainty"] = input(uncertainty) }
+        var record = outcome.selection(strategy: strategy.rawValue, budget: count, seed: seed, labeled: labeledRows.map { pool.ids[$0] })
         record.inputs = inputs
         record.timingsSeconds = ["load": t1.timeIntervalSince(t0), "select": t2.timeIntervalSince(t1)]
         record.medselectVersion = MedSelect.configuration.version
@@ -223,6 +212,6 @@ struct Select: ParsableCommand, ReadsImages {
         }
         let csvPath = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".csv" : out + ".csv"
         try AtomicFile.write(csv, to: csvPath)
-        FileHandle.standardError.write(Data("selected \(count) of \(n) with \(strategy.lowercased()) -> \(out), \(csvPath)\n".utf8))
+        FileHandle.standardError.write(Data("selected \(count) of \(n) with \(strategy.rawValue) -> \(out), \(csvPath)\n".utf8))
     }
 }

@@ -34,7 +34,7 @@ struct Train: ParsableCommand, ReadsImages {
     @OptionGroup var dataset: DatasetOptions
     @Option(help: "Train only on the ids of this selection JSON (members 'labeled' and 'selected'), which must be training cases (embed --split train); validation stays as split.") var selection: String?
     @Option(help: "Start from the weights of this checkpoint (fine-tuning, e.g. a source-site model; same architecture) or of a pretrained encoder (medselect pretrain --method hssl).") var initFrom: String?
-    @Option(help: "With --init-from: encoder (contracting path and bottleneck) or all (everything the file holds; the segmentation head starts fresh when the file has none).") var initPart = "all"
+    @Option(help: "With --init-from: encoder (contracting path and bottleneck) or all (everything the file holds; the segmentation head starts fresh when the file has none).") var initPart = InitPart.all
     @Option(help: "Image side after resampling (multiple of 16).") var size = 128
     @Option(help: "Held-out fraction of the labeled cases.") var validationFraction = 0.2
     @Option(help: "Sites used only for validation (comma-separated).") var validationSites: String?
@@ -43,7 +43,7 @@ struct Train: ParsableCommand, ReadsImages {
     @Option(help: "Learning rate.") var lr: Float = 1e-3
     @Option(help: "U-Net base width.") var base = 16
     @Option(help: "U-Net levels.") var levels = 4
-    @Option(help: "Normalisation: batch or instance.") var norm = "batch"
+    @Option(help: "Normalisation.") var norm = UNet.Normalization.batch
     @Flag(help: "Deep supervision (auxiliary heads on the decoder's lower resolutions).") var deepSupervision = false
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Seed of the train/validation split (default: --seed); fix it to compare runs on the same held-out cases.") var splitSeed: UInt64?
@@ -55,9 +55,7 @@ struct Train: ParsableCommand, ReadsImages {
         guard (0..<1).contains(validationFraction), epochs >= (initFrom == nil ? 1 : 0), batch >= 2 else {
             throw ValidationError("need 0 <= --validation-fraction < 1, --epochs >= 1 (0 allowed with --init-from: evaluate only), --batch >= 2")
         }
-        guard UNet.Normalization(rawValue: norm) != nil else { throw ValidationError("--norm must be batch or instance") }
-        guard let part = InitPart(rawValue: initPart) else { throw ValidationError("--init-part must be encoder or all") }
-        guard initFrom != nil || part == .all else { throw ValidationError("--init-part goes with --init-from") }
+        guard initFrom != nil || initPart == .all else { throw ValidationError("--init-part goes with --init-from") }
     }
 
     func run() throws {
@@ -113,12 +111,12 @@ struct Train: ParsableCommand, ReadsImages {
         }
         guard trainSamples.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "fewer than two labeled training cases") }
         FileHandle.standardError.write(Data("[train] \(trainSamples.count) training and \(counted(valSamples.count, "validation case")), \(size)x\(size)\n".utf8))
-        let normalization = UNet.Normalization(rawValue: norm)!
+        let normalization = norm
         var training = SegmentationTraining()
         training.size = size; training.epochs = epochs; training.batch = batch; training.learningRate = lr; training.base = base
         training.levels = levels; training.normalization = normalization; training.deepSupervision = deepSupervision; training.seed = seed
         training.augmentation = !noAugmentation
-        let part = InitPart(rawValue: initPart)!
+        let part = initPart
         training.initPart = part
         let start = Date()
         let epochs = self.epochs

@@ -24,12 +24,11 @@ struct Uncertainty: ParsableCommand, ReadsImages {
     @Option(help: "Checkpoint written by medselect train.") var checkpoint: String
     @OptionGroup var dataset: DatasetOptions
     @OptionGroup var part: PartOptions
-    @Option(help: "entropy or margin.") var measure = "entropy"
+    @Option(help: "The per-case score of the softmax.") var measure = UncertaintyMeasure.entropy
     @Flag(help: "Average the probabilities over flips first.") var tta = false
     @Option(help: "Output CSV (id,site,uncertainty).") var out: String
 
     func run() throws {
-        guard ["entropy", "margin"].contains(measure) else { throw ValidationError("--measure must be entropy or margin") }
         let (model, config) = try Trainer.loadModel(checkpoint: checkpoint)
         guard let size = config.imageSize else {
             throw DataError.badConfiguration(path: checkpoint, reason: "the checkpoint does not record its training image size")
@@ -40,7 +39,7 @@ struct Uncertainty: ParsableCommand, ReadsImages {
         let progress = ProgressLine("uncertainty")
         for (n, s) in samples.enumerated() {
             progress.update(n, of: samples.count, unit: "cases", item: s.id)
-            let u = try Segmentation.uncertainty(s, model: model, size: size, measure: measure, tta: tta)
+            let u = try Segmentation.uncertainty(s, model: model, size: size, measure: measure.rawValue, tta: tta)
             csv += "\(s.id),\(s.site),\(u)\n"
         }
         progress.finish(counted(samples.count, "case"))

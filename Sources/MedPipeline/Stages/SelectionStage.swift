@@ -6,7 +6,7 @@ import MedFoundation
 /// The selection stage: one strategy run over an embedding pool, with every pick's score and terms and the
 /// parameters used, as `medselect select` writes them to its JSON and the experiment runner stores them.
 public struct SelectionStage {
-    public var strategy: String
+    public var strategy: Strategy
     public var budget: Int
     public var seed: UInt64 = 0
     /// Rows already labeled (later rounds).
@@ -32,7 +32,7 @@ public struct SelectionStage {
     public var groups: [String]? = nil
     public var groupsSource = ""
 
-    public init(strategy: String, budget: Int) { self.strategy = strategy.lowercased(); self.budget = budget }
+    public init(strategy: Strategy, budget: Int) { self.strategy = strategy; self.budget = budget }
 
     public struct Outcome {
         /// In pick order: index, id, score, terms.
@@ -57,7 +57,7 @@ public struct SelectionStage {
         var parameters: [String: JSONValue] = [:]
         var map: [Float]? = nil
         switch strategy {
-        case "random":
+        case .random:
             if let groups {
                 parameters["stratify_by"] = .string(groupsSource)
                 var sizes: [String: Int] = [:]
@@ -68,12 +68,12 @@ public struct SelectionStage {
             let candidates = (0..<n).filter { !labeledSet.contains($0) }
             let chosen = try RandomSelection.select(count: candidates.count, budget: count, seed: seed, groups: groups.map { g in candidates.map { g[$0] } })
             picks = chosen.map { Selection.Pick(index: candidates[$0], id: pool.ids[candidates[$0]]) }
-        case "coreset":
+        case .coreset:
             let r = try CoreSet.select(pool, budget: count, labeled: labeledRows, first: .random(seed: seed))
             picks = r.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.distance),
                                            terms: ["distance_to_nearest_centre": .number($0.distance)]) }
             parameters["first_centre"] = labeledRows.isEmpty ? "random(seed)" : "warm start from labeled"
-        case "coldstart":
+        case .coldstart:
             var options = TSNE.Options()
             options.perplexity = perplexity
             let range = clusters ?? ColdStart.defaultClusterRange(budget: count)
@@ -87,13 +87,13 @@ public struct SelectionStage {
             parameters["perplexity"] = .number(perplexity)
             parameters["cluster_range"] = [.int(range.lowerBound), .int(range.upperBound)]
             map = r.map
-        case "typiclust":
+        case .typiclust:
             let r = try TypiClust.select(pool, budget: count, labeled: labeledRows, seed: seed)
             picks = r.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.typicality),
                                            terms: ["typicality": .number($0.typicality), "cluster": .int($0.cluster)]) }
             parameters["neighbours"] = 20
             parameters["clusters"] = "min(labeled + budget, 500)"
-        case "acquisition":
+        case .acquisition:
             guard let scores = uncertainty else { throw SelectionError.invalidInput("acquisition needs per-row uncertainty") }
             let r = try Acquisition.select(uncertainty: scores, pool: pool, labeled: labeledRows, budget: count, alpha: alpha)
             picks = r.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.score),
@@ -101,13 +101,13 @@ public struct SelectionStage {
             parameters["alpha"] = .number(alpha)
             parameters["uncertainty"] = .string(uncertaintySource)
             parameters["combination"] = "alpha * uncertainty + (1 - alpha) * diversity, uncertainty min-max normalised, diversity / its max"
-        case "probcover":
+        case .probcover:
             let r = try ProbCover.select(pool, budget: count, labeled: labeledRows, delta: delta, seed: seed)
             picks = zip(r.picks, r.gains).map { Selection.Pick(index: $0.0, id: pool.ids[$0.0], score: Double($0.1), terms: ["newly_covered": .int($0.1)]) }
             extra["delta"] = .number(r.delta)
             extra["coverage"] = .number(r.coverage)
             parameters["delta"] = delta.map { .number($0) } ?? "auto (purity 0.95)"
-        case "xssr":
+        case .xssr:
             let termSet = try XSSR.Terms(parsing: terms)
             let r = try XSSR.select(pool: pool, source: source, labeled: labeledRows, budget: count, k: k, terms: termSet,
                                     alphaGrid: xssrAlpha.map { [$0] } ?? XSSR.defaultAlphaGrid)
@@ -120,8 +120,6 @@ public struct SelectionStage {
             parameters["k"] = .int(k)
             parameters["terms"] = .string(terms)
             parameters["combination"] = "[alpha*novelty + (1-alpha)*diversity] * (1 + density)/2, each term min-max normalised"
-        default:
-            throw SelectionError.invalidInput("unknown strategy '\(strategy)' (random, coreset, xssr, coldstart, typiclust, probcover, acquisition)")
         }
         return Outcome(picks: picks, results: extra, parameters: parameters, map: map)
     }

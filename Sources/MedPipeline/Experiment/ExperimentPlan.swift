@@ -280,7 +280,7 @@ public struct ExperimentPlan {
         let ids = try readIDs(folder + "/pool.ids.csv")
         let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: ids)
         let ablation = strategy.hasPrefix("xssr:") ? strategy.dropFirst(5).replacingOccurrences(of: "/", with: ",") : nil
-        var stage = SelectionStage(strategy: ablation == nil ? strategy : "xssr", budget: count)
+        var stage = SelectionStage(strategy: ablation == nil ? Strategy(rawValue: strategy)! : .xssr, budget: count)
         stage.seed = seed; stage.k = c.xssrK; stage.terms = ablation ?? c.xssrTerms
         if let alphaFrom {
             guard let alpha = try Selection.read(alphaFrom).alpha else {
@@ -308,7 +308,7 @@ public struct ExperimentPlan {
         let m = try NPYReader.readMatrix(folder + "/pool.npy")
         let embeddings = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: pool.map(\.id))
         let index = Dictionary(pool.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var stage = SelectionStage(strategy: continuation, budget: step)
+        var stage = SelectionStage(strategy: Strategy(rawValue: continuation)!, budget: step)
         stage.seed = seed &+ UInt64(round) &* 1_000_003
         stage.labeled = labeledIDs.compactMap { index[$0] }
         if continuation == "acquisition" {

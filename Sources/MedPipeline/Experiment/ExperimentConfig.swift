@@ -218,7 +218,7 @@ public struct ExperimentConfig: Sendable, Equatable {
         if let b = o["budgets"] {
             if let list = b as? [Any], !list.isEmpty {
                 for item in list {
-                    if let s = item as? String, s.hasSuffix("%"), let p = Double(s.dropLast()), p > 0, p <= 100 { c.budgets.append(s) }
+                    if let s = item as? String, s.hasSuffix("%"), Budget(parsing: s) != nil { c.budgets.append(s) }
                     else if let n = item as? NSNumber, !isBool(item), Double(n.intValue) == n.doubleValue, n.intValue >= 1 { c.budgets.append(String(n.intValue)) }
                     else if let s = item as? String, let n = Int(s), n >= 1 { c.budgets.append(String(n)) }
                     else { problems.append("budget \(item) must be a share such as \"5%\" or a positive count such as 22") }
@@ -278,9 +278,7 @@ public struct ExperimentConfig: Sendable, Equatable {
     }
 
     /// Budget `text` as a count for a pool of `pool` cases.
-    public static func count(_ text: String, pool: Int) -> Int {
-        text.hasSuffix("%") ? max(1, Int((Double(text.dropLast())! / 100 * Double(pool)).rounded())) : Int(text)!
-    }
+    public static func count(_ text: String, pool: Int) -> Int { Budget(parsing: text)!.count(pool: pool) }
 
     /// The configuration as canonical JSON (sorted keys), with paths as given after resolution: what results.json
     /// records and what keys items.
