@@ -49,10 +49,14 @@ public struct EpochRecord: Sendable, Codable, Equatable {
 public enum TrainingError: MedError, Sendable {
     /// The run folder holds a checkpoint of a different configuration or model.
     case differentRun(path: String, differences: [String])
+    /// A run asked to train for no epoch at all.
+    case noEpoch(path: String)
 
-    public var path: String { switch self { case .differentRun(let path, _): return path } }
+    public var path: String { switch self { case .differentRun(let path, _), .noEpoch(let path): return path } }
     public var reason: String {
         switch self {
+        case .noEpoch:
+            return "no epoch was run"
         case .differentRun(_, let d):
             return "holds a run with another configuration (\(d.joined(separator: "; "))): resume it with the same options, "
                 + "or use another --out folder (or delete this one)"

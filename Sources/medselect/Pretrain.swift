@@ -88,7 +88,7 @@ struct Pretrain: ParsableCommand, ReadsImages {
         // One writer per output folder: a second pretrain into the same --out is refused while this one runs.
         let lock = try FolderLock(folder: out, command: "medselect pretrain")
         defer { withExtendedLifetime(lock) {} }
-        Self.noteScheduleChange(folder: out, epochs: epochs)
+        if let note = PretrainingStage.scheduleChange(folder: out, epochs: epochs) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         if method == .hssl { return try runHSSL() }
         let lr = self.lr ?? 5e-4, weightDecay = self.weightDecay ?? 0.05
         let samples = try dataset.load().flatMap(\.samples)
@@ -113,39 +113,41 @@ struct Pretrain: ParsableCommand, ReadsImages {
         fingerprint.add("slices:\(maxSlices)")
         config.dataFingerprint = "\(train.count) training, \(validation?.count ?? 0) validation images, ids \(fingerprint.hex)"
         let model = MaskedAutoencoder(modelConfiguration(channels: train.channels), seed: seed)
-        let trainer = MAEPretrainer(model: model, config: config, folder: out)
-        let previewImages = Self.previewSet(validation ?? train, count: 6)
-        let encoderMeta = ["preprocessing": "2-D images, or up to \(maxSlices) evenly spaced axial slices per volume; resampled to \(size) x \(size), z-scored per slice and channel",
-                           "max_slices": String(maxSlices), "data": config.dataFingerprint ?? ""]
-        let progress = ProgressLine("pretrain")
-        let started = Date()
-        var stepsDone = 0
-        let history = try trainer.fit(train: train, validation: validation, stepEnded: { epoch, step, perEpoch, loss in
-            stepsDone += 1
-            let elapsed = Date().timeIntervalSince(started)
-            let remaining = Double((epochs - epoch) * perEpoch - step - 1) * elapsed / Double(stepsDone)
-            progress(String(format: "epoch %d/%d, step %d/%d, loss %.4f, %.0f images/s, %@ left", epoch + 1, epochs, step + 1, perEpoch, loss,
-                            Double(stepsDone * config.batchSize) / max(elapsed, 1e-9), ProgressLine.duration(remaining)))
-        }, epochEnded: { record in
-            progress.finish(String(format: "epoch %d/%d: training loss %.4f, validation loss %@, lr %.2e, %.1f s", record.epoch, epochs, record.trainLoss,
-                                   record.validation.isFinite ? String(format: "%.4f", record.validation) : "n/a", record.learningRate, record.seconds))
-            do {
-                try MAEPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(record.epoch)]) { $1 }, to: out + "/encoder.safetensors")
-                try Self.writeCurve(trainer.history, to: out + "/curve.svg")
-                if previewEvery > 0 && record.epoch % previewEvery == 0 { try Self.writePreview(trainer, previewImages, to: out + "/preview.png") }
-            } catch {
-                FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
-            }
-        })
-        guard let last = history.last else { throw CommandError(subject: out, reason: "no epoch was run") }
-        Self.warnIfDiverged(history)
-        try MAEPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(last.epoch)]) { $1 }, to: out + "/encoder.safetensors")
-        try Self.writeCurve(history, to: out + "/curve.svg")
-        try Self.writePreview(trainer, previewImages, to: out + "/preview.png")
-        let first = history.first!
+        var stage = PretrainingStage(method: .mae(model, config), train: train, validation: validation, folder: out)
+        stage.metadata = ["preprocessing": "2-D images, or up to \(maxSlices) evenly spaced axial slices per volume; resampled to \(size) x \(size), z-scored per slice and channel",
+                          "max_slices": String(maxSlices), "data": config.dataFingerprint ?? ""]
+        stage.preview = PretrainingStage.previewSet(validation ?? train, count: 6)
+        stage.previewEvery = previewEvery
+        let history = try Self.run(stage, epochs: epochs, batch: config.batchSize)
+        let (first, last) = (history.first!, history.last!)
         print(String(format: "pretrained %d epoch%@: training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors, checkpoint.safetensors, history.csv, curve.svg, preview.png",
                      history.count, history.count == 1 ? "" : "s", first.trainLoss, last.trainLoss,
                      last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))
+    }
+
+    /// Runs the pretraining stage with a progress line (steps, images per second, time left) and a line per epoch;
+    /// warns when the run diverged.
+    static func run(_ stage: PretrainingStage, epochs: Int, batch: Int) throws -> [EpochRecord] {
+        var stage = stage
+        let progress = ProgressLine("pretrain")
+        let started = Date()
+        var stepsDone = 0
+        stage.stepEnded = { s in
+            stepsDone += 1
+            let elapsed = Date().timeIntervalSince(started)
+            let remaining = Double((epochs - s.epoch) * s.perEpoch - s.step - 1) * elapsed / Double(stepsDone)
+            let terms = s.terms.map { String(format: " (global %.3f, dense %.3f, domain %.3f)", $0.global, $0.local, $0.domain) } ?? ""
+            progress(String(format: "epoch %d/%d, step %d/%d, loss %.4f%@, %.1f images/s, %@ left", s.epoch + 1, epochs, s.step + 1, s.perEpoch, s.loss, terms,
+                            Double(stepsDone * batch) / max(elapsed, 1e-9), ProgressLine.duration(remaining)))
+        }
+        stage.epochEnded = { record in
+            progress.finish(String(format: "epoch %d/%d: training loss %.4f, validation loss %@, lr %.2e, %.1f s", record.epoch, epochs, record.trainLoss,
+                                   record.validation.isFinite ? String(format: "%.4f", record.validation) : "n/a", record.learningRate, record.seconds))
+        }
+        stage.warn = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }
+        let history = try stage.run()
+        if let warning = PretrainingStage.divergence(history) { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        return history
     }
 
     /// Refuses, before any image is read, a masked autoencoder whose training step cannot fit in the memory limit
@@ -178,30 +180,6 @@ struct Pretrain: ParsableCommand, ReadsImages {
             + (advice.isEmpty ? "" : "; fits: " + advice.joined(separator: ", or ")))
     }
 
-    /// Resuming a run with another --epochs stretches or shortens its learning-rate schedule (warm-up and cosine decay
-    /// span the whole run) from the resumed epoch on: allowed, and said, since the result then differs from a fresh
-    /// run of the new length.
-    static func noteScheduleChange(folder: String, epochs: Int) {
-        guard FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"),
-              let meta = try? Safetensors.read(folder + "/checkpoint.safetensors").metadata, let text = meta["config"],
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              let stored = (object["epochs"] as? NSNumber)?.intValue, stored != epochs else { return }
-        FileHandle.standardError.write(Data(("note: \(folder) holds a run of \(counted(stored, "epoch")), resumed as a run of \(epochs): the learning-rate schedule "
-            + "(warm-up, then cosine decay over every epoch) now spans \(epochs) epochs from the resumed epoch on, so the result differs from a fresh "
-            + "\(epochs)-epoch run\n").utf8))
-    }
-
-    /// A loss that ends non-finite or far above where it started means the run diverged (too high a learning rate):
-    /// the files are written, with a warning, rather than passed off as a pretrained encoder.
-    static func warnIfDiverged(_ history: [EpochRecord]) {
-        guard let first = history.first, let last = history.last else { return }
-        let trainBad = !last.trainLoss.isFinite || (first.trainLoss.isFinite && last.trainLoss > 10 * max(first.trainLoss, 1e-12))
-        let validationBad = first.validation.isFinite && (!last.validation.isFinite || last.validation > 10 * max(first.validation, 1e-12))
-        guard trainBad || validationBad else { return }
-        FileHandle.standardError.write(Data(String(format: "warning: the pretraining diverged (training loss %.4g -> %.4g, validation loss %.4g -> %.4g): the encoder is not usable; lower --lr and run into a new folder\n",
-                                                   first.trainLoss, last.trainLoss, first.validation, last.validation).utf8))
-    }
-
     /// `items` split into training and held-out parts: a seeded share (--validation-fraction, at least one item when
     /// it is above 0, never all), in the original order within each part.
     func heldOut<T>(_ items: [T]) -> (train: [T], validation: [T]) {
@@ -220,51 +198,5 @@ struct Pretrain: ParsableCommand, ReadsImages {
         }
         progress.finish("\(counted(samples.count, "\(label) case")) read")
         return stack
-    }
-
-    /// Up to `count` images spread evenly over the stack (the same ones in every preview).
-    static func previewSet(_ stack: ImageStack, count: Int) -> ImageStack {
-        let k = min(count, stack.count), per = stack.channels * stack.size * stack.size
-        let picks = (0..<k).map { $0 * stack.count / max(1, k) }
-        return ImageStack(values: picks.flatMap { stack.values[($0 * per)..<(($0 + 1) * per)] }, count: k, channels: stack.channels, size: stack.size)
-    }
-
-    /// preview.png: a header naming the columns, then one row per image: original | masked | reconstruction, each
-    /// enlarged to at least 128 pixels (nearest neighbour) and z-scored values −2.5...2.5 mapped to 0...255.
-    static func writePreview(_ trainer: MAEPretrainer, _ images: ImageStack, to path: String) throws {
-        let (masked, rebuilt) = try trainer.reconstructions(images)
-        let (s, c, gap, font) = (images.size, images.channels, 4, 2)
-        let zoom = max(1, (128 + s - 1) / s), t = s * zoom, header = 7 * font + 2 * gap
-        let w = 3 * t + 4 * gap, h = header + images.count * (t + gap)
-        var pixels = [UInt8](repeating: 255, count: w * h * c)
-        for (column, title) in ["original", "masked", "reconstruction"].enumerated() {
-            let scale = BitmapFont.width(title, scale: font) <= t ? font : 1
-            let x0 = gap + column * (t + gap) + max(0, (t - BitmapFont.width(title, scale: scale)) / 2)
-            BitmapFont.draw(title, x: x0, y: gap + (7 * (font - scale)) / 2, scale: scale) { x, y in
-                guard x >= 0, x < w, y >= 0, y < h else { return }
-                for ch in 0..<c { pixels[(y * w + x) * c + ch] = 0 }
-            }
-        }
-        for (column, source) in [images.values, masked, rebuilt].enumerated() {
-            for b in 0..<images.count { for ch in 0..<c { for y in 0..<t { for x in 0..<t {
-                let v = source[((b * c + ch) * s + y / zoom) * s + x / zoom]
-                let px = gap + column * (t + gap) + x, py = header + b * (t + gap) + y
-                pixels[(py * w + px) * c + ch] = UInt8(max(0, min(255, ((v + 2.5) / 5 * 255).rounded())))
-            } } } }
-        }
-        try PNGWriter.write(interleaved: pixels, width: w, height: h, channels: c, bitDepth: 8, spacing: nil, to: path)
-    }
-
-    /// curve.svg: training and validation reconstruction loss per epoch.
-    static func writeCurve(_ h: [EpochRecord], title: String = "Masked-autoencoder pretraining",
-                           yLabel: String = "reconstruction loss (MSE, hidden patches)", to path: String) throws {
-        var chart = LineChart(title: title, xLabel: "epoch", yLabel: yLabel,
-                              series: [.init(name: "training", points: h.map { (Double($0.epoch), $0.trainLoss) }, markers: h.count <= 30)])
-        if h.contains(where: { $0.validation.isFinite }) {
-            chart.series.append(.init(name: title.hasPrefix("HSSL") ? "validation (fixed views)" : "validation (fixed masks)", points: h.map { (Double($0.epoch), $0.validation) }, markers: h.count <= 30))
-        }
-        chart.integerX = true
-        chart.width = 560; chart.height = 300
-        try AtomicFile.write(chart.svg, to: path)
     }
 }

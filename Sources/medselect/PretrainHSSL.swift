@@ -83,35 +83,12 @@ extension Pretrain {
         fingerprint.add("slices:\(maxSlices)")
         config.dataFingerprint = "\(train.count) training, \(validation?.count ?? 0) validation images, ids \(fingerprint.hex)"
         let model = HSSLModel(modelConfiguration, seed: seed)
-        let trainer = HSSLPretrainer(model: model, config: config, folder: out)
-        let encoderMeta = ["preprocessing": "2-D images, or up to \(maxSlices) evenly spaced axial slices per volume; resampled to \(size) x \(size), z-scored per slice; colour converted to gray (BT.601 luminance) and z-scored again",
-                           "max_slices": String(maxSlices), "data": config.dataFingerprint ?? "", "domains": domains.joined(separator: ","),
-                           "domain_by": hssl.domain, "datasets": dataset.origin]
-        let progress = ProgressLine("pretrain")
-        let started = Date()
-        var stepsDone = 0
-        let history = try trainer.fit(train: train, domains: trainDomains, validation: validation, validationDomains: valDomains, stepEnded: { epoch, step, perEpoch, loss in
-            stepsDone += 1
-            let elapsed = Date().timeIntervalSince(started)
-            let remaining = Double((epochs - epoch) * perEpoch - step - 1) * elapsed / Double(stepsDone)
-            let t = trainer.lastTerms
-            progress(String(format: "epoch %d/%d, step %d/%d, loss %.4f (global %.3f, dense %.3f, domain %.3f), %.1f images/s, %@ left", epoch + 1, epochs,
-                            step + 1, perEpoch, loss, t.global, t.local, t.domain, Double(stepsDone * config.batchSize) / max(elapsed, 1e-9),
-                            ProgressLine.duration(remaining)))
-        }, epochEnded: { record in
-            progress.finish(String(format: "epoch %d/%d: training loss %.4f, validation loss %@, lr %.2e, %.1f s", record.epoch, epochs, record.trainLoss,
-                                   record.validation.isFinite ? String(format: "%.4f", record.validation) : "n/a", record.learningRate, record.seconds))
-            do {
-                try HSSLPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(record.epoch)]) { $1 }, to: out + "/encoder.safetensors")
-                try Self.writeCurve(trainer.history, title: "HSSL pretraining", yLabel: "weighted loss (global, dense, domain terms)", to: out + "/curve.svg")
-            } catch {
-                FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
-            }
-        })
-        guard let last = history.last, let first = history.first else { throw CommandError(subject: out, reason: "no epoch was run") }
-        Self.warnIfDiverged(history)
-        try HSSLPretrainer.writeEncoder(model, metadata: encoderMeta.merging(["epoch": String(last.epoch)]) { $1 }, to: out + "/encoder.safetensors")
-        try Self.writeCurve(history, title: "HSSL pretraining", yLabel: "weighted loss (global, dense, domain terms)", to: out + "/curve.svg")
+        var stage = PretrainingStage(method: .hssl(model, config, domains: trainDomains, validationDomains: valDomains), train: train, validation: validation, folder: out)
+        stage.metadata = ["preprocessing": "2-D images, or up to \(maxSlices) evenly spaced axial slices per volume; resampled to \(size) x \(size), z-scored per slice; colour converted to gray (BT.601 luminance) and z-scored again",
+                          "max_slices": String(maxSlices), "data": config.dataFingerprint ?? "", "domains": domains.joined(separator: ","),
+                          "domain_by": hssl.domain, "datasets": dataset.origin]
+        let history = try Self.run(stage, epochs: epochs, batch: config.batchSize)
+        let (first, last) = (history.first!, history.last!)
         print(String(format: "pretrained %d epoch%@ (HSSL, %d domain%@): training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors (for medselect train --init-from and embed --encoder), checkpoint.safetensors, history.csv, curve.svg",
                      history.count, history.count == 1 ? "" : "s", domains.count, domains.count == 1 ? "" : "s", first.trainLoss, last.trainLoss,
                      last.validation.isFinite ? String(format: "%.4f -> %.4f", first.validation, last.validation) : "n/a (no held-out cases)", out))

@@ -30,10 +30,7 @@ public struct Experiment {
         while true {
             let pending = plan.items.filter { !store.isDone($0.stage, $0.key) }
             if pending.isEmpty { break }
-            let ready = pending.filter { item in item.dependencies.allSatisfy { dep in
-                let parts = dep.split(separator: "/", maxSplits: 1).map(String.init)
-                return store.isDone(parts[0], parts[1])
-            } }
+            let ready = pending.filter { item in item.dependencies.allSatisfy(store.isDone) }
             var worked = false
             for item in ready where try store.claim(item.stage, item.key) {
                 let done = plan.items.count - pending.count

@@ -5,10 +5,34 @@ import MedNN
 import MedSelection
 import MedFoundation
 
-/// An experiment's items, derived from its configuration and data: the source model, the encoder (MAE), the
-/// embeddings of the source cases and the target pool, one selection per strategy x budget x seed, one fine-tuning
-/// per selection, the source model scored without target labels, and the full-data reference. Keys hash each item's
-/// inputs (case ids, upstream keys, its settings), so adding a strategy or a seed adds items and reuses the rest.
+/// An item of a plan: its stage and the key that hashes its inputs; it lives in RUN/items/<stage>/<key>.
+public struct ItemID: Hashable, Sendable, CustomStringConvertible {
+    public var stage: String
+    public var key: String
+    public var description: String { stage + "/" + key }
+}
+
+/// One unit of an experiment: a stage's work on given inputs, stored under a key derived from those inputs and its
+/// configuration, after the items it depends on.
+public struct PlanItem: @unchecked Sendable {
+    public var id: ItemID
+    public var label: String
+    public var dependencies: [ItemID]
+    public var compute: (_ folder: String) throws -> Void
+    public var stage: String { id.stage }
+    public var key: String { id.key }
+}
+
+extension ItemStore {
+    public func folder(_ id: ItemID) -> String { folder(id.stage, id.key) }
+    public func isDone(_ id: ItemID) -> Bool { isDone(id.stage, id.key) }
+}
+
+/// An experiment's items, derived from its configuration and data: the source model, the encoder (MAE or HSSL),
+/// the embeddings of the source cases and the target pool, one selection per strategy x budget x seed, one
+/// fine-tuning per selection and start, active-learning rounds, the source model scored without target labels, and
+/// the full-data reference. Keys hash each item's inputs (case ids, upstream keys, its settings), so adding a
+/// strategy or a seed adds items and reuses the rest. One function per stage below adds that stage's items.
 public struct ExperimentPlan {
     public let config: ExperimentConfig
     public let dataset: Dataset
@@ -61,86 +85,119 @@ public struct ExperimentPlan {
 
     static func ids(_ samples: [Sample]) -> String { samples.map(\.id).joined(separator: ",") }
 
-    private mutating func build() {
-        let c = config, store = self.store, log = self.log
-        let (pool, held, sourceTrain, sourceHeld) = (self.pool, self.held, self.sourceTrain, self.sourceHeld)
-        let sourceAll = dataset.samples.filter { c.sourceSites.contains($0.site) }
-        var training = SegmentationTraining()
-        training.size = c.train.size; training.batch = c.train.batch; training.learningRate = c.train.learningRate
-        training.base = c.train.base; training.levels = c.train.levels
-        let trainSettings = "size \(c.train.size) batch \(c.train.batch) lr \(c.train.learningRate) base \(c.train.base) levels \(c.train.levels)"
+    /// Where fine-tuning starts: the weights it loads (nil: from scratch), the item that makes them, the part of the
+    /// key that names them, and the start's name in the results (nil for the experiment's first start).
+    struct Start {
+        var initFrom: String?
+        var dependencies: [ItemID]
+        var keyPart: String
+        var suffix: String?
+    }
 
-        // The source model.
+    /// The U-Net training settings every fine-tuning shares, and their text in item keys.
+    var training: SegmentationTraining {
+        var t = SegmentationTraining()
+        t.size = config.train.size; t.batch = config.train.batch; t.learningRate = config.train.learningRate
+        t.base = config.train.base; t.levels = config.train.levels
+        return t
+    }
+    var trainSettings: String {
+        let t = config.train
+        return "size \(t.size) batch \(t.batch) lr \(t.learningRate) base \(t.base) levels \(t.levels)"
+    }
+    var sourceAll: [Sample] { dataset.samples.filter { config.sourceSites.contains($0.site) } }
+
+    private mutating func add(_ stage: String, _ key: String, _ label: String, after dependencies: [ItemID] = [],
+                              _ compute: @escaping (_ folder: String) throws -> Void) -> ItemID {
+        let id = ItemID(stage: stage, key: key)
+        items.append(PlanItem(id: id, label: label, dependencies: dependencies, compute: compute))
+        return id
+    }
+
+    private mutating func build() {
+        let source = addSourceModel()
+        let encoder = config.encoder.method == "mae" ? addMAE() : config.encoder.method == "hssl" ? addHSSL() : nil
+        let embed = addEmbeddings(encoder: encoder)
+        if config.siteAnalysis { addSiteAnalysis() }
+        addBaseline(source: source)
+        let starts = config.train.starts.enumerated().map { i, name in start(name, first: i == 0, source: source, encoder: encoder) }
+        for seed in config.seeds {
+            for budget in config.budgets { addSelections(seed: seed, budget: budget, embed: embed, starts: starts) }
+            if config.fullData { addFullData(seed: seed, starts: starts) }
+        }
+        // The same item can arise twice (e.g. one budget written as "4" and "10%"): keep the first.
+        var seen = Set<ItemID>()
+        items = items.filter { seen.insert($0.id).inserted }
+    }
+
+    /// The source model, trained on the source sites' training split.
+    private mutating func addSourceModel() -> ItemID {
+        let (c, log, training) = (config, log, training)
+        let (sourceTrain, sourceHeld) = (self.sourceTrain, self.sourceHeld)
         sourceKey = Self.key(["source", Self.ids(sourceTrain), Self.ids(sourceHeld), trainSettings, "epochs \(c.train.sourceEpochs)"])
-        let sourceFolder = store.folder("source", sourceKey)
-        items.append(PlanItem(stage: "source", key: sourceKey, label: "source model (\(c.sourceSites.joined(separator: ",")))", dependencies: []) { folder in
+        return add("source", sourceKey, "source model (\(c.sourceSites.joined(separator: ",")))") { folder in
             var t = training
             t.epochs = c.train.sourceEpochs; t.seed = 0
             let outcome = try t.run(train: sourceTrain, validation: sourceHeld, initFrom: nil, folder: folder, epochEnded: { r in
                 log(String(format: "source model: epoch %d/%d, loss %.4f, validation Dice %.4f", r.epoch, c.train.sourceEpochs, r.trainLoss, r.validationDice))
             })
             log(String(format: "source model: held-out source Dice %.4f", outcome.meanDice))
-        })
-
-        // The encoder (MAE), pretrained on the source sites' cases without labels.
-        var encoderKey: String? = nil
-        if c.encoder.method == "mae" {
-            let e = c.encoder
-            let key = Self.key(["encoder", Self.ids(sourceAll), "\(e.size) \(e.patch) \(e.width) \(e.depth) \(e.heads) \(e.decoderWidth) \(e.decoderDepth) \(e.decoderHeads) \(e.epochs) \(e.batch) \(e.learningRate)"])
-            encoderKey = key
-            items.append(PlanItem(stage: "encoder", key: key, label: "masked autoencoder on the source sites", dependencies: []) { folder in
-                var mc = MaskedAutoencoder.Configuration()
-                mc.imageSize = e.size; mc.patch = e.patch; mc.width = e.width; mc.depth = e.depth; mc.heads = e.heads
-                mc.decoderWidth = e.decoderWidth; mc.decoderDepth = e.decoderDepth; mc.decoderHeads = e.decoderHeads
-                let stack = try PretrainingImages.read(sourceAll, size: e.size, maxSlices: 16, options: .default)
-                mc.channels = stack.channels
-                var pc = PretrainingConfig()
-                pc.epochs = e.epochs; pc.batchSize = min(e.batch, stack.count); pc.learningRate = e.learningRate; pc.seed = 0
-                pc.dataFingerprint = key
-                let model = MaskedAutoencoder(mc, seed: 0)
-                let trainer = MAEPretrainer(model: model, config: pc, folder: folder)
-                let history = try trainer.fit(train: stack, validation: nil, stepEnded: { _, _, _, _ in }, epochEnded: { r in
-                    log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss))
-                })
-                try MAEPretrainer.writeEncoder(model, metadata: ["max_slices": "16", "epoch": String(history.last?.epoch ?? 0)], to: folder + "/encoder.safetensors")
-            })
         }
+    }
 
-        // HSSL: the U-Net's encoder-decoder pretrained on every case of the data without labels, each site a domain.
-        if c.encoder.method == "hssl" {
-            let e = c.encoder
-            let all = dataset.samples
-            let key = Self.key(["hssl", Self.ids(all), "\(c.train.size) \(c.train.base) \(c.train.levels) \(e.epochs) \(e.batch) \(e.learningRate)"])
-            encoderKey = key
-            items.append(PlanItem(stage: "encoder", key: key, label: "HSSL pretraining on every site", dependencies: []) { folder in
-                let domains = Array(Set(all.map(\.site))).sorted()
-                let (stack, domainOf) = try PretrainingImages.readDomains(all, domains: all.map(\.site), names: domains, size: c.train.size, maxSlices: 16, options: .default)
-                var mc = HSSLModel.Configuration()
-                mc.unet = UNet.Configuration(inChannels: 1, classes: 2, base: c.train.base, levels: c.train.levels)
-                mc.imageSize = c.train.size; mc.domains = domains
-                var pc = HSSLPretrainingConfig()
-                pc.epochs = e.epochs; pc.batchSize = min(e.batch, stack.count); pc.learningRate = e.learningRate; pc.seed = 0
-                pc.dataFingerprint = key
-                let model = HSSLModel(mc, seed: 0)
-                let history = try HSSLPretrainer(model: model, config: pc, folder: folder).fit(train: stack, domains: domainOf, validation: nil, epochEnded: { r in
-                    log(String(format: "HSSL: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss))
-                })
-                try HSSLPretrainer.writeEncoder(model, metadata: ["max_slices": "16", "epoch": String(history.last?.epoch ?? 0), "domains": domains.joined(separator: ",")],
-                                                to: folder + "/encoder.safetensors")
-            })
+    /// The encoder (MAE), pretrained on the source sites' cases without labels.
+    private mutating func addMAE() -> ItemID {
+        let (e, log, sourceAll) = (config.encoder, log, self.sourceAll)
+        let key = Self.key(["encoder", Self.ids(sourceAll), "\(e.size) \(e.patch) \(e.width) \(e.depth) \(e.heads) \(e.decoderWidth) \(e.decoderDepth) \(e.decoderHeads) \(e.epochs) \(e.batch) \(e.learningRate)"])
+        return add("encoder", key, "masked autoencoder on the source sites") { folder in
+            var mc = MaskedAutoencoder.Configuration()
+            mc.imageSize = e.size; mc.patch = e.patch; mc.width = e.width; mc.depth = e.depth; mc.heads = e.heads
+            mc.decoderWidth = e.decoderWidth; mc.decoderDepth = e.decoderDepth; mc.decoderHeads = e.decoderHeads
+            let stack = try PretrainingImages.read(sourceAll, size: e.size, maxSlices: 16, options: .default)
+            mc.channels = stack.channels
+            var pc = PretrainingConfig()
+            pc.epochs = e.epochs; pc.batchSize = min(e.batch, stack.count); pc.learningRate = e.learningRate; pc.seed = 0
+            pc.dataFingerprint = key
+            var stage = PretrainingStage(method: .mae(MaskedAutoencoder(mc, seed: 0), pc), train: stack, folder: folder)
+            stage.metadata = ["max_slices": "16"]
+            stage.epochEnded = { r in log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss)) }
+            _ = try stage.run()
         }
+    }
 
-        // Embeddings of the source cases and the target pool.
-        let embedSettings: String
+    /// HSSL: the U-Net's encoder-decoder pretrained on every case of the data without labels, each site a domain.
+    private mutating func addHSSL() -> ItemID {
+        let (c, log, all) = (config, log, dataset.samples)
+        let e = c.encoder
+        let key = Self.key(["hssl", Self.ids(all), "\(c.train.size) \(c.train.base) \(c.train.levels) \(e.epochs) \(e.batch) \(e.learningRate)"])
+        return add("encoder", key, "HSSL pretraining on every site") { folder in
+            let domains = Array(Set(all.map(\.site))).sorted()
+            let (stack, domainOf) = try PretrainingImages.readDomains(all, domains: all.map(\.site), names: domains, size: c.train.size, maxSlices: 16, options: .default)
+            var mc = HSSLModel.Configuration()
+            mc.unet = UNet.Configuration(inChannels: 1, classes: 2, base: c.train.base, levels: c.train.levels)
+            mc.imageSize = c.train.size; mc.domains = domains
+            var pc = HSSLPretrainingConfig()
+            pc.epochs = e.epochs; pc.batchSize = min(e.batch, stack.count); pc.learningRate = e.learningRate; pc.seed = 0
+            pc.dataFingerprint = key
+            var stage = PretrainingStage(method: .hssl(HSSLModel(mc, seed: 0), pc, domains: domainOf, validationDomains: []), train: stack, folder: folder)
+            stage.metadata = ["max_slices": "16", "domains": domains.joined(separator: ",")]
+            stage.epochEnded = { r in log(String(format: "HSSL: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss)) }
+            _ = try stage.run()
+        }
+    }
+
+    /// Embeddings of the source cases and the target pool.
+    private mutating func addEmbeddings(encoder: ItemID?) -> ItemID {
+        let (c, log, pool, sourceAll) = (config, log, self.pool, self.sourceAll)
+        let settings: String
         switch c.encoder.method {
-        case "mae", "hssl": embedSettings = "\(c.encoder.method) \(encoderKey!) \(c.encoder.pool)"
-        case "embeddings": embedSettings = "file \(FNV1a.file(c.encoder.path!)) \(c.encoder.sourcePath.map(FNV1a.file) ?? "-")"
-        default: embedSettings = "thumbnail \(c.encoder.thumbnailSize) pca \(c.encoder.pca)"
+        case "mae", "hssl": settings = "\(c.encoder.method) \(encoder!.key) \(c.encoder.pool)"
+        case "embeddings": settings = "file \(FNV1a.file(c.encoder.path!)) \(c.encoder.sourcePath.map(FNV1a.file) ?? "-")"
+        default: settings = "thumbnail \(c.encoder.thumbnailSize) pca \(c.encoder.pca)"
         }
-        embedKey = Self.key(["embed", Self.ids(sourceAll), Self.ids(pool), embedSettings])
-        let embedFolder = store.folder("embed", embedKey)
-        let encoderFolder = encoderKey.map { store.folder("encoder", $0) }
-        items.append(PlanItem(stage: "embed", key: embedKey, label: "embeddings (\(c.encoder.method))", dependencies: encoderKey.map { ["encoder/" + $0] } ?? []) { folder in
+        embedKey = Self.key(["embed", Self.ids(sourceAll), Self.ids(pool), settings])
+        let encoderFolder = encoder.map { store.folder($0) }
+        return add("embed", embedKey, "embeddings (\(c.encoder.method))", after: encoder.map { [$0] } ?? []) { folder in
             switch c.encoder.method {
             case "embeddings":
                 try Self.copyRows(from: c.encoder.path!, ids: pool.map(\.id), to: folder + "/pool.npy", cases: pool)
@@ -158,119 +215,139 @@ public struct ExperimentPlan {
                 try CaseEmbedder.write(rows, dimensions: d, range: sourceAll.count..<all.count, cases: pool, to: folder + "/pool.npy")
             }
             log("embeddings: \(pool.count) pool cases")
-        })
-
-        // The site analysis of the source and target sites (thumbnail embeddings, as `medselect sites` by default).
-        if c.siteAnalysis {
-            let members = dataset.samples.filter { c.sourceSites.contains($0.site) || c.targetSites.contains($0.site) }
-            let key = Self.key(["sites", Self.ids(members), c.sourceSites.joined(separator: ","), "thumbnail 32 permutations 1000 seed 0"])
-            sitesKey = key
-            let origin = c.data ?? c.index ?? ""
-            items.append(PlanItem(stage: "sites", key: key, label: "site analysis (\(members.count) cases)", dependencies: []) { folder in
-                var stage = SiteAnalysisStage(samples: members, source: c.sourceSites)
-                stage.origin = origin
-                let report = try stage.run(out: folder)
-                log("site analysis: \(report.sites.count) sites compared")
-            })
         }
+    }
 
-        // The source model on the held-out target cases, without target labels.
-        let baselineKey = Self.key(["baseline", sourceKey, Self.ids(held)])
-        items.append(PlanItem(stage: "score", key: baselineKey, label: "source model without target labels", dependencies: ["source/" + sourceKey]) { folder in
+    /// The site analysis of the source and target sites (thumbnail embeddings, as `medselect sites` by default).
+    private mutating func addSiteAnalysis() {
+        let (c, log) = (config, log)
+        let members = dataset.samples.filter { c.sourceSites.contains($0.site) || c.targetSites.contains($0.site) }
+        let key = Self.key(["sites", Self.ids(members), c.sourceSites.joined(separator: ","), "thumbnail 32 permutations 1000 seed 0"])
+        sitesKey = key
+        let origin = c.data ?? c.index ?? ""
+        _ = add("sites", key, "site analysis (\(members.count) cases)") { folder in
+            var stage = SiteAnalysisStage(samples: members, source: c.sourceSites)
+            stage.origin = origin
+            let report = try stage.run(out: folder)
+            log("site analysis: \(report.sites.count) sites compared")
+        }
+    }
+
+    /// The source model on the held-out target cases, without target labels.
+    private mutating func addBaseline(source: ItemID) {
+        let (held, size) = (self.held, config.train.size)
+        let sourceFolder = store.folder(source)
+        let key = Self.key(["baseline", source.key, Self.ids(held)])
+        _ = add("score", key, "source model without target labels", after: [source]) { folder in
             let (model, _) = try Trainer.loadModel(checkpoint: sourceFolder + "/checkpoint.safetensors")
-            try CaseScore.write(try Segmentation.score(held, model: model, size: c.train.size), to: folder + "/validation_metrics.csv")
-        })
-        runs.append(Run(strategy: .none, budget: "0", seed: 0, labeled: 0, trainKey: baselineKey, selectKey: nil, round: 0))
+            try CaseScore.write(try Segmentation.score(held, model: model, size: size), to: folder + "/validation_metrics.csv")
+        }
+        runs.append(Run(strategy: .none, budget: "0", seed: 0, labeled: 0, trainKey: key, selectKey: nil, round: 0))
+    }
 
-        // Selections and fine-tuning, from each start: where a run's weights start, what it depends on, its key part,
-        // and the suffix of its strategy name in the results.
-        let starts: [(name: String, initFrom: String?, deps: [String], keyPart: String, suffix: String?)] = c.train.starts.enumerated().map { i, start in
-            let suffix: String? = i == 0 ? nil : start
-            switch start {
-            case "source": return (start, sourceFolder + "/checkpoint.safetensors", ["source/" + sourceKey], sourceKey, suffix)
-            case "pretrained": return (start, encoderFolder.map { $0 + "/encoder.safetensors" }, ["encoder/" + (encoderKey ?? "")], "pretrained " + (encoderKey ?? ""), suffix)
-            default: return (start, nil, [], "scratch", suffix)
+    /// A start of fine-tuning (`train.start`): from the source model, the HSSL-pretrained U-Net, or scratch.
+    private func start(_ name: String, first: Bool, source: ItemID, encoder: ItemID?) -> Start {
+        let suffix = first ? nil : name
+        switch name {
+        case "source": return Start(initFrom: store.folder(source) + "/checkpoint.safetensors", dependencies: [source], keyPart: source.key, suffix: suffix)
+        case "pretrained":
+            return Start(initFrom: encoder.map { store.folder($0) + "/encoder.safetensors" }, dependencies: [ItemID(stage: "encoder", key: encoder?.key ?? "")],
+                         keyPart: "pretrained " + (encoder?.key ?? ""), suffix: suffix)
+        default: return Start(initFrom: nil, dependencies: [], keyPart: "scratch", suffix: suffix)
+        }
+    }
+
+    /// One fine-tuning item: `training` on the pool cases `chosen` returns, from `start`'s weights.
+    private mutating func addFineTuning(key: String, label: String, seed: UInt64, initFrom: String?, after dependencies: [ItemID],
+                                        chosen: @escaping () throws -> Set<String>) -> ItemID {
+        let (training, epochs, pool, held) = (training, config.train.epochs, self.pool, self.held)
+        return add("train", key, label, after: dependencies) { folder in
+            let chosen = try chosen()
+            var t = training
+            t.epochs = epochs; t.seed = seed
+            _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: initFrom, folder: folder)
+        }
+    }
+
+    /// Every strategy's selection at `budget` for `seed`, each fine-tuned from every start, and its active-learning
+    /// rounds.
+    private mutating func addSelections(seed: UInt64, budget: String, embed: ItemID, starts: [Start]) {
+        let c = config, store = self.store
+        let count = ExperimentConfig.count(budget, pool: pool.count)
+        let embedFolder = store.folder(embed)
+        // An XSSR ablation runs at the alpha the full XSSR chose for the same budget and seed (when the full method is
+        // in the experiment), so that dropping its term is the only difference.
+        func xssrKey(_ strategy: String) -> String {
+            Self.key(["select", embed.key, strategy, "\(count)", "\(seed)", strategy.hasPrefix("xssr") ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
+        }
+        let fullXSSR = c.strategies.contains("xssr") ? xssrKey("xssr") : nil
+        for strategy in c.strategies {
+            let name = RunName(method: .strategy(strategy))
+            let atFullAlpha = name.xssrAblationTerms != nil ? fullXSSR : nil
+            let selectKey = atFullAlpha.map { Self.key([xssrKey(strategy), "at the alpha of", $0]) } ?? xssrKey(strategy)
+            let alphaFrom = atFullAlpha.map { store.folder("select", $0) + "/selection.json" }
+            let select = add("select", selectKey, "\(strategy), budget \(budget), seed \(seed)",
+                             after: [embed] + (atFullAlpha.map { [ItemID(stage: "select", key: $0)] } ?? [])) { folder in
+                try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, alphaFrom: alphaFrom, to: folder + "/selection.json")
+            }
+            let selection = store.folder(select) + "/selection.json"
+            var firstTrain: ItemID? = nil
+            for start in starts {
+                let key = Self.key(["train", selectKey, start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
+                let train = addFineTuning(key: key, label: "fine-tune on \(strategy)\(start.suffix.map { "@" + $0 } ?? ""), budget \(budget), seed \(seed)",
+                                          seed: seed, initFrom: start.initFrom, after: [select] + start.dependencies) { Set(try Selection.read(selection).selected) }
+                firstTrain = firstTrain ?? train
+                runs.append(Run(strategy: RunName(method: .strategy(strategy), start: start.suffix), budget: budget, seed: seed, labeled: count,
+                                trainKey: key, selectKey: selectKey))
+            }
+            let al = c.activeLearning
+            guard let firstTrain, al.rounds > 1, al.after.isEmpty || al.after.contains(strategy) else { continue }
+            for continuation in al.compareRandom ? ["acquisition", "random"] : ["acquisition"] {
+                addRounds(strategy: strategy, continuation: continuation, budget: budget, seed: seed, first: (firstTrain, select, count), embed: embed)
             }
         }
-        for seed in c.seeds {
-            for budget in c.budgets {
-                let count = ExperimentConfig.count(budget, pool: pool.count)
-                // An XSSR ablation runs at the alpha the full XSSR chose for the same budget and seed (when the full
-                // method is in the experiment), so that dropping its term is the only difference.
-                func xssrKey(_ strategy: String) -> String {
-                    Self.key(["select", embedKey, strategy, "\(count)", "\(seed)", strategy.hasPrefix("xssr") ? "k \(c.xssrK) \(c.xssrTerms)" : ""])
-                }
-                let fullXSSR = c.strategies.contains("xssr") ? xssrKey("xssr") : nil
-                for strategy in c.strategies {
-                    let atFullAlpha = strategy.hasPrefix("xssr:") ? fullXSSR : nil
-                    let selectKey = atFullAlpha.map { Self.key([xssrKey(strategy), "at the alpha of", $0]) } ?? xssrKey(strategy)
-                    let alphaFrom = atFullAlpha.map { store.folder("select", $0) + "/selection.json" }
-                    items.append(PlanItem(stage: "select", key: selectKey, label: "\(strategy), budget \(budget), seed \(seed)",
-                                          dependencies: ["embed/" + embedKey] + (atFullAlpha.map { ["select/" + $0] } ?? [])) { folder in
-                        try Self.select(strategy: strategy, count: count, seed: seed, config: c, embeddings: embedFolder, alphaFrom: alphaFrom,
-                                        to: folder + "/selection.json")
-                    })
-                    let selectFolder = store.folder("select", selectKey)
-                    var trainKey = ""
-                    for start in starts {
-                        let key = Self.key(["train", selectKey, start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
-                        if trainKey.isEmpty { trainKey = key }
-                        items.append(PlanItem(stage: "train", key: key, label: "fine-tune on \(strategy)\(start.suffix.map { "@" + $0 } ?? ""), budget \(budget), seed \(seed)",
-                                              dependencies: ["select/" + selectKey] + start.deps) { folder in
-                            let chosen = Set(try Selection.read(selectFolder + "/selection.json").selected)
-                            var t = training
-                            t.epochs = c.train.epochs; t.seed = seed
-                            _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: start.initFrom, folder: folder)
-                        })
-                        runs.append(Run(strategy: RunName(method: .strategy(strategy), start: start.suffix), budget: budget, seed: seed, labeled: count, trainKey: key, selectKey: selectKey))
-                    }
-                    // Active-learning rounds continuing this selection: acquisition (uncertainty + diversity), and random.
-                    let al = c.activeLearning
-                    guard al.rounds > 1, al.after.isEmpty || al.after.contains(strategy) else { continue }
-                    let step = ExperimentConfig.count(al.budget, pool: pool.count)
-                    for continuation in al.compareRandom ? ["acquisition", "random"] : ["acquisition"] {
-                        var (previousTrain, previousSelect, labeled) = (trainKey, selectKey, count)
-                        for round in 2...al.rounds {
-                            let key = Self.key(["al-select", previousTrain, previousSelect, continuation, "\(round)", "\(step)", "\(al.alpha)", al.measure, "\(seed)"])
-                            let (trainFolder, selectFolder) = (store.folder("train", previousTrain), store.folder("select", previousSelect))
-                            items.append(PlanItem(stage: "select", key: key, label: "\(strategy) + \(continuation), round \(round), budget \(budget), seed \(seed)",
-                                                  dependencies: ["train/" + previousTrain, "select/" + previousSelect]) { folder in
-                                try Self.continueSelection(continuation, step: step, seed: seed, round: round, config: c, pool: pool,
-                                                           previousSelection: selectFolder + "/selection.json", model: trainFolder + "/checkpoint.safetensors",
-                                                           embeddings: embedFolder, to: folder + "/selection.json")
-                            })
-                            let roundTrain = Self.key(["al-train", key, previousTrain, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
-                            let (roundSelect, roundInit) = (store.folder("select", key), trainFolder + "/checkpoint.safetensors")
-                            items.append(PlanItem(stage: "train", key: roundTrain, label: "fine-tune, \(strategy) + \(continuation) round \(round), seed \(seed)",
-                                                  dependencies: ["select/" + key, "train/" + previousTrain]) { folder in
-                                let chosen = Set(try Selection.read(roundSelect + "/selection.json").labeledAndSelected)
-                                var t = training
-                                t.epochs = c.train.epochs; t.seed = seed
-                                _ = try t.run(train: pool.filter { chosen.contains($0.id) }, validation: held, initFrom: roundInit, folder: folder)
-                            })
-                            labeled += step
-                            runs.append(Run(strategy: RunName(method: .strategy(strategy), continuation: continuation), budget: budget, seed: seed, labeled: labeled, trainKey: roundTrain,
-                                            selectKey: key, round: round))
-                            (previousTrain, previousSelect) = (roundTrain, key)
-                        }
-                    }
-                }
+    }
+
+    /// Active-learning rounds 2...rounds continuing a first selection: each scores the pool with the last round's
+    /// model and adds cases by acquisition (uncertainty + diversity) or at random, then fine-tunes on all labeled.
+    private mutating func addRounds(strategy: String, continuation: String, budget: String, seed: UInt64,
+                                    first: (train: ItemID, select: ItemID, labeled: Int), embed: ItemID) {
+        let (c, pool, store) = (config, self.pool, self.store)
+        let al = c.activeLearning
+        let step = ExperimentConfig.count(al.budget, pool: pool.count)
+        let embedFolder = store.folder(embed)
+        var (previousTrain, previousSelect, labeled) = first
+        for round in 2...al.rounds {
+            let key = Self.key(["al-select", previousTrain.key, previousSelect.key, continuation, "\(round)", "\(step)", "\(al.alpha)", al.measure, "\(seed)"])
+            let (trainFolder, selectFolder) = (store.folder(previousTrain), store.folder(previousSelect))
+            let select = add("select", key, "\(strategy) + \(continuation), round \(round), budget \(budget), seed \(seed)",
+                             after: [previousTrain, previousSelect]) { folder in
+                try Self.continueSelection(continuation, step: step, seed: seed, round: round, config: c, pool: pool,
+                                           previousSelection: selectFolder + "/selection.json", model: trainFolder + "/checkpoint.safetensors",
+                                           embeddings: embedFolder, to: folder + "/selection.json")
             }
-            if c.fullData {
-                for start in starts {
-                    let fullKey = Self.key(["full", start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(pool), Self.ids(held)])
-                    items.append(PlanItem(stage: "train", key: fullKey, label: "full-data reference\(start.suffix.map { "@" + $0 } ?? ""), seed \(seed)", dependencies: start.deps) { folder in
-                        var t = training
-                        t.epochs = c.train.epochs; t.seed = seed
-                        _ = try t.run(train: pool, validation: held, initFrom: start.initFrom, folder: folder)
-                    })
-                    runs.append(Run(strategy: .full(start: start.suffix), budget: "100%", seed: seed, labeled: pool.count, trainKey: fullKey, selectKey: nil))
-                }
+            let roundTrain = Self.key(["al-train", key, previousTrain.key, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(held)])
+            let selection = store.folder(select) + "/selection.json"
+            let train = addFineTuning(key: roundTrain, label: "fine-tune, \(strategy) + \(continuation) round \(round), seed \(seed)", seed: seed,
+                                      initFrom: trainFolder + "/checkpoint.safetensors", after: [select, previousTrain]) {
+                Set(try Selection.read(selection).labeledAndSelected)
             }
+            labeled += step
+            runs.append(Run(strategy: RunName(method: .strategy(strategy), continuation: continuation), budget: budget, seed: seed, labeled: labeled,
+                            trainKey: roundTrain, selectKey: key, round: round))
+            (previousTrain, previousSelect) = (train, select)
         }
-        // The same item can arise twice (e.g. one budget written as "4" and "10%"): keep the first.
-        var seen = Set<String>()
-        items = items.filter { seen.insert($0.id).inserted }
+    }
+
+    /// The full-data reference of every start: fine-tuned on the whole target pool.
+    private mutating func addFullData(seed: UInt64, starts: [Start]) {
+        let (c, pool) = (config, self.pool)
+        for start in starts {
+            let key = Self.key(["full", start.keyPart, trainSettings, "epochs \(c.train.epochs)", "\(seed)", Self.ids(pool), Self.ids(held)])
+            _ = addFineTuning(key: key, label: "full-data reference\(start.suffix.map { "@" + $0 } ?? ""), seed \(seed)", seed: seed,
+                              initFrom: start.initFrom, after: start.dependencies) { Set(pool.map(\.id)) }
+            runs.append(Run(strategy: .full(start: start.suffix), budget: "100%", seed: seed, labeled: pool.count, trainKey: key, selectKey: nil))
+        }
     }
 
     /// Runs one selection on the stored embeddings and writes the selection JSON (the `medselect select` layout).

@@ -99,25 +99,58 @@ public enum ExperimentReport {
     static func orderedUnique<T: Hashable>(_ v: [T]) -> [T] { var seen = Set<T>(); return v.filter { seen.insert($0).inserted } }
 
     /// Writes RUN/report.html.
+    /// Writes RUN/report.html: one section after another (``ReportSections``).
     public static func write(plan: ExperimentPlan, rows: [Experiment.ResultRow], run: String, version: String) throws {
-        let c = plan.config
-        var page = HTMLReport(title: "Experiment: which target cases to annotate",
-                              subtitle: "source \(c.sourceSites.joined(separator: ", ")) -> targets \(c.targetSites.joined(separator: ", ")); medselect \(version)")
-        func n(_ v: Double, _ digits: Int = 3) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "–" }
-        func p(_ v: Double) -> String { !v.isFinite ? "–" : (v < 0.001 ? "< 0.001" : String(format: "%.3f", v)) }
-        let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
-        let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
-        // Per (strategy, budget): per seed, the mean Dice over target sites; then mean and sd over seeds.
-        func perSeed(_ strategy: RunName, _ budget: String?) -> [Double] {
-            let sel = rows.filter { $0.strategy == strategy && (budget == nil || $0.budget == budget!) }
-            return Dictionary(grouping: sel, by: \.seed).keys.sorted().map { seed in Stats.mean(sel.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
-        }
-        let full = Stats.mean(perSeed(.full(), nil))
-        let baseline = Stats.mean(perSeed(.none, nil))
+        var r = ReportSections(plan: plan, rows: rows, version: version)
+        r.summary()
+        r.resultsTable()
+        r.siteDots()
+        r.budgetCurves()
+        r.pairedComparisons()
+        r.activeLearning()
+        try r.poolMap()
+        r.shiftCorrelation()
+        r.files()
+        try AtomicFile.write(r.page.html, to: run + "/report.html")
+    }
+}
 
+/// The experiment report's sections, each one function over the results; what they share is computed once here.
+struct ReportSections {
+    let plan: ExperimentPlan
+    let rows: [ResultRow]
+    let c: ExperimentConfig
+    var page: HTMLReport
+    /// First-round strategies and budgets, in the order the results name them.
+    let strategies: [RunName], budgets: [String]
+    /// Mean over seeds of the full-data reference's and the unadapted source model's target Dice.
+    var full = Double.nan, baseline = Double.nan
+    let comps: [ExperimentReport.Comparison]
+
+    init(plan: ExperimentPlan, rows: [ResultRow], version: String) {
+        self.plan = plan; self.rows = rows; c = plan.config
+        page = HTMLReport(title: "Experiment: which target cases to annotate",
+                          subtitle: "source \(c.sourceSites.joined(separator: ", ")) -> targets \(c.targetSites.joined(separator: ", ")); medselect \(version)")
+        strategies = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
+        budgets = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
+        comps = ExperimentReport.comparisons(rows)
+        full = Stats.mean(perSeed(.full(), nil))
+        baseline = Stats.mean(perSeed(.none, nil))
+    }
+
+    func n(_ v: Double, _ digits: Int = 3) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "–" }
+    func p(_ v: Double) -> String { !v.isFinite ? "–" : (v < 0.001 ? "< 0.001" : String(format: "%.3f", v)) }
+    /// Per seed, the mean Dice over target sites of `strategy` at `budget` (any budget when nil).
+    func perSeed(_ strategy: RunName, _ budget: String?) -> [Double] {
+        let sel = rows.filter { $0.strategy == strategy && (budget == nil || $0.budget == budget!) }
+        return Dictionary(grouping: sel, by: \.seed).keys.sorted().map { seed in Stats.mean(sel.filter { $0.seed == seed }.map(\.dice).filter(\.isFinite)) }
+    }
+
+
+    /// The headline: each strategy against random, and what the source model and the full pool reach.
+    mutating func summary() {
         page.heading("Summary")
         var findings: [String] = []
-        let comps = comparisons(rows)
         for cmp in comps where cmp.reference == "random" {
             let verdict = cmp.verdict
             findings.append(String(format: "%@ at budget %@: %@ random (Dice difference %+.3f, 95 %% interval [%+.3f, %+.3f], Wilcoxon p %@ over %d seed x site pairs%@).",
@@ -131,6 +164,10 @@ public enum ExperimentReport {
         page.list(findings, emphasiseFirst: false)
         page.paragraph("Target pool: the target sites' labeled training split (\(plan.pool.count) cases); every run is scored on the same \(plan.held.count) held-out target cases (split seed \(c.splitSeed)). Seeds: \(c.seeds.map(String.init).joined(separator: ", ")). Encoder: \(c.encoder.method). Training: \(c.train.starts.enumerated().map { i, s in (s == "source" ? "the source model fine-tuned" : s == "pretrained" ? "the HSSL-pretrained U-Net fine-tuned" : "a U-Net from scratch") + (i == 0 ? "" : " (strategies marked @\(s))") }.joined(separator: "; ")) for \(c.train.epochs) epochs at \(c.train.size) px.")
 
+    }
+
+    /// Every strategy and budget with its Dice over seeds, the source model and each full-data reference.
+    mutating func resultsTable() {
         page.heading("Results")
         var table: [[String]] = []
         for b in budgets {
@@ -145,7 +182,7 @@ public enum ExperimentReport {
         table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy == "none" }.map(\.hausdorff95).filter(\.isFinite)), 2),
                       full > 0.05 ? n(100 * baseline / full, 1) : "–"])
         // The full-data reference of each start ("full", "full@pretrained", ...).
-        for name in orderedUnique(rows.filter { $0.strategy.isFull }.map(\.strategy)) {
+        for name in ExperimentReport.orderedUnique(rows.filter { $0.strategy.isFull }.map(\.strategy)) {
             let v = perSeed(name, nil)
             let mean = Stats.mean(v)
             guard mean.isFinite else { continue }
@@ -154,8 +191,10 @@ public enum ExperimentReport {
         }
         page.table(header: ["strategy", "budget", "labeled", "Dice (mean over seeds)", "sd over seeds", "HD95 mm", "% of full-data Dice"], rows: table,
                    numeric: [2, 3, 4, 5, 6], caption: "Dice: mean over target sites of each site's mean over its held-out cases, then mean and standard deviation over seeds.")
+    }
 
-        // Dice per site and strategy (first budget): a dot plot, one row per strategy, one colour per target site.
+    /// Dice per site and strategy (first budget): a dot plot, one row per strategy, one colour per target site.
+    mutating func siteDots() {
         if let b = budgets.first {
             let sites = c.targetSites
             let names = strategies + [.none]
@@ -173,9 +212,10 @@ public enum ExperimentReport {
             chart.width = 760
             page.figures([(chart.svg, "Dots: mean over seeds per target site (colours); whiskers: standard deviation over seeds. 'none': the source model without target labels. The axis covers the data, not zero.")])
         }
+    }
 
-        // Budget curves: Dice against the number of labeled cases, with a 95 % bootstrap interval over seeds, and the
-        // normalised area under each curve (the mean Dice over the budget range, trapezoids).
+    /// Dice against the number of labeled cases, with a 95 % bootstrap interval over seeds, and the area under each curve.
+    mutating func budgetCurves() {
         if budgets.count >= 2 {
             var series: [LineChart.Series] = []
             var areaRows: [[String]] = []
@@ -185,7 +225,7 @@ public enum ExperimentReport {
                 for b in budgets {
                     let members = rows.filter { $0.strategy == s && $0.budget == b && $0.round == 1 }
                     guard let labeled = members.first?.labeled else { continue }
-                    let v = perSeedRows(members).filter(\.isFinite)
+                    let v = ExperimentReport.perSeedRows(members).filter(\.isFinite)
                     let ci = Stats.bootstrapInterval(v, v, seed: 0) { x, _ in Stats.mean(x) }
                     points.append((Double(labeled), Stats.mean(v)))
                     band.append((ci.low.isFinite ? ci.low : Stats.mean(v), ci.high.isFinite ? ci.high : Stats.mean(v)))
@@ -196,7 +236,7 @@ public enum ExperimentReport {
                 var line = LineChart.Series(name: s.description, points: points, markers: true)
                 line.band = band
                 series.append(line)
-                let areas = perSeedCurves.values.map { Self.normalisedArea($0.sorted { $0.0 < $1.0 }) }.filter(\.isFinite)
+                let areas = perSeedCurves.values.map { ExperimentReport.normalisedArea($0.sorted { $0.0 < $1.0 }) }.filter(\.isFinite)
                 areaRows.append([s.description, n(Stats.mean(areas)), n(Stats.standardDeviation(areas)), String(areas.count)])
             }
             var chart = LineChart(title: "Budget curves", xLabel: "labeled target cases", yLabel: "Dice (mean over seeds)", series: series)
@@ -206,7 +246,10 @@ public enum ExperimentReport {
             page.table(header: ["strategy", "area under the budget curve", "sd over seeds", "seeds"], rows: areaRows, numeric: [1, 2, 3],
                        caption: "Normalised area: the mean Dice over the budget range (trapezoids between the budgets, divided by the range).")
         }
+    }
 
+    /// The paired comparisons against random and CoreSet, and the win matrix.
+    mutating func pairedComparisons() {
         page.heading("Strategies against random and CoreSet")
         page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p", "detectable (80 % power)"],
                    rows: comps.map { [$0.strategy.description, $0.reference.description, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
@@ -215,24 +258,26 @@ public enum ExperimentReport {
                    numeric: [3, 4, 6, 7],
                    caption: "Pairs: the same seed and target site. The interval resamples the pairs; the Wilcoxon signed-rank test is exact below 26 pairs without ties. With few seeds and sites no test can reach significance: read the pairs column. Detectable: the smallest mean difference a paired t-test at 5 % would find with 80 % power, given these pairs' spread ((t₀.₉₇₅ + t₀.₈) · sd / √n).")
         if let b = budgets.first, strategies.count >= 2 {
-            let wins = winMatrix(rows, strategies: strategies, budget: b)
+            let wins = ExperimentReport.winMatrix(rows, strategies: strategies, budget: b)
             let heat = Heatmap(title: "Win matrix (budget \(b))", labels: strategies.map(\.description), values: wins, unit: "won", colorRange: 0...1,
                                cellText: { i, j in wins[i][j].isFinite ? String(format: "%.2f", wins[i][j]) : "" })
             page.figures([(heat.svg, "Row strategy against column strategy: the share of (seed, site) pairs where the row's Dice is higher (ties count half).")])
         }
+    }
 
-        // Active-learning curves: Dice against the number of labeled cases, round by round, per continuation.
-        let continued = orderedUnique(rows.filter { $0.round >= 2 }.map(\.strategy))
+    /// Active-learning curves: Dice against the number of labeled cases, round by round, per continuation.
+    mutating func activeLearning() {
+        let continued = ExperimentReport.orderedUnique(rows.filter { $0.round >= 2 }.map(\.strategy))
         if !continued.isEmpty, let b = budgets.first {
             var series: [LineChart.Series] = []
             for name in continued {
                 let base = RunName(method: name.method, start: name.start)
                 var points: [(Double, Double)] = []
                 let first = rows.filter { $0.strategy == base && $0.budget == b && $0.round == 1 }
-                if let labeled = first.first?.labeled { points.append((Double(labeled), Stats.mean(perSeedRows(first)))) }
+                if let labeled = first.first?.labeled { points.append((Double(labeled), Stats.mean(ExperimentReport.perSeedRows(first)))) }
                 for round in Set(rows.filter { $0.strategy == name && $0.budget == b }.map(\.round)).sorted() {
                     let members = rows.filter { $0.strategy == name && $0.budget == b && $0.round == round }
-                    if let labeled = members.first?.labeled { points.append((Double(labeled), Stats.mean(perSeedRows(members)))) }
+                    if let labeled = members.first?.labeled { points.append((Double(labeled), Stats.mean(ExperimentReport.perSeedRows(members)))) }
                 }
                 series.append(.init(name: name.description, points: points, markers: true))
             }
@@ -245,13 +290,15 @@ public enum ExperimentReport {
                 for round in Set(rows.filter { $0.strategy == name }.map(\.round)).sorted() {
                     let members = rows.filter { $0.strategy == name && $0.round == round }
                     let hd = Stats.mean(members.map(\.hausdorff95).filter(\.isFinite))
-                    table.append([name.description, String(round), String(members.first?.labeled ?? 0), n(Stats.mean(perSeedRows(members))), n(hd, 2)])
+                    table.append([name.description, String(round), String(members.first?.labeled ?? 0), n(Stats.mean(ExperimentReport.perSeedRows(members))), n(hd, 2)])
                 }
             }
             page.table(header: ["continuation", "round", "labeled", "Dice", "HD95 mm"], rows: table, numeric: [1, 2, 3, 4])
         }
+    }
 
-        // The pool map with the picks of the first seed and budget.
+    /// The pool map with the picks of the first seed and budget, and the picks' thumbnails.
+    mutating func poolMap() throws {
         let embed = plan.store.folder("embed", plan.embedKey)
         if let m = try? NPYReader.read(embed + "/pool.npy"), m.shape.count == 2, let b = budgets.first, let seed = c.seeds.first {
             let map = try CaseThumbnail.map(m.floats(), dimensions: m.shape[1], count: m.shape[0], seed: 0)
@@ -296,7 +343,10 @@ public enum ExperimentReport {
             }
             if !grid.isEmpty { page.raw(ImageGrid(rows: grid).html) }
         }
-        // Per-site Dice against the site's distance to the source (the site analysis stage).
+    }
+
+    /// Per-site Dice against the site's distance to the source (the site analysis stage).
+    mutating func shiftCorrelation() {
         if let key = plan.sitesKey, let csv = try? String(contentsOfFile: plan.store.folder("sites", key) + "/sites.csv", encoding: .utf8),
            let b = budgets.first {
             let lines = csv.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
@@ -331,8 +381,11 @@ public enum ExperimentReport {
                 }
             }
         }
+    }
+
+    /// What the run folder holds.
+    mutating func files() {
         page.heading("Files")
         page.paragraph("results.csv (one row per strategy, budget, seed, round and target site), cases.csv (per held-out case), results.json (configuration, summary, version), sites/ (the site analysis: report.html, sites.csv), items/ (every stage's outputs: selection JSON, checkpoints, curves).")
-        try AtomicFile.write(page.html, to: run + "/report.html")
     }
 }

@@ -85,14 +85,3 @@ public final class ItemStore: @unchecked Sendable {
         unlink(lockPath)
     }
 }
-
-/// One unit of an experiment: a stage's work on given inputs, stored under a key derived from those inputs and its
-/// configuration, after the items it depends on.
-public struct PlanItem: @unchecked Sendable {
-    public var stage: String
-    public var key: String
-    public var label: String
-    public var dependencies: [String]      // "stage/key"
-    public var compute: (_ folder: String) throws -> Void
-    public var id: String { stage + "/" + key }
-}
