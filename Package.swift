@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "MedFoundation"),
         .target(name: "MedImage", dependencies: ["MedFoundation", "MedCompute"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
-        .target(name: "MedData", dependencies: ["MedFoundation", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
+        .target(name: "MedData", dependencies: ["MedFoundation", "MedCompute", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
         .target(name: "MedMetrics", dependencies: ["MedFoundation", "MedImage"], swiftSettings: optimizedInDebug),
         // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the
         // compiler can vectorise it, and with 512-bit vectors in the AVX-512 versions of the kernels (clang otherwise

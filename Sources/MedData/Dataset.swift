@@ -168,6 +168,14 @@ public struct Dataset: Sendable {
         return d
     }
 
+    /// The training and validation parts of the labeled cases, per site (``split(seed:fractions:stratifyBySite:)``
+    /// with fractions 1 - `validationFraction` and `validationFraction`): the one split that `train`, `embed --split`,
+    /// exports and experiments share.
+    public func trainValidationSplit(seed: UInt64, validationFraction: Double) -> (train: [Sample], validation: [Sample]) {
+        let parts = filtered(labeled: true).split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
+        return (parts["train"] ?? [], parts["validation"] ?? [])
+    }
+
     /// Deterministic split: within each site (or overall), samples are shuffled with the seed and cut by the
     /// fractions (largest remainder), named in order. Returns split name -> samples; `split` fields are set.
     public func split(seed: UInt64, fractions: [(String, Double)], stratifyBySite: Bool = true) -> [String: [Sample]] {

@@ -25,18 +25,17 @@ public struct Augmenter: Sendable {
                 for ch in 0..<c {
                     let base = (b * c + ch) * plane
                     let src = Array(data[base..<(base + plane)])
-                    for j in 0..<h { for i in 0..<w {
-                        let dx = Double(i) - cx, dy = Double(j) - cy
-                        let sx = ca * dx + sa * dy + cx, sy = -sa * dx + ca * dy + cy
-                        let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
-                        let fx = Float(sx - Double(x0)), fy = Float(sy - Double(y0))
-                        func at(_ yy: Int, _ xx: Int) -> Float { src[min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1)] }
-                        data[base + j * w + i] = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy
-                        if ch == 0 {
-                            let nx = Int(sx.rounded()), ny = Int(sy.rounded())
-                            y[b * plane + j * w + i] = nx >= 0 && nx < w && ny >= 0 && ny < h ? labels[ny * w + nx] : 0
-                        }
-                    } }
+                    src.withUnsafeBufferPointer { sp in
+                        for j in 0..<h { for i in 0..<w {
+                            let dx = Double(i) - cx, dy = Double(j) - cy
+                            let sx = ca * dx + sa * dy + cx, sy = -sa * dx + ca * dy + cy
+                            data[base + j * w + i] = bilinear(sp.baseAddress!, width: w, height: h, x: Float(sx), y: Float(sy))
+                            if ch == 0 {
+                                let nx = Int(sx.rounded()), ny = Int(sy.rounded())
+                                y[b * plane + j * w + i] = nx >= 0 && nx < w && ny >= 0 && ny < h ? labels[ny * w + nx] : 0
+                            }
+                        } }
+                    }
                 }
             }
             if config.elasticProbability > 0 && Float.random(in: 0..<1, using: &rng) < config.elasticProbability {
@@ -102,16 +101,16 @@ public struct Augmenter: Sendable {
         for ch in 0..<c {
             let base = (b * c + ch) * plane
             let src = Array(data[base..<(base + plane)])
-            for j in 0..<h { for i in 0..<w {
-                let sx = Float(i) + dx[j * w + i] * amplitude, sy = Float(j) + dy[j * w + i] * amplitude
-                let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down)), fx = sx - Float(x0), fy = sy - Float(y0)
-                func at(_ yy: Int, _ xx: Int) -> Float { src[min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1)] }
-                data[base + j * w + i] = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy
-                if ch == 0 {
-                    let nx = min(max(Int(sx.rounded()), 0), w - 1), ny = min(max(Int(sy.rounded()), 0), h - 1)
-                    y[b * plane + j * w + i] = labels[ny * w + nx]
-                }
-            } }
+            src.withUnsafeBufferPointer { sp in
+                for j in 0..<h { for i in 0..<w {
+                    let sx = Float(i) + dx[j * w + i] * amplitude, sy = Float(j) + dy[j * w + i] * amplitude
+                    data[base + j * w + i] = bilinear(sp.baseAddress!, width: w, height: h, x: sx, y: sy)
+                    if ch == 0 {
+                        let nx = min(max(Int(sx.rounded()), 0), w - 1), ny = min(max(Int(sy.rounded()), 0), h - 1)
+                        y[b * plane + j * w + i] = labels[ny * w + nx]
+                    }
+                } }
+            }
         }
     }
 

@@ -42,17 +42,15 @@ public struct ViewGeometry: Sendable, Equatable {
     public func render(_ source: [Float], channels: Int) -> [Float] {
         let s = size
         var out = [Float](repeating: 0, count: channels * s * s)
-        for ch in 0..<channels {
-            let base = ch * s * s
-            for j in 0..<s { for i in 0..<s {
-                let p = sourcePoint(i: i, j: j)
-                let sx = p.x - 0.5, sy = p.y - 0.5     // in pixel-index coordinates
-                let xa = min(max(Int(sx.rounded(.down)), 0), s - 1), ya = min(max(Int(sy.rounded(.down)), 0), s - 1)
-                let xb = min(xa + 1, s - 1), yb = min(ya + 1, s - 1)
-                let fx = min(max(sx - Float(xa), 0), 1), fy = min(max(sy - Float(ya), 0), 1)
-                out[base + j * s + i] = (source[base + ya * s + xa] * (1 - fx) + source[base + ya * s + xb] * fx) * (1 - fy)
-                    + (source[base + yb * s + xa] * (1 - fx) + source[base + yb * s + xb] * fx) * fy
-            } }
+        source.withUnsafeBufferPointer { src in
+            for ch in 0..<channels {
+                let base = ch * s * s
+                for j in 0..<s { for i in 0..<s {
+                    let p = sourcePoint(i: i, j: j)
+                    // In pixel-index coordinates.
+                    out[base + j * s + i] = bilinear(src.baseAddress! + base, width: s, height: s, x: p.x - 0.5, y: p.y - 0.5)
+                } }
+            }
         }
         return out
     }

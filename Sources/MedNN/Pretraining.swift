@@ -130,14 +130,12 @@ public final class MAEPretrainer {
             for ch in 0..<c {
                 let base = (b * c + ch) * s * s
                 let src = Array(data[base..<(base + s * s)])
-                for j in 0..<s { for i in 0..<s {
-                    let sx = x0 + (Float(flip ? s - 1 - i : i) + 0.5) * step - 0.5, sy = y0 + (Float(j) + 0.5) * step - 0.5
-                    let xa = min(max(Int(sx.rounded(.down)), 0), s - 1), ya = min(max(Int(sy.rounded(.down)), 0), s - 1)
-                    let xb = min(xa + 1, s - 1), yb = min(ya + 1, s - 1)
-                    let fx = min(max(sx - Float(xa), 0), 1), fy = min(max(sy - Float(ya), 0), 1)
-                    data[base + j * s + i] = (src[ya * s + xa] * (1 - fx) + src[ya * s + xb] * fx) * (1 - fy)
-                        + (src[yb * s + xa] * (1 - fx) + src[yb * s + xb] * fx) * fy
-                } }
+                src.withUnsafeBufferPointer { src in
+                    for j in 0..<s { for i in 0..<s {
+                        let sx = x0 + (Float(flip ? s - 1 - i : i) + 0.5) * step - 0.5, sy = y0 + (Float(j) + 0.5) * step - 0.5
+                        data[base + j * s + i] = bilinear(src.baseAddress!, width: s, height: s, x: sx, y: sy)
+                    } }
+                }
             }
         }
         x = Tensor(shape: x.shape, data: data)

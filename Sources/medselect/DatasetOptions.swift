@@ -45,8 +45,7 @@ struct DatasetOptions: ParsableArguments {
     /// The labeled cases of `dataset` split per site into training and validation parts, as `medselect train` does
     /// and `medselect embed --split` repeats.
     static func split(_ dataset: Dataset, seed: UInt64, validationFraction: Double) -> (train: [Sample], validation: [Sample]) {
-        let parts = dataset.filtered(labeled: true).split(seed: seed, fractions: [("train", 1 - validationFraction), ("validation", validationFraction)])
-        return (parts["train"] ?? [], parts["validation"] ?? [])
+        dataset.trainValidationSplit(seed: seed, validationFraction: validationFraction)
     }
 
     /// The cases of one part of a dataset: "all" (every case), or "train" / "validation" of ``split(_:seed:validationFraction:)``.

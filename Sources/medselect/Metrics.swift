@@ -60,35 +60,11 @@ struct MetricOptions: ParsableArguments {
                         oneEmptyDistance: oneEmpty == "nan" ? .nan : .infinity)
     }
 
-    func compute(prediction: String, reference: String, limits: ReadOptions) throws -> [Int: LabelMetrics] {
-        try compute(prediction: prediction, reference: try ImageIO.read(reference, options: limits), referencePath: reference, limits: limits)
-    }
-
-    /// Metrics of the prediction file against a reference image (read from `referencePath`, or a benchmark case's
-    /// label after its label rule). Refuses label sets that share no foreground value: scoring 0/1 predictions
-    /// against 0/255 masks gives Dice 0 for every case, silently.
-    func compute(prediction: String, reference reference0: MedicalImage, referencePath: String, limits: ReadOptions) throws -> [Int: LabelMetrics] {
-        var ref = reference0
-        var pred = try ImageIO.read(prediction, options: limits)
-        guard ref.shape.spatialCount == pred.shape.spatialCount, ref.shape.x == pred.shape.x, ref.shape.y == pred.shape.y else {
-            throw CommandError(subject: prediction, reason: "shape \(pred.shape) differs from the reference \(ref.shape) (\(referencePath))")
-        }
-        pred.kind = .labelMap
-        if let m = try remapping() { ref = ref.remapped(m) }
-        if let problem = pred.labelMapProblem { throw CommandError(subject: prediction, reason: "not a label map: \(problem)") }
-        if let problem = ref.labelMapProblem { throw CommandError(subject: referencePath, reason: "not a label map: \(problem)") }
-        if labels == nil {
-            let n = ref.shape.spatialCount
-            let p = Set(pred.voxels[0..<n].lazy.filter { $0 != 0 }), r = Set(ref.voxels[0..<n].lazy.filter { $0 != 0 })
-            if !p.isEmpty && !r.isEmpty && p.isDisjoint(with: r) {
-                func list(_ s: Set<Float>) -> String { s.sorted().prefix(6).map { String(Int($0)) }.joined(separator: ", ") }
-                throw CommandError(subject: prediction, reason: "its labels (\(list(p))) and the reference's (\(list(r)), \(referencePath)) share no "
-                    + "foreground value, so every score would be 0: relabel the reference (--remap \(Int(r.min()!)):\(Int(p.min()!))) or, "
-                    + "for a benchmark folder, give evaluate --ref-data DIR so that its label rule applies")
-            }
-        }
-        return try SegmentationMetrics.compute(prediction: pred, reference: ref, labels: try labelList(),
-                                               hd95: HD95Pooling(rawValue: hd95)!, empty: policy)
+    /// The scoring rules these options give (valid after `validate()`).
+    var rules: Evaluation.Rules {
+        var r = Evaluation.Rules()
+        r.labels = try? labelList(); r.remap = try? remapping(); r.hd95 = HD95Pooling(rawValue: hd95)!; r.empty = policy
+        return r
     }
 }
 
@@ -117,7 +93,7 @@ struct Metrics: ParsableCommand, ReadsImages {
     @OptionGroup var limits: ReadLimitOptions
 
     func run() throws {
-        let result = try metricOptions.compute(prediction: prediction, reference: reference, limits: limits.readOptions)
+        let result = try Evaluation.score(prediction: prediction, reference: reference, rules: metricOptions.rules, options: limits.readOptions)
         if json {
             var labels: [String: Any] = [:]
             for (label, m) in result {
@@ -182,100 +158,23 @@ struct Evaluate: ParsableCommand, ReadsImages {
     @OptionGroup var metricOptions: MetricOptions
     @OptionGroup var limits: ReadLimitOptions
 
-    static let extensions = [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".npy", ".hdr"]
-
-    static func caseID(_ name: String) -> String? {
-        guard let ext = extensions.first(where: { name.lowercased().hasSuffix($0) }) else { return nil }
-        var id = String(name.dropLast(ext.count))
-        for suffix in ["_segmentation", "_Segmentation", "_seg", "_mask", "_label"] where id.hasSuffix(suffix) {
-            id = String(id.dropLast(suffix.count))
-        }
-        return id
-    }
-
-    static func index(_ folder: String) throws -> [String: String] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw CommandError(subject: folder, reason: "not a folder")
-        }
-        var out: [String: String] = [:]
-        for name in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() where !name.hasPrefix(".") {
-            if let id = caseID(name) { out[id] = (folder as NSString).appendingPathComponent(name) }
-        }
-        return out
-    }
-
-    static func readSites(_ path: String) throws -> [String: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CommandError(subject: path, reason: "cannot read the sites CSV")
-        }
-        var out: [String: String] = [:]
-        for (n, line) in text.split(whereSeparator: \.isNewline).enumerated() {
-            let cols = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            if n == 0 && cols.first?.lowercased() == "case" { continue }
-            guard cols.count >= 2, !cols[0].isEmpty else {
-                throw CommandError(subject: path, reason: "line \(n + 1) is not 'case,site': \(line.prefix(60))")
-            }
-            out[cols[0]] = cols[1]
-        }
-        return out
-    }
-
     func validate() throws {
         guard (ref == nil) != (refData == nil) else { throw ValidationError("give --ref DIR or --ref-data DIR (one of them)") }
         if refSites != nil && refData == nil { throw ValidationError("--ref-sites needs --ref-data") }
     }
 
-    /// Where each case's reference comes from: a file, or a benchmark sample's label.
-    enum Reference { case file(String), sample(Sample) }
-
-    /// The reference of every prediction, keyed by the prediction's case id. With --ref, by file name. With
-    /// --ref-data, by the image each prediction was made from when the folder has predict's predictions.csv, else by
-    /// case id or image file name; a name that several sites share (the six-site prostate layout has Case00 in every
-    /// site) is refused with its candidates rather than scored against whichever site comes first.
-    func references(for predictions: [String: String]) throws -> [String: Reference] {
-        if let ref { return try Self.index(ref).mapValues { .file($0) } }
+    /// The reference of every prediction, keyed by the prediction's case id: with --ref by file name, with
+    /// --ref-data through ``Evaluation/references(for:predictionFolder:dataset:sites:)``.
+    func references(for predictions: [String: String]) throws -> [String: Evaluation.Reference] {
+        if let ref { return try Evaluation.files(in: ref).mapValues { .file($0) } }
         let dataset = try DatasetAdapters.load(refData!, benchmark: benchmark)
-        var samples = dataset.samples.filter(\.isLabeled)
-        if let refSites {
-            let wanted = Set(refSites.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            let known = Set(dataset.samples.map(\.site))
-            if let unknown = wanted.subtracting(known).sorted().first {
-                throw CommandError(subject: refData!, reason: "--ref-sites: no site \(unknown) (sites: \(known.sorted().joined(separator: ", ")))")
-            }
-            samples = samples.filter { wanted.contains($0.site) }
-        }
-        guard !samples.isEmpty else { throw CommandError(subject: refData!, reason: "the benchmark folder has no labeled case") }
-        if let made = try PredictionManifest.read(folder: pred) {
-            let byImage = Dictionary(samples.compactMap { s in s.images.first.map { (PredictionManifest.canonical($0), s) } }, uniquingKeysWith: { a, _ in a })
-            var out: [String: Reference] = [:]
-            for (id, file) in predictions {
-                if let image = made[(file as NSString).lastPathComponent], let s = byImage[PredictionManifest.canonical(image)] { out[id] = .sample(s) }
-            }
-            return out
-        }
-        var candidates: [String: [Sample]] = [:]
-        for s in samples {
-            var keys: Set<String> = [s.id]
-            if let image = s.images.first, let id = Self.caseID((image as NSString).lastPathComponent) { keys.insert(id) }
-            for k in keys { candidates[k, default: []].append(s) }
-        }
-        var out: [String: Reference] = [:]
-        for id in predictions.keys.sorted() {
-            guard let c = candidates[id] else { continue }
-            guard c.count == 1 else {
-                throw CommandError(subject: predictions[id]!, reason: "the case id \(id) matches \(c.count) labeled cases of \(refData!) ("
-                    + c.prefix(6).map { "\($0.id) in \($0.site)" }.joined(separator: ", ") + (c.count > 6 ? ", ..." : "")
-                    + "): give --ref-sites SITE, or predict with medselect predict, whose predictions.csv names each prediction's image")
-            }
-            out[id] = .sample(c[0])
-        }
-        return out
+        let wanted = refSites.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+        return try Evaluation.references(for: predictions, predictionFolder: pred, dataset: dataset, origin: refData!, sites: wanted)
     }
 
     func run() throws {
-        var siteOf = try sites.map(Self.readSites) ?? [:]
-        let preds = try Self.index(pred)
+        var siteOf = try sites.map(Evaluation.readSites) ?? [:]
+        let preds = try Evaluation.files(in: pred)
         guard !preds.isEmpty else { throw CommandError(subject: pred, reason: "the folder holds no prediction (no image file)") }
         let refs = try references(for: preds)
         if refData != nil && sites == nil {
@@ -301,26 +200,14 @@ struct Evaluate: ParsableCommand, ReadsImages {
         var byLabel: [Int: [String: [Double]]] = [:]
         var bySite: [String: [Int: [String: [Double]]]] = [:]
         let progress = ProgressLine("evaluate")
-        for (n, id) in ids.enumerated() {
-            progress.update(n, of: ids.count, unit: "cases", item: id)
-            let result: [Int: LabelMetrics]
-            // With --ref-data the table names the benchmark's case (HK_Case00), which file names may not (Case00).
-            var caseName = id
-            switch refs[id]! {
-            case .file(let path):
-                result = try metricOptions.compute(prediction: preds[id]!, reference: path, limits: limits.readOptions)
-            case .sample(let sample):
-                caseName = sample.id
-                guard let label = try sample.loadLabel(options: limits.readOptions) else {
-                    throw CommandError(subject: sample.images.first ?? sample.id, reason: "case \(sample.id) has no label to score against")
-                }
-                result = try metricOptions.compute(prediction: preds[id]!, reference: label, referencePath: sample.labels.first ?? sample.id,
-                                                   limits: limits.readOptions)
-            }
-            for label in result.keys.sorted() {
-                let m = result[label]!
-                let site = siteOf[id] ?? ""
-                rows.append([caseName] + (bySites ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
+        let scored = try Evaluation.score(preds, references: refs, sites: siteOf, rules: metricOptions.rules, options: limits.readOptions) { n, total, id in
+            progress.update(n, of: total, unit: "cases", item: id)
+        }
+        for result in scored {
+            for label in result.metrics.keys.sorted() {
+                let m = result.metrics[label]!
+                let site = result.site ?? ""
+                rows.append([result.caseName] + (bySites ? [site] : []) + [String(label)] + m.values.map { formatMetric($0.1) })
                 for (k, v) in m.values {
                     byLabel[label, default: [:]][k, default: []].append(v)
                     if bySites { bySite[site.isEmpty ? "(no site)" : site, default: [:]][label, default: [:]][k, default: []].append(v) }

@@ -33,7 +33,7 @@ struct Predict: ParsableCommand, ReadsImages {
     /// Whether a file name looks like a label map beside its image: CASE_mask, CASE_seg, CASE_segmentation,
     /// CASE_label (any case), or RIGA+'s imageN-K when imageN is among `names`.
     static func looksLikeMask(_ name: String, among names: Set<String>) -> Bool {
-        guard Evaluate.caseID(name) != nil else { return false }   // not an image file name
+        guard Evaluation.caseID(name) != nil else { return false }   // not an image file name
         let stem = (name as NSString).deletingPathExtension.replacingOccurrences(of: ".nii", with: "")
         let lower = stem.lowercased()
         if ["_mask", "_seg", "_segmentation", "_label", "_labels"].contains(where: { lower.hasSuffix($0) }) { return true }
@@ -70,7 +70,7 @@ struct Predict: ParsableCommand, ReadsImages {
         }
         // Earlier predictions are not replaced silently, and one process at a time writes into the folder.
         let earlier = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter {
-            $0 == PredictionManifest.fileName || (!$0.hasPrefix(".") && Evaluate.caseID($0) != nil)
+            $0 == PredictionManifest.fileName || (!$0.hasPrefix(".") && Evaluation.caseID($0) != nil)
         }
         if !earlier.isEmpty && !overwrite {
             throw CommandError(subject: out, reason: "already holds predictions (\(earlier.count) files, e.g. \(earlier.sorted()[0])); give --overwrite to replace them, or another --out")

@@ -75,7 +75,7 @@ struct Select: ParsableCommand, ReadsImages {
                 return g
             }
         }
-        let groups = try readLines(path)
+        let groups = try CaseList.read(path)
         guard groups.count == ids.count else {
             throw CommandError(subject: path, reason: "\(groups.count) groups for \(ids.count) rows (give one group per row, or a CSV with id and site columns)")
         }
@@ -89,21 +89,6 @@ struct Select: ParsableCommand, ReadsImages {
             throw ValidationError("--clusters must be a count K >= 2 or a range A-B with 2 <= A <= B, e.g. 2-24; got '\(text)'")
         }
         return lo...hi
-    }
-
-    /// An embedding matrix, read memory-mapped (``NPYReader/readMatrix(_:options:)``).
-    static func loadMatrix(_ path: String) throws -> (values: [Float], rows: Int, cols: Int) {
-        let m = try NPYReader.readMatrix(path)
-        return (m.values, m.rows, m.columns)
-    }
-
-    static func readLines(_ path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CommandError(subject: path, reason: "cannot read the file")
-        }
-        var lines = text.split(whereSeparator: \.isNewline).map { String($0.split(separator: ",").first ?? "").trimmingCharacters(in: .whitespaces) }
-        if let first = lines.first, ["id", "ids", "case", "site", "group"].contains(first.lowercased()) { lines.removeFirst() }
-        return lines
     }
 
     /// Per-row uncertainty from a CSV with `id` and `uncertainty` columns (header required), in the pool's row order.
@@ -130,28 +115,28 @@ struct Select: ParsableCommand, ReadsImages {
     func run() throws {
         let t0 = Date()
         try checkOutputFolder(out)
-        let m = try Self.loadMatrix(embeddings)
+        let m = try NPYReader.readMatrix(embeddings)
         var idList: [String]? = nil
         // The ids file `medselect embed` writes beside the embeddings is used when --ids is not given.
         let besideEmbeddings = CaseEmbedder.idsPath(embeddings)
         let ids = self.ids ?? (FileManager.default.fileExists(atPath: besideEmbeddings) ? besideEmbeddings : nil)
         if self.ids == nil, let ids { FileHandle.standardError.write(Data("note: ids from \(ids)\n".utf8)) }
         if let ids {
-            let l = try Self.readLines(ids)
+            let l = try CaseList.read(ids)
             guard l.count == m.rows else { throw CommandError(subject: ids, reason: "\(l.count) ids for \(m.rows) embedding rows") }
             guard Set(l).count == l.count else { throw CommandError(subject: ids, reason: "ids are not unique") }
             idList = l
         }
-        let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.cols, ids: idList)
+        let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: idList)
         var sourceMatrix: Embeddings? = nil
         if let source {
-            let s = try Self.loadMatrix(source)
-            guard s.cols == m.cols else { throw CommandError(subject: source, reason: "\(s.cols) dimensions, the pool has \(m.cols)") }
-            sourceMatrix = try Embeddings(values: s.values, count: s.rows, dimensions: s.cols)
+            let s = try NPYReader.readMatrix(source)
+            guard s.columns == m.columns else { throw CommandError(subject: source, reason: "\(s.columns) dimensions, the pool has \(m.columns)") }
+            sourceMatrix = try Embeddings(values: s.values, count: s.rows, dimensions: s.columns)
         }
         var labeledRows: [Int] = []
         if let labeled {
-            let names = FileManager.default.fileExists(atPath: labeled) ? try Self.readLines(labeled)
+            let names = FileManager.default.fileExists(atPath: labeled) ? try CaseList.read(labeled)
                 : labeled.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let index = Dictionary(uniqueKeysWithValues: pool.ids.enumerated().map { ($1, $0) })
             for name in names {
@@ -163,7 +148,7 @@ struct Select: ParsableCommand, ReadsImages {
         let count = budget.isWholePool ? remaining : budget.count(pool: n)
         guard count >= 1 else { throw CommandError(subject: labeled ?? embeddings, reason: "every case of the pool of \(n) is labeled already: nothing left to select") }
         if [.coldstart, .typiclust, .probcover].contains(strategy), n > 1,
-           (1..<n).allSatisfy({ r in (0..<m.cols).allSatisfy { m.values[r * m.cols + $0] == m.values[$0] } }) {
+           (1..<n).allSatisfy({ r in (0..<m.columns).allSatisfy { m.values[r * m.columns + $0] == m.values[$0] } }) {
             throw CommandError(subject: embeddings, reason: "all \(n) rows are identical, so the embedding tells no case from another and \(strategy.rawValue) has nothing to cluster "
                 + "(a constant image set, or an encoder that maps everything to one point)")
         }
@@ -192,7 +177,7 @@ struct Select: ParsableCommand, ReadsImages {
         func input(_ path: String, shape: [Int]? = nil) -> JSONValue {
             .object(["path": .string(path), "hash": .string(FNV1a.file(path))].merging(shape.map { ["shape": .array($0.map(JSONValue.int))] } ?? [:]) { a, _ in a })
         }
-        var inputs: [String: JSONValue] = ["embeddings": input(embeddings, shape: [n, m.cols])]
+        var inputs: [String: JSONValue] = ["embeddings": input(embeddings, shape: [n, m.columns])]
         if let ids = self.ids ?? (FileManager.default.fileExists(atPath: CaseEmbedder.idsPath(embeddings)) ? CaseEmbedder.idsPath(embeddings) : nil) {
             inputs["ids"] = input(ids)
         }

@@ -61,12 +61,12 @@ struct Sites: ParsableCommand, ReadsImages {
 
         // Embeddings given: checked against the cases before any image is read.
         if let embeddings {
-            let m = try Select.loadMatrix(embeddings)
+            let m = try NPYReader.readMatrix(embeddings)
             let idsPath = ids ?? CaseEmbedder.idsPath(embeddings)
             guard FileManager.default.fileExists(atPath: idsPath) else {
                 throw CommandError(subject: embeddings, reason: "no ids: give --ids (embed writes \(idsPath) beside the embeddings)")
             }
-            let idList = try Select.readLines(idsPath)
+            let idList = try CaseList.read(idsPath)
             guard idList.count == m.rows else { throw CommandError(subject: idsPath, reason: "\(idList.count) ids for \(m.rows) embedding rows in \(embeddings)") }
             let row = Dictionary(idList.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             let missing = samples.filter { row[$0.id] == nil }
@@ -76,8 +76,8 @@ struct Sites: ParsableCommand, ReadsImages {
             if !missing.isEmpty {
                 throw CommandError(subject: idsPath, reason: "\(missing.count) cases have no embedding row (first: \(missing[0].id)); embed all the cases, or restrict with --sites")
             }
-            let values = samples.flatMap { s in m.values[(row[s.id]! * m.cols)..<((row[s.id]! + 1) * m.cols)] }
-            stage.embeddings = (values, m.cols, "embeddings from \(embeddings) (\(m.cols) dimensions)")
+            let values = samples.flatMap { s in m.values[(row[s.id]! * m.columns)..<((row[s.id]! + 1) * m.columns)] }
+            stage.embeddings = (values, m.columns, "embeddings from \(embeddings) (\(m.columns) dimensions)")
         }
         stage.outcomes = try results.map { try Self.readResults($0, cases: Set(samples.map(\.id)), strategy: strategy, budget: budget) } ?? [:]
         let progress = ProgressLine("sites"), steps = ProgressLine("sites")

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedFormats
 import MedImage
 import Synchronization
@@ -72,7 +73,7 @@ public enum DatasetExport {
         let failure = Mutex<Error?>(nil)
         let done = Atomic(0)
         let start = Date()
-        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+        parallelFor(samples.count) { i in
             let s = samples[i]
             do {
                 var image = try s.loadImage()

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedFormats
 import MedImage
 import Synchronization
@@ -75,7 +76,7 @@ public struct PreprocessCache: Sendable {
         let results = Mutex([Int: Entry]())
         let failure = Mutex<Error?>(nil)
         let computed = Atomic(0)
-        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+        parallelFor(samples.count) { i in
             let s = samples[i]
             let sources = Dictionary(uniqueKeysWithValues: (s.images + s.labels).map { ($0, Self.stamp($0)) })
             if let e = old[s.id], e.sources == sources, FileManager.default.fileExists(atPath: folder + "/" + e.image) {

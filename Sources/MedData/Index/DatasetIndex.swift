@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedFormats
 import MedImage
 import Synchronization
@@ -161,7 +162,7 @@ public final class DatasetIndex: @unchecked Sendable {
         while batchStart < todo.count {
             let batch = Array(todo[batchStart..<min(todo.count, batchStart + options.batchSize)])
             let results = Mutex([Int: FileFacts]())
-            DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+            parallelFor(batch.count) { i in
                 let f = FileFacts.read(batch[i].path, role: batch[i].role, statistics: options.statistics, hash: options.hash)
                 results.withLock { $0[i] = f }
             }
@@ -197,7 +198,7 @@ public final class DatasetIndex: @unchecked Sendable {
         while vStart < labeledSamples.count && options.limit == nil {
             let batch = Array(labeledSamples[vStart..<min(labeledSamples.count, vStart + options.batchSize)])
             let volumes = Mutex([Int: String]())
-            DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+            parallelFor(batch.count) { i in
                 guard let label = try? batch[i].loadLabel() else { return }
                 var counts: [Int: Int] = [:]
                 for v in label.voxels.prefix(label.shape.spatialCount) where v != 0 { counts[Int(v), default: 0] += 1 }

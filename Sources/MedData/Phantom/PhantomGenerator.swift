@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedFormats
 import MedImage
 import Synchronization
@@ -96,7 +97,7 @@ public struct PhantomGenerator: Sendable {
             let done = Mutex(0)
             let results = Mutex([Int: Result<(Case, Thumbnail?), Error>]())
             let benchmark = config.benchmark, seed = self.seed
-            DispatchQueue.concurrentPerform(iterations: r.count) { c in
+            parallelFor(r.count) { c in
                 let outcome = Result { try Self.writeCase(benchmark, r, index: c, mode: modes[c], seed: seed, site: s, folder: folder) }
                 results.withLock { $0[c] = outcome }
                 let n = done.withLock { $0 += 1; return $0 }

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedFoundation
 
 /// xoshiro256** seeded through SplitMix64: the phantom generator's random source (fast, with independent streams
@@ -36,7 +37,7 @@ struct PhantomRandom: RandomNumberGenerator {
 /// Runs body(i) for i in 0..<count over the cores.
 func phantomParallel(_ count: Int, _ body: @Sendable (Int) -> Void) {
     if count <= 1 { for i in 0..<count { body(i) }; return }
-    DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    parallelFor(count, body)
 }
 
 /// A Float32 plane (or a stack of planes), x fastest.

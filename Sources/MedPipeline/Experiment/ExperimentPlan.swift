@@ -61,9 +61,8 @@ public struct ExperimentPlan {
     }
 
     static func split(_ dataset: Dataset, sites: [String], config: ExperimentConfig) -> (train: [Sample], held: [Sample]) {
-        let d = dataset.filtered(sites: Set(sites), labeled: true)
-        let parts = d.split(seed: config.splitSeed, fractions: [("train", 1 - config.validationFraction), ("validation", config.validationFraction)])
-        return (parts["train"] ?? [], parts["validation"] ?? [])
+        let (train, held) = dataset.filtered(sites: Set(sites)).trainValidationSplit(seed: config.splitSeed, validationFraction: config.validationFraction)
+        return (train, held)
     }
 
     public init(config: ExperimentConfig, dataset: Dataset, run: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -354,7 +353,7 @@ public struct ExperimentPlan {
     static func select(strategy: String, count: Int, seed: UInt64, config c: ExperimentConfig, embeddings folder: String, alphaFrom: String? = nil,
                        to path: String) throws {
         let m = try NPYReader.readMatrix(folder + "/pool.npy")
-        let ids = try readIDs(folder + "/pool.ids.csv")
+        let ids = try CaseList.read(folder + "/pool.ids.csv")
         let pool = try Embeddings(values: m.values, count: m.rows, dimensions: m.columns, ids: ids)
         let ablation = strategy.hasPrefix("xssr:") ? strategy.dropFirst(5).replacingOccurrences(of: "/", with: ",") : nil
         var stage = SelectionStage(strategy: ablation == nil ? Strategy(rawValue: strategy)! : .xssr, budget: count)
@@ -370,11 +369,6 @@ public struct ExperimentPlan {
             stage.source = try Embeddings(values: s.values, count: s.rows, dimensions: s.columns)
         }
         try stage.run(pool: pool).selection(strategy: strategy, budget: count, seed: seed, labeled: []).write(to: path)
-    }
-
-    /// The ids (first column) of an `.ids.csv` that `embed` writes beside a matrix.
-    static func readIDs(_ path: String) throws -> [String] {
-        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
     }
 
     /// The next round's selection: the pool's uncertainty under the last round's model, then `step` more cases by
@@ -405,7 +399,7 @@ public struct ExperimentPlan {
         let m = try NPYReader.readMatrix(path)
         let d = m.columns
         let values = m.values
-        let fileIDs = try readIDs(CaseEmbedder.idsPath(path))
+        let fileIDs = try CaseList.read(CaseEmbedder.idsPath(path))
         guard fileIDs.count == m.rows else { throw DataError.badConfiguration(path: path, reason: "\(fileIDs.count) ids for \(m.rows) rows") }
         let index = Dictionary(fileIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [Float] = []

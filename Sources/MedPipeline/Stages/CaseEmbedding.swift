@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import Synchronization
 import MedData
 import MedFormats
@@ -77,7 +78,7 @@ public struct CaseEmbedder {
             // Read slices in parallel, then encode one case at a time on the compute threads.
             let slices = Mutex([Int: Result<ImageSlices, Error>]())
             let side = model.configuration.imageSize
-            DispatchQueue.concurrentPerform(iterations: total) { i in
+            parallelFor(total) { i in
                 let r = Result { try samples[i].slices(size: side, maxSlices: maxSlices, options: options) }
                 slices.withLock { $0[i] = r }
                 progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
@@ -96,7 +97,7 @@ public struct CaseEmbedder {
             }
         case .unet(let unet, let side, let maxSlices):
             let slices = Mutex([Int: Result<ImageSlices, Error>]())
-            DispatchQueue.concurrentPerform(iterations: total) { i in
+            parallelFor(total) { i in
                 let r = Result { try samples[i].slices(size: side, maxSlices: maxSlices, options: options).grayscale() }
                 slices.withLock { $0[i] = r }
                 progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
@@ -115,7 +116,7 @@ public struct CaseEmbedder {
                 progress(i + 1, total, "cases encoded")
             }
         case .thumbnail(let side):
-            DispatchQueue.concurrentPerform(iterations: total) { i in
+            parallelFor(total) { i in
                 let r = Result { try Self.thumbnail(of: try samples[i].loadImage(options: options), size: side) }
                 results.withLock { $0[i] = r }
                 progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
@@ -167,12 +168,12 @@ public struct CaseEmbedder {
     }
 
     /// Where the ids of an embedding matrix go: `E.npy` -> `E.ids.csv`.
-    public static func idsPath(_ npy: String) -> String { (npy.hasSuffix(".npy") ? String(npy.dropLast(4)) : npy) + ".ids.csv" }
+    public static func idsPath(_ npy: String) -> String { CaseList.path(beside: npy) }
 
     /// Rows `range` of an N x D matrix to `path` (.npy) and their cases' `id,site` to its ids file.
     public static func write(_ rows: [Float], dimensions: Int, range: Range<Int>, cases: [Sample], to path: String) throws {
         let values = Array(rows[(range.lowerBound * dimensions)..<(range.upperBound * dimensions)])
         try NPYWriter.write(matrix: values, rows: range.count, columns: dimensions, to: path)
-        try AtomicFile.write("id,site\n" + cases.map { "\($0.id),\($0.site)\n" }.joined(), to: idsPath(path))
+        try CaseList.write(cases, to: idsPath(path))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import Synchronization
 import MedData
 import MedFormats
@@ -20,7 +21,7 @@ public enum PretrainingImages {
                             progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> (stack: ImageStack, slicesPerCase: [Int]) {
         let results = Mutex([Int: Result<ImageSlices, Error>]())
         let done = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+        parallelFor(samples.count) { i in
             let r = Result { () -> ImageSlices in
                 let s = try samples[i].slices(size: size, maxSlices: maxSlices, options: options)
                 return gray ? s.grayscale() : s

@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import Synchronization
 import MedAnalysis
 import MedData
@@ -43,7 +44,7 @@ public struct SiteAnalysisStage {
         let facts = Mutex([Int: Result<CaseFacts, Error>]())
         let done = Atomic(0)
         let needThumbnails = embeddings == nil, size = thumbnailSize, options = readOptions
-        DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+        parallelFor(samples.count) { i in
             let r = Result { try Self.facts(samples[i], size: size, thumbnail: needThumbnails, options: options) }
             facts.withLock { $0[i] = r }
             reading(done.add(1, ordering: .relaxed).newValue, samples.count)

@@ -141,9 +141,9 @@ struct BenchSelect: ParsableCommand {
     @Flag(help: "One JSON object per figure.") var json = false
 
     func run() throws {
-        let e = try Select.loadMatrix(embeddings), p = try Select.loadMatrix(points)
-        let pool = try Embeddings(values: e.values, count: e.rows, dimensions: e.cols)
-        let pts = try Embeddings(values: p.values, count: p.rows, dimensions: p.cols)
+        let e = try NPYReader.readMatrix(embeddings), p = try NPYReader.readMatrix(points)
+        let pool = try Embeddings(values: e.values, count: e.rows, dimensions: e.columns)
+        let pts = try Embeddings(values: p.values, count: p.rows, dimensions: p.columns)
         let work = Set(only.split(separator: ",").map(String.init))
         func report(_ name: String, _ seconds: Double, _ extra: [String: Any] = [:]) throws {
             var obj: [String: Any] = ["bench": name, "lib": "medselect", "seconds": (seconds * 1000).rounded() / 1000]

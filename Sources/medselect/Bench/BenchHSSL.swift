@@ -68,7 +68,7 @@ struct BenchHSSL: ParsableCommand {
         func r2(_ v: Double) -> Double { (v * 100).rounded() / 100 }
         let obj: [String: Any] = ["bench": "hssl_vs_unet_step", "lib": "medselect", "img": size, "pairs": pairs, "unet_batch": unetBatch, "threads": threads,
                                   "hssl_ms_per_image": hsslTimes.map(r2), "unet_ms_per_image": unetTimes.map(r2), "ratio_per_round": ratios.map(r2),
-                                  "ratio_median": r2(PhasedSteps.median(ratios)), "isa": Layout.instructionSet, "peak_rss_mb": peakRSSMegabytes()]
+                                  "ratio_median": r2(PhasedSteps.median(ratios)), "isa": Layout.instructionSet, "peak_rss_mb": SyntheticData.peakRSSMegabytes()]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {

@@ -53,13 +53,13 @@ struct BenchMAE: ParsableCommand {
                                   "median_ms": (med * 100).rounded() / 100, "min_ms": (times[0] * 100).rounded() / 100,
                                   "max_ms": (times[times.count - 1] * 100).rounded() / 100, "iters": iters,
                                   "isa": Layout.instructionSet, "kernels_isa": Layout.kernelInstructionSet,
-                                  "images_per_s": (Double(batch) / med * 1000 * 10).rounded() / 10, "peak_rss_mb": peakRSSMegabytes(),
+                                  "images_per_s": (Double(batch) / med * 1000 * 10).rounded() / 10, "peak_rss_mb": SyntheticData.peakRSSMegabytes(),
                                   "params": model.parameters.map(\.count).reduce(0, +), "last_loss": Double(lastLoss)]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "MAE step 128x128 batch %d: median %.1f ms (min %.1f, max %.1f; %.1f images/s), peak %.0f MB", batch, med, times[0],
-                         times[times.count - 1], Double(batch) / med * 1000, peakRSSMegabytes()))
+                         times[times.count - 1], Double(batch) / med * 1000, SyntheticData.peakRSSMegabytes()))
             print("  oneDNN ISA \(Layout.instructionSet), own kernels \(Layout.kernelInstructionSet)")
             print(String(format: "  phases (median ms): forward and loss %.1f, backward %.1f, optimizer %.1f", phaseMedians[0], phaseMedians[1], phaseMedians[2]))
         }

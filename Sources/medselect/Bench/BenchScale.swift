@@ -37,19 +37,19 @@ struct BenchScale: ParsableCommand {
         var g = SplitMix64(seed: seed)
         let centres = (0..<(20 * dimensions)).map { _ in Float.random(in: -10..<10, using: &g) }
         let t0 = Date()
-        let pool = try Embeddings(values: Self.blobs(count, dimensions, centres: centres, blobs: 0..<20, seed: seed &+ 1),
+        let pool = try Embeddings(values: SyntheticData.blobs(count, dimensions, centres: centres, blobs: 0..<20, seed: seed &+ 1),
                                   count: count, dimensions: dimensions)
         log("generated \(count) x \(dimensions) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s; budget \(budget)")
         let work = Set(only.split(separator: ",").map(String.init))
         func report(_ name: String, _ seconds: Double, _ extra: [String: Any]) throws {
             var obj: [String: Any] = ["bench": name, "lib": "medselect", "seconds": (seconds * 10).rounded() / 10, "N": count,
-                                      "d": dimensions, "budget": budget, "peak_rss_mb": peakRSSMegabytes()]
+                                      "d": dimensions, "budget": budget, "peak_rss_mb": SyntheticData.peakRSSMegabytes()]
             for (k, v) in extra { obj[k] = v }
             if json {
                 // Written at once (not buffered): a scale run is long and may be stopped after the first figure.
                 FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) + Data("\n".utf8))
             } else {
-                FileHandle.standardOutput.write(Data(String(format: "%-10@ %9.1f s  peak %6.0f MB  %@\n", name, seconds, peakRSSMegabytes(), "\(extra)").utf8))
+                FileHandle.standardOutput.write(Data(String(format: "%-10@ %9.1f s  peak %6.0f MB  %@\n", name, seconds, SyntheticData.peakRSSMegabytes(), "\(extra)").utf8))
             }
         }
         if work.contains("coreset") {
@@ -58,7 +58,7 @@ struct BenchScale: ParsableCommand {
             try report("coreset", Date().timeIntervalSince(start), ["final_radius": Double(picks.last!.distance)])
         }
         if work.contains("xssr") {
-            let source = try Embeddings(values: Self.blobs(sourceCount, dimensions, centres: centres, blobs: 0..<15, seed: seed &+ 2),
+            let source = try Embeddings(values: SyntheticData.blobs(sourceCount, dimensions, centres: centres, blobs: 0..<15, seed: seed &+ 2),
                                         count: sourceCount, dimensions: dimensions)
             let start = Date()
             let result = try XSSR.select(pool: pool, source: source, budget: budget, alphaGrid: grid) { message in log(message) }
@@ -70,46 +70,4 @@ struct BenchScale: ParsableCommand {
     func log(_ message: String) {
         FileHandle.standardError.write(Data("[scale] \(message)\n".utf8))
     }
-
-    /// count rows from the given blobs (uniformly chosen), Gaussian with standard deviation 4; chunks drawn in parallel
-    /// from per-chunk seeds so the result does not depend on the thread count.
-    static func blobs(_ count: Int, _ d: Int, centres: [Float], blobs: Range<Int>, seed: UInt64) -> [Float] {
-        var out = [Float](repeating: 0, count: count * d)
-        let chunk = 4096
-        let chunks = (count + chunk - 1) / chunk
-        out.withUnsafeMutableBufferPointer { buffer in
-            nonisolated(unsafe) let p = buffer.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                var g = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(c))
-                for i in (c * chunk)..<min(count, (c + 1) * chunk) {
-                    let b = Int.random(in: blobs, using: &g)
-                    var j = 0
-                    while j < d {
-                        // Box-Muller: two normals per pair of uniforms.
-                        let u1 = max(Float.random(in: 0..<1, using: &g), 1e-12), u2 = Float.random(in: 0..<1, using: &g)
-                        let r = (-2 * Foundation.log(u1)).squareRoot()
-                        p[i * d + j] = centres[b * d + j] + 4 * r * cos(2 * .pi * u2)
-                        if j + 1 < d { p[i * d + j + 1] = centres[b * d + j + 1] + 4 * r * sin(2 * .pi * u2) }
-                        j += 2
-                    }
-                }
-            }
-        }
-        return out
-    }
-}
-
-/// Peak resident memory of this process (VmHWM), in MB.
-func peakRSSMegabytes() -> Double {
-    guard let f = fopen("/proc/self/status", "r") else { return 0 }
-    defer { fclose(f) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, 256, f) != nil {
-        let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if s.hasPrefix("VmHWM:") {
-            let kb = Double(s.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "0") ?? 0
-            return (kb / 1024).rounded()
-        }
-    }
-    return 0
 }

@@ -36,7 +36,7 @@ struct BenchSites: ParsableCommand {
             FileHandle.standardError.write(Data(String(format: "[sites %6.1f s] %@\n", Date().timeIntervalSince(t0), message).utf8))
         }
         // Standard normal rows (the blob generator with one centre at 0 and standard deviation 4, rescaled), then shifted.
-        var values = BenchScale.blobs(n, dimensions, centres: [Float](repeating: 0, count: dimensions), blobs: 0..<1, seed: seed)
+        var values = SyntheticData.blobs(n, dimensions, centres: [Float](repeating: 0, count: dimensions), blobs: 0..<1, seed: seed)
         for i in values.indices { values[i] /= 4 }
         for i in 0..<n { values[i * dimensions] += Float(Double(i / casesPerSite) * shift) }
         let names = (0..<sites).map { "S\($0)" }
@@ -65,7 +65,7 @@ struct BenchSites: ParsableCommand {
         let obj: [String: Any] = [
             "bench": "sites", "lib": "medselect", "cases_per_site": casesPerSite, "sites": sites, "d": dimensions,
             "permutations": permutations, "analysis_seconds": (analysisSeconds * 10).rounded() / 10,
-            "case_distance_seconds": (caseSeconds * 10).rounded() / 10, "peak_rss_mb": peakRSSMegabytes(),
+            "case_distance_seconds": (caseSeconds * 10).rounded() / 10, "peak_rss_mb": SyntheticData.peakRSSMegabytes(),
             "mmd_method": report.sites.compactMap(\.mmdMethod).first ?? "", "ranking_by_mmd": ranking,
             "ranking_correct": ranking == Array(names.dropFirst()),
         ]
@@ -73,7 +73,7 @@ struct BenchSites: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "sites: %d x %d cases, d %d: analysis %.1f s, per-case distances %.1f s, peak %.0f MB; MMD ranks the sites %@ (%@)",
-                         sites, casesPerSite, dimensions, analysisSeconds, caseSeconds, peakRSSMegabytes(), ranking.joined(separator: " < "),
+                         sites, casesPerSite, dimensions, analysisSeconds, caseSeconds, SyntheticData.peakRSSMegabytes(), ranking.joined(separator: " < "),
                          ranking == Array(names.dropFirst()) ? "the order of their shifts" : "not the order of their shifts"))
         }
     }

@@ -56,13 +56,13 @@ struct BenchUNet: ParsableCommand {
                                   "median_ms": (median * 100).rounded() / 100, "min_ms": (times[0] * 100).rounded() / 100,
                                   "max_ms": (times[times.count - 1] * 100).rounded() / 100, "iters": iters,
                                   "isa": Layout.instructionSet, "kernels_isa": Layout.kernelInstructionSet, "block": Layout.native.block, "activation_reorders_per_step": reordersPerStep,
-                                  "images_per_s": (Double(batch) / median * 1000 * 100).rounded() / 100, "peak_rss_mb": peakRSSMegabytes(),
+                                  "images_per_s": (Double(batch) / median * 1000 * 100).rounded() / 100, "peak_rss_mb": SyntheticData.peakRSSMegabytes(),
                                   "params": model.parameters.map(\.count).reduce(0, +), "last_loss": Double(lastLoss)]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "U-Net step %dx%d batch %d: median %.1f ms (min %.1f, max %.1f; %.1f images/s), peak %.0f MB", size, size,
-                         batch, median, times[0], times[times.count - 1], Double(batch) / median * 1000, peakRSSMegabytes()))
+                         batch, median, times[0], times[times.count - 1], Double(batch) / median * 1000, SyntheticData.peakRSSMegabytes()))
             print("  oneDNN ISA \(Layout.instructionSet), own kernels \(Layout.kernelInstructionSet), activations in \(Layout.native) (block \(Layout.native.block)), "
                   + String(format: "%.1f activation conversions per step", reordersPerStep))
             print(String(format: "  phases (median ms): forward %.1f, loss %.1f, backward %.1f, optimizer %.1f", phaseMedians[0],
