@@ -87,12 +87,13 @@ let package = Package(
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
         ),
 
-        .target(name: "TestSupport", dependencies: ["MedFoundation", "MedImage", "MedFormats", "MedSelection", "CZlib"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MedFoundation", "MedTensor", "MedImage", "MedFormats", "MedSelection", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MedImageTests", dependencies: ["MedImage", "TestSupport"]),
         .testTarget(name: "MedFormatsTests", dependencies: ["MedFormats", "MedImage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedSelectionTests", dependencies: ["MedSelection", "TestSupport"]),
         .testTarget(name: "MedDataTests", dependencies: ["MedData", "MedFormats", "MedImage", "TestSupport"]),
-        .testTarget(name: "MedTensorTests", dependencies: ["MedFoundation", "MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MedTensorTests", dependencies: ["MedFoundation", "MedTensor", "TestSupport"]),
+        .testTarget(name: "MedNNTests", dependencies: ["MedFoundation", "MedTensor", "MedNN", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedFoundation", "TestSupport"]),
         .testTarget(name: "MedReportTests", dependencies: ["MedReport"]),

@@ -42,6 +42,9 @@ public enum LabelRule: String, Sendable, Codable {
     /// Run-length-encoded masks from a CheXmask table (tags `rle_<structure>`, `rle_height`, `rle_width`): left and
     /// right lung become 1, the heart 2.
     case chexmaskRLE
+
+    /// The label is in the sample's tags (CheXmask's run-length codes), not in files.
+    public var labelsInTags: Bool { self == .chexmaskRLE }
 }
 
 /// One case: image file(s), label file(s), site, and what is known about it.
@@ -64,12 +67,12 @@ public struct Sample: Sendable, Codable, Equatable {
         self.scanner = scanner; self.split = split; self.tags = tags
     }
 
-    public var isLabeled: Bool { !labels.isEmpty || labelRule == .chexmaskRLE }
+    public var isLabeled: Bool { !labels.isEmpty || labelRule.labelsInTags }
 
     /// Reads the image (several files are stacked as channels on the fourth axis; their grids must agree).
     public func loadImage(options: ReadOptions = .default) throws -> MedicalImage {
         guard let first = images.first else { throw DataError.badDataset(path: id, reason: "sample has no image file") }
-        if tags["reader"] == "jsrt" { return try JSRTAdapter.readImage(first) }
+        if let reader = RawImageReaders.named(tags["reader"]) { return try reader.readImage(first) }
         var image = try ImageIO.read(first, options: options)
         guard images.count > 1 else { return image }
         for path in images.dropFirst() {
@@ -93,10 +96,8 @@ public struct Sample: Sendable, Codable, Equatable {
             var label = try ImageIO.read(first, options: options)
             label.kind = .labelMap
             if let problem = label.labelMapProblem { throw DataError.badDataset(path: first, reason: "not a label map: \(problem)") }
-            if tags["reader"] == "jsrt" && label.shape.x != JSRTAdapter.size {
-                // SCR masks are half the JSRT resolution: nearest-neighbour onto the image grid.
-                label = try LabelTools.upsampled(label, to: JSRTAdapter.size, spacing: JSRTAdapter.spacing, path: first)
-            }
+            let reader = RawImageReaders.named(tags["reader"])
+            if let reader { label = try reader.conformLabel(label, path: first) }
             if label.shape.t > 1 { label = LabelTools.firstChannel(label) }
             switch labelRule {
             case .identity: break
@@ -107,9 +108,7 @@ public struct Sample: Sendable, Codable, Equatable {
                     var other = try ImageIO.read(path, options: options)
                     if let problem = other.labelMapProblem { throw DataError.badDataset(path: path, reason: "not a label map: \(problem)") }
                     if other.shape.t > 1 { other = LabelTools.firstChannel(other) }
-                    if tags["reader"] == "jsrt" && other.shape.x != JSRTAdapter.size {
-                        other = try LabelTools.upsampled(other, to: JSRTAdapter.size, spacing: JSRTAdapter.spacing, path: path)
-                    }
+                    if let reader { other = try reader.conformLabel(other, path: path) }
                     guard other.shape.spatialCount == label.shape.spatialCount else {
                         throw DataError.badDataset(path: path, reason: "mask grid \(other.shape) differs from \(label.shape) of \(first)")
                     }

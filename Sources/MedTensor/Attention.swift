@@ -23,7 +23,8 @@ extension Tensor {
         let (outer, len, inner) = split(ax)
         let m = range.count
         var out = [Float](repeating: 0, count: outer * m * inner)
-        for o in 0..<outer { for i in 0..<(m * inner) { out[o * m * inner + i] = data[(o * len + range.lowerBound) * inner + i] } }
+        let x = data   // plain values, converted once (a blocked tensor's `data` converts on every read)
+        for o in 0..<outer { for i in 0..<(m * inner) { out[o * m * inner + i] = x[(o * len + range.lowerBound) * inner + i] } }
         var s = shape
         s[ax] = m
         let total = count
@@ -41,7 +42,8 @@ extension Tensor {
         }
         let d = shape[1]
         var out = [Float](repeating: 0, count: indices.count * d)
-        for (r, i) in indices.enumerated() { for j in 0..<d { out[r * d + j] = data[i * d + j] } }
+        let x = data   // plain values, read once
+        for (r, i) in indices.enumerated() { for j in 0..<d { out[r * d + j] = x[i * d + j] } }
         let total = count
         return Tensor.result(shape: [indices.count, d], data: out, inputs: [self]) { [self] g in
             var gx = [Float](repeating: 0, count: total)

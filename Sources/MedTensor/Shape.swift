@@ -154,20 +154,36 @@ extension Tensor {
         }
     }
 
-    /// Softmax over `axis` (numerically stable).
-    public func softmax(axis: Int) -> Tensor {
-        let data = self.data   // plain values, read once
-        let (outer, len, inner) = split(axis)
-        var out = [Float](repeating: 0, count: count)
+    /// Softmax (or its logarithm) along the middle axis of plain values viewed as [outer, length, inner]: the
+    /// maximum is subtracted first, so large logits do not overflow. The one kernel of ``softmax(axis:)`` and
+    /// ``logSoftmax(axis:)``.
+    static func softmaxKernel(_ data: [Float], outer: Int, length len: Int, inner: Int, log: Bool) -> [Float] {
+        var out = [Float](repeating: 0, count: data.count)
         for o in 0..<outer {
             for i in 0..<inner {
                 var m = -Float.infinity
                 for c in 0..<len { m = max(m, data[(o * len + c) * inner + i]) }
                 var s: Float = 0
-                for c in 0..<len { let e = Foundation.exp(data[(o * len + c) * inner + i] - m); out[(o * len + c) * inner + i] = e; s += e }
-                for c in 0..<len { out[(o * len + c) * inner + i] /= s }
+                for c in 0..<len {
+                    let e = Foundation.exp(data[(o * len + c) * inner + i] - m)
+                    if !log { out[(o * len + c) * inner + i] = e }
+                    s += e
+                }
+                if log {
+                    let lse = m + Foundation.log(s)
+                    for c in 0..<len { out[(o * len + c) * inner + i] = data[(o * len + c) * inner + i] - lse }
+                } else {
+                    for c in 0..<len { out[(o * len + c) * inner + i] /= s }
+                }
             }
         }
+        return out
+    }
+
+    /// Softmax over `axis` (numerically stable).
+    public func softmax(axis: Int) -> Tensor {
+        let (outer, len, inner) = split(axis)
+        let out = Self.softmaxKernel(data, outer: outer, length: len, inner: inner, log: false)
         let y = out
         return Tensor.result(shape: shape, data: out, inputs: [self]) { [self] g in
             // dx = y (g - Σ g y)
@@ -185,19 +201,8 @@ extension Tensor {
 
     /// log(softmax) over `axis`.
     public func logSoftmax(axis: Int) -> Tensor {
-        let data = self.data   // plain values, read once
         let (outer, len, inner) = split(axis)
-        var out = [Float](repeating: 0, count: count)
-        for o in 0..<outer {
-            for i in 0..<inner {
-                var m = -Float.infinity
-                for c in 0..<len { m = max(m, data[(o * len + c) * inner + i]) }
-                var s: Float = 0
-                for c in 0..<len { s += Foundation.exp(data[(o * len + c) * inner + i] - m) }
-                let lse = m + Foundation.log(s)
-                for c in 0..<len { out[(o * len + c) * inner + i] = data[(o * len + c) * inner + i] - lse }
-            }
-        }
+        let out = Self.softmaxKernel(data, outer: outer, length: len, inner: inner, log: true)
         let y = out
         return Tensor.result(shape: shape, data: out, inputs: [self]) { [self] g in
             // dx = g - softmax · Σ g

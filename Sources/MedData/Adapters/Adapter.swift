@@ -126,3 +126,23 @@ func unexpectedLabelValues(_ path: String, allowed: Set<Float>) -> String? {
     let extra = Set(image.voxels).subtracting(allowed)
     return extra.isEmpty ? nil : "unexpected label values \(extra.sorted().prefix(5).map { Int($0) }) (kept as foreground > 0)"
 }
+
+/// An image format one adapter reads itself rather than through ImageIO (JSRT's raw .IMG): a sample names its reader
+/// in `tags["reader"]`, the index asks by file name. The adapter owns every special case of its format here: how
+/// the pixels are read, the geometry without the pixels, and how its masks are brought onto the image grid.
+public protocol RawImageReader {
+    /// The reader's name in a sample's `tags["reader"]`.
+    static var name: String { get }
+    static func handles(_ path: String) -> Bool
+    static func readImage(_ path: String) throws -> MedicalImage
+    static func geometry(_ path: String) -> ImageGeometry
+    /// A label map read from `path` on this format's image grid.
+    static func conformLabel(_ label: MedicalImage, path: String) throws -> MedicalImage
+}
+
+/// The adapters' own readers.
+public enum RawImageReaders {
+    public static let all: [RawImageReader.Type] = [JSRTAdapter.self]
+    public static func named(_ name: String?) -> RawImageReader.Type? { name.flatMap { n in all.first { $0.name == n } } }
+    public static func forFile(_ path: String) -> RawImageReader.Type? { all.first { $0.handles(path) } }
+}

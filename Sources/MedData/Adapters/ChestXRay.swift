@@ -90,14 +90,16 @@ public enum ShenzhenAdapter: DatasetAdapter {
 /// JSRT (Shiraishi et al., AJR 2000): `*.IMG`, raw 2048 x 2048 big-endian 16-bit (12 bits used), 0.175 mm, no header;
 /// SCR lung masks (van Ginneken et al., MedIA 2006) where present as PNG: `<masks>/left lung/JPCLN001.png` and
 /// `right lung/...` (1024 x 1024 in the original release; resampled onto the image grid, nearest).
-public enum JSRTAdapter: DatasetAdapter {
+public enum JSRTAdapter: DatasetAdapter, RawImageReader {
     public static let name = "jsrt"
     public static let layout = "*.IMG (2048x2048 big-endian uint16, 0.175 mm) + optional SCR masks '<dir>/left lung/*.png', 'right lung/*.png'"
     public static let size = 2048, spacing = 0.175
 
     public static func detect(_ root: String) -> Bool {
-        walk(root).contains { $0.hasSuffix(".IMG") }
+        walk(root).contains(where: handles)
     }
+
+    public static func handles(_ path: String) -> Bool { path.hasSuffix(".IMG") }
 
     /// Reads one JSRT image: size checked against the fixed layout, values as stored (higher = more attenuation).
     public static func readImage(_ path: String) throws -> MedicalImage {
@@ -115,6 +117,18 @@ public enum JSRTAdapter: DatasetAdapter {
                             info: ImageInfo(storedType: .uint16, format: "jsrt"))
     }
 
+    /// JSRT's geometry without reading the pixels (the layout is fixed).
+    public static func geometry(_ path: String) -> ImageGeometry {
+        let a = Affine.diagonal(spacing: [spacing, spacing, 1])
+        return ImageGeometry(format: "jsrt", shape: [size, size, 1, 1], spacing: [spacing, spacing, 1], affine: (0..<16).map { a[$0 / 4, $0 % 4] },
+                             orientation: a.orientationCodes, storedType: "uint16", spacingIsKnown: true)
+    }
+
+    /// SCR masks are half the JSRT resolution: nearest-neighbour onto the image grid.
+    public static func conformLabel(_ label: MedicalImage, path: String) throws -> MedicalImage {
+        label.shape.x == size ? label : try LabelTools.upsampled(label, to: size, spacing: spacing, path: path)
+    }
+
     public static func load(_ root: String) throws -> Dataset {
         let files = walk(root)
         var left: [String: String] = [:], right: [String: String] = [:]
@@ -129,7 +143,7 @@ public enum JSRTAdapter: DatasetAdapter {
         for f in files where f.hasSuffix(".IMG") {
             let s = stem(f)
             var sample = Sample(id: s, images: [root + "/" + f], labelRule: .union, site: "JSRT",
-                                tags: ["nodule": s.hasPrefix("JPCLN") ? "1" : s.hasPrefix("JPCNN") ? "0" : "", "reader": "jsrt"])
+                                tags: ["nodule": s.hasPrefix("JPCLN") ? "1" : s.hasPrefix("JPCNN") ? "0" : "", "reader": name])
             if let l = left[s], let r = right[s] { sample.labels = [l, r] }
             else if left[s] != nil || right[s] != nil { problems.append(.init(path: root + "/" + f, reason: "only one SCR lung mask; kept as unlabeled")) }
             samples.append(sample)

@@ -292,14 +292,8 @@ struct FileFacts: Sendable {
     static func read(_ path: String, role: String, statistics: Bool, hash: Bool) -> FileFacts {
         var f = FileFacts()
         do {
-            if path.hasSuffix(".IMG") {
-                let a = Affine.diagonal(spacing: [JSRTAdapter.spacing, JSRTAdapter.spacing, 1])
-                f.geometry = ImageGeometry(format: "jsrt", shape: [JSRTAdapter.size, JSRTAdapter.size, 1, 1],
-                                           spacing: [JSRTAdapter.spacing, JSRTAdapter.spacing, 1], affine: (0..<16).map { a[$0 / 4, $0 % 4] },
-                                           orientation: a.orientationCodes, storedType: "uint16", spacingIsKnown: true)
-            } else {
-                f.geometry = try ImageIO.readGeometry(path)
-            }
+            let reader = RawImageReaders.forFile(path)
+            f.geometry = try reader?.geometry(path) ?? ImageIO.readGeometry(path)
             if hash { f.sha256 = try SHA256.hex(ofFile: path) }
             if role == "label" {
                 let image = try ImageIO.read(path)
@@ -310,7 +304,7 @@ struct FileFacts: Sendable {
                 let unit = image.spacing.prefix(image.is2D ? 2 : 3).reduce(1, *)
                 f.labelVolumes = Dictionary(uniqueKeysWithValues: counts.filter { $0.key != 0 }.map { (String(Int($0.key)), Double($0.value) * unit) })
             } else if statistics {
-                let image = path.hasSuffix(".IMG") ? try JSRTAdapter.readImage(path) : try ImageIO.read(path)
+                let image = try reader?.readImage(path) ?? ImageIO.read(path)
                 f.percentiles = image.percentiles([1, 50, 99]).map(Double.init)
             }
         } catch {

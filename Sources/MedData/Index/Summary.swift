@@ -40,7 +40,7 @@ extension DatasetIndex {
                 let samples = try rows("SELECT id, labels_json, label_rule, label_volumes_json FROM samples WHERE root = ? AND site = ? AND present = 1", [.text(root), .text(site)])
                 guard !samples.isEmpty else { continue }
                 let imported = Set(try rows("SELECT sample_id FROM imported_labels WHERE root = ?", [.text(root)]).compactMap { $0["sample_id"]?.string })
-                let labeled = samples.filter { ($0["labels_json"]?.string ?? "[]") != "[]" || $0["label_rule"]?.string == "chexmaskRLE"
+                let labeled = samples.filter { ($0["labels_json"]?.string ?? "[]") != "[]" || LabelRule(rawValue: $0["label_rule"]?.string ?? "")?.labelsInTags == true
                                                || imported.contains($0["id"]?.string ?? "") }.count
                 let files = try rows("""
                     SELECT f.* FROM files f JOIN samples s ON s.root = f.root AND s.id = f.sample_id
