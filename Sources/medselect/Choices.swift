@@ -1,4 +1,5 @@
 import ArgumentParser
+import MedMetrics
 import MedNN
 import MedPipeline
 
@@ -30,3 +31,22 @@ enum ExportFormat: String, CaseIterable, ExpressibleByArgument { case nnunet, mo
 enum IntensityNormalization: String, CaseIterable, ExpressibleByArgument { case zscore, minmax, none }
 /// `uncertainty --measure`: the per-case score of a model's softmax.
 enum UncertaintyMeasure: String, CaseIterable { case entropy, margin }
+
+/// `--split` of the commands that work on part of a dataset (as `train` splits it).
+enum DatasetPart: String, CaseIterable, ExpressibleByArgument { case all, train, validation }
+/// `embed --method`: "mae" and "hssl" name the encoder's kind and mean `encoder`.
+enum EmbedMethod: String, CaseIterable, ExpressibleByArgument {
+    case thumbnail, encoder, mae, hssl
+    var usesEncoder: Bool { self != .thumbnail }
+}
+/// `pretrain --domain`: what an HSSL domain is.
+enum HSSLDomain: String, CaseIterable, ExpressibleByArgument { case dataset, site }
+/// `metrics --both-empty`: Dice when both masks are empty.
+enum BothEmptyDice: String, CaseIterable, ExpressibleByArgument { case nan, one = "1" }
+/// `metrics --one-empty`: distances when one mask is empty.
+enum OneEmptyDistance: String, CaseIterable, ExpressibleByArgument { case inf, nan }
+extension HD95Pooling: ExpressibleByArgument, CaseIterable {
+    public static var allCases: [HD95Pooling] { [.maxOfDirected, .pooled] }
+}
+/// `phantom --preset`: the built-in site sets (which exist for which benchmark: ``PhantomConfig/presetNames``).
+enum PhantomPresetName: String, CaseIterable, ExpressibleByArgument { case graded, hard, sixSite = "six-site" }

@@ -49,22 +49,21 @@ struct DatasetOptions: ParsableArguments {
     }
 
     /// The cases of one part of a dataset: "all" (every case), or "train" / "validation" of ``split(_:seed:validationFraction:)``.
-    static func cases(of dataset: Dataset, part: String, seed: UInt64, validationFraction: Double) -> [Sample] {
-        guard part != "all" else { return dataset.samples }
+    static func cases(of dataset: Dataset, part: DatasetPart, seed: UInt64, validationFraction: Double) -> [Sample] {
+        guard part != .all else { return dataset.samples }
         let parts = split(dataset, seed: seed, validationFraction: validationFraction)
-        return part == "train" ? parts.train : parts.validation
+        return part == .train ? parts.train : parts.validation
     }
 }
 
 /// Which cases of a dataset a command works on: all, or the training or validation part of `medselect train`'s split
 /// (same seed and fraction), so that `embed`, `uncertainty` and `train` agree on the cases.
 struct PartOptions: ParsableArguments {
-    @Option(help: "Which cases: all, train or validation (as medselect train splits the labeled cases).") var split = "all"
+    @Option(help: "Which cases (as medselect train splits the labeled cases).") var split = DatasetPart.all
     @Option(help: "Held-out fraction of the split (as medselect train).") var validationFraction = 0.2
     @Option(help: "Seed of the split (medselect train's --split-seed, or its --seed).") var seed: UInt64 = 0
 
     func validate() throws {
-        guard ["all", "train", "validation"].contains(split) else { throw ValidationError("--split must be all, train or validation") }
         guard (0..<1).contains(validationFraction) else { throw ValidationError("need 0 <= --validation-fraction < 1") }
     }
 

@@ -38,7 +38,7 @@ struct Embed: ParsableCommand, ReadsImages {
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
     @OptionGroup var part: PartOptions
-    @Option(help: "Embedding method: thumbnail, or encoder (implied by --encoder; mae is accepted).") var method: String?
+    @Option(help: "Embedding method: thumbnail, or encoder (implied by --encoder; mae and hssl mean encoder).") var method: EmbedMethod?
     @Option(help: "Thumbnail side.") var size = 32
     @Option(help: "Principal components kept (0: none; default 32 for thumbnails, none for an encoder).") var pca: Int?
     @Option(help: "An encoder.safetensors from medselect pretrain (--method mae or hssl).") var encoder: String?
@@ -50,9 +50,8 @@ struct Embed: ParsableCommand, ReadsImages {
     @Flag(help: "Leave out cases whose image cannot be decoded (damaged or truncated files), counting and naming them, instead of stopping.") var skipUnreadable = false
 
     func validate() throws {
-        let method = self.method.map { $0 == "mae" ? "encoder" : $0 } ?? (encoder == nil ? "thumbnail" : "encoder")
-        guard ["thumbnail", "encoder"].contains(method) else { throw ValidationError("--method must be thumbnail or encoder") }
-        guard (method == "encoder") == (encoder != nil) else { throw ValidationError("--method encoder needs --encoder (and --encoder implies it)") }
+        let usesEncoder = method?.usesEncoder ?? (encoder != nil)
+        guard usesEncoder == (encoder != nil) else { throw ValidationError("--method encoder needs --encoder (and --encoder implies it)") }
         guard (4...512).contains(size) else { throw ValidationError("--size must be between 4 and 512") }
         guard (self.pca ?? 0) >= 0 else { throw ValidationError("--pca must be >= 0") }
         if let text = shard {

@@ -13,21 +13,18 @@ struct MetricOptions: ParsableArguments {
     var labels: String?
 
     @Option(name: .customLong("hd95"), help: "How HD95 pools the two directed distance sets: max (MONAI, default) or pooled (MedPy).")
-    var hd95: String = "max"
+    var hd95 = HD95Pooling.maxOfDirected
 
     @Option(name: .customLong("both-empty"), help: "Dice when prediction and reference are both empty: nan (MONAI, default) or 1.")
-    var bothEmpty: String = "nan"
+    var bothEmpty = BothEmptyDice.nan
 
     @Option(name: .customLong("one-empty"), help: "Distances when exactly one mask is empty: inf (default) or nan.")
-    var oneEmpty: String = "inf"
+    var oneEmpty = OneEmptyDistance.inf
 
     @Option(help: "Relabel the reference before scoring, e.g. 255:1 for masks stored as 0/255.")
     var remap: String?
 
     func validate() throws {
-        if HD95Pooling(rawValue: hd95) == nil { throw ValidationError("--hd95 must be max or pooled") }
-        if !["nan", "1"].contains(bothEmpty) { throw ValidationError("--both-empty must be nan or 1") }
-        if !["inf", "nan"].contains(oneEmpty) { throw ValidationError("--one-empty must be inf or nan") }
         _ = try labelList()
         _ = try remapping()
     }
@@ -56,14 +53,14 @@ struct MetricOptions: ParsableArguments {
     }
 
     var policy: EmptyMaskPolicy {
-        EmptyMaskPolicy(bothEmptyOverlap: bothEmpty == "1" ? 1 : .nan, bothEmptyDistance: .nan,
-                        oneEmptyDistance: oneEmpty == "nan" ? .nan : .infinity)
+        EmptyMaskPolicy(bothEmptyOverlap: bothEmpty == .one ? 1 : .nan, bothEmptyDistance: .nan,
+                        oneEmptyDistance: oneEmpty == .nan ? .nan : .infinity)
     }
 
     /// The scoring rules these options give (valid after `validate()`).
     var rules: Evaluation.Rules {
         var r = Evaluation.Rules()
-        r.labels = try? labelList(); r.remap = try? remapping(); r.hd95 = HD95Pooling(rawValue: hd95)!; r.empty = policy
+        r.labels = try? labelList(); r.remap = try? remapping(); r.hd95 = hd95; r.empty = policy
         return r
     }
 }
@@ -104,14 +101,14 @@ struct Metrics: ParsableCommand, ReadsImages {
                 labels[String(label)] = o
             }
             let obj: [String: Any] = ["prediction": prediction, "reference": reference, "labels": labels,
-                                      "hd95": metricOptions.hd95, "units": "mm"]
+                                      "hd95": metricOptions.hd95.rawValue, "units": "mm"]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
         }
         if result.isEmpty {
             print("no foreground label in the prediction or the reference: nothing to score (--labels 1 scores label 1 anyway: "
-                  + "Dice \(metricOptions.bothEmpty == "1" ? "1" : "nan (or 1 with --both-empty 1)") when both are empty)")
+                  + "Dice \(metricOptions.bothEmpty == .one ? "1" : "nan (or 1 with --both-empty 1)") when both are empty)")
             return
         }
         print("label  dice    iou     precision  sensitivity  hausdorff_mm  hausdorff95_mm  assd_mm")

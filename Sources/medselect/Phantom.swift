@@ -18,7 +18,7 @@ struct Phantom: ParsableCommand {
         """
     )
     @Option(help: "cxr, fundus or prostate.") var benchmark: String
-    @Option(help: "A built-in set of sites (default: graded).") var preset: String?
+    @Option(help: "A built-in set of sites (default: graded; six-site: prostate only).") var preset: PhantomPresetName?
     @Option(help: "Sites JSON ({\"benchmark\": ..., \"sites\": [...]}; see Docs/datasets.md).") var sites: String?
     @Option(help: "Cases per site (a site's own count wins).") var count = 20
     @Option(help: "Long image side in pixels (default 256, which a first run can afford; the field of view is kept).") var size: Int = 256
@@ -59,7 +59,7 @@ struct Phantom: ParsableCommand {
                 throw DataError.badConfiguration(path: path, reason: "the file describes \(config.benchmark.rawValue) sites, not \(bench.rawValue)")
             }
         } else {
-            config = try PhantomConfig.preset(preset ?? "graded", benchmark: bench)
+            config = try PhantomConfig.preset(preset?.rawValue ?? "graded", benchmark: bench)
         }
         let start = Date()
         let generator = PhantomGenerator(config: config, seed: seed, count: count, size: nativeSize ? nil : size)

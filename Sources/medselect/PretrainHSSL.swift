@@ -10,7 +10,7 @@ import MedFoundation
 
 /// The options of `medselect pretrain --method hssl`.
 struct HSSLOptions: ParsableArguments {
-    @Option(help: "HSSL domain label of each image: dataset (its benchmark) or site (dataset/site).") var domain = "dataset"
+    @Option(help: "HSSL domain label of each image: dataset (its benchmark) or site (dataset/site).") var domain = HSSLDomain.dataset
     @Option(help: "HSSL: U-Net base width (as medselect train's --base).") var base = 16
     @Option(help: "HSSL: U-Net levels.") var levels = 4
     @Option(help: "HSSL: normalisation, batch or instance (as medselect train's --norm).") var norm = UNet.Normalization.batch
@@ -32,7 +32,6 @@ struct HSSLOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard ["dataset", "site"].contains(domain) else { throw ValidationError("--domain must be dataset or site") }
         guard base >= 1, (1...6).contains(levels) else { throw ValidationError("need --base >= 1 and 1 <= --levels <= 6") }
         guard cropScale >= 0.3 && cropScale <= 1 else { throw ValidationError("--crop-scale must be in [0.3, 1] (smaller crops may not overlap)") }
     }
@@ -46,7 +45,7 @@ extension Pretrain {
         // Each case with its domain name.
         var cases: [(sample: Sample, domain: String)] = []
         for d in try dataset.load() {
-            for s in d.samples { cases.append((s, hssl.domain == "dataset" ? d.name : d.name + "/" + s.site)) }
+            for s in d.samples { cases.append((s, hssl.domain == .dataset ? d.name : d.name + "/" + s.site)) }
         }
         guard cases.count >= 2 else { throw DataError.badDataset(path: dataset.origin, reason: "\(cases.count) case(s); pretraining needs at least 2 (check --sites)") }
         let domains = Array(Set(cases.map(\.domain))).sorted()
@@ -66,7 +65,7 @@ extension Pretrain {
         var counts: [String: Int] = [:]
         for d in trainDomains { counts[domains[d], default: 0] += 1 }
         FileHandle.standardError.write(Data(("[pretrain] HSSL on \(counted(trainCases.count, "training case")) (\(counted(train.count, "image"))), \(valCases.count) held out"
-            + " (\(counted(validation?.count ?? 0, "image"))), \(size) x \(size) gray; \(domains.count) domain\(domains.count == 1 ? "" : "s") by \(hssl.domain): "
+            + " (\(counted(validation?.count ?? 0, "image"))), \(size) x \(size) gray; \(domains.count) domain\(domains.count == 1 ? "" : "s") by \(hssl.domain.rawValue): "
             + domains.map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
             + (domains.count == 1 ? " (one domain: the classification term is off)" : "") + "\n").utf8))
 
@@ -86,7 +85,7 @@ extension Pretrain {
         var stage = PretrainingStage(method: .hssl(model, config, domains: trainDomains, validationDomains: valDomains), train: train, validation: validation, folder: out)
         stage.metadata = ["preprocessing": "2-D images, or up to \(maxSlices) evenly spaced axial slices per volume; resampled to \(size) x \(size), z-scored per slice; colour converted to gray (BT.601 luminance) and z-scored again",
                           "max_slices": String(maxSlices), "data": config.dataFingerprint ?? "", "domains": domains.joined(separator: ","),
-                          "domain_by": hssl.domain, "datasets": dataset.origin]
+                          "domain_by": hssl.domain.rawValue, "datasets": dataset.origin]
         let history = try Self.run(stage, epochs: epochs, batch: config.batchSize)
         let (first, last) = (history.first!, history.last!)
         print(String(format: "pretrained %d epoch%@ (HSSL, %d domain%@): training loss %.4f -> %.4f, validation loss %@; wrote %@/encoder.safetensors (for medselect train --init-from and embed --encoder), checkpoint.safetensors, history.csv, curve.svg",
