@@ -50,3 +50,7 @@ extension HD95Pooling: ExpressibleByArgument, CaseIterable {
 }
 /// `phantom --preset`: the built-in site sets (which exist for which benchmark: ``PhantomConfig/presetNames``).
 enum PhantomPresetName: String, CaseIterable, ExpressibleByArgument { case graded, hard, sixSite = "six-site" }
+
+extension RunName: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}

@@ -32,7 +32,7 @@ struct Sites: ParsableCommand, ReadsImages {
     @Option(help: "Ids of the embedding rows (CSV whose first column is the id).") var ids: String?
     @Option(help: "Source site(s), comma-separated: what the model was trained on.") var source: String
     @Option(help: "Per-case results (CSV with a case or id column, dice and hausdorff95_mm): shift against segmentation quality.") var results: String?
-    @Option(help: "With --results from an experiment's cases.csv: the strategy whose rows to use (default none: the unadapted source model).") var strategy: String?
+    @Option(help: "With --results from an experiment's cases.csv: the strategy whose rows to use (default none: the unadapted source model).") var strategy: RunName?
     @Option(help: "With --results from an experiment's cases.csv: the budget whose rows to use (as the file writes it, e.g. 5% or 13).") var budget: String?
     @Option(help: "Permutations of the MMD tests.") var permutations = 1000
     @Option(help: "At most this many cases per site enter the embedding measures (drawn with the seed).") var maxPerSite = 2000
@@ -93,7 +93,7 @@ struct Sites: ParsableCommand, ReadsImages {
     /// cases.csv: strategy, budget, seed and round columns) is read for one model: the rows of `strategy` (default
     /// "none", the unadapted source model) and `budget`, averaged over seeds; a choice that still leaves several
     /// budgets or rounds per case is refused, naming them, rather than blended into one Dice.
-    static func readResults(_ path: String, cases: Set<String>, strategy: String? = nil, budget: String? = nil) throws -> [String: SiteAnalysis.Outcome] {
+    static func readResults(_ path: String, cases: Set<String>, strategy: RunName? = nil, budget: String? = nil) throws -> [String: SiteAnalysis.Outcome] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandError(subject: path, reason: "cannot read the file") }
         let separator: Character = text.split(separator: "\n").first?.contains("\t") == true ? "\t" : ","
         let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: separator, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
@@ -109,7 +109,7 @@ struct Sites: ParsableCommand, ReadsImages {
         var body = Array(rows.dropFirst().enumerated())
         if let sc = strategyColumn {
             let present = Set(body.compactMap { $0.1.count > sc ? $0.1[sc] : nil })
-            let wanted = strategy ?? "none"
+            let wanted = (strategy ?? .none).description
             guard present.contains(wanted) else {
                 throw CommandError(subject: path, reason: "no rows of strategy \(wanted)" + (strategy == nil ? " (the unadapted source model)" : "")
                     + "; give --strategy (strategies: \(present.sorted().joined(separator: ", ")))")

@@ -179,7 +179,7 @@ struct ReportSections {
                 table.append([s.description, b, String(labeled), n(mean), n(Stats.standardDeviation(v)), n(hd, 2), full > 0.05 ? n(100 * mean / full, 1) : "–"])
             }
         }
-        table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy == "none" }.map(\.hausdorff95).filter(\.isFinite)), 2),
+        table.append(["none (source model)", "0", "0", n(baseline), "–", n(Stats.mean(rows.filter { $0.strategy.isNone }.map(\.hausdorff95).filter(\.isFinite)), 2),
                       full > 0.05 ? n(100 * baseline / full, 1) : "–"])
         // The full-data reference of each start ("full", "full@pretrained", ...).
         for name in ExperimentReport.orderedUnique(rows.filter { $0.strategy.isFull }.map(\.strategy)) {
