@@ -25,6 +25,69 @@ def fmt(v, d=3, signed=False):
     return f"{v:+.{d}f}" if signed else f"{v:.{d}f}"
 
 
+def spearman(x, y):
+    """Spearman's rank correlation (average ranks for ties); None below 3 pairs or for a constant side."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None and a == a and b == b]
+    if len(pairs) < 3:
+        return None
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(v):
+            j = i
+            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        return r
+    rx, ry = ranks([a for a, _ in pairs]), ranks([b for _, b in pairs])
+    mx, my = statistics.mean(rx), statistics.mean(ry)
+    sx = sum((a - mx) ** 2 for a in rx) ** 0.5
+    sy = sum((b - my) ** 2 for b in ry) ** 0.5
+    if sx == 0 or sy == 0:
+        return None
+    return sum((a - mx) * (b - my) for a, b in zip(rx, ry)) / (sx * sy)
+
+
+def phantom_facts(data):
+    """Case id -> sub-population (mode) and site -> known distance to the source, from the phantom's tables."""
+    modes, distance = {}, {}
+    path = os.path.join(data, "phantom_cases.csv")
+    if os.path.exists(path):
+        for r in csv.DictReader(open(path)):
+            modes[r["case"]] = r["mode"]
+            modes[r["site"] + "_" + r["case"]] = r["mode"]
+            distance[r["site"]] = float(r["site_distance"])
+    return modes, distance
+
+
+def measured_shift(bdir):
+    """Site -> MMD to the source from the benchmark's site analysis (sites.csv), when it ran."""
+    path = os.path.join(bdir, "sites", "report", "sites.csv")
+    if not os.path.exists(path):
+        return {}
+    return {r["site"]: float(r["mmd"]) for r in csv.DictReader(open(path)) if r.get("mmd")}
+
+
+def by_mode(run, modes, several):
+    """Per strategy key and sub-population: the mean over seeds of the mean Dice of that population's held-out cases."""
+    path = os.path.join(run, "cases.csv")
+    if not modes or not os.path.exists(path):
+        return {}, {}
+    acc, count = {}, {}
+    for r in csv.DictReader(open(path)):
+        mode = modes.get(r["case"])
+        if mode is None:
+            continue
+        k = strategy_key(r, several)
+        acc.setdefault(k, {}).setdefault(mode, {}).setdefault(r["seed"], []).append(float(r["dice"]))
+        if k == "none":
+            count[mode] = count.get(mode, 0) + 1
+    return {k: {m: mean([mean(v) for v in seeds.values()]) for m, seeds in per.items()} for k, per in acc.items()}, count
+
+
 def strategy_key(row, several_budgets):
     key = row["strategy"]
     if several_budgets and key not in ("none",) and not key.startswith("full"):
@@ -66,7 +129,7 @@ def load_protocol(run):
     full = strategies.get("full", {}).get("dice_mean")
     for v in strategies.values():
         v["percent_of_full"] = 100 * v["dice_mean"] / full if full and v["dice_mean"] is not None else None
-    return results, rows, strategies
+    return results, rows, strategies, several
 
 
 def verdict(c):
@@ -106,7 +169,14 @@ def main():
             run = os.path.join(bdir, proto)
             if not os.path.exists(os.path.join(run, "results.json")):
                 continue
-            results, rows, strategies = load_protocol(run)
+            results, rows, strategies, several = load_protocol(run)
+            modes, distance = phantom_facts(os.path.join(bdir, "data"))
+            mode_dice, mode_count = by_mode(run, modes, several)
+            shift = measured_shift(bdir)
+            sites_here = sorted({r["site"] for r in rows})
+            correlation = {k: {"known_distance": spearman([distance.get(x) for x in sites_here], [mean(v["_per_site"].get(x, [])) for x in sites_here]),
+                               "measured_mmd": spearman([shift.get(x) for x in sites_here], [mean(v["_per_site"].get(x, [])) for x in sites_here])}
+                           for k, v in strategies.items()}
             seconds = int(open(run + ".seconds").read()) if os.path.exists(run + ".seconds") else None
             if seconds is not None:
                 cost.append((b, proto, seconds))
@@ -114,7 +184,9 @@ def main():
             entry["protocols"][proto] = {
                 "seeds": sorted({int(r["seed"]) for r in rows}), "pool": results["pool_cases"], "held_out": results["held_out_cases"],
                 "budget_labels": first["labeled"] if first else None, "cpu_seconds": seconds,
-                "strategies": {k: {x: v[x] for x in ["dice_mean", "dice_sd", "hd95_mean", "percent_of_full", "labeled", "alpha"]} for k, v in strategies.items()},
+                "strategies": {k: dict({x: v[x] for x in ["dice_mean", "dice_sd", "hd95_mean", "percent_of_full", "labeled", "alpha"]},
+                                       dice_by_mode=mode_dice.get(k, {}), spearman_site_dice=correlation[k]) for k, v in strategies.items()},
+                "held_out_cases_by_mode": mode_count,
                 "comparisons": [{x: c[x] for x in ["a", "b", "budget", "pairs", "diff", "ci", "p", "mdd80", "verdict"]} for c in results.get("comparisons", [])]}
             p(f"### {TITLES[proto]}")
             p("")
@@ -135,6 +207,24 @@ def main():
             for k, v in strategies.items():
                 p(f"| {k} | " + " | ".join(fmt(mean(v["_per_site"].get(s, []))) for s in sites) + " |")
             p("")
+            if mode_dice:
+                ms = sorted(mode_count, key=lambda m: (-mode_count[m], m))
+                p("Dice per sub-population of the held-out target cases (mean over seeds; cases per population in the header):")
+                p("")
+                p("| strategy | " + " | ".join(f"{m} ({mode_count[m]})" for m in ms) + " |")
+                p("|---|" + "---|" * len(ms))
+                for k in strategies:
+                    p(f"| {k} | " + " | ".join(fmt(mode_dice.get(k, {}).get(m)) for m in ms) + " |")
+                p("")
+            if len(sites_here) >= 3:
+                p("Spearman correlation over the target sites of each strategy's per-site Dice with the site's known distance to the source"
+                  + (" and with its measured shift (MMD of the site analysis)" if shift else "") + ":")
+                p("")
+                p("| strategy | ρ with known distance |" + (" ρ with measured MMD |" if shift else ""))
+                p("|---|---|" + ("---|" if shift else ""))
+                for k, c in correlation.items():
+                    p(f"| {k} | {fmt(c['known_distance'], 2, True)} |" + (f" {fmt(c['measured_mmd'], 2, True)} |" if shift else ""))
+                p("")
             for c in results.get("comparisons", []):
                 # Each strategy against random and CoreSet once, and only the ablations against the full XSSR.
                 if c["a"] == c["b"] or (c["b"] == "coreset" and c["a"] == "random") or (c["b"] == "xssr" and not c["a"].startswith("xssr:")):
