@@ -4,7 +4,7 @@ internal import CZlib
 
 /// The formats MedSelect reads and writes.
 public enum ImageFormat: String, Sendable, CaseIterable {
-    case nifti, png, metaImage = "metaimage", npy
+    case nifti, png, metaImage = "metaimage", npy, nrrd
 
     /// The format an output path asks for, by its extension.
     public static func forOutput(_ path: String) throws -> ImageFormat {
@@ -13,7 +13,8 @@ public enum ImageFormat: String, Sendable, CaseIterable {
         if l.hasSuffix(".png") { return .png }
         if l.hasSuffix(".mha") || l.hasSuffix(".mhd") { return .metaImage }
         if l.hasSuffix(".npy") { return .npy }
-        throw FormatError.unsupported(path: path, reason: "unknown output extension; use .nii, .nii.gz, .hdr, .png, .mha, .mhd or .npy")
+        if l.hasSuffix(".nrrd") || l.hasSuffix(".nhdr") { return .nrrd }
+        throw FormatError.unsupported(path: path, reason: "unknown output extension; use .nii, .nii.gz, .hdr, .png, .mha, .mhd, .nrrd, .nhdr or .npy")
     }
 }
 
@@ -29,6 +30,7 @@ public enum ImageIO {
         if head.isEmpty { throw FormatError.truncated(path: path, reason: "file is empty") }
         if head.starts(with: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) { return .png }
         if head.starts(with: NPYReader.magic) { return .npy }
+        if head.starts(with: Array("NRRD000".utf8)) { return .nrrd }
         if head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b {
             let inner = (try? NIfTIReader.gzipPrefix(path, count: 4)) ?? []
             if isNIfTISize(inner) { return .nifti }
@@ -61,7 +63,7 @@ public enum ImageIO {
             return "DICOM is not supported; convert the series to NIfTI first (e.g. dcm2niix)"
         }
         if head.starts(with: [0xff, 0xd8, 0xff]) { return "JPEG is not supported; use PNG (lossless) instead" }
-        return "unknown file format (not NIfTI, PNG, MetaImage or NPY)"
+        return "unknown file format (not NIfTI, PNG, MetaImage, NRRD or NPY)"
     }
 
     /// Reads any supported image as a ``MedicalImage``.
@@ -71,6 +73,7 @@ public enum ImageIO {
         case .png: return try PNGReader.read(path, options: options)
         case .metaImage: return try MetaImageReader.read(path, options: options)
         case .npy: return try image(from: try NPYReader.read(path, options: options), path: path)
+        case .nrrd: return try NRRDReader.read(path, options: options)
         }
     }
 
@@ -81,6 +84,7 @@ public enum ImageIO {
         case .png: return try PNGReader.readArray(path, options: options)
         case .metaImage: return try MetaImageReader.readArray(path, options: options)
         case .npy: return try NPYReader.read(path, options: options)
+        case .nrrd: return try NRRDReader.readArray(path, options: options)
         }
     }
 
@@ -147,6 +151,10 @@ public enum ImageIO {
             try MetaImageWriter.write(image, to: path, storedType: options.storedType,
                                       compressed: options.compress || path.lowercased().hasSuffix(".mha") && options.compress)
         case .npy: try NPYWriter.write(array(from: image, path: path), to: path)
+        case .nrrd:
+            var o = NRRDWriter.Options()
+            o.storedType = options.storedType
+            try NRRDWriter.write(image, to: path, options: o)
         }
     }
 
@@ -213,6 +221,14 @@ extension ImageIO {
             return ImageGeometry(format: "metaimage", shape: shape, spacing: h.affine.spacing,
                                  affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
                                  storedType: h.storedType.rawValue, spacingIsKnown: true)
+        case .nrrd:
+            let h = try NRRDReader.readHeader(path, options: options)
+            var shape = (0..<h.sizes.count).filter { $0 != h.valueAxis }.map { h.sizes[$0] }
+            while shape.count < 3 { shape.append(1) }
+            if shape.count == 3 { shape.append(h.valueAxis.map { h.sizes[$0] } ?? 1) }
+            return ImageGeometry(format: "nrrd", shape: Array(shape.prefix(4)), spacing: h.affine.spacing,
+                                 affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
+                                 storedType: h.storedType.rawValue, spacingIsKnown: h.spacingIsKnown)
         case .npy:
             let a = try NPYReader.read(path, options: options)
             var shape = Array(a.shape.prefix(4))

@@ -76,12 +76,12 @@ func walk(_ root: String) -> [String] {
 /// .img, travels with its header and is not an image by itself): `readme.txt`, `Thumbs.db` and the like are not.
 func isImageFileName(_ file: String) -> Bool {
     let name = file.lowercased()
-    return [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".npy", ".hdr", ".hdr.gz"].contains { name.hasSuffix($0) }
+    return [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".nrrd", ".nhdr", ".npy", ".hdr", ".hdr.gz"].contains { name.hasSuffix($0) }
 }
 
 func stem(_ file: String) -> String {
     let name = (file as NSString).lastPathComponent
-    for ext in [".nii.gz", ".nii", ".png", ".mhd", ".mha", ".tif", ".tiff", ".IMG", ".img", ".gif", ".npy"] where name.hasSuffix(ext) {
+    for ext in [".seg.nrrd", ".nii.gz", ".nii", ".png", ".mhd", ".mha", ".nrrd", ".nhdr", ".tif", ".tiff", ".IMG", ".img", ".gif", ".npy"] where name.hasSuffix(ext) {
         return String(name.dropLast(ext.count))
     }
     return (name as NSString).deletingPathExtension

@@ -86,7 +86,7 @@ public enum Worklist {
     }
 
     static func extensionOf(_ path: String) -> String {
-        for e in [".nii.gz", ".img.gz", ".nii", ".png", ".mha", ".mhd", ".npy"] where path.lowercased().hasSuffix(e) { return e }
+        for e in [".seg.nrrd", ".nii.gz", ".img.gz", ".nii", ".png", ".mha", ".mhd", ".nrrd", ".nhdr", ".npy"] where path.lowercased().hasSuffix(e) { return e }
         return "." + (path as NSString).pathExtension
     }
 

@@ -56,7 +56,7 @@ public enum Evaluation {
     }
 
     /// Image file name endings a prediction or reference may have.
-    public static let extensions = [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".npy", ".hdr"]
+    public static let extensions = [".seg.nrrd", ".nii.gz", ".nii", ".png", ".mha", ".mhd", ".nrrd", ".nhdr", ".npy", ".hdr"]
 
     /// A file's case id: its name without the image extension and a `_segmentation`, `_seg`, `_mask` or `_label`
     /// suffix; nil when it is not an image file name.
