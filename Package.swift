@@ -98,6 +98,6 @@ let package = Package(
         .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedFoundation", "TestSupport"]),
         .testTarget(name: "MedReportTests", dependencies: ["MedReport"]),
         .testTarget(name: "MedPipelineTests", dependencies: ["MedPipeline", "MedAnalysis", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFormats", "MedImage", "MedSelection", "MedTensor"]),
+        .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFoundation", "MedFormats", "MedImage", "MedSelection", "MedTensor"]),
     ]
 )

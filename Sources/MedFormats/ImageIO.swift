@@ -73,7 +73,10 @@ public enum ImageIO {
         case .png: return try PNGReader.read(path, options: options)
         case .metaImage: return try MetaImageReader.read(path, options: options)
         case .npy: return try image(from: try NPYReader.read(path, options: options), path: path)
-        case .nrrd: return try NRRDReader.read(path, options: options)
+        case .nrrd:
+            // A 3D Slicer segmentation reads as its merged label map (SlicerSegmentation).
+            if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) { return try SlicerSegmentation.read(path, options: options).image }
+            return try NRRDReader.read(path, options: options)
         }
     }
 
@@ -84,7 +87,11 @@ public enum ImageIO {
         case .png: return try PNGReader.readArray(path, options: options)
         case .metaImage: return try MetaImageReader.readArray(path, options: options)
         case .npy: return try NPYReader.read(path, options: options)
-        case .nrrd: return try NRRDReader.readArray(path, options: options)
+        case .nrrd:
+            if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) {
+                return array(from: try SlicerSegmentation.read(path, options: options).image, path: path)
+            }
+            return try NRRDReader.readArray(path, options: options)
         }
     }
 
@@ -225,7 +232,8 @@ extension ImageIO {
             let h = try NRRDReader.readHeader(path, options: options)
             var shape = (0..<h.sizes.count).filter { $0 != h.valueAxis }.map { h.sizes[$0] }
             while shape.count < 3 { shape.append(1) }
-            if shape.count == 3 { shape.append(h.valueAxis.map { h.sizes[$0] } ?? 1) }
+            // A segmentation's layers merge into one label map.
+            if shape.count == 3 { shape.append(SlicerSegmentation.isSegmentation(h) ? 1 : h.valueAxis.map { h.sizes[$0] } ?? 1) }
             return ImageGeometry(format: "nrrd", shape: Array(shape.prefix(4)), spacing: h.affine.spacing,
                                  affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
                                  storedType: h.storedType.rawValue, spacingIsKnown: h.spacingIsKnown)

@@ -110,3 +110,52 @@ def test_gzip_block_that_ends_early(tmp_path, medselect):
     (tmp_path / "t.nrrd").write_bytes(data[: len(data) - 200])
     r = medselect.run("convert", tmp_path / "t.nrrd", tmp_path / "t.npy", check=False)
     assert r.returncode == 1 and ("holds" in r.stderr or "damaged" in r.stderr), r.stderr
+
+
+def write_segmentation(path, layers, segments, origin=(0.0, 0.0, 0.0), spacing=(1.0, 1.0, 2.0)):
+    """A segmentation as 3D Slicer writes it: one layer as a 3-D label map, several as a list axis first."""
+    header = {"space": "left-posterior-superior", "space origin": np.array(origin, float), "encoding": "gzip",
+              "Segmentation_MasterRepresentation": "Binary labelmap", "Segmentation_ContainedRepresentationNames": "Binary labelmap|"}
+    directions = np.diag(spacing)
+    if len(layers) == 1:
+        data, header["space directions"], header["kinds"] = layers[0], directions, ["domain"] * 3
+    else:
+        data = np.stack(layers)
+        header["space directions"] = np.vstack([np.full(3, np.nan), directions])
+        header["kinds"] = ["list", "domain", "domain", "domain"]
+    for i, (name, value, layer) in enumerate(segments):
+        header.update({f"Segment{i}_ID": f"Segment_{i + 1}", f"Segment{i}_Name": name, f"Segment{i}_LabelValue": str(value),
+                       f"Segment{i}_Layer": str(layer), f"Segment{i}_Color": "0.5 0.5 0.5"})
+    nrrd.write(str(path), data.astype(np.uint8), header, custom_field_map={k: "string" for k in header if k.startswith("Segment")})
+
+
+def test_slicer_segmentation_layers_merge(tmp_path, medselect):
+    a = np.zeros((6, 5, 4), np.uint8); a[1:3, 1:3, 1] = 1; a[4, 4, 3] = 2
+    b = np.zeros((6, 5, 4), np.uint8); b[0, 0, 0] = 1
+    write_segmentation(tmp_path / "one.seg.nrrd", [a], [("gland", 1, 0), ("lesion", 2, 0)])
+    assert_same(medselect.to_npy(tmp_path / "one.seg.nrrd", tmp_path / "one.npy"), a)
+    # Two layers, one value each: the segments are numbered in file order (the values collide).
+    write_segmentation(tmp_path / "two.seg.nrrd", [np.where(a == 1, 1, 0), b], [("gland", 1, 0), ("lesion", 1, 1)])
+    expected = np.where(a == 1, 1, 0) + 2 * b
+    assert_same(medselect.to_npy(tmp_path / "two.seg.nrrd", tmp_path / "two.npy"), expected.astype(np.uint8))
+    assert medselect.inspect(tmp_path / "two.seg.nrrd")["channels"] == 1   # the layers merged
+    # Overlapping segments are refused with their names.
+    c = np.where(a == 1, 1, 0)
+    write_segmentation(tmp_path / "over.seg.nrrd", [c, c.copy()], [("gland", 1, 0), ("capsule", 1, 1)])
+    r = medselect.run("convert", tmp_path / "over.seg.nrrd", tmp_path / "o.npy", check=False)
+    assert r.returncode == 1 and "'gland' and 'capsule' overlap" in r.stderr, r.stderr
+
+
+def test_cropped_segmentation_onto_its_image(tmp_path, medselect):
+    """Slicer saves a segmentation cropped to its segments: `convert --onto` places it on the image's grid."""
+    image = values(np.int16, (10, 9, 6))
+    nrrd.write(str(tmp_path / "img.nrrd"), image, {"space": "left-posterior-superior", "space directions": np.diag([1.0, 1.0, 2.0]),
+                                                  "space origin": np.array([5.0, -3.0, 10.0]), "kinds": ["domain"] * 3})
+    seg = np.zeros((4, 3, 2), np.uint8); seg[1, 1, 1] = 1; seg[3, 2, 0] = 1
+    offset = np.array([2, 4, 3])   # voxel offset of the crop in the image
+    write_segmentation(tmp_path / "crop.seg.nrrd", [seg], [("gland", 1, 0)], origin=np.array([5.0, -3.0, 10.0]) + offset * [1.0, 1.0, 2.0])
+    medselect.run("convert", tmp_path / "crop.seg.nrrd", tmp_path / "placed.nrrd", "--label", "--onto", tmp_path / "img.nrrd")
+    placed, _ = nrrd.read(str(tmp_path / "placed.nrrd"))
+    expected = np.zeros(image.shape, np.uint8)
+    expected[2:6, 4:7, 3:5] = seg
+    assert np.array_equal(placed, expected)

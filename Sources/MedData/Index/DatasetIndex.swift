@@ -329,6 +329,11 @@ extension DatasetIndex {
         }
         let images = (try? JSONDecoder().decode([String].self, from: Data((rows[0]["images_json"]?.string ?? "[]").utf8))) ?? []
         guard let imagePath = images.first else { throw DataError.badDataset(path: path, reason: "the case '\(sampleID)' has no image in the index") }
+        var path = path
+        let isSegmentation = try path.lowercased().hasSuffix(".nrrd") && SlicerSegmentation.isSegmentation(NRRDReader.readHeader(path))
+        if isSegmentation {
+            path = try placeSegmentation(path, sampleID: sampleID, imagePath: imagePath)
+        }
         let image = try ImageIO.readGeometry(imagePath), label = try ImageIO.readGeometry(path)
         guard Array(image.shape.prefix(3)) == Array(label.shape.prefix(3)) else {
             throw DataError.badDataset(path: path, reason: "its grid \(label.shape.prefix(3).map(String.init).joined(separator: " x ")) differs from the image's \(image.shape.prefix(3).map(String.init).joined(separator: " x ")) (\(imagePath))")
@@ -370,6 +375,18 @@ extension DatasetIndex {
 
     /// Copies an imported label file (with a MetaImage header's data file) into ``labelFolder`` under the case's id
     /// and returns the copy's absolute path. The copy is written under a temporary name and renamed.
+    /// A 3D Slicer segmentation (layers merged, often cropped to its segments) as a label map on the image's grid,
+    /// kept beside the index as `<id>.nrrd`; returns its path.
+    func placeSegmentation(_ path: String, sampleID: String, imagePath: String) throws -> String {
+        let image = try ImageIO.readGeometry(imagePath)
+        let placed = try SlicerSegmentation.placed(try SlicerSegmentation.read(path).image, onto: Array(image.shape.prefix(3)),
+                                                   affine: Affine(rowMajor: image.affine), path: path)
+        try FileManager.default.createDirectory(atPath: labelFolder, withIntermediateDirectories: true)
+        let target = labelFolder + "/" + String(sampleID.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }) + ".nrrd"
+        try ImageIO.write(placed, to: target)
+        return target
+    }
+
     func keepCopy(of path: String, sampleID: String) throws -> String {
         let fm = FileManager.default
         try fm.createDirectory(atPath: labelFolder, withIntermediateDirectories: true)

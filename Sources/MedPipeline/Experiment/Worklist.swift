@@ -77,8 +77,11 @@ public enum Worklist {
         for line in text.split(separator: "\n").dropFirst() {
             let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard f.count >= 5 else { throw DataError.badConfiguration(path: path, reason: "a row has \(f.count) fields, 8 expected: \(line)") }
-            let (id, label) = (f[1], folder + "/" + f[4])
-            guard FileManager.default.fileExists(atPath: label) else { waiting.append(id); continue }
+            let id = f[1]
+            // The label as the worklist names it, or a 3D Slicer segmentation saved beside it (`<id>.seg.nrrd`).
+            let named = folder + "/" + f[4]
+            let candidates = [named, folder + "/labels/" + id + ".seg.nrrd", folder + "/labels/" + id + ".nrrd"]
+            guard let label = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else { waiting.append(id); continue }
             try index.importLabel(sampleID: id, path: (label as NSString).standardizingPath)
             imported.append(id)
         }
