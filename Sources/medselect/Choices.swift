@@ -54,3 +54,5 @@ enum PhantomPresetName: String, CaseIterable, ExpressibleByArgument { case grade
 extension RunName: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
 }
+
+extension Worklist.Format: ExpressibleByArgument {}

@@ -65,4 +65,46 @@ struct SlicerSegmentationCLITests {
         let bad = try Tool.run(["import-labels", todo, "--db", db])
         #expect(bad.status == 1 && bad.stderr.contains("'gland' and 'capsule' overlap"), "\(bad.stderr)")
     }
+
+    @Test("worklist --format slicer writes NRRD images with empty segmentations on their grids and SLICER.md; a drawn and saved segmentation imports unchanged")
+    func slicerWorklist() throws {
+        let s = Scratch("cli-slicer-worklist")
+        defer { s.cleanup() }
+        let data = s.file("pro")
+        #expect(try Tool.run(["phantom", "--benchmark", "prostate", "--count", "2", "--size", "24", "--seed", "4", "--out", data, "--quiet"]).status == 0)
+        let db = s.file("i.sqlite")
+        #expect(try Tool.run(["index", data, "--db", db, "--quiet"]).status == 0)
+        let cases = try String(contentsOfFile: data + "/phantom_cases.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").map(String.init) }.filter { $0[1] == "HK" }
+        let ids = cases.map { "HK_" + $0[3] }
+        try AtomicFile.write(#"{"selected": ["\#(ids[1])", "\#(ids[0])"]}"#, to: s.file("sel.json"))
+        let todo = s.file("todo")
+        #expect(try Tool.run(["worklist", s.file("sel.json"), "--db", db, "--format", "slicer", "--link", "--out", todo]).status == 64)
+        let w = try Tool.run(["worklist", s.file("sel.json"), "--db", db, "--format", "slicer", "--out", todo])
+        #expect(w.status == 0 && w.stdout.contains("SLICER.md"), "\(w.stderr)")
+        let rows = try String(contentsOfFile: todo + "/worklist.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",").map(String.init) }
+        #expect(rows.map { $0[1] } == [ids[1], ids[0]] && rows[0][3].hasSuffix(".nrrd") && rows[0][4] == "labels/\(ids[1]).seg.nrrd")
+        let instructions = try String(contentsOfFile: todo + "/SLICER.md", encoding: .utf8)
+        #expect(instructions.contains("1. \(ids[1])") && instructions.contains("Segment Editor"))
+        // The NRRD copy holds the case's image exactly (values and geometry); the segmentation is empty on its grid.
+        let original = try ImageIO.read(data + "/HK/" + cases[1][3] + ".nii.gz")
+        let copy = try ImageIO.read(todo + "/" + rows[0][3])
+        #expect(copy.voxels == original.voxels && copy.shape == original.shape)
+        #expect((0..<12).allSatisfy { abs(copy.affine.m[$0] - original.affine.m[$0]) < 1e-6 })
+        let header = try NRRDReader.readHeader(todo + "/" + rows[0][4])
+        #expect(SlicerSegmentation.isSegmentation(header) && header.sizes == [original.shape.x, original.shape.y, original.shape.z])
+        #expect(try ImageIO.read(todo + "/" + rows[0][4]).voxels.allSatisfy { $0 == 0 })
+        // The annotator draws two voxels into "label 1" and saves: the import keeps them where they were drawn.
+        var drawn = try ImageIO.read(todo + "/" + rows[0][4])
+        drawn.voxels[5] = 1; drawn.voxels[drawn.voxels.count - 3] = 1
+        var options = NRRDWriter.Options()
+        options.storedType = .uint8
+        options.keyValues = header.keyValues.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        try NRRDWriter.write(drawn, to: todo + "/" + rows[0][4], options: options)
+        let r = try Tool.run(["import-labels", todo, "--db", db])
+        // The other case's segmentation is still the empty one the worklist wrote: not annotated yet.
+        #expect(r.status == 0 && r.stdout.contains("imported 1") && r.stdout.contains("1 case(s) not annotated yet"), "\(r.stdout) \(r.stderr)")
+        let kept = try ImageIO.read(s.file("i.labels/\(ids[1]).nrrd"))
+        #expect(kept.voxels == drawn.voxels)
+    }
 }
