@@ -142,7 +142,7 @@ public protocol RawImageReader {
 
 /// The adapters' own readers.
 public enum RawImageReaders {
-    public static let all: [RawImageReader.Type] = [JSRTAdapter.self]
+    public static var all: [RawImageReader.Type] { [JSRTAdapter.self] }
     public static func named(_ name: String?) -> RawImageReader.Type? { name.flatMap { n in all.first { $0.name == n } } }
     public static func forFile(_ path: String) -> RawImageReader.Type? { all.first { $0.handles(path) } }
 }
