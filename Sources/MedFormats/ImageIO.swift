@@ -4,7 +4,7 @@ internal import CZlib
 
 /// The formats MedSelect reads and writes.
 public enum ImageFormat: String, Sendable, CaseIterable {
-    case nifti, png, metaImage = "metaimage", npy, nrrd
+    case nifti, png, metaImage = "metaimage", npy, nrrd, dicom
 
     /// The format an output path asks for, by its extension.
     public static func forOutput(_ path: String) throws -> ImageFormat {
@@ -31,6 +31,7 @@ public enum ImageIO {
         if head.starts(with: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) { return .png }
         if head.starts(with: NPYReader.magic) { return .npy }
         if head.starts(with: Array("NRRD000".utf8)) { return .nrrd }
+        if head.count >= 132 && Array(head[128..<132]) == Array("DICM".utf8) { return .dicom }
         if head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b {
             let inner = (try? NIfTIReader.gzipPrefix(path, count: 4)) ?? []
             if isNIfTISize(inner) { return .nifti }
@@ -73,6 +74,7 @@ public enum ImageIO {
         case .png: return try PNGReader.read(path, options: options)
         case .metaImage: return try MetaImageReader.read(path, options: options)
         case .npy: return try image(from: try NPYReader.read(path, options: options), path: path)
+        case .dicom: return try DICOMReader.read(path, options: options)
         case .nrrd:
             // A 3D Slicer segmentation reads as its merged label map (SlicerSegmentation).
             if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) { return try SlicerSegmentation.read(path, options: options).image }
@@ -87,6 +89,7 @@ public enum ImageIO {
         case .png: return try PNGReader.readArray(path, options: options)
         case .metaImage: return try MetaImageReader.readArray(path, options: options)
         case .npy: return try NPYReader.read(path, options: options)
+        case .dicom: return array(from: try DICOMReader.read(path, options: options), path: path)
         case .nrrd:
             if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) {
                 return array(from: try SlicerSegmentation.read(path, options: options).image, path: path)
@@ -158,6 +161,7 @@ public enum ImageIO {
             try MetaImageWriter.write(image, to: path, storedType: options.storedType,
                                       compressed: options.compress || path.lowercased().hasSuffix(".mha") && options.compress)
         case .npy: try NPYWriter.write(array(from: image, path: path), to: path)
+        case .dicom: throw FormatError.unsupported(path: path, reason: "writing DICOM is not supported; write NIfTI, NRRD or MetaImage")
         case .nrrd:
             var o = NRRDWriter.Options()
             o.storedType = options.storedType
@@ -226,6 +230,11 @@ extension ImageIO {
             while shape.count < 3 { shape.append(1) }
             shape.append(h.channels)
             return ImageGeometry(format: "metaimage", shape: shape, spacing: h.affine.spacing,
+                                 affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
+                                 storedType: h.storedType.rawValue, spacingIsKnown: true)
+        case .dicom:
+            let h = try DICOMReader.readHeader(path, options: options)
+            return ImageGeometry(format: "dicom", shape: [h.columns, h.rows, h.frames, h.samplesPerPixel], spacing: h.affine.spacing,
                                  affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
                                  storedType: h.storedType.rawValue, spacingIsKnown: true)
         case .nrrd:

@@ -1,0 +1,101 @@
+#include "cgdcm.h"
+#include <gdcmImageReader.h>
+#include <gdcmImage.h>
+#include <gdcmImageChangePhotometricInterpretation.h>
+#include <gdcmImageChangePlanarConfiguration.h>
+#include <gdcmAttribute.h>
+#include <gdcmTransferSyntax.h>
+#include <cstring>
+#include <exception>
+#include <string>
+
+static void fail(char *message, size_t size, const std::string &text) {
+    if (message && size) { std::strncpy(message, text.c_str(), size - 1); message[size - 1] = 0; }
+}
+
+/* The image as the project wants it: YBR colour converted to RGB, colour interleaved. */
+static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &out, char *message, size_t size) {
+    reader.SetFileName(path);
+    if (!reader.Read()) { fail(message, size, "not a DICOM image GDCM can read (no pixel data, or a damaged header)"); return false; }
+    out = reader.GetImage();
+    gdcm::PhotometricInterpretation pi = out.GetPhotometricInterpretation();
+    if (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422) {
+        gdcm::ImageChangePhotometricInterpretation change;
+        change.SetInput(out);
+        change.SetPhotometricInterpretation(gdcm::PhotometricInterpretation::RGB);
+        if (!change.Change()) { fail(message, size, "YBR colour could not be converted to RGB"); return false; }
+        out = change.GetOutput();
+    }
+    if (out.GetPixelFormat().GetSamplesPerPixel() == 3 && out.GetPlanarConfiguration() == 1) {
+        gdcm::ImageChangePlanarConfiguration change;
+        change.SetInput(out);
+        change.SetPlanarConfiguration(0);
+        if (!change.Change()) { fail(message, size, "planar colour could not be interleaved"); return false; }
+        out = change.GetOutput();
+    }
+    return true;
+}
+
+extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t size) {
+    try {
+        gdcm::ImageReader reader;
+        gdcm::Image image;
+        if (!prepared(path, reader, image, message, size)) return 1;
+        std::memset(info, 0, sizeof(*info));
+        const unsigned int *dims = image.GetDimensions();
+        info->columns = dims[0];
+        info->rows = dims[1];
+        info->frames = image.GetNumberOfDimensions() > 2 ? dims[2] : 1;
+        gdcm::PixelFormat pf = image.GetPixelFormat();
+        info->samples_per_pixel = pf.GetSamplesPerPixel();
+        info->bits_allocated = pf.GetBitsAllocated();
+        info->bits_stored = pf.GetBitsStored();
+        info->pixel_representation = pf.GetPixelRepresentation();
+        std::strncpy(info->photometric, gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation()), sizeof(info->photometric) - 1);
+        info->planar_configuration = image.GetPlanarConfiguration();
+        info->slope = image.GetSlope();
+        info->intercept = image.GetIntercept();
+        const gdcm::DataSet &ds = reader.GetFile().GetDataSet();
+        info->has_rescale = ds.FindDataElement(gdcm::Tag(0x0028, 0x1053)) || ds.FindDataElement(gdcm::Tag(0x0028, 0x1052));
+        const double *sp = image.GetSpacing();
+        const double *o = image.GetOrigin();
+        const double *d = image.GetDirectionCosines();
+        for (int i = 0; i < 3; i++) { info->spacing[i] = sp[i]; info->origin[i] = o[i]; }
+        for (int i = 0; i < 6; i++) info->direction[i] = d[i];
+        info->has_patient_geometry = ds.FindDataElement(gdcm::Tag(0x0020, 0x0032)) && ds.FindDataElement(gdcm::Tag(0x0020, 0x0037));
+        std::strncpy(info->transfer_syntax, gdcm::TransferSyntax::GetTSString(image.GetTransferSyntax()), sizeof(info->transfer_syntax) - 1);
+        if (ds.FindDataElement(gdcm::Tag(0x0008, 0x0060))) {
+            const gdcm::ByteValue *bv = ds.GetDataElement(gdcm::Tag(0x0008, 0x0060)).GetByteValue();
+            if (bv) {
+                std::string m(bv->GetPointer(), bv->GetLength());
+                while (!m.empty() && (m.back() == ' ' || m.back() == 0)) m.pop_back();
+                std::strncpy(info->modality, m.c_str(), sizeof(info->modality) - 1);
+            }
+        }
+        info->buffer_length = image.GetBufferLength();
+        return 0;
+    } catch (const std::exception &e) {
+        fail(message, size, std::string("GDCM: ") + e.what());
+        return 1;
+    } catch (...) {
+        fail(message, size, "GDCM failed on this file");
+        return 1;
+    }
+}
+
+extern "C" int cgdcm_read_pixels(const char *path, void *buffer, size_t length, char *message, size_t size) {
+    try {
+        gdcm::ImageReader reader;
+        gdcm::Image image;
+        if (!prepared(path, reader, image, message, size)) return 1;
+        if (image.GetBufferLength() != length) { fail(message, size, "the pixel data's size changed between reads"); return 1; }
+        if (!image.GetBuffer(static_cast<char *>(buffer))) { fail(message, size, "the pixel data could not be decoded (damaged, or shorter than rows x columns x frames)"); return 1; }
+        return 0;
+    } catch (const std::exception &e) {
+        fail(message, size, std::string("GDCM: ") + e.what());
+        return 1;
+    } catch (...) {
+        fail(message, size, "GDCM failed on this file");
+        return 1;
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import MedImage
+internal import CGDCM
+
+/// What a DICOM file's header says, as GDCM decodes it (CGDCM).
+public struct DICOMHeader: Sendable, Equatable {
+    public var columns: Int, rows: Int, frames: Int
+    public var samplesPerPixel: Int
+    public var bitsAllocated: Int, bitsStored: Int
+    public var signed: Bool
+    public var photometric: String
+    public var slope: Double, intercept: Double
+    public var hasRescale: Bool
+    /// Voxel to world in RAS+ mm (DICOM's LPS with x and y negated).
+    public var affine: Affine
+    public var hasPatientGeometry: Bool
+    public var transferSyntax: String
+    public var modality: String
+    public var bufferLength: Int
+
+    /// The stored integer type of one sample.
+    public var storedType: VoxelType {
+        switch (bitsAllocated, signed) {
+        case (8, false): return .uint8
+        case (8, true): return .int8
+        case (16, false): return .uint16
+        case (16, true): return .int16
+        case (32, false): return .uint32
+        default: return .int32
+        }
+    }
+}
+
+/// Reads one DICOM file through GDCM (Debian's libgdcm-dev, what ITK and SimpleITK use): every transfer syntax GDCM
+/// decodes (implicit and explicit VR, big endian, deflated, RLE, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000).
+/// Values as SimpleITK gives them: the stored bits (sign-extended at BitsStored), MONOCHROME1 inverted within the
+/// stored range ((2^BitsStored − 1) − value), then the rescale slope and intercept; YBR colour converted to RGB.
+/// Geometry: ImagePositionPatient and ImageOrientationPatient in LPS converted to RAS+, spacing from PixelSpacing (or
+/// ImagerPixelSpacing, else 1 mm, as GDCM decides); frames of a multi-frame object are the third axis.
+/// Series (several files) are assembled by the series reader, not here.
+public enum DICOMReader {
+    public static func readHeader(_ path: String, options: ReadOptions = .default) throws -> DICOMHeader {
+        guard FileManager.default.fileExists(atPath: path) else { throw FormatError.notFound(path: path) }
+        var info = cgdcm_info()
+        var message = [CChar](repeating: 0, count: 512)
+        guard cgdcm_read_info(path, &info, &message, message.count) == 0 else {
+            throw FormatError.unsupported(path: path, reason: String(cString: message))
+        }
+        func text<T>(_ tuple: T) -> String {
+            withUnsafeBytes(of: tuple) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let (cols, rows, frames) = (Int(info.columns), Int(info.rows), Int(max(1, info.frames)))
+        let samples = Int(info.samples_per_pixel)
+        guard cols > 0, rows > 0, [1, 3].contains(samples), [8, 16, 32].contains(Int(info.bits_allocated)) else {
+            throw FormatError.unsupported(path: path, reason: "\(cols) x \(rows) pixels of \(samples) sample(s), \(info.bits_allocated) bits allocated: not an image MedSelect reads")
+        }
+        guard let count = checkedProduct([Int64(cols), Int64(rows), Int64(frames), Int64(samples)]) else {
+            throw FormatError.tooLarge(path: path, bytes: Int64.max, limit: options.maxBytes)
+        }
+        try options.check(elements: count, bytesPerElement: Int(info.bits_allocated) / 8, path: path)
+        guard Int(info.buffer_length) >= Int(count) * Int(info.bits_allocated) / 8 else {
+            throw FormatError.truncated(path: path, reason: "the pixel data holds \(info.buffer_length) bytes, less than rows x columns x frames x samples (\(count * Int64(info.bits_allocated) / 8))")
+        }
+        var sp = [info.spacing.0, info.spacing.1, info.spacing.2].map { $0 > 0 && $0.isFinite ? $0 : 1 }
+        if frames == 1 { sp[2] = 1 }
+        let d = [info.direction.0, info.direction.1, info.direction.2, info.direction.3, info.direction.4, info.direction.5]
+        let rowDir = Array(d[0..<3]), colDir = Array(d[3..<6])
+        let normal = [rowDir[1] * colDir[2] - rowDir[2] * colDir[1], rowDir[2] * colDir[0] - rowDir[0] * colDir[2], rowDir[0] * colDir[1] - rowDir[1] * colDir[0]]
+        let origin = [info.origin.0, info.origin.1, info.origin.2]
+        var affine = Affine.identity
+        for r in 0..<3 {
+            let flip: Double = r < 2 ? -1 : 1   // LPS -> RAS
+            affine[r, 0] = flip * rowDir[r] * sp[0] + 0
+            affine[r, 1] = flip * colDir[r] * sp[1] + 0
+            affine[r, 2] = flip * normal[r] * sp[2] + 0
+            affine[r, 3] = flip * origin[r] + 0
+        }
+        return DICOMHeader(columns: cols, rows: rows, frames: frames, samplesPerPixel: samples, bitsAllocated: Int(info.bits_allocated),
+                           bitsStored: Int(info.bits_stored), signed: info.pixel_representation == 1, photometric: text(info.photometric),
+                           slope: info.slope, intercept: info.intercept, hasRescale: info.has_rescale != 0, affine: affine,
+                           hasPatientGeometry: info.has_patient_geometry != 0, transferSyntax: text(info.transfer_syntax),
+                           modality: text(info.modality), bufferLength: Int(info.buffer_length))
+    }
+
+    public static func read(_ path: String, options: ReadOptions = .default) throws -> MedicalImage {
+        let h = try readHeader(path, options: options)
+        var raw = [UInt8](repeating: 0, count: h.bufferLength)
+        var message = [CChar](repeating: 0, count: 512)
+        let rc = raw.withUnsafeMutableBytes { cgdcm_read_pixels(path, $0.baseAddress, $0.count, &message, message.count) }
+        guard rc == 0 else { throw FormatError.corrupt(path: path, reason: String(cString: message)) }
+        let n = h.columns * h.rows * h.frames, samples = h.samplesPerPixel
+        var values = raw.withUnsafeBytes { ElementConversion.toFloat($0, type: h.storedType, count: n * samples, slope: nil, inter: 0) }
+        // The stored bits only: sign-extended (or masked) at BitsStored, as the value's meaning is defined there.
+        if h.bitsStored > 0 && h.bitsStored < h.bitsAllocated && h.bitsAllocated <= 32 {
+            let bits = h.bitsStored, range = Double(1 << bits)
+            for i in values.indices {
+                var v = Double(values[i]).truncatingRemainder(dividingBy: range)
+                if v < 0 { v += range }
+                if h.signed && v >= range / 2 { v -= range }
+                values[i] = Float(v)
+            }
+        }
+        if h.photometric == "MONOCHROME1" {
+            let top = Float((1 << min(h.bitsStored, 31)) - 1)
+            for i in values.indices { values[i] = top - values[i] }
+        }
+        var stored = h.storedType
+        if h.hasRescale && (h.slope != 1 || h.intercept != 0) {
+            for i in values.indices { values[i] = Float(Double(values[i]) * h.slope + h.intercept) }
+            if h.slope != h.slope.rounded() || h.intercept != h.intercept.rounded() { stored = .float32 }
+            else if stored == .uint16 || stored == .uint8, values.contains(where: { $0 < 0 }) { stored = .int32 }
+        }
+        if samples > 1 {
+            var planar = [Float](repeating: 0, count: n * samples)
+            for i in 0..<n { for c in 0..<samples { planar[c * n + i] = values[i * samples + c] } }
+            values = planar
+        }
+        let info = ImageInfo(storedType: stored, format: "dicom", spacingIsKnown: true, components: samples > 1 ? .color : .scalar)
+        return MedicalImage(shape: ImageShape(h.columns, h.rows, h.frames, samples), voxels: values, affine: h.affine, info: info)
+    }
+}
