@@ -1,11 +1,14 @@
 #include "cgdcm.h"
 #include <gdcmImageReader.h>
+#include <gdcmReader.h>
 #include <gdcmImage.h>
 #include <gdcmImageChangePhotometricInterpretation.h>
 #include <gdcmImageChangePlanarConfiguration.h>
 #include <gdcmAttribute.h>
 #include <gdcmTransferSyntax.h>
 #include <cstring>
+#include <cstdio>
+#include <cstdint>
 #include <exception>
 #include <string>
 
@@ -13,8 +16,42 @@ static void fail(char *message, size_t size, const std::string &text) {
     if (message && size) { std::strncpy(message, text.c_str(), size - 1); message[size - 1] = 0; }
 }
 
+/* Debian's GDCM is built with assertions, and its image reader asserts (aborting the process) on some inconsistent
+   multi-frame headers instead of failing: a Frame Increment Pointer (0028,0009) naming an element the file lacks, or
+   naming Grid Frame Offset Vector (3004,000C) without Number of Frames (0028,0008) (gdcm::ImageHelper reads both;
+   pydicom's rtdose_1frame.dcm). A plain header read first refuses those with a reason. */
+static bool consistentFrames(const char *path, char *message, size_t size) {
+    gdcm::Reader header;
+    header.SetFileName(path);
+    if (!header.Read()) { fail(message, size, "not a DICOM file GDCM can read (a damaged or truncated header)"); return false; }
+    const gdcm::DataSet &ds = header.GetFile().GetDataSet();
+    const gdcm::Tag pointer(0x0028, 0x0009);
+    if (!ds.FindDataElement(pointer)) return true;
+    const gdcm::ByteValue *bv = ds.GetDataElement(pointer).GetByteValue();
+    if (!bv || bv->GetLength() % 4 != 0) { fail(message, size, "its Frame Increment Pointer (0028,0009) is not a list of tags"); return false; }
+    const bool little = header.GetFile().GetHeader().GetDataSetTransferSyntax() != gdcm::TransferSyntax::ExplicitVRBigEndian;
+    for (uint32_t k = 0; k < bv->GetLength() / 4; k++) {
+        const unsigned char *b = reinterpret_cast<const unsigned char *>(bv->GetPointer()) + 4 * k;
+        uint16_t group = little ? uint16_t(b[0] | b[1] << 8) : uint16_t(b[0] << 8 | b[1]);
+        uint16_t element = little ? uint16_t(b[2] | b[3] << 8) : uint16_t(b[2] << 8 | b[3]);
+        gdcm::Tag named(group, element);
+        char text[64];
+        if (!ds.FindDataElement(named)) {
+            std::snprintf(text, sizeof(text), "(%04X,%04X)", group, element);
+            fail(message, size, std::string("its Frame Increment Pointer names ") + text + ", which the file does not have");
+            return false;
+        }
+        if (named == gdcm::Tag(0x3004, 0x000C) && !ds.FindDataElement(gdcm::Tag(0x0028, 0x0008))) {
+            fail(message, size, "its frames are spaced by Grid Frame Offset Vector (3004,000C) but it has no Number of Frames (0028,0008)");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The image as the project wants it: YBR colour converted to RGB, colour interleaved. */
 static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &out, char *message, size_t size) {
+    if (!consistentFrames(path, message, size)) return false;
     reader.SetFileName(path);
     if (!reader.Read()) { fail(message, size, "not a DICOM image GDCM can read (no pixel data, or a damaged header)"); return false; }
     out = reader.GetImage();
