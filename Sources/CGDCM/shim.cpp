@@ -1,6 +1,8 @@
 #include "cgdcm.h"
 #include <gdcmImageReader.h>
 #include <gdcmReader.h>
+#include <gdcmTrace.h>
+#include <gdcmImageHelper.h>
 #include <gdcmImage.h>
 #include <gdcmImageChangePhotometricInterpretation.h>
 #include <gdcmImageChangePlanarConfiguration.h>
@@ -21,6 +23,12 @@ static void fail(char *message, size_t size, const std::string &text) {
    naming Grid Frame Offset Vector (3004,000C) without Number of Frames (0028,0008) (gdcm::ImageHelper reads both;
    pydicom's rtdose_1frame.dcm). A plain header read first refuses those with a reason. */
 static bool consistentFrames(const char *path, char *message, size_t size) {
+    // GDCM's own warnings and errors go to stderr; the caller reports one line with the reason instead.
+    gdcm::Trace::SetWarning(false); gdcm::Trace::SetError(false); gdcm::Trace::SetDebug(false);
+    // As ITK's GDCMImageIO (what SimpleITK reads with) sets them: pixel spacing and rescale taken from the attributes
+    // whatever the SOP class (secondary captures included).
+    gdcm::ImageHelper::SetForcePixelSpacing(true);
+    gdcm::ImageHelper::SetForceRescaleInterceptSlope(true);
     gdcm::Reader header;
     header.SetFileName(path);
     if (!header.Read()) { fail(message, size, "not a DICOM file GDCM can read (a damaged or truncated header)"); return false; }

@@ -62,7 +62,7 @@ public enum DICOMReader {
             throw FormatError.truncated(path: path, reason: "the pixel data holds \(info.buffer_length) bytes, less than rows x columns x frames x samples (\(count * Int64(info.bits_allocated) / 8))")
         }
         var sp = [info.spacing.0, info.spacing.1, info.spacing.2].map { $0 > 0 && $0.isFinite ? $0 : 1 }
-        if frames == 1 { sp[2] = 1 }
+        // A single frame keeps the third spacing GDCM gives (SpacingBetweenSlices or SliceThickness, else 1), as SimpleITK does.
         let d = [info.direction.0, info.direction.1, info.direction.2, info.direction.3, info.direction.4, info.direction.5]
         let rowDir = Array(d[0..<3]), colDir = Array(d[3..<6])
         let normal = [rowDir[1] * colDir[2] - rowDir[2] * colDir[1], rowDir[2] * colDir[0] - rowDir[0] * colDir[2], rowDir[0] * colDir[1] - rowDir[1] * colDir[0]]
