@@ -62,22 +62,26 @@ static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &o
     if (!consistentFrames(path, message, size)) return false;
     reader.SetFileName(path);
     if (!reader.Read()) { fail(message, size, "not a DICOM image GDCM can read (no pixel data, or a damaged header)"); return false; }
-    out = reader.GetImage();
-    gdcm::PhotometricInterpretation pi = out.GetPhotometricInterpretation();
+    // GDCM's filters hold their input by a reference-counted pointer: their input must be an image GDCM owns (the
+    // reader's, a filter's output), never a copy on our stack, or the filter frees it when it goes (a crash on
+    // pydicom's ExplVR_BigEnd.dcm). Both filters live until the result is copied out.
+    gdcm::ImageChangePhotometricInterpretation photometric;
+    gdcm::ImageChangePlanarConfiguration planar;
+    const gdcm::Image *current = &reader.GetImage();
+    gdcm::PhotometricInterpretation pi = current->GetPhotometricInterpretation();
     if (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422) {
-        gdcm::ImageChangePhotometricInterpretation change;
-        change.SetInput(out);
-        change.SetPhotometricInterpretation(gdcm::PhotometricInterpretation::RGB);
-        if (!change.Change()) { fail(message, size, "YBR colour could not be converted to RGB"); return false; }
-        out = change.GetOutput();
+        photometric.SetInput(*current);
+        photometric.SetPhotometricInterpretation(gdcm::PhotometricInterpretation::RGB);
+        if (!photometric.Change()) { fail(message, size, "YBR colour could not be converted to RGB"); return false; }
+        current = &photometric.GetOutput();
     }
-    if (out.GetPixelFormat().GetSamplesPerPixel() == 3 && out.GetPlanarConfiguration() == 1) {
-        gdcm::ImageChangePlanarConfiguration change;
-        change.SetInput(out);
-        change.SetPlanarConfiguration(0);
-        if (!change.Change()) { fail(message, size, "planar colour could not be interleaved"); return false; }
-        out = change.GetOutput();
+    if (current->GetPixelFormat().GetSamplesPerPixel() == 3 && current->GetPlanarConfiguration() == 1) {
+        planar.SetInput(*current);
+        planar.SetPlanarConfiguration(0);
+        if (!planar.Change()) { fail(message, size, "planar colour could not be interleaved"); return false; }
+        current = &planar.GetOutput();
     }
+    out = *current;
     return true;
 }
 
@@ -108,6 +112,21 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
         for (int i = 0; i < 3; i++) { info->spacing[i] = sp[i]; info->origin[i] = o[i]; }
         for (int i = 0; i < 6; i++) info->direction[i] = d[i];
         info->has_patient_geometry = ds.FindDataElement(gdcm::Tag(0x0020, 0x0032)) && ds.FindDataElement(gdcm::Tag(0x0020, 0x0037));
+        // Without patient geometry GDCM may leave the pixel spacing at 1 (secondary captures); SimpleITK takes
+        // PixelSpacing, else ImagerPixelSpacing: row spacing is the second axis, column spacing the first.
+        if (!info->has_patient_geometry && sp[0] == 1 && sp[1] == 1) {
+            for (gdcm::Tag t : {gdcm::Tag(0x0028, 0x0030), gdcm::Tag(0x0018, 0x1164)}) {
+                if (!ds.FindDataElement(t)) continue;
+                const gdcm::ByteValue *bv = ds.GetDataElement(t).GetByteValue();
+                if (!bv) continue;
+                std::string text(bv->GetPointer(), bv->GetLength());
+                double row = 0, column = 0;
+                if (std::sscanf(text.c_str(), "%lf\\%lf", &row, &column) == 2 && row > 0 && column > 0) {
+                    info->spacing[0] = column; info->spacing[1] = row;
+                    break;
+                }
+            }
+        }
         std::strncpy(info->transfer_syntax, gdcm::TransferSyntax::GetTSString(image.GetTransferSyntax()), sizeof(info->transfer_syntax) - 1);
         if (ds.FindDataElement(gdcm::Tag(0x0008, 0x0060))) {
             const gdcm::ByteValue *bv = ds.GetDataElement(gdcm::Tag(0x0008, 0x0060)).GetByteValue();
