@@ -6,6 +6,7 @@
 #include <gdcmImage.h>
 #include <gdcmImageChangePhotometricInterpretation.h>
 #include <gdcmImageChangePlanarConfiguration.h>
+#include <gdcmImageApplyLookupTable.h>
 #include <gdcmAttribute.h>
 #include <gdcmTransferSyntax.h>
 #include <cstring>
@@ -67,8 +68,16 @@ static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &o
     // pydicom's ExplVR_BigEnd.dcm). Both filters live until the result is copied out.
     gdcm::ImageChangePhotometricInterpretation photometric;
     gdcm::ImageChangePlanarConfiguration planar;
+    gdcm::ImageApplyLookupTable palette;
     const gdcm::Image *current = &reader.GetImage();
     gdcm::PhotometricInterpretation pi = current->GetPhotometricInterpretation();
+    // Palette colour becomes RGB through its lookup table, as SimpleITK gives it.
+    if (pi == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
+        palette.SetInput(*current);
+        if (!palette.Apply()) { fail(message, size, "its palette colour lookup table could not be applied"); return false; }
+        current = &palette.GetOutput();
+        pi = current->GetPhotometricInterpretation();
+    }
     if (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422) {
         photometric.SetInput(*current);
         photometric.SetPhotometricInterpretation(gdcm::PhotometricInterpretation::RGB);
@@ -112,9 +121,11 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
         for (int i = 0; i < 3; i++) { info->spacing[i] = sp[i]; info->origin[i] = o[i]; }
         for (int i = 0; i < 6; i++) info->direction[i] = d[i];
         info->has_patient_geometry = ds.FindDataElement(gdcm::Tag(0x0020, 0x0032)) && ds.FindDataElement(gdcm::Tag(0x0020, 0x0037));
-        // Without patient geometry GDCM may leave the pixel spacing at 1 (secondary captures); SimpleITK takes
-        // PixelSpacing, else ImagerPixelSpacing: row spacing is the second axis, column spacing the first.
-        if (!info->has_patient_geometry && sp[0] == 1 && sp[1] == 1) {
+        // Without patient geometry SimpleITK takes PixelSpacing, else ImagerPixelSpacing, else 1 mm (GDCM alone may
+        // leave 1 for secondary captures, or take an ultrasound region's calibration): row spacing is the second
+        // axis, column spacing the first.
+        if (!info->has_patient_geometry) {
+            info->spacing[0] = 1; info->spacing[1] = 1;
             for (gdcm::Tag t : {gdcm::Tag(0x0028, 0x0030), gdcm::Tag(0x0018, 0x1164)}) {
                 if (!ds.FindDataElement(t)) continue;
                 const gdcm::ByteValue *bv = ds.GetDataElement(t).GetByteValue();
