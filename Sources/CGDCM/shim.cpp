@@ -120,7 +120,9 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
         const double *d = image.GetDirectionCosines();
         for (int i = 0; i < 3; i++) { info->spacing[i] = sp[i]; info->origin[i] = o[i]; }
         for (int i = 0; i < 6; i++) info->direction[i] = d[i];
-        info->has_patient_geometry = ds.FindDataElement(gdcm::Tag(0x0020, 0x0032)) && ds.FindDataElement(gdcm::Tag(0x0020, 0x0037));
+        // Patient geometry at the top level, or in an enhanced multi-frame object's functional groups (which GDCM reads).
+        info->has_patient_geometry = (ds.FindDataElement(gdcm::Tag(0x0020, 0x0032)) && ds.FindDataElement(gdcm::Tag(0x0020, 0x0037)))
+            || ds.FindDataElement(gdcm::Tag(0x5200, 0x9229)) || ds.FindDataElement(gdcm::Tag(0x5200, 0x9230));
         // Without patient geometry SimpleITK takes PixelSpacing, else ImagerPixelSpacing, else 1 mm (GDCM alone may
         // leave 1 for secondary captures, or take an ultrasound region's calibration): row spacing is the second
         // axis, column spacing the first.

@@ -21,7 +21,7 @@ public struct DICOMHeader: Sendable, Equatable {
     /// The stored integer type of one sample.
     public var storedType: VoxelType {
         switch (bitsAllocated, signed) {
-        case (8, false): return .uint8
+        case (1, _), (8, false): return .uint8
         case (8, true): return .int8
         case (16, false): return .uint16
         case (16, true): return .int16
@@ -51,15 +51,17 @@ public enum DICOMReader {
         }
         let (cols, rows, frames) = (Int(info.columns), Int(info.rows), Int(max(1, info.frames)))
         let samples = Int(info.samples_per_pixel)
-        guard cols > 0, rows > 0, [1, 3].contains(samples), [8, 16, 32].contains(Int(info.bits_allocated)) else {
+        // One bit per pixel (binary segmentations) is read for one sample only, as GDCM and SimpleITK do.
+        guard cols > 0, rows > 0, [1, 3].contains(samples), [8, 16, 32].contains(Int(info.bits_allocated)) || (info.bits_allocated == 1 && samples == 1) else {
             throw FormatError.unsupported(path: path, reason: "\(cols) x \(rows) pixels of \(samples) sample(s), \(info.bits_allocated) bits allocated: not an image MedSelect reads")
         }
         guard let count = checkedProduct([Int64(cols), Int64(rows), Int64(frames), Int64(samples)]) else {
             throw FormatError.tooLarge(path: path, bytes: Int64.max, limit: options.maxBytes)
         }
-        try options.check(elements: count, bytesPerElement: Int(info.bits_allocated) / 8, path: path)
-        guard Int(info.buffer_length) >= Int(count) * Int(info.bits_allocated) / 8 else {
-            throw FormatError.truncated(path: path, reason: "the pixel data holds \(info.buffer_length) bytes, less than rows x columns x frames x samples (\(count * Int64(info.bits_allocated) / 8))")
+        try options.check(elements: count, bytesPerElement: max(1, Int(info.bits_allocated) / 8), path: path)
+        let needed = (count * Int64(info.bits_allocated) + 7) / 8
+        guard Int64(info.buffer_length) >= needed else {
+            throw FormatError.truncated(path: path, reason: "the pixel data holds \(info.buffer_length) bytes, less than rows x columns x frames x samples need (\(needed))")
         }
         var sp = [info.spacing.0, info.spacing.1, info.spacing.2].map { $0 > 0 && $0.isFinite ? $0 : 1 }
         // A single frame keeps the third spacing GDCM gives (SpacingBetweenSlices or SliceThickness, else 1), as SimpleITK does.
@@ -89,7 +91,10 @@ public enum DICOMReader {
         let rc = raw.withUnsafeMutableBytes { cgdcm_read_pixels(path, $0.baseAddress, $0.count, &message, message.count) }
         guard rc == 0 else { throw FormatError.corrupt(path: path, reason: String(cString: message)) }
         let n = h.columns * h.rows * h.frames, samples = h.samplesPerPixel
-        var values = raw.withUnsafeBytes { ElementConversion.toFloat($0, type: h.storedType, count: n * samples, slope: nil, inter: 0) }
+        // One bit per pixel: the first pixel in the lowest bit of the first byte (DICOM's order).
+        var values = h.bitsAllocated == 1
+            ? (0..<(n * samples)).map { Float((raw[$0 >> 3] >> UInt8($0 & 7)) & 1) }
+            : raw.withUnsafeBytes { ElementConversion.toFloat($0, type: h.storedType, count: n * samples, slope: nil, inter: 0) }
         // The stored bits only: sign-extended (or masked) at BitsStored, as the value's meaning is defined there.
         if h.bitsStored > 0 && h.bitsStored < h.bitsAllocated && h.bitsAllocated <= 32 {
             let bits = h.bitsStored, range = Double(1 << bits)
