@@ -42,7 +42,6 @@ public struct SelectionStage {
         public var parameters: [String: JSONValue] = [:]
         /// Cold start's 2-D map (N x 2), when computed.
         public var map: [Float]? = nil
-        public var selectedIDs: [String] { picks.map(\.id) }
 
         /// The selection record of this outcome (`labeled`: ids labeled before it).
         public func selection(strategy: String, budget: Int, seed: UInt64, round: Int? = nil, labeled: [String]) -> Selection {
