@@ -307,21 +307,8 @@ struct ReportSections {
             for s in strategies where s.start == nil {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
                       let picked = try? Selection.read(plan.store.folder("select", key) + "/selection.json").selected else { continue }
-                let chosen = Set(picked)
-                // Sites in the palette's first colours, the picks in its last (black), drawn last so they sit on top.
-                let selectedGroup = max(chartColors.count - 1, c.targetSites.count)
-                var points: [ScatterPlot.Point] = []
-                for (i, id) in ids.enumerated() where !chosen.contains(id) {
-                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), group: c.targetSites.firstIndex(of: plan.pool[i].site) ?? 0))
-                }
-                // Picks are numbered in selection order (the thumbnails below carry the same numbers and the ids).
-                let rank = Dictionary(picked.enumerated().map { ($0.element, $0.offset + 1) }, uniquingKeysWith: { a, _ in a })
-                for (i, id) in ids.enumerated() where chosen.contains(id) {
-                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), label: rank[id].map(String.init), group: selectedGroup))
-                }
-                var plot = ScatterPlot(title: "\(s): picks (seed \(seed), budget \(b))", xLabel: "principal component 1", yLabel: "principal component 2", points: points)
-                plot.groups = c.targetSites + [String](repeating: "", count: selectedGroup - c.targetSites.count) + ["selected"]
-                plot.width = 480; plot.height = 320
+                let plot = CaseThumbnail.picksPlot(map: map, ids: ids, sites: plan.pool.map(\.site), siteOrder: c.targetSites, picked: picked,
+                                                   title: "\(s): picks (seed \(seed), budget \(b))")
                 charts.append((plot.svg, nil))
             }
             if !charts.isEmpty {

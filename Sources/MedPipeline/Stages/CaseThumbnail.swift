@@ -2,6 +2,7 @@ import Foundation
 import MedData
 import MedFormats
 import MedImage
+import MedReport
 import MedSelection
 
 /// Pictures of cases for reports: a case's middle slice as a small PNG data URI, and a 2-D map of embedding rows.
@@ -31,5 +32,25 @@ public enum CaseThumbnail {
         let model = try PCA.fit(e, components: min(2, d), seed: seed)
         let t = PCA.transform(e, model)
         return d >= 2 ? t : t.flatMap { [$0, 0] }
+    }
+
+    /// The pool map with the picks: every row at its map position coloured by its site (`sites` gives the legend's
+    /// order), the picks in the palette's last colour (black), drawn last and numbered in pick order.
+    public static func picksPlot(map: [Float], ids: [String], sites rowSites: [String], siteOrder: [String], picked: [String],
+                                 title: String) -> ScatterPlot {
+        let chosen = Set(picked)
+        let selectedGroup = max(chartColors.count - 1, siteOrder.count)
+        var points: [ScatterPlot.Point] = []
+        for (i, id) in ids.enumerated() where !chosen.contains(id) {
+            points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), group: siteOrder.firstIndex(of: rowSites[i]) ?? 0))
+        }
+        let rank = Dictionary(picked.enumerated().map { ($0.element, $0.offset + 1) }, uniquingKeysWith: { a, _ in a })
+        for (i, id) in ids.enumerated() where chosen.contains(id) {
+            points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), label: rank[id].map(String.init), group: selectedGroup))
+        }
+        var plot = ScatterPlot(title: title, xLabel: "principal component 1", yLabel: "principal component 2", points: points)
+        plot.groups = siteOrder + [String](repeating: "", count: selectedGroup - siteOrder.count) + ["selected"]
+        plot.width = 480; plot.height = 320
+        return plot
     }
 }
