@@ -31,9 +31,9 @@ struct Pick: ParsableCommand {
     @Option(help: "Selection strategy.") var strategy = Strategy.xssr
     @Option(parsing: .unconditional, help: "How many images to pick: a count (22) or a share of the target (5%).") var budget = Budget.share(5)
     @Option(help: "Target ids labeled in earlier rounds (a selection.json, e.g. OUT/selection.json, or a list of ids): never picked again.") var labeled: String?
-    @Option(help: "Image side of the source U-Net (multiple of 16).") var size = 128
-    @Option(help: "Epochs of the source U-Net.") var sourceEpochs = 40
-    @Option(help: "Epochs of the masked autoencoder.") var encoderEpochs = 40
+    @Option(help: "Image side of the source U-Net (multiple of 16).") var size = 96
+    @Option(help: "Epochs of the source U-Net (default: about 2,400 images seen, 8 to 60 epochs).") var sourceEpochs: Int?
+    @Option(help: "Epochs of the masked autoencoder (default: about 20,000 images seen, 10 to 100 epochs).") var encoderEpochs: Int?
     @Option(help: "Image side of the masked autoencoder (multiple of 8).") var encoderSize = 64
     @Option(help: "Worklist layout: files (the images as they are) or slicer (NRRD + empty .seg.nrrd).") var worklistFormat = Worklist.Format.files
     @Option(help: "Seed of every random choice.") var seed: UInt64 = 0
@@ -47,7 +47,7 @@ struct Pick: ParsableCommand {
         if sourceData == nil && model != nil && encoder == nil && sourceSites != nil { throw ValidationError("--source-sites needs --source-data") }
         guard size >= 32 && size % 16 == 0 else { throw ValidationError("--size must be a multiple of 16, at least 32") }
         guard encoderSize >= 16 && encoderSize % 8 == 0 else { throw ValidationError("--encoder-size must be a multiple of 8, at least 16") }
-        guard sourceEpochs >= 1 && encoderEpochs >= 1 else { throw ValidationError("epochs must be at least 1") }
+        guard (sourceEpochs ?? 1) >= 1 && (encoderEpochs ?? 1) >= 1 else { throw ValidationError("epochs must be at least 1") }
         if strategy == .acquisition { throw ValidationError("acquisition needs a model's uncertainty per image; pick uses xssr, coldstart, coreset, typiclust, probcover or random") }
         if budget.isWholePool { throw ValidationError("--budget 100% would pick every image; give a count or a share below 100%") }
     }

@@ -76,12 +76,13 @@ public struct PickPlan {
 
     private mutating func addSourceModel() -> ItemID {
         let (s, log, train, held) = (settings, log, sourceTrain, sourceHeld)
-        let key = Self.key(["pick-source", Self.ids(train), Self.ids(held), "size \(s.size) epochs \(s.sourceEpochs) base \(s.base)"])
-        return add("source", key, "source model (\(train.count) labeled cases, \(s.sourceEpochs) epochs at \(s.size) px)") { folder in
+        let epochs = s.sourceEpochs(trainCases: train.count)
+        let key = Self.key(["pick-source", Self.ids(train), Self.ids(held), "size \(s.size) epochs \(epochs) base \(s.base)"])
+        return add("source", key, "source model (\(train.count) labeled cases, \(epochs) epochs at \(s.size) px)") { folder in
             var t = SegmentationTraining()
-            t.size = s.size; t.epochs = s.sourceEpochs; t.base = s.base; t.seed = 0
+            t.size = s.size; t.epochs = epochs; t.base = s.base; t.seed = 0
             let outcome = try t.run(train: train, validation: held, initFrom: nil, folder: folder, epochEnded: { r in
-                log(String(format: "source model: epoch %d/%d, loss %.4f, held-out Dice %.4f", r.epoch, s.sourceEpochs, r.trainLoss, r.validationDice))
+                log(String(format: "source model: epoch %d/%d, loss %.4f, held-out Dice %.4f", r.epoch, epochs, r.trainLoss, r.validationDice))
             })
             log(String(format: "source model: held-out source Dice %.4f", outcome.meanDice))
         }
@@ -91,19 +92,20 @@ public struct PickPlan {
     private mutating func addEncoder() -> ItemID {
         let (s, log) = (settings, log)
         let all = source + targets
-        let key = Self.key(["pick-encoder", Self.ids(all), "size \(s.encoderSize) patch \(s.encoderPatch) width \(s.encoderWidth) depth \(s.encoderDepth) epochs \(s.encoderEpochs)"])
-        return add("encoder", key, "masked autoencoder on \(all.count) source and target images (\(s.encoderEpochs) epochs at \(s.encoderSize) px)") { folder in
+        let epochs = s.encoderEpochs(images: all.count)
+        let key = Self.key(["pick-encoder", Self.ids(all), "size \(s.encoderSize) patch \(s.encoderPatch) width \(s.encoderWidth) depth \(s.encoderDepth) epochs \(epochs)"])
+        return add("encoder", key, "masked autoencoder on \(all.count) source and target images (\(epochs) epochs at \(s.encoderSize) px)") { folder in
             let stack = try PretrainingImages.read(all, size: s.encoderSize, maxSlices: 16, options: .default)
             var mc = MaskedAutoencoder.Configuration()
             mc.imageSize = s.encoderSize; mc.patch = s.encoderPatch; mc.width = s.encoderWidth; mc.depth = s.encoderDepth; mc.heads = 4
             mc.decoderWidth = 128; mc.decoderDepth = 2; mc.decoderHeads = 4
             mc.channels = stack.channels
             var pc = PretrainingConfig()
-            pc.epochs = s.encoderEpochs; pc.batchSize = min(32, stack.count); pc.learningRate = 5e-4; pc.seed = 0
+            pc.epochs = epochs; pc.batchSize = min(32, stack.count); pc.learningRate = 5e-4; pc.seed = 0
             pc.dataFingerprint = key
             var stage = PretrainingStage(method: .mae(MaskedAutoencoder(mc, seed: 0), pc), train: stack, folder: folder)
             stage.metadata = ["max_slices": "16"]
-            stage.epochEnded = { r in log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, s.encoderEpochs, r.trainLoss)) }
+            stage.epochEnded = { r in log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, epochs, r.trainLoss)) }
             _ = try stage.run()
         }
     }

@@ -204,19 +204,22 @@ public enum PickReport {
                               subtitle: "medselect pick, \(s.strategy.rawValue) at a budget of \(s.budget) of \(plan.targets.count) target images; medselect \(options.version)")
         let sourceText = plan.source.isEmpty ? "no source images (a ready model and encoder were given)"
             : "\(plan.source.count) labeled source images (\(plan.sourceSites.joined(separator: ", ")))"
-        page.paragraph("Target: \(plan.targets.count) unlabeled images from \(Set(plan.targets.map(\.site)).count) site(s) in \(s.targets.joined(separator: ", ")); no target label was read. Source: \(sourceText). Embeddings: " + (s.encoder == nil ? "a masked autoencoder pretrained on the source and target images together, without labels (\(s.encoderEpochs) epochs at \(s.encoderSize) px)." : "the encoder \(s.encoder!)."))
+        page.paragraph("Target: \(plan.targets.count) unlabeled images from \(Set(plan.targets.map(\.site)).count) site(s) in \(s.targets.joined(separator: ", ")); no target label was read. Source: \(sourceText). Embeddings: " + (s.encoder == nil ? "a masked autoencoder pretrained on the source and target images together, without labels (\(s.encoderEpochs(images: plan.source.count + plan.targets.count)) epochs at \(s.encoderSize) px)." : "the encoder \(s.encoder!)."))
         if !options.notes.isEmpty { page.list(options.notes) }
 
         page.heading("What to annotate, in this order", id: "picks")
         page.paragraph("The annotators' folder is worklist/ (open the images in 3D Slicer or ITK-SNAP, save each mask in worklist/labels/ under the case's name); worklist.csv has these rows with every term of the selection.")
-        page.table(header: ["rank", "case", "site", "why"], rows: record.picks.map { [String($0.rank), $0.id, $0.site, $0.reason] }, numeric: [0])
+        let perSite = Dictionary(grouping: record.picks, by: \.site).map { ($0.key, $0.value.count) }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        page.paragraph("Picks per site: " + perSite.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ".")
+        let shown = 24
         let byID = Dictionary(plan.targets.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let cells = record.picks.prefix(60).compactMap { p -> ImageGrid.Cell? in
+        let cells = record.picks.prefix(shown).compactMap { p -> ImageGrid.Cell? in
             guard let sample = byID[p.id], let uri = try? CaseThumbnail.uri(sample, options: .default) else { return nil }
             return ImageGrid.Cell(pngDataURI: uri, caption: "\(p.rank). \(p.id) (\(p.site))")
         }
         if !cells.isEmpty { page.raw(ImageGrid(rows: [("picks", cells)]).html) }
-        if record.picks.count > 60 { page.paragraph("The first 60 picks are shown; worklist.csv lists all \(record.picks.count).") }
+        page.table(header: ["rank", "case", "site", "why"], rows: record.picks.prefix(shown).map { [String($0.rank), $0.id, $0.site, $0.reason] }, numeric: [0],
+                   caption: record.picks.count > shown ? "The first \(shown) of \(record.picks.count) picks; worklist.csv lists all of them." : nil)
 
         // The pool map.
         if let m = try? NPYReader.readMatrix(plan.store.folder(plan.embedItem) + "/pool.npy") {

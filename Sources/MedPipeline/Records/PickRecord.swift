@@ -15,10 +15,23 @@ public struct PickSettings: Codable, Sendable {
     public var seed: UInt64 = 0
     /// A selection.json or CSV of target ids labeled in earlier rounds.
     public var labeled: String?
-    /// The source U-Net: image side, epochs, base channels.
-    public var size = 128, sourceEpochs = 40, base = 16
-    /// The masked autoencoder: image side, patch, width, depth, epochs.
-    public var encoderSize = 64, encoderPatch = 8, encoderWidth = 128, encoderDepth = 4, encoderEpochs = 40
+    /// The source U-Net: image side, epochs (nil: from ``sourcePasses``), base channels.
+    public var size = 96, sourceEpochs: Int? = nil, base = 16
+    /// The masked autoencoder: image side, patch, width, depth, epochs (nil: from ``encoderPasses``).
+    public var encoderSize = 64, encoderPatch = 8, encoderWidth = 128, encoderDepth = 4, encoderEpochs: Int? = nil
+
+    /// Default training lengths, set by the time target (1,000 target images and 250 source cases in under five
+    /// minutes on two cores, Docs/performance.md) rather than by the research presets: about 2,400 training images
+    /// seen by the source U-Net (12 epochs of 200 cases; at most 60 epochs for small sources, at least 8) and 20,000
+    /// by the masked autoencoder (16 epochs of 1,250 images; between 10 and 100 epochs).
+    public static let sourcePasses = 2400, encoderPasses = 20000
+
+    public func sourceEpochs(trainCases: Int) -> Int {
+        sourceEpochs ?? min(60, max(8, Int((Double(Self.sourcePasses) / Double(max(1, trainCases))).rounded(.up))))
+    }
+    public func encoderEpochs(images: Int) -> Int {
+        encoderEpochs ?? min(100, max(10, Int((Double(Self.encoderPasses) / Double(max(1, images))).rounded(.up))))
+    }
 
     public init(targets: [String], strategy: Strategy, budget: Budget) {
         self.targets = targets; self.sourceSites = []; self.strategy = strategy; self.budget = budget
