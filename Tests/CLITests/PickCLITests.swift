@@ -33,7 +33,8 @@ struct PickCLITests {
         let args = ["pick", "--target", hospital, "--source-data", data, "--source-sites", "MCU", "--out", plan] + Self.small
         let first = try Tool.run(args + ["--budget", "3"])
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stderr.contains("16 file(s) that look like masks were skipped unread"), "\(first.stderr)")
+        // Two scanners x 8 images x 2 mask files each.
+        #expect(first.stderr.contains("32 file(s) that look like masks were skipped unread"), "\(first.stderr)")
         #expect(first.stdout.contains("picked 3 of 16 images") && first.stdout.contains("6 stage(s) computed"), "\(first.stdout)")
         let rows = try String(contentsOfFile: plan + "/worklist.csv", encoding: .utf8).split(separator: "\n")
         #expect(rows.count == 4 && rows[0].hasPrefix("rank,case,site,image,density,diversity,novelty,score,reason"), "\(rows)")
@@ -71,8 +72,15 @@ struct PickCLITests {
         #expect(blocked.status == 1 && blocked.stderr.contains("saved for the previous picks"), "\(blocked.stderr)")
 
         // A model whose channels do not fit the images (the gray source model on colour fundus images).
-        let fundus = s.file("fundus")
-        #expect(try Tool.run(["phantom", "--benchmark", "fundus", "--count", "3", "--size", "32", "--out", fundus, "--quiet"]).status == 0)
+        let riga = s.file("riga"), fundus = s.file("fundus")
+        #expect(try Tool.run(["phantom", "--benchmark", "fundus", "--count", "3", "--size", "32", "--out", riga, "--quiet"]).status == 0)
+        // The colour photographs only (RIGA+ names its masks image1-1.png), in one folder per camera.
+        for site in try FileManager.default.contentsOfDirectory(atPath: riga) where !site.contains(".") {
+            try FileManager.default.createDirectory(atPath: fundus + "/" + site, withIntermediateDirectories: true)
+            for f in try FileManager.default.contentsOfDirectory(atPath: riga + "/" + site) where f.hasSuffix(".png") && !f.contains("-") {
+                try FileManager.default.copyItem(atPath: riga + "/" + site + "/" + f, toPath: fundus + "/" + site + "/" + f)
+            }
+        }
         let checkpoint = try FileManager.default.contentsOfDirectory(atPath: plan + "/items/source").map { plan + "/items/source/" + $0 + "/checkpoint.safetensors" }[0]
         let rgb = try Tool.run(["pick", "--target", fundus, "--model", checkpoint, "--out", s.file("rgb")])
         #expect(rgb.status == 1 && rgb.stderr.contains("takes 1-channel images; the target's are 3-channel"), "\(rgb.stderr)")

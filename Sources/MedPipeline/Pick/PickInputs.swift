@@ -73,14 +73,17 @@ public enum PickInputs {
         return ids
     }
 
-    /// A given U-Net checkpoint or encoder must take the images' channels.
+    /// A given U-Net checkpoint or encoder must take the images' channels (checked on the first image of each site).
     public static func checkChannels(_ path: String, of targets: [Sample]) throws {
         let (_, description, _) = try ModelFile.read(path)
-        let image = try targets[0].loadImage()
-        let channels = image.info.components == .color ? image.shape.t : 1
-        let theirs = description.unet?.inChannels ?? description.mae?.channels
-        if let theirs, theirs != channels, !(description.architecture == "hssl-unet" && theirs == 1) {
-            throw DataError.badConfiguration(path: path, reason: "takes \(theirs)-channel images; the target's are \(channels)-channel (\(targets[0].images[0]))")
+        guard let theirs = description.unet?.inChannels ?? description.mae?.channels else { return }
+        var seen = Set<String>()
+        for sample in targets where seen.insert(sample.site).inserted {
+            let image = try sample.loadImage()
+            let channels = image.info.components == .color ? image.shape.t : 1
+            if theirs != channels && !(description.architecture == "hssl-unet" && theirs == 1) {
+                throw DataError.badConfiguration(path: path, reason: "takes \(theirs)-channel images; the target's are \(channels)-channel (\(sample.images[0]))")
+            }
         }
     }
 }

@@ -74,7 +74,8 @@ public enum PickReport {
             }
             let mine = views.filter { $0.site == name }
             sites.append(.init(name: name, role: isSource ? "source" : "target", cases: isSource ? plan.source.filter { $0.site == name }.count : plan.targets.filter { $0.site == name }.count,
-                               picked: pickedPerSite[name] ?? 0, shift: shift, finding: entry?.finding ?? "",
+                               picked: pickedPerSite[name] ?? 0, shift: shift,
+                               finding: siteReport?.findings.first { $0.hasPrefix(name + ":") } ?? entry?.finding ?? "",
                                modelView: viewSummary(mine, reference: sourceViews), estimatedDice: nil))
         }
 
@@ -235,9 +236,9 @@ public enum PickReport {
             let rows = record.sites.map { e -> [String] in
                 let d = e.shift["mmd"]?.double ?? siteReport.sites.first { $0.name == e.name }?.distanceToSource["mmd"].flatMap { $0 }
                 return [e.name, e.role, String(e.cases), String(e.picked), d.map { String(format: "%.3g", $0) } ?? "–",
-                        e.shift["mmd_p_holm"]?.double.map { $0 < 0.001 ? "< 0.001" : String(format: "%.3f", $0) } ?? "–", e.finding]
+                        e.shift["mmd_p_holm"]?.double.map { $0 < 0.001 ? "< 0.001" : String(format: "%.3f", $0) } ?? "–"]
             }
-            page.table(header: ["site", "role", "images", "picked", "MMD to source", "p (Holm)", "finding"], rows: rows, numeric: [2, 3, 4, 5],
+            page.table(header: ["site", "role", "images", "picked", "MMD to source", "p (Holm)"], rows: rows, numeric: [2, 3, 4, 5],
                        caption: "The site analysis (medselect sites) on the pretrained embeddings, with image quality, geometry and intensities; its full report is items/sites/*/report.html.")
             if !siteReport.findings.isEmpty { page.list(siteReport.findings) }
         } else {
