@@ -62,6 +62,13 @@ public struct PickPlan {
         return id
     }
 
+    /// ", about 1 min 20 s left" (nothing when done).
+    static func left(_ seconds: Double) -> String {
+        guard seconds >= 1 else { return "" }
+        let s = Int(seconds.rounded())
+        return s >= 60 ? ", about \(s / 60) min \(s % 60) s left" : ", about \(s) s left"
+    }
+
     private static func key(_ parts: [String]) -> String { ExperimentPlan.key(parts) }
     private static func ids(_ samples: [Sample]) -> String { ExperimentPlan.ids(samples) }
 
@@ -82,7 +89,8 @@ public struct PickPlan {
             var t = SegmentationTraining()
             t.size = s.size; t.epochs = epochs; t.base = s.base; t.seed = 0
             let outcome = try t.run(train: train, validation: held, initFrom: nil, folder: folder, epochEnded: { r in
-                log(String(format: "source model: epoch %d/%d, loss %.4f, held-out Dice %.4f", r.epoch, epochs, r.trainLoss, r.validationDice))
+                log(String(format: "source model: epoch %d/%d, loss %.4f, held-out Dice %.4f", r.epoch, epochs, r.trainLoss, r.validationDice)
+                    + Self.left(r.seconds * Double(epochs - r.epoch)))
             })
             log(String(format: "source model: held-out source Dice %.4f", outcome.meanDice))
         }
@@ -105,7 +113,7 @@ public struct PickPlan {
             pc.dataFingerprint = key
             var stage = PretrainingStage(method: .mae(MaskedAutoencoder(mc, seed: 0), pc), train: stack, folder: folder)
             stage.metadata = ["max_slices": "16"]
-            stage.epochEnded = { r in log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, epochs, r.trainLoss)) }
+            stage.epochEnded = { r in log(String(format: "encoder: epoch %d/%d, loss %.4f", r.epoch, epochs, r.trainLoss) + Self.left(r.seconds * Double(epochs - r.epoch))) }
             _ = try stage.run()
         }
     }
@@ -148,8 +156,11 @@ public struct PickPlan {
         return add("view", key, "the source model's view of \(targets.count) target images", after: sourceItem.map { [$0] } ?? []) { folder in
             let (unet, configuration) = try Trainer.loadModel(checkpoint: model)
             let size = configuration.imageSize ?? 128
+            let start = Date()
             let rows = try CaseView.compute(held + targets, model: unet, size: size) { done, total in
-                if done % 200 == 0 || done == total { log("model view: \(done)/\(total) images") }
+                if done % 200 == 0 || done == total {
+                    log("model view: \(done)/\(total) images" + Self.left(Date().timeIntervalSince(start) / Double(done) * Double(total - done)))
+                }
             }
             try CaseView.write(rows, to: folder + "/view.csv")
         }

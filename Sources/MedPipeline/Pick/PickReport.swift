@@ -85,7 +85,11 @@ public enum PickReport {
                 timings[item.stage] = v
             }
         }
-        let record = PickRecord(medselectVersion: options.version, settings: plan.settings, strategy: selection.strategy, budget: selection.budget,
+        // The training lengths as they ran (the defaults depend on the number of images).
+        var settings = plan.settings
+        if plan.sourceItem != nil { settings.sourceEpochs = settings.sourceEpochs(trainCases: plan.sourceTrain.count) }
+        if plan.encoderItem != nil { settings.encoderEpochs = settings.encoderEpochs(images: plan.source.count + plan.targets.count) }
+        let record = PickRecord(medselectVersion: options.version, settings: settings, strategy: selection.strategy, budget: selection.budget,
                                 poolCases: plan.targets.count, picks: picks, sites: sites, selectionResults: selection.results,
                                 budgetAdvice: phantomPrior, notes: options.notes, timingsSeconds: timings)
         try record.write(to: folder + "/plan.json")
