@@ -10,7 +10,8 @@ import MedFoundation
 ///
 /// How many cells to probe is measured, not guessed: ``NearestNeighbors/approximate(queries:targets:k:excludeSelf:settings:progress:)``
 /// compares a seeded sample of queries with the exact search and doubles the probes until the sample's recall
-/// (the share of the exact k neighbours found) reaches the target; the recall is reported with the result.
+/// (the share of the exact k neighbours found) reaches the target, then bisects twice between the last two settings;
+/// the recall is reported with the result.
 struct InvertedFile {
     let targets: Embeddings
     let lists: Int
@@ -180,7 +181,7 @@ extension NearestNeighbors {
     public struct ApproximateSettings: Sendable {
         /// Cells (nil: 2 √N rounded, FAISS's guideline of O(√N) lists).
         public var lists: Int? = nil
-        /// Cells probed first; doubled until the sampled recall reaches `targetRecall`.
+        /// Cells probed first; doubled until the sampled recall reaches `targetRecall`, then bisected twice.
         public var probes = 8
         public var targetRecall = 0.97
         /// Queries compared with the exact search.
@@ -239,10 +240,24 @@ extension NearestNeighbors {
         var probes = min(settings.probes, lists), tried: [(Int, Double)] = []
         var r = recall(probes)
         tried.append((probes, r))
+        var below = 0
         while r < settings.targetRecall && probes < lists {
+            below = probes
             probes = min(lists, probes * 2)
             r = recall(probes)
             tried.append((probes, r))
+        }
+        // Doubling overshoots (recall rises steeply near the target): two bisection steps between the last setting
+        // below the target and the first above it keep the probes within an eighth of the smallest that suffices.
+        if below > 0 {
+            var (lo, hi, hiRecall) = (below, probes, r)
+            for _ in 0..<2 where hi - lo > 1 {
+                let mid = (lo + hi) / 2
+                let m = recall(mid)
+                tried.append((mid, m))
+                if m >= settings.targetRecall { (hi, hiRecall) = (mid, m) } else { lo = mid }
+            }
+            (probes, r) = (hi, hiRecall)
         }
         var result = index.search(queries, rows: nil, k: k, excludeSelf: excludeSelf, probes: probes, progress: progress)
         // A query whose probed cells held fewer than k targets is searched exactly (rare: cells hold about N / lists).
