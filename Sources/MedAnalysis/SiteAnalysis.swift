@@ -33,6 +33,8 @@ public struct SiteAnalysis: Sendable {
     public var embeddings: [Float]
     public var dimensions: Int
     public var quality: [[String: Double]?]
+    /// The source model's view of each case (``ModelView`` measures by name), or empty without a model.
+    public var modelView: [[String: Double]?] = []
     public var histograms: [Histogram?]
     public var geometry: [Geometry?]
     public var outcomes: [String: Outcome]
@@ -67,6 +69,7 @@ public struct SiteAnalysis: Sendable {
             throw AnalysisError.invalidInput("the source site \(s) is not among the sites (\(siteNames.joined(separator: ", ")))")
         }
         guard !source.isEmpty else { throw AnalysisError.invalidInput("name at least one source site") }
+        guard modelView.isEmpty || modelView.count == n else { throw AnalysisError.invalidInput("\(modelView.count) model-view rows for \(n) cases") }
         for s in siteNames {
             let count = sites.filter { $0 == s }.count
             guard count >= 2 else { throw AnalysisError.invalidInput("site \(s) has \(count) case; every site needs at least 2 to be compared") }
@@ -173,6 +176,27 @@ public struct SiteAnalysis: Sendable {
         }
         let qualityAdjusted = Stats.holm(qualityTests.map(\.2))
         for (t, (i, m, _)) in qualityTests.enumerated() { rowsOut[i].qualityPValueHolm[m] = qualityAdjusted[t] }
+        // The source model's view: medians per site, and each target site against the source, Holm over its own family.
+        if modelView.count == ids.count {
+            let measures = Array(Set(modelView.compactMap { $0 }.flatMap(\.keys))).sorted()
+            var viewTests: [(Int, String, Double)] = []
+            for i in rowsOut.indices {
+                let members = sites.indices.filter { sites[$0] == rowsOut[i].name }
+                var medians: [String: Double] = [:]
+                for m in measures {
+                    let a = members.compactMap { modelView[$0]?[m] }.filter(\.isFinite)
+                    if !a.isEmpty { medians[m] = m == "empty" ? Stats.mean(a) : Stats.median(a) }
+                    guard !rowsOut[i].isSource else { continue }
+                    let b = sourceMembers.compactMap { modelView[$0]?[m] }.filter(\.isFinite)
+                    guard a.count >= 2, b.count >= 2 else { continue }
+                    viewTests.append((i, m, Stats.mannWhitneyP(a, b)))
+                }
+                rowsOut[i].modelView = medians
+                if !rowsOut[i].isSource { rowsOut[i].modelViewPValueHolm = [:] }
+            }
+            let viewAdjusted = Stats.holm(viewTests.map(\.2))
+            for (t, (i, m, _)) in viewTests.enumerated() { rowsOut[i].modelViewPValueHolm?[m] = viewAdjusted[t] }
+        }
         // Holm over the site-versus-source tests.
         let adjusted = Stats.holm(mmdP)
         var k = 0

@@ -36,6 +36,12 @@ public struct SiteReport: Sendable, Codable {
         /// (site, measure) pairs.
         public var qualityPValueHolm: [String: Double] = [:]
         public var geometry: GeometrySummary?
+        /// With a source model (`sites --model`): medians over the site's cases of the model's view (mean predictive
+        /// entropy, per label the predicted structure's size in mm² or mm³ and its pieces, the share of empty
+        /// predictions), and per measure the Mann-Whitney p-value against the source's cases, Holm-adjusted over all
+        /// (site, measure) pairs. Nil without a model.
+        public var modelView: [String: Double]?
+        public var modelViewPValueHolm: [String: Double]?
         /// Differences from the source a pipeline must handle: resampling, reorientation, data type.
         public var flags: [String] = []
         public var meanDice: Double?
@@ -48,7 +54,7 @@ public struct SiteReport: Sendable, Codable {
         enum CodingKeys: String, CodingKey {
             case name, cases, isSource = "is_source", distanceToSource = "distance_to_source", mmdPValue = "mmd_p_value"
             case mmdPValueHolm = "mmd_p_value_holm", mmdMethod = "mmd_method", frechetShrunk = "frechet_shrunk", quality, geometry, flags
-            case qualityPValueHolm = "quality_p_value_holm"
+            case qualityPValueHolm = "quality_p_value_holm", modelView = "model_view", modelViewPValueHolm = "model_view_p_value_holm"
             case meanDice = "mean_dice", meanHausdorff95 = "mean_hausdorff95_mm", finding
         }
     }
@@ -197,6 +203,7 @@ public struct SiteReport: Sendable, Codable {
             let named = moves.prefix(2).filter { abs($0.1) >= 0.1 }.map { "\($0.0.uppercased()) \($0.1 > 0 ? "+" : "")\(Int(($0.1 * 100).rounded())) %" }
             if !named.isEmpty { parts.append("quality differs most in " + named.joined(separator: ", ")) }
             if let w = site.distanceToSource["intensity_w1"] ?? nil, w.isFinite { parts.append(String(format: "intensity distribution W1 %.2f", w)) }
+            if let view = modelViewChanges(site, r) { parts.append(view) }
             if let dice = site.meanDice, let source = r.performance?.sourceDice {
                 let gap = source - dice
                 parts.append(String(format: "Dice %.3f, %.3f %@ the source", dice, abs(gap), gap >= 0 ? "below" : "above"))
@@ -216,6 +223,37 @@ public struct SiteReport: Sendable, Codable {
             out.append(text + ".")
         }
         return out
+    }
+
+    /// The source model's view of a site against the source, in words: the (at most three) measures whose site median
+    /// differs significantly (Holm p < 0.05) from the source's, largest relative change first, e.g. "the source model
+    /// predicts label 1 18 % smaller, with 3.1x its pieces; entropy +40 %".
+    static func modelViewChanges(_ site: Site, _ r: SiteReport) -> String? {
+        guard let view = site.modelView, let p = site.modelViewPValueHolm else { return nil }
+        let sources = r.sites.filter(\.isSource).compactMap(\.modelView)
+        var moves: [(measure: String, change: Double, ratio: Double)] = []
+        for (m, value) in view where (p[m] ?? 1) < 0.05 {
+            let v = sources.compactMap { $0[m] }
+            guard !v.isEmpty else { continue }
+            let ref = Stats.mean(v)
+            guard ref != 0, ref.isFinite, value.isFinite else { continue }
+            moves.append((m, (value - ref) / abs(ref), value / ref))
+        }
+        guard !moves.isEmpty else { return nil }
+        moves.sort { abs($0.change) > abs($1.change) || (abs($0.change) == abs($1.change) && $0.measure < $1.measure) }
+        let words = moves.prefix(3).map { m -> String in
+            if m.measure.hasSuffix("_pieces") {
+                return "\(m.measure.replacingOccurrences(of: "_pieces", with: "").replacingOccurrences(of: "label", with: "label ")) in "
+                    + String(format: "%.1fx", m.ratio) + " the source's pieces"
+            }
+            if m.measure.hasSuffix("_size_mm") {
+                let label = m.measure.replacingOccurrences(of: "_size_mm", with: "").replacingOccurrences(of: "label", with: "label ")
+                return "\(label) \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "smaller" : "larger")"
+            }
+            if m.measure == "empty" { return String(format: "%.0f %% empty predictions", 100 * (view["empty"] ?? 0)) }
+            return "\(m.measure) \(m.change > 0 ? "+" : "")\(Int((m.change * 100).rounded())) %"
+        }
+        return "the source model predicts " + words.joined(separator: ", ") + " (Holm p < 0.05)"
     }
 
     static func formatP(_ p: Double) -> String { !p.isFinite ? "–" : p < 0.001 ? "< 0.001" : String(format: "%.3f", p) }

@@ -93,6 +93,21 @@ public enum SiteReportPage {
         page.figures(bars)
         page.paragraph("Source sites in orange. Measures per case on an Otsu foreground mask (Docs/analysis.md gives the definitions); a volume's value is the mean over up to 16 axial slices.")
 
+        // The source model's view.
+        if r.sites.contains(where: { $0.modelView != nil }) {
+            page.heading("The source model's view (no labels)")
+            let measures = Array(Set(r.sites.compactMap(\.modelView).flatMap(\.keys))).sorted()
+            func cell(_ site: SiteReport.Site, _ m: String) -> String {
+                guard let v = site.modelView?[m] else { return "–" }
+                let p = site.modelViewPValueHolm?[m]
+                let shown = m == "empty" ? String(format: "%.0f %%", 100 * v) : formatNumber(v, digits: 3)
+                return shown + (p.map { $0 < 0.05 ? " *" : "" } ?? "")
+            }
+            page.table(header: ["site", "role"] + measures, rows: r.sites.map { s in [s.name, s.isSource ? "source" : "target"] + measures.map { cell(s, $0) } },
+                       numeric: Set(2..<(2 + measures.count)),
+                       caption: "Medians over each site's cases of the source model's predictions: mean predictive entropy (nats), per label the predicted structure's size (mm² for images, mm³ for volumes) and its pieces, and the share of empty predictions. * differs from the source's cases (Mann-Whitney, Holm p < 0.05).")
+        }
+
         // Performance.
         if let perf = r.performance, !perf.correlations.isEmpty {
             page.heading("Shift against segmentation quality")

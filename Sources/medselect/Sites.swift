@@ -5,6 +5,7 @@ import MedAnalysis
 import MedData
 import MedFormats
 import MedImage
+import MedNN
 import MedReport
 import MedSelection
 import Synchronization
@@ -34,6 +35,7 @@ struct Sites: ParsableCommand, ReadsImages {
     @Option(help: "Per-case results (CSV with a case or id column, dice and hausdorff95_mm): shift against segmentation quality.") var results: String?
     @Option(help: "With --results from an experiment's cases.csv: the strategy whose rows to use (default none: the unadapted source model).") var strategy: RunName?
     @Option(help: "With --results from an experiment's cases.csv: the budget whose rows to use (as the file writes it, e.g. 5% or 13).") var budget: String?
+    @Option(help: "The source model (a medselect train checkpoint): its predictions on every case (entropy, structure sizes and pieces, empty predictions) are compared per site, without labels. Its view of the cases it was trained on is optimistic: restrict the source to held-out cases (e.g. --sites) for a fair reference.") var model: String?
     @Option(help: "Permutations of the MMD tests.") var permutations = 1000
     @Option(help: "At most this many cases per site enter the embedding measures (drawn with the seed).") var maxPerSite = 2000
     @Option(help: "Thumbnail side for the on-the-fly embeddings (as medselect embed --size).") var size = 32
@@ -58,6 +60,10 @@ struct Sites: ParsableCommand, ReadsImages {
         var stage = SiteAnalysisStage(samples: samples, source: sourceSites)
         stage.permutations = permutations; stage.seed = seed; stage.maxPerSite = maxPerSite; stage.thumbnailSize = size
         stage.readOptions = limits.readOptions; stage.origin = dataset.origin
+        if let model {
+            let (unet, configuration) = try Trainer.loadModel(checkpoint: model)
+            stage.model = (unet, configuration.imageSize ?? 128)
+        }
 
         // Embeddings given: checked against the cases before any image is read.
         if let embeddings {

@@ -76,8 +76,8 @@ public struct PickPlan {
         if settings.model == nil && !source.isEmpty { sourceItem = addSourceModel() }
         if settings.encoder == nil { encoderItem = addEncoder() }
         embedItem = addEmbeddings()
-        if !source.isEmpty { sitesItem = addSiteAnalysis() }
         if modelPath != nil { viewItem = addModelView() }
+        if !source.isEmpty { sitesItem = addSiteAnalysis() }
         selectItem = addSelection()
     }
 
@@ -135,12 +135,14 @@ public struct PickPlan {
     /// Every target site against the source sites, on the embeddings above.
     private mutating func addSiteAnalysis() -> ItemID {
         let (source, targets, sites, log, seed) = (source, targets, sourceSites, log, settings.seed)
-        let embed = store.folder(embedItem)
-        let key = Self.key(["pick-sites", embedItem.key, "permutations 1000 seed \(seed)"])
+        let embed = store.folder(embedItem), view = viewItem.map { store.folder($0) + "/view.csv" }
+        let key = Self.key(["pick-sites", embedItem.key, "permutations 1000 seed \(seed)", viewItem.map { "view " + $0.key } ?? "no view"])
         return add("sites", key, "site analysis (\(Set(targets.map(\.site)).count) target sites against \(sites.joined(separator: ", ")))",
-                   after: [embedItem]) { folder in
+                   after: [embedItem] + (viewItem.map { [$0] } ?? [])) { folder in
             let s = try NPYReader.readMatrix(embed + "/source.npy"), t = try NPYReader.readMatrix(embed + "/pool.npy")
             var stage = SiteAnalysisStage(samples: source + targets, source: sites)
+            // The model's view joins the comparison (the source's side: its held-out cases, which it was not trained on).
+            if let view { stage.views = try CaseView.read(view) }
             stage.embeddings = (s.values + t.values, s.columns, "the masked autoencoder pretrained on the source and target images together")
             stage.seed = seed
             let report = try stage.run(out: folder)

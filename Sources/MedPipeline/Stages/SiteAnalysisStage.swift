@@ -6,6 +6,7 @@ import MedData
 import MedFormats
 import MedImage
 import MedSelection
+import MedNN
 import MedFoundation
 
 /// The site-analysis stage: every case read once (geometry, MRQy image quality, intensity histogram, thumbnail
@@ -25,6 +26,10 @@ public struct SiteAnalysisStage {
     public var readOptions: ReadOptions = .default
     /// Where the cases come from, for the report and errors.
     public var origin = ""
+    /// The source model (a U-Net and its training size): its view of every case joins the comparison (`sites --model`).
+    public var model: (unet: UNet, size: Int)? = nil
+    /// Rows of the model's view already computed (`pick`'s view item), instead of running the model again.
+    public var views: [CaseView]? = nil
 
     public init(samples: [Sample], source: [String]) { self.samples = samples; self.source = source }
 
@@ -72,6 +77,13 @@ public struct SiteAnalysisStage {
                                     quality: all.map(\.quality), histograms: all.map(\.histogram), geometry: all.map(\.geometry),
                                     outcomes: outcomes, source: source)
         analysis.permutations = permutations; analysis.seed = seed; analysis.maxPerSite = maxPerSite
+        if let model, views == nil {
+            step("the source model's view of \(samples.count) cases")
+            analysis.modelView = Self.viewMeasures(try CaseView.compute(samples, model: model.unet, size: model.size) { done, total in reading(done, total) },
+                                                   samples: samples)
+        } else if let views {
+            analysis.modelView = Self.viewMeasures(views, samples: samples)
+        }
         let report: SiteReport
         do { report = try analysis.run(progress: step) } catch let e as AnalysisError { throw DataError.badDataset(path: origin, reason: e.reason) }
         let distances = try analysis.caseDistances()
@@ -105,6 +117,18 @@ public struct SiteAnalysisStage {
         let sample = stride(from: 0, to: z.voxels.count, by: step).map { z.voxels[$0] }
         return CaseFacts(geometry: geometry, quality: ImageQuality.measure(gray), histogram: Histogram(sample, lower: -4, upper: 4, bins: 64),
                          thumbnail: thumbnail ? try CaseEmbedder.thumbnail(of: image, size: size) : nil)
+    }
+
+    /// The model's view of each case as named measures: `entropy`, `label<N>_size_mm`, `label<N>_pieces`, and `empty`
+    /// (1 when no label is predicted anywhere); nil for a case without rows.
+    static func viewMeasures(_ rows: [CaseView], samples: [Sample]) -> [[String: Double]?] {
+        let byCase = Dictionary(grouping: rows, by: { $0.site + "\u{0}" + $0.id })
+        return samples.map { s in
+            guard let r = byCase[s.site + "\u{0}" + s.id], let first = r.first else { return nil }
+            var m: [String: Double] = ["entropy": first.entropy, "empty": r.allSatisfy { $0.size == 0 } ? 1 : 0]
+            for v in r { m["label\(v.label)_size_mm"] = v.size; m["label\(v.label)_pieces"] = Double(v.components) }
+            return m
+        }
     }
 
     /// sites.json: sorted keys, and null for the undefined values JSON cannot hold.
