@@ -226,8 +226,8 @@ public struct SiteReport: Sendable, Codable {
     }
 
     /// The source model's view of a site against the source, in words: the (at most three) measures whose site median
-    /// differs significantly (Holm p < 0.05) from the source's, largest relative change first, e.g. "the source model
-    /// predicts label 1 18 % smaller, with 3.1x its pieces; entropy +40 %".
+    /// differs significantly (Holm p < 0.05) from the source's, largest relative change first, e.g. "the source model's
+    /// predictions: label 1 18 % smaller, label 1 in 3.1x the source's pieces, entropy +40 %".
     static func modelViewChanges(_ site: Site, _ r: SiteReport) -> String? {
         guard let view = site.modelView, let p = site.modelViewPValueHolm else { return nil }
         let sources = r.sites.filter(\.isSource).compactMap(\.modelView)
@@ -251,9 +251,10 @@ public struct SiteReport: Sendable, Codable {
                 return "\(label) \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "smaller" : "larger")"
             }
             if m.measure == "empty" { return String(format: "%.0f %% empty predictions", 100 * (view["empty"] ?? 0)) }
+            if m.measure == "disagreement" { return String(format: "augmentation disagreement %.1fx the source's", m.ratio) }
             return "\(m.measure) \(m.change > 0 ? "+" : "")\(Int((m.change * 100).rounded())) %"
         }
-        return "the source model predicts " + words.joined(separator: ", ") + " (Holm p < 0.05)"
+        return "the source model's predictions: " + words.joined(separator: ", ") + " (Holm p < 0.05)"
     }
 
     static func formatP(_ p: Double) -> String { !p.isFinite ? "–" : p < 0.001 ? "< 0.001" : String(format: "%.3f", p) }

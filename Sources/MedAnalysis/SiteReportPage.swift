@@ -105,7 +105,7 @@ public enum SiteReportPage {
             }
             page.table(header: ["site", "role"] + measures, rows: r.sites.map { s in [s.name, s.isSource ? "source" : "target"] + measures.map { cell(s, $0) } },
                        numeric: Set(2..<(2 + measures.count)),
-                       caption: "Medians over each site's cases of the source model's predictions: mean predictive entropy (nats), per label the predicted structure's size (mm² for images, mm³ for volumes) and its pieces, and the share of empty predictions. * differs from the source's cases (Mann-Whitney, Holm p < 0.05).")
+                       caption: "Medians over each site's cases of the source model's predictions: mean predictive entropy (nats), the disagreement of test-time-augmented predictions (mirrored; with noise) with the plain one (1 − mean Dice), per label the predicted structure's size (mm² for images, mm³ for volumes) and its pieces, and the share of empty predictions. * differs from the source's cases (Mann-Whitney, Holm p < 0.05).")
         }
 
         // Performance.

@@ -89,9 +89,9 @@ struct ModelViewSiteTests {
         #expect(report.sites.first { $0.name == "SRC" }!.modelViewPValueHolm == nil)
         let finding = report.findings.first { $0.hasPrefix("SHIFT:") } ?? ""
         // Medians: pieces 6 against 2.5 (2.4x); size about 800 against 1000 (the uniform noise moves it by a percent or two).
-        #expect(finding.contains("the source model predicts") && finding.contains("label 1 in 2.4x the source's pieces"), "\(finding)")
+        #expect(finding.contains("the source model's predictions: ") && finding.contains("label 1 in 2.4x the source's pieces"), "\(finding)")
         #expect(["19", "20", "21"].contains { finding.contains("label 1 \($0) % smaller") }, "\(finding)")
-        #expect(!(report.findings.first { $0.hasPrefix("SAME:") } ?? "").contains("source model predicts"))
+        #expect(!(report.findings.first { $0.hasPrefix("SAME:") } ?? "").contains("source model's predictions"))
         // Without a model's view, nothing of it appears.
         analysis.modelView = []
         #expect(try analysis.run().sites.allSatisfy { $0.modelView == nil })

@@ -183,6 +183,7 @@ public enum PickReport {
         let cases = Dictionary(grouping: rows, by: \.id)
         out["cases"] = .int(cases.count)
         out["mean_entropy"] = .number(Stats.mean(cases.values.map { $0[0].entropy }))
+        out["mean_disagreement"] = .number(Stats.mean(cases.values.map { $0[0].disagreement }.filter(\.isFinite)))
         out["empty_share"] = .number(Double(cases.values.filter { $0.allSatisfy { $0.size == 0 } }.count) / Double(cases.count))
         for label in Set(rows.map(\.label)).sorted() {
             let mine = rows.filter { $0.label == label }
@@ -259,14 +260,15 @@ public enum PickReport {
                 return "\(k.dropFirst(6)): \(o["median_size_mm"]?.double.map { String(format: "%.0f", $0) } ?? "–")\(rel), \(o["mean_pieces"]?.double.map { String(format: "%.1f", $0) } ?? "–") pieces"
             }.joined(separator: "; ")
             return [e.name, e.role, m["cases"]?.double.map { String(Int($0)) } ?? "", m["mean_entropy"]?.double.map { String(format: "%.3f", $0) } ?? "–",
+                    m["mean_disagreement"]?.double.map { String(format: "%.3f", $0) } ?? "–",
                     m["empty_share"]?.double.map { String(format: "%.0f %%", 100 * $0) } ?? "–", sizes]
         }
         if viewRows.isEmpty {
             page.paragraph("No source model: give --source-data (or --model) to see how the model sees each site.")
         } else {
-            page.table(header: ["site", "role", "images", "mean entropy (nats)", "empty predictions", "predicted structures: median size (mm² or mm³), pieces"],
-                       rows: viewRows, numeric: [2, 3, 4],
-                       caption: "The source model's predictions on every image, without labels (source: its held-out cases). Higher entropy, empty or fragmented predictions and sizes far from the source's are signs the model will do worse at that site. MedSelect does not yet turn these into an expected Dice.")
+            page.table(header: ["site", "role", "images", "mean entropy (nats)", "augmentation disagreement", "empty predictions", "predicted structures: median size (mm² or mm³), pieces"],
+                       rows: viewRows, numeric: [2, 3, 4, 5],
+                       caption: "The source model's predictions on every image, without labels (source: its held-out cases). Augmentation disagreement: 1 − the mean Dice of the predictions on the mirrored and on the noisy image with the plain one. Higher entropy or disagreement, empty or fragmented predictions and sizes far from the source's are signs the model will do worse at that site. MedSelect does not yet turn these into an expected Dice.")
         }
 
         page.heading("How many labels", id: "budget")

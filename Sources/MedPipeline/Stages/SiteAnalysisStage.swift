@@ -119,13 +119,13 @@ public struct SiteAnalysisStage {
                          thumbnail: thumbnail ? try CaseEmbedder.thumbnail(of: image, size: size) : nil)
     }
 
-    /// The model's view of each case as named measures: `entropy`, `label<N>_size_mm`, `label<N>_pieces`, and `empty`
+    /// The model's view of each case as named measures: `entropy`, `disagreement`, `label<N>_size_mm`, `label<N>_pieces`, and `empty`
     /// (1 when no label is predicted anywhere); nil for a case without rows.
     static func viewMeasures(_ rows: [CaseView], samples: [Sample]) -> [[String: Double]?] {
         let byCase = Dictionary(grouping: rows, by: { $0.site + "\u{0}" + $0.id })
         return samples.map { s in
             guard let r = byCase[s.site + "\u{0}" + s.id], let first = r.first else { return nil }
-            var m: [String: Double] = ["entropy": first.entropy, "empty": r.allSatisfy { $0.size == 0 } ? 1 : 0]
+            var m: [String: Double] = ["entropy": first.entropy, "disagreement": first.disagreement, "empty": r.allSatisfy { $0.size == 0 } ? 1 : 0]
             for v in r { m["label\(v.label)_size_mm"] = v.size; m["label\(v.label)_pieces"] = Double(v.components) }
             return m
         }
