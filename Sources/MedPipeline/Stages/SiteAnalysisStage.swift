@@ -92,7 +92,7 @@ public struct SiteAnalysisStage {
         described.embeddingsDescription = embeddingNote
         try AtomicFile.write(try Self.json(described), to: out + "/sites.json")
         try AtomicFile.write(Self.sitesCSV(report), to: out + "/sites.csv")
-        try AtomicFile.write(Self.casesCSV(samples, all, distances, outcomes), to: out + "/cases.csv")
+        try AtomicFile.write(Self.casesCSV(samples, all, distances, outcomes, views: analysis.modelView), to: out + "/cases.csv")
         let examples = try Self.examples(samples, distances: distances, sites: report.sites.map(\.name), options: readOptions)
         let map2D = try CaseThumbnail.map(values, dimensions: dims, count: samples.count, seed: seed)
         let html = SiteReportPage.render(described, caseSites: samples.map(\.site), map: map2D, histograms: all.map(\.histogram),
@@ -157,11 +157,17 @@ public struct SiteAnalysisStage {
         return s
     }
 
-    static func casesCSV(_ samples: [Sample], _ facts: [CaseFacts], _ distances: [Double], _ outcomes: [String: SiteAnalysis.Outcome]) -> String {
+    /// cases.csv: per case its distance to the source, the quality measures, the model's view (`view_<measure>`
+    /// columns, with a model) and the given Dice and HD95.
+    static func casesCSV(_ samples: [Sample], _ facts: [CaseFacts], _ distances: [Double], _ outcomes: [String: SiteAnalysis.Outcome],
+                         views: [[String: Double]?] = []) -> String {
         func n(_ v: Double?) -> String { guard let v, v.isFinite else { return "" }; return String(format: "%.6g", v) }
-        var s = (["id", "site", "distance_to_source"] + ImageQuality.measures + ["dice", "hausdorff95_mm"]).joined(separator: ",") + "\n"
+        let viewMeasures = Array(Set(views.compactMap { $0 }.flatMap(\.keys))).sorted()
+        var s = (["id", "site", "distance_to_source"] + ImageQuality.measures + viewMeasures.map { "view_" + $0 } + ["dice", "hausdorff95_mm"])
+            .joined(separator: ",") + "\n"
         for (i, c) in samples.enumerated() {
-            s += ([c.id, c.site, n(distances[i])] + ImageQuality.measures.map { n(facts[i].quality?[$0]) }
+            let view = views.count == samples.count ? views[i] : nil
+            s += ([c.id, c.site, n(distances[i])] + ImageQuality.measures.map { n(facts[i].quality?[$0]) } + viewMeasures.map { n(view?[$0]) }
                   + [n(outcomes[c.id]?.dice), n(outcomes[c.id]?.hausdorff95)]).joined(separator: ",") + "\n"
         }
         return s
