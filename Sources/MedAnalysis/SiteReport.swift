@@ -226,7 +226,7 @@ public struct SiteReport: Sendable, Codable {
     }
 
     /// The source model's view of a site against the source, in words: the (at most three) measures whose site median
-    /// differs significantly (Holm p < 0.05) from the source's, largest relative change first, e.g. "the source model's
+    /// differs significantly (Holm p < 0.05) from the source's by at least 5 %, largest relative change first, e.g. "the source model's
     /// predictions: label 1 18 % smaller, label 1 in 3.1x the source's pieces, entropy +40 %".
     static func modelViewChanges(_ site: Site, _ r: SiteReport) -> String? {
         guard let view = site.modelView, let p = site.modelViewPValueHolm else { return nil }
@@ -239,6 +239,8 @@ public struct SiteReport: Sendable, Codable {
             guard ref != 0, ref.isFinite, value.isFinite else { continue }
             moves.append((m, (value - ref) / abs(ref), value / ref))
         }
+        // A significant test whose medians hardly differ (e.g. pieces 2 against 2, the spread differing) is not worded.
+        moves = moves.filter { abs($0.change) >= 0.05 }
         guard !moves.isEmpty else { return nil }
         moves.sort { abs($0.change) > abs($1.change) || (abs($0.change) == abs($1.change) && $0.measure < $1.measure) }
         let words = moves.prefix(3).map { m -> String in
