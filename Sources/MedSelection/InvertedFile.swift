@@ -25,11 +25,7 @@ struct InvertedFile {
         let n = targets.count, d = targets.dimensions
         let lists = max(1, min(wanted, n))
         // Training sample: up to 64 rows per cell (FAISS warns below 39), drawn without replacement.
-        var g = SplitMix64(seed: seed)
-        var order = Array(0..<n)
-        let sampleSize = min(n, 64 * lists)
-        for i in 0..<sampleSize { order.swapAt(i, i + Int(g.next() % UInt64(n - i))) }
-        let sample = Array(order.prefix(sampleSize))
+        let sample = seededSample(n, count: min(n, 64 * lists), seed: seed)
         var centroids = [Float](repeating: 0, count: lists * d)
         for c in 0..<lists { for j in 0..<d { centroids[c * d + j] = targets.values[sample[c] * d + j] } }
         let sampleRows = targets.rows(sample)
@@ -88,13 +84,14 @@ struct InvertedFile {
                 let sp = sb.baseAddress!, op = ob.baseAddress!
                 concurrentRows(m) { r in
                     var bestD = [Float](repeating: .infinity, count: p), bestI = [Int32](repeating: 0, count: p)
-                    for c in 0..<lists {
-                        let v = sp[r * lists + c] + norms[c]
-                        if v >= bestD[p - 1] { continue }
-                        var k = p - 1
-                        while k > 0 && bestD[k - 1] > v { bestD[k] = bestD[k - 1]; bestI[k] = bestI[k - 1]; k -= 1 }
-                        bestD[k] = v; bestI[k] = Int32(c)
-                    }
+                    bestD.withUnsafeMutableBufferPointer { db in bestI.withUnsafeMutableBufferPointer { ib in
+                        var worst = Float.infinity
+                        for c in 0..<lists {
+                            let v = sp[r * lists + c] + norms[c]
+                            if v >= worst { continue }
+                            worst = insertBest(v, Int32(c), db.baseAddress!, ib.baseAddress!, p)
+                        }
+                    } }
                     for t in 0..<p { op[(first + r) * p + t] = bestI[t] }
                 }
             } }
@@ -157,10 +154,7 @@ struct InvertedFile {
                                 let t = Int(crp[c])
                                 let v = row[c] + tnp[t]
                                 if v >= worst || (excludeSelf && t == own) { continue }
-                                var s = k - 1
-                                while s > 0 && bestD[s - 1] > v { bestD[s] = bestD[s - 1]; bestI[s] = bestI[s - 1]; s -= 1 }
-                                bestD[s] = v; bestI[s] = Int32(t)
-                                worst = bestD[k - 1]
+                                worst = insertBest(v, Int32(t), bestD, bestI, k)
                             }
                         }
                     } } }
@@ -217,11 +211,8 @@ extension NearestNeighbors {
         }
         let index = InvertedFile(targets: targets, lists: lists, seed: settings.seed)
         // The sample's exact neighbours (one more when a row may find itself).
-        var g = SplitMix64(seed: settings.seed &+ 1)
-        var pick = Array(0..<queries.count)
         let s = min(queries.count, settings.recallSample)
-        for i in 0..<s { pick.swapAt(i, i + Int(g.next() % UInt64(queries.count - i))) }
-        let sample = Array(pick.prefix(s)).sorted()
+        let sample = seededSample(queries.count, count: s, seed: settings.seed &+ 1).sorted()
         let sampleRows = queries.rows(sample)
         let extra = excludeSelf ? 1 : 0
         let exact = try NearestNeighbors.exact(queries: sampleRows, targets: targets, k: k + extra)

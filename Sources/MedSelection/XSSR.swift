@@ -171,10 +171,7 @@ public enum XSSR {
         // The α sweep: on the whole pool, or (approximate) on a seeded subsample with the budget scaled to it.
         var sweepRows: [Int]? = nil
         if case .approximate(_, let rows) = plan, grid.count > 1, rows < n {
-            var g = SplitMix64(seed: 0x5eed)
-            var order = Array(0..<n)
-            for i in 0..<rows { order.swapAt(i, i + Int(g.next() % UInt64(n - i))) }
-            sweepRows = Array(order.prefix(rows)).sorted()
+            sweepRows = seededSample(n, count: rows, seed: 0x5eed).sorted()
         }
         let sweepPool = sweepRows.map { pool.rows($0) } ?? pool
         let sweepLabeled = sweepRows.map { r in Set(r.enumerated().filter { labeledSet.contains($0.element) }.map(\.offset)) } ?? labeledSet
