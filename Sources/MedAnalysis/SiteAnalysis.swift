@@ -35,6 +35,11 @@ public struct SiteAnalysis: Sendable {
     public var quality: [[String: Double]?]
     /// The source model's view of each case (``ModelView`` measures by name), or empty without a model.
     public var modelView: [[String: Double]?] = []
+    /// With a fitted ``DiceEstimator``: its estimate of every case's Dice (in `ids` order, NaN without a view) by
+    /// each method, and the estimator (for the report's account of its calibration).
+    public var estimates: [DiceEstimator.Method: [Double]] = [:]
+    public var estimator: DiceEstimator?
+    public var calibrationCases = 0
     public var histograms: [Histogram?]
     public var geometry: [Geometry?]
     public var outcomes: [String: Outcome]
@@ -197,6 +202,7 @@ public struct SiteAnalysis: Sendable {
             let viewAdjusted = Stats.holm(viewTests.map(\.2))
             for (t, (i, m, _)) in viewTests.enumerated() { rowsOut[i].modelViewPValueHolm?[m] = viewAdjusted[t] }
         }
+        if !estimates.isEmpty { estimateSites(&rowsOut) }
         // Holm over the site-versus-source tests.
         let adjusted = Stats.holm(mmdP)
         var k = 0
@@ -211,6 +217,7 @@ public struct SiteAnalysis: Sendable {
                                 performance: nil, permutations: permutations, seed: seed, maxPerSite: maxPerSite, neighbours: neighbours,
                                 embeddingDimensions: d, frechetDimensions: fd)
         report.performance = correlations(report, targets: targets)
+        report.estimator = estimatorAccount(report)
         report.findings = SiteReport.findings(report)
         return report
     }
@@ -276,6 +283,51 @@ public struct SiteAnalysis: Sendable {
         return SiteReport.GeometrySummary(spacingMedian: spacing, shapes: shapes, orientations: Array(Set(g.map(\.orientation))).sorted(),
                                           datatypes: Array(Set(g.map(\.datatype))).sorted(), fieldOfViewMedian: fov,
                                           valueRange: [g.map(\.minimum).min() ?? .nan, g.map(\.maximum).max() ?? .nan])
+    }
+
+    /// Each site's estimated Dice by every method (mean and bootstrap interval over its cases).
+    func estimateSites(_ rows: inout [SiteReport.Site]) {
+        for i in rows.indices {
+            let members = sites.indices.filter { sites[$0] == rows[i].name }
+            var all: [String: SiteReport.EstimatedDice] = [:]
+            for (method, values) in estimates {
+                let e = DiceEstimator.siteEstimate(members.map { values[$0] }, seed: seed)
+                guard e.mean.isFinite else { continue }
+                all[method.rawValue] = SiteReport.EstimatedDice(mean: e.mean, low: e.low, high: e.high, method: method.rawValue)
+            }
+            rows[i].estimatedDiceCandidates = all.isEmpty ? nil : all
+            rows[i].estimatedDice = all[DiceEstimator.defaultMethod.rawValue]
+        }
+    }
+
+    /// The estimator's calibration, and with known Dice each method's agreement with it, per site and per case.
+    func estimatorAccount(_ report: SiteReport) -> SiteReport.Estimator? {
+        guard let estimator, !estimates.isEmpty else { return nil }
+        var check: [String: SiteReport.Check] = [:]
+        if !outcomes.isEmpty {
+            for (method, values) in estimates {
+                var siteEst: [Double] = [], siteTrue: [Double] = [], holding = 0
+                for site in report.sites {
+                    guard let e = site.estimatedDiceCandidates?[method.rawValue], let d = site.meanDice, d.isFinite else { continue }
+                    siteEst.append(e.mean); siteTrue.append(d)
+                    if d >= e.low && d <= e.high { holding += 1 }
+                }
+                let pairs = ids.indices.compactMap { i -> (Double, Double)? in
+                    guard let o = outcomes[ids[i]], o.dice.isFinite, values[i].isFinite else { return nil }
+                    return (values[i], o.dice)
+                }
+                guard !pairs.isEmpty else { continue }
+                func mae(_ a: [Double], _ b: [Double]) -> Double { Stats.mean(zip(a, b).map { abs($0 - $1) }) }
+                check[method.rawValue] = SiteReport.Check(sites: siteEst.count, siteSpearman: Stats.spearman(siteEst, siteTrue), siteMAE: mae(siteEst, siteTrue),
+                                                          intervalsHolding: holding, cases: pairs.count,
+                                                          caseSpearman: Stats.spearman(pairs.map(\.0), pairs.map(\.1)),
+                                                          caseMAE: mae(pairs.map(\.0), pairs.map(\.1)))
+            }
+        }
+        return SiteReport.Estimator(method: DiceEstimator.defaultMethod.rawValue, calibrationCases: calibrationCases,
+                                    calibrationRows: estimator.calibrationRows,
+                                    calibrationError: Dictionary(uniqueKeysWithValues: estimator.calibrationError.map { ($0.key.rawValue, $0.value) }),
+                                    check: outcomes.isEmpty ? nil : check)
     }
 
     func performance(_ members: [Int]) -> (dice: Double, hd95: Double)? {

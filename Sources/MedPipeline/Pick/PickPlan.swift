@@ -134,7 +134,7 @@ public struct PickPlan {
 
     /// Every target site against the source sites, on the embeddings above.
     private mutating func addSiteAnalysis() -> ItemID {
-        let (source, targets, sites, log, seed) = (source, targets, sourceSites, log, settings.seed)
+        let (source, targets, sites, log, seed, modelPath) = (source, targets, sourceSites, log, settings.seed, modelPath)
         let embed = store.folder(embedItem), view = viewItem.map { store.folder($0) + "/view.csv" }
         let key = Self.key(["pick-sites", embedItem.key, "permutations 1000 seed \(seed)", viewItem.map { "view " + $0.key } ?? "no view"])
         return add("sites", key, "site analysis (\(Set(targets.map(\.site)).count) target sites against \(sites.joined(separator: ", ")))",
@@ -142,7 +142,11 @@ public struct PickPlan {
             let s = try NPYReader.readMatrix(embed + "/source.npy"), t = try NPYReader.readMatrix(embed + "/pool.npy")
             var stage = SiteAnalysisStage(samples: source + targets, source: sites)
             // The model's view joins the comparison (the source's side: its held-out cases, which it was not trained on).
-            if let view { stage.views = try CaseView.read(view) }
+            if let view, let modelPath {
+                stage.views = try CaseView.read(view)
+                let (unet, configuration) = try Trainer.loadModel(checkpoint: modelPath)   // for the predicted contours of the worst estimates
+                stage.model = (unet, configuration.imageSize ?? 128)
+            }
             stage.embeddings = (s.values + t.values, s.columns, "the masked autoencoder pretrained on the source and target images together")
             stage.seed = seed
             let report = try stage.run(out: folder)
@@ -154,12 +158,15 @@ public struct PickPlan {
     private mutating func addModelView() -> ItemID {
         let (targets, held, log) = (targets, sourceHeld, log)
         let model = modelPath!
-        let key = Self.key(["pick-view v2 (entropy, disagreement)", sourceItem?.key ?? "file " + FNV1a.file(model), Self.ids(held), Self.ids(targets)])
+        let key = Self.key(["pick-view v3 (entropy, disagreement, reference shapes, calibration)", sourceItem?.key ?? "file " + FNV1a.file(model), Self.ids(held), Self.ids(targets)])
         return add("view", key, "the source model's view of \(targets.count) target images", after: sourceItem.map { [$0] } ?? []) { folder in
             let (unet, configuration) = try Trainer.loadModel(checkpoint: model)
             let size = configuration.imageSize ?? 128
             let start = Date()
-            let rows = try CaseView.compute(held + targets, model: unet, size: size) { done, total in
+            // The held-out source cases (labeled, not trained on) are the references' shapes and calibrate the Dice estimate.
+            let references = try CaseView.references(held, labels: unet.classes - 1, size: size)
+            let rows = try CaseView.compute(held + targets, model: unet, size: size, references: references.count > 0 ? references : nil,
+                                            calibrate: Set(held.map(\.id))) { done, total in
                 if done % 200 == 0 || done == total {
                     log("model view: \(done)/\(total) images" + Self.left(Date().timeIntervalSince(start) / Double(done) * Double(total - done)))
                 }
