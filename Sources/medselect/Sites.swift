@@ -29,7 +29,7 @@ struct Sites: ParsableCommand, ReadsImages {
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Embeddings (.npy, one row per case) instead of thumbnails; ids from --ids or the .ids.csv beside it.") var embeddings: String?
+    @Option(help: "Embeddings (.npy, one row per case) instead of thumbnails; ids from --ids or the .ids.csv beside it. 'model': the --model U-Net's own encoder features (its bottleneck, averaged over positions and slices).") var embeddings: String?
     @Option(help: "Ids of the embedding rows (CSV whose first column is the id).") var ids: String?
     @Option(help: "Source site(s), comma-separated: what the model was trained on.") var source: String
     @Option(help: "Per-case results (CSV with a case or id column, dice and hausdorff95_mm): shift against segmentation quality.") var results: String?
@@ -47,6 +47,7 @@ struct Sites: ParsableCommand, ReadsImages {
         guard maxPerSite >= 2 else { throw ValidationError("--max-per-site must be at least 2") }
         guard size >= 8 && size <= 256 else { throw ValidationError("--size must lie in 8...256") }
         if results == nil && (strategy != nil || budget != nil) { throw ValidationError("--strategy and --budget choose rows of --results; give --results") }
+        if embeddings == "model" && model == nil { throw ValidationError("--embeddings model uses the source model's encoder; give --model") }
     }
 
     func run() throws {
@@ -65,8 +66,14 @@ struct Sites: ParsableCommand, ReadsImages {
             stage.model = (unet, configuration.imageSize ?? 128)
         }
 
-        // Embeddings given: checked against the cases before any image is read.
-        if let embeddings {
+        if embeddings == "model", let model = stage.model {
+            let progress = ProgressLine("sites")
+            let embedder = CaseEmbedder(method: .unet(model.unet, size: model.size, maxSlices: 16), pca: 0)
+            let (rows, dims) = try embedder.embed(samples, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
+            progress.finish("embedded \(samples.count) cases with the source model's encoder")
+            stage.embeddings = (rows, dims, "the source model's encoder features (its U-Net bottleneck averaged over positions and slices, \(dims) dimensions)")
+        } else if let embeddings {
+            // Embeddings given: checked against the cases before any image is read.
             let m = try NPYReader.readMatrix(embeddings)
             let idsPath = ids ?? CaseEmbedder.idsPath(embeddings)
             guard FileManager.default.fileExists(atPath: idsPath) else {

@@ -108,6 +108,16 @@ struct RecordTests {
         var x = (0..<256).map { Float($0 % 16) }, y = x, z = x
         a.apply(&x, channels: 1, size: 16); b.apply(&y, channels: 1, size: 16); c.apply(&z, channels: 1, size: 16)
         #expect(x == y && x != z && x.count == 256 && x.allSatisfy(\.isFinite))
+        // The geometric part moves the label with the image: a shift of a quarter of an 8-pixel plane moves a pixel by 2;
+        // a half turn about the centre (3.5, 3.5) takes (1, 2) to (6, 5).
+        var geometric = a
+        geometric.rotation = 0; geometric.scale = 1; geometric.shift = (0.25, 0)
+        var label = [Float](repeating: 0, count: 64)
+        label[1 * 8 + 1] = 1
+        #expect(geometric.warpLabels(label, size: 8).enumerated().filter { $0.element == 1 }.map(\.offset) == [1 * 8 + 3])
+        geometric.shift = (0, 0); geometric.rotation = .pi
+        label = [Float](repeating: 0, count: 64); label[2 * 8 + 1] = 2
+        #expect(geometric.warpLabels(label, size: 8).enumerated().filter { $0.element == 2 }.map(\.offset) == [5 * 8 + 6])
         // Severities spread over (0, 1]: version k of 3 lies in ((k + 0.25) / 3, (k + 1) / 3].
         #expect(a.severity > 0.25 / 3 && a.severity <= 1.0 / 3 && c.severity > 2.25 / 3 && c.severity <= 1)
     }

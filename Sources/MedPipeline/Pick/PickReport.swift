@@ -59,7 +59,8 @@ public enum PickReport {
             let data = try Data(contentsOf: URL(fileURLWithPath: store.folder(item) + "/sites.json"))
             siteReport = try JSONDecoder().decode(SiteReport.self, from: data)
         }
-        let views = try plan.viewItem.map { try CaseView.read(store.folder($0) + "/view.csv") } ?? []
+        // The cases as they are (the calibration's synthetic versions of the held-out source cases left out).
+        let views = try (plan.viewItem.map { try CaseView.read(store.folder($0) + "/view.csv") } ?? []).filter { $0.severity == 0 }
         let sourceViews = views.filter { plan.sourceSites.contains($0.site) }
         let pickedPerSite = Dictionary(grouping: picks, by: \.site).mapValues(\.count)
         var sites: [PickRecord.SiteEntry] = []
@@ -76,7 +77,7 @@ public enum PickReport {
             sites.append(.init(name: name, role: isSource ? "source" : "target", cases: isSource ? plan.source.filter { $0.site == name }.count : plan.targets.filter { $0.site == name }.count,
                                picked: pickedPerSite[name] ?? 0, shift: shift,
                                finding: siteReport?.findings.first { $0.hasPrefix(name + ":") } ?? entry?.finding ?? "",
-                               modelView: viewSummary(mine, reference: sourceViews), estimatedDice: nil))
+                               modelView: viewSummary(mine, reference: sourceViews), estimatedDice: entry?.estimatedDice))
         }
 
         var timings: [String: Double] = [:]
@@ -261,14 +262,16 @@ public enum PickReport {
             }.joined(separator: "; ")
             return [e.name, e.role, m["cases"]?.double.map { String(Int($0)) } ?? "", m["mean_entropy"]?.double.map { String(format: "%.3f", $0) } ?? "–",
                     m["mean_disagreement"]?.double.map { String(format: "%.3f", $0) } ?? "–",
-                    m["empty_share"]?.double.map { String(format: "%.0f %%", 100 * $0) } ?? "–", sizes]
+                    m["empty_share"]?.double.map { String(format: "%.0f %%", 100 * $0) } ?? "–", sizes,
+                    e.estimatedDice.map { String(format: "%.3f (%.3f – %.3f)", $0.mean, $0.low, $0.high) } ?? "–"]
         }
         if viewRows.isEmpty {
             page.paragraph("No source model: give --source-data (or --model) to see how the model sees each site.")
         } else {
-            page.table(header: ["site", "role", "images", "mean entropy (nats)", "augmentation disagreement", "empty predictions", "predicted structures: median size (mm² or mm³), pieces"],
-                       rows: viewRows, numeric: [2, 3, 4, 5],
-                       caption: "The source model's predictions on every image, without labels (source: its held-out cases). Augmentation disagreement: 1 − the mean Dice of the predictions on the mirrored and on the noisy image with the plain one. Higher entropy or disagreement, empty or fragmented predictions and sizes far from the source's are signs the model will do worse at that site. MedSelect does not yet turn these into an expected Dice.")
+            page.table(header: ["site", "role", "images", "mean entropy (nats)", "augmentation disagreement", "empty predictions", "predicted structures: median size (mm² or mm³), pieces",
+                                "expected Dice (95 % interval)"],
+                       rows: viewRows, numeric: [2, 3, 4, 5, 7],
+                       caption: "The source model's predictions on every image, without labels (source: its held-out cases). Augmentation disagreement: 1 − the mean Dice of the predictions on the mirrored and on the noisy image with the plain one. Higher entropy or disagreement, empty or fragmented predictions and sizes far from the source's are signs the model will do worse at that site. Expected Dice: the source model's Dice estimated without labels from these signs, calibrated on the held-out source cases and their synthetic scanner changes (the site analysis's 'Will the model work here?', items/sites/*/report.html; its accuracy on phantoms is in Docs/analysis.md); the interval covers the sampling of the site's images only.")
         }
 
         page.heading("How many labels", id: "budget")

@@ -1,4 +1,5 @@
 import Foundation
+import MedAnalysis
 import MedData
 import MedFoundation
 
@@ -77,8 +78,9 @@ public struct PickRecord: Codable, Sendable {
         public var finding: String
         /// The source model's view: mean entropy, empty predictions' share, per-label median size and pieces.
         public var modelView: [String: JSONValue]
-        /// The source model's expected Dice without labels; nil until an estimator is in the product.
-        public var estimatedDice: JSONValue?
+        /// The source model's Dice at the site estimated without labels (the site analysis's `estimated_dice`: mean,
+        /// bootstrap interval, method); nil without a source model or labeled held-out source cases.
+        public var estimatedDice: SiteReport.EstimatedDice?
         enum CodingKeys: String, CodingKey { case name, role, cases, picked, shift, finding, modelView = "model_view", estimatedDice = "estimated_dice" }
     }
 

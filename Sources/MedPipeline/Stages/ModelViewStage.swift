@@ -88,7 +88,9 @@ extension CaseView {
         }
         let disagreement = ModelView.disagreement(plain, augmented)
         let reference = references.map { $0.bestDice($0.canonical(plain, x: size, y: size, z: image.shape.z), excluding: s.id) } ?? .nan
-        let dice = truth.map { ModelView.meanDice(plain, $0, labels: model.classes - 1) } ?? .nan
+        // The label moves with the image under the stress's geometric part.
+        let label = truth.map { t in stress?.warpLabels(t, size: size) ?? t }
+        let dice = label.map { ModelView.meanDice(plain, $0, labels: model.classes - 1) } ?? .nan
         let prediction = slices.count > 1 ? try MedicalImage.stack(slices, axis: 2) : slices[0]
         let found = Dictionary(ModelView.structures(prediction).map { ($0.label, $0) }, uniquingKeysWith: { a, _ in a })
         return (1..<model.classes).map { label in
@@ -112,15 +114,18 @@ extension CaseView {
         return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
     }
 
-    /// A synthetic scanner change of a calibration case, of severity s in (0, 1]: on each channel plane scaled to
-    /// [0, 1], a gamma of exp(±0.8 s), a multiplicative linear bias field of up to ±0.8 s across the image in a random
-    /// direction, a Gaussian blur of up to 2 s pixels and Gaussian noise of up to 0.15 s. No geometric change: the
-    /// label stays valid. Drawn from the case id and version, so a calibration is reproducible. (It resembles the
-    /// phantoms' scanner model without its rotation, translation or field of view; Docs/analysis.md says what that
-    /// means for the validation.)
+    /// A synthetic scanner change of a calibration case, of severity s in (0, 1]: a rotation of up to ±20 s degrees,
+    /// a scaling by up to exp(±0.25 s) (field of view and resolution) and a shift of up to ±0.1 s of the image about
+    /// its centre, applied to the image (bilinear, the plane's minimum outside) and to the label (nearest); then on each
+    /// channel plane scaled to [0, 1] a colour gain of exp(N(0, 0.25 s)) per channel (images with several channels),
+    /// a gamma of exp(±0.8 s), a multiplicative linear bias field of up to ±0.8 s across the image in a random
+    /// direction, a Gaussian blur of up to 2 s pixels and Gaussian noise of up to 0.15 s. Drawn from the case id and
+    /// version, so a calibration is reproducible. (It resembles the phantoms' scanner model; Docs/analysis.md says what
+    /// that means for the validation.)
     struct Stress {
         var version: Int, severity: Double
         var gamma: Float, bias: Float, direction: Float, blur: Float, noise: Float
+        var rotation: Float, scale: Float, shift: (Float, Float), gains: [Float]
         var seed: UInt64
 
         init(id: String, version: Int, of versions: Int) {
@@ -132,7 +137,35 @@ extension CaseView {
             gamma = Float(exp((u() < 0.5 ? -1 : 1) * 0.8 * severity))
             bias = 0.8 * s * Float(u()); direction = Float(2 * .pi * u())
             blur = 2 * s * Float(u()); noise = 0.15 * s * Float(0.5 + 0.5 * u())
+            rotation = Float((2 * u() - 1) * 20 * severity * .pi / 180)
+            scale = Float(exp((2 * u() - 1) * 0.25 * severity))
+            shift = (Float((2 * u() - 1) * 0.1 * severity), Float((2 * u() - 1) * 0.1 * severity))
+            var channelGains: [Float] = []
+            for _ in 0..<4 { channelGains.append(Float(exp(0.25 * Double(s) * CaseView.gaussianDouble(&g)))) }
+            gains = channelGains
             seed = g.next()
+        }
+
+        /// Where output pixel (i, j) of a size x size plane samples its source (inverse of rotation, scale and shift).
+        func source(_ i: Int, _ j: Int, size: Int) -> (Float, Float) {
+            let c = Float(size - 1) / 2
+            let x = Float(i) - c - shift.0 * Float(size), y = Float(j) - c - shift.1 * Float(size)
+            let (cr, sr) = (cos(rotation), sin(rotation))
+            return ((cr * x + sr * y) / scale + c, (-sr * x + cr * y) / scale + c)
+        }
+
+        /// The geometric part on a label map of size x size planes (nearest; outside: background).
+        func warpLabels(_ v: [Float], size: Int) -> [Float] {
+            let plane = size * size
+            var out = [Float](repeating: 0, count: v.count)
+            for base in stride(from: 0, to: v.count, by: plane) {
+                for j in 0..<size { for i in 0..<size {
+                    let (x, y) = source(i, j, size: size)
+                    let (xi, yi) = (Int(x.rounded()), Int(y.rounded()))
+                    if xi >= 0 && yi >= 0 && xi < size && yi < size { out[base + j * size + i] = v[base + yi * size + xi] }
+                } }
+            }
+            return out
         }
 
         func apply(_ v: inout [Float], channels: Int, size: Int) {
@@ -141,16 +174,30 @@ extension CaseView {
             let (dx, dy) = (cos(direction), sin(direction))
             for c in 0..<channels {
                 let base = c * plane
-                let lo = v[base..<(base + plane)].min() ?? 0, hi = v[base..<(base + plane)].max() ?? 1
+                let original = Array(v[base..<(base + plane)])
+                let lo = original.min() ?? 0, hi = original.max() ?? 1
                 let range = hi > lo ? hi - lo : 1
+                let gain = channels > 1 ? gains[c % gains.count] : 1
                 for j in 0..<size { for i in 0..<size {
+                    let (sx, sy) = source(i, j, size: size)
+                    let value = sx >= 0 && sy >= 0 && sx <= Float(size - 1) && sy <= Float(size - 1) ? Self.bilinear(original, size, sx, sy) : lo
                     let x = 2 * Float(i) / Float(size - 1) - 1, y = 2 * Float(j) / Float(size - 1) - 1
-                    let t = max(0, (v[base + j * size + i] - lo) / range)
+                    let t = min(1, max(0, (value - lo) / range) * gain)
                     v[base + j * size + i] = pow(t, gamma) * (1 + bias * (dx * x + dy * y))
                 } }
                 if blur >= 0.3 { Augmenter.blur(&v, base: base, h: size, w: size, sigma: blur) }
                 for p in base..<(base + plane) { v[p] += noise * CaseView.gaussian(&g) }
             }
         }
+
+        static func bilinear(_ p: [Float], _ size: Int, _ x: Float, _ y: Float) -> Float {
+            let (x0, y0) = (min(Int(x), size - 2), min(Int(y), size - 2))
+            let (fx, fy) = (x - Float(x0), y - Float(y0))
+            let a = p[y0 * size + x0], b = p[y0 * size + x0 + 1], c = p[(y0 + 1) * size + x0], d = p[(y0 + 1) * size + x0 + 1]
+            return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
+        }
     }
+
+    /// A standard normal draw as a Double.
+    static func gaussianDouble(_ g: inout SplitMix64) -> Double { Double(gaussian(&g)) }
 }

@@ -28,6 +28,9 @@ public struct SiteAnalysisStage {
     public var origin = ""
     /// The source model (a U-Net and its training size): its view of every case joins the comparison (`sites --model`).
     public var model: (unet: UNet, size: Int)? = nil
+    /// Ids of the labeled source cases that calibrate the Dice estimate and give the reference shapes (default: every
+    /// labeled case of the source sites; give the ones the model was not trained on when they are known).
+    public var calibration: Set<String>? = nil
     /// Rows of the model's view already computed (`pick`'s view item), instead of running the model again.
     public var views: [CaseView]? = nil
 
@@ -80,7 +83,7 @@ public struct SiteAnalysisStage {
         var viewRows = views
         if let model, views == nil {
             // The labeled source cases are the references' shapes and the calibration of the Dice estimate.
-            let labeled = samples.filter { source.contains($0.site) && $0.isLabeled }
+            let labeled = samples.filter { source.contains($0.site) && $0.isLabeled && (calibration?.contains($0.id) ?? true) }
             step("the source model's view of \(samples.count) cases (\(labeled.count) labeled source cases calibrate the Dice estimate)")
             let references = try CaseView.references(labeled, labels: model.unet.classes - 1, size: model.size)
             viewRows = try CaseView.compute(samples, model: model.unet, size: model.size, references: references.count > 0 ? references : nil,
