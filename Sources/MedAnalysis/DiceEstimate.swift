@@ -9,16 +9,22 @@ import MedFoundation
 /// - `calibrated-agreement`: that agreement mapped to Dice by a line fitted on labeled calibration cases;
 /// - `reference`: the best Dice of the prediction's shape against the labeled references (reverse classification
 ///   accuracy with a moment alignment);
-/// - `regression`: a ridge regression of Dice on every view measure, fitted on the calibration cases.
+/// - `calibrated-reference`: that best Dice plus its typical shortfall on the calibration cases as they are (a
+///   correct prediction is not identical to any other case's shape);
+/// - `regression`: a ridge regression of Dice on every view measure, fitted on the calibration cases;
+/// - `capped-regression`: the regression, but never above the calibrated reference: a prediction whose shape is
+///   unlike every labeled case is not a good one however stable it is under augmentation (a model confidently wrong
+///   at a site unlike any calibration change, as on the prostate phantoms' far sites).
 /// Calibration cases are the source's labeled cases, each also under synthetic scanner changes of graded severity
 /// (what `CaseView.calibration` makes), so that their Dice spans a range the model's view can be fitted to.
 public struct DiceEstimator: Sendable {
     public enum Method: String, Sendable, Codable, CaseIterable {
-        case agreement, calibratedAgreement = "calibrated-agreement", reference, regression
+        case agreement, calibratedAgreement = "calibrated-agreement", reference, calibratedReference = "calibrated-reference", regression
+        case cappedRegression = "capped-regression"
     }
 
     /// The method `sites` and `pick` report as `estimated_dice` (chosen by measurement: Docs/analysis.md).
-    public static let defaultMethod = Method.regression
+    public static let defaultMethod = Method.cappedRegression
 
     /// The features of a view, in order: agreement, entropy, reference Dice, mean |ln size ratio| to the source's
     /// median, mean ln pieces, mean compactness relative to the source's median, empty.
@@ -28,6 +34,8 @@ public struct DiceEstimator: Sendable {
     var sourceSize: [Int: Double] = [:], sourceCompactness: [Int: Double] = [:]
     var labels: [Int] = []
     var regression: Ridge?, calibrated: Ridge?
+    /// The median of Dice − reference Dice over the calibration cases as they are.
+    var referenceOffset = 0.0
     /// Mean absolute error of each fitted method on the calibration cases, 5-fold cross-validated by case.
     public private(set) var calibrationError: [Method: Double] = [:]
     /// Calibration cases (rows, with their synthetic versions) the fit used.
@@ -53,6 +61,8 @@ public struct DiceEstimator: Sendable {
             sourceSize[l] = Stats.median(plain.compactMap { $0["label\(l)_size_mm"] }.filter(\.isFinite))
             sourceCompactness[l] = Stats.median(plain.compactMap { $0["label\(l)_compactness"] }.filter { $0.isFinite })
         }
+        let offsets = rows.filter { !$0.perturbed }.compactMap { r in r.view["reference"].map { r.dice - $0 } }.filter(\.isFinite)
+        referenceOffset = offsets.isEmpty ? 0 : Stats.median(offsets)
         let x = rows.map { features($0.view) }, y = rows.map(\.dice)
         regression = Ridge(x: x, y: y)
         calibrated = Ridge(x: x.map { [$0[0]] }, y: y)
@@ -67,13 +77,18 @@ public struct DiceEstimator: Sendable {
             guard train.count >= 5, !test.isEmpty else { continue }
             let r = Ridge(x: train.map { x[$0] }, y: train.map { y[$0] }), c = Ridge(x: train.map { [x[$0][0]] }, y: train.map { y[$0] })
             for i in test {
-                errors[.regression, default: []].append(abs(Self.clip(r.predict(x[i])) - y[i]))
+                let reg = Self.clip(r.predict(x[i]))
+                errors[.regression, default: []].append(abs(reg - y[i]))
+                if let ref = rows[i].view["reference"], ref.isFinite { errors[.cappedRegression, default: []].append(abs(min(reg, Self.clip(ref + referenceOffset)) - y[i])) }
                 errors[.calibratedAgreement, default: []].append(abs(Self.clip(c.predict([x[i][0]])) - y[i]))
             }
         }
         for i in rows.indices {
             errors[.agreement, default: []].append(abs(Self.clip(x[i][0]) - y[i]))
-            if x[i][2].isFinite { errors[.reference, default: []].append(abs(x[i][2] - y[i])) }
+            if let ref = rows[i].view["reference"], ref.isFinite {
+                errors[.reference, default: []].append(abs(ref - y[i]))
+                errors[.calibratedReference, default: []].append(abs(Self.clip(ref + referenceOffset) - y[i]))
+            }
         }
         calibrationError = errors.mapValues(Stats.mean)
     }
@@ -108,7 +123,12 @@ public struct DiceEstimator: Sendable {
         case .agreement: return Self.clip(f[0])
         case .calibratedAgreement: return Self.clip(calibrated?.predict([f[0]]) ?? .nan)
         case .reference: return Self.clip(view["reference"] ?? .nan)
+        case .calibratedReference: return Self.clip((view["reference"] ?? .nan) + referenceOffset)
         case .regression: return Self.clip(regression?.predict(f) ?? .nan)
+        case .cappedRegression:
+            let reg = Self.clip(regression?.predict(f) ?? .nan)
+            guard let ref = view["reference"], ref.isFinite else { return reg }
+            return min(reg, Self.clip(ref + referenceOffset))
         }
     }
 

@@ -85,6 +85,26 @@ struct DiceEstimateTests {
         #expect(e.calibrationRows == 80)
     }
 
+    @Test("the calibrated reference adds the median shortfall of the reference Dice on the unperturbed cases (0.05 here); the capped regression never exceeds it")
+    func referenceCap() throws {
+        // Dice = 0.2 + 0.7 a; the unperturbed rows' reference Dice is 0.05 below their Dice, the perturbed rows' 0.3 below.
+        let rows = linearRows(80).map { r -> DiceEstimator.Calibration in
+            var r = r
+            r.view["reference"] = r.dice - (r.perturbed ? 0.3 : 0.05)
+            return r
+        }
+        let e = try DiceEstimator(calibration: rows)
+        var view = ["disagreement": 0.1, "entropy": 0.3, "label1_size_mm": 100.0, "label1_pieces": 1, "empty": 0, "reference": 0.5]
+        #expect(abs(e.estimate(view, method: .calibratedReference) - 0.55) < 1e-12)
+        // A stable prediction (agreement 0.9) of an implausible shape: the regression alone says more than the cap allows.
+        #expect(e.estimate(view, method: .cappedRegression) == min(e.estimate(view, method: .regression), 0.55))
+        #expect(e.estimate(view, method: .cappedRegression) <= 0.55)
+        // A plausible shape: the cap does not bind.
+        view["reference"] = 0.99
+        #expect(e.estimate(view, method: .cappedRegression) == e.estimate(view, method: .regression))
+        #expect(e.calibrationError[.calibratedReference] != nil && e.calibrationError[.cappedRegression] != nil)
+    }
+
     @Test("too few calibration cases are refused with the reason")
     func tooFew() {
         #expect(throws: AnalysisError.self) { try DiceEstimator(calibration: Array(linearRows(40).prefix(9))) }
