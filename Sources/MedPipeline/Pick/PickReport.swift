@@ -260,18 +260,25 @@ public enum PickReport {
                 let rel = o["size_vs_source"]?.double.map { String(format: " (%.0f %% of source)", 100 * $0) } ?? ""
                 return "\(k.dropFirst(6)): \(o["median_size_mm"]?.double.map { String(format: "%.0f", $0) } ?? "–")\(rel), \(o["mean_pieces"]?.double.map { String(format: "%.1f", $0) } ?? "–") pieces"
             }.joined(separator: "; ")
-            return [e.name, e.role, m["cases"]?.double.map { String(Int($0)) } ?? "", m["mean_entropy"]?.double.map { String(format: "%.3f", $0) } ?? "–",
+            return [e.name, e.role, m["cases"]?.double.map { String(Int($0)) } ?? "",
+                    e.estimatedDice.map { String(format: "%.3f (%.3f – %.3f)", $0.mean, $0.low, $0.high) } ?? "–",
+                    m["mean_entropy"]?.double.map { String(format: "%.3f", $0) } ?? "–",
                     m["mean_disagreement"]?.double.map { String(format: "%.3f", $0) } ?? "–",
-                    m["empty_share"]?.double.map { String(format: "%.0f %%", 100 * $0) } ?? "–", sizes,
-                    e.estimatedDice.map { String(format: "%.3f (%.3f – %.3f)", $0.mean, $0.low, $0.high) } ?? "–"]
+                    m["empty_share"]?.double.map { String(format: "%.0f %%", 100 * $0) } ?? "–", sizes]
         }
         if viewRows.isEmpty {
             page.paragraph("No source model: give --source-data (or --model) to see how the model sees each site.")
         } else {
-            page.table(header: ["site", "role", "images", "mean entropy (nats)", "augmentation disagreement", "empty predictions", "predicted structures: median size (mm² or mm³), pieces",
-                                "expected Dice (95 % interval)"],
-                       rows: viewRows, numeric: [2, 3, 4, 5, 7],
+            page.table(header: ["site", "role", "images", "expected Dice (95 % interval)", "mean entropy (nats)", "augmentation disagreement", "empty predictions",
+                                "predicted structures: median size (mm² or mm³), pieces"],
+                       rows: viewRows, numeric: [2, 3, 4, 5, 6],
                        caption: "The source model's predictions on every image, without labels (source: its held-out cases). Augmentation disagreement: 1 − the mean Dice of the predictions on the mirrored and on the noisy image with the plain one. Higher entropy or disagreement, empty or fragmented predictions and sizes far from the source's are signs the model will do worse at that site. Expected Dice: the source model's Dice estimated without labels from these signs, calibrated on the held-out source cases and their synthetic scanner changes (the site analysis's 'Will the model work here?', items/sites/*/report.html; its accuracy on phantoms is in Docs/analysis.md); the interval covers the sampling of the site's images only.")
+            if !record.sites.contains(where: { $0.estimatedDice != nil }) {
+                let held = plan.sourceHeld.count
+                page.paragraph(held == 0
+                    ? "No expected Dice: it is calibrated on labeled source cases the model was not trained on, and there are none here (give --source-data)."
+                    : "No expected Dice: \(held) held-out source case\(held == 1 ? "" : "s") are too few to calibrate it (at least 10 calibration rows, i.e. 3 cases with their synthetic versions, are needed; the source's held-out share is a fifth of its labeled cases).")
+            }
         }
 
         page.heading("How many labels", id: "budget")
