@@ -155,5 +155,15 @@ struct SitesCLITests {
         #expect(header.contains(",estimated_dice,estimated_dice_agreement,") && header.hasSuffix(",dice,hausdorff95_mm"))
         let html = try String(contentsOfFile: s.file("out/report.html"), encoding: .utf8)
         #expect(html.contains("Will the model work here?") && html.contains("SiteE: lowest estimates") && html.contains("Estimated against true Dice per site"))
+
+        // The model's own encoder as the embeddings; without a model that is one clear line.
+        let encoder = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--model", s.file("model/checkpoint.safetensors"), "--embeddings", "model",
+                                    "--permutations", "99", "--out", s.file("encoder")])
+        #expect(encoder.status == 0, "\(encoder.stderr)")
+        let described = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("encoder/sites.json")))) as? [String: Any]
+        #expect((described?["embeddings"] as? String ?? "").hasPrefix("the source model's encoder features"), "\(described?["embeddings"] ?? "")")
+        let missing = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--embeddings", "model", "--out", s.file("nomodel")])
+        #expect(missing.status != 0 && missing.stderr.contains("--embeddings model uses the source model's encoder; give --model"))
+        #expect(!FileManager.default.fileExists(atPath: s.file("nomodel")))
     }
 }
