@@ -183,6 +183,7 @@ public struct SiteAnalysis: Sendable {
         for (t, (i, m, _)) in qualityTests.enumerated() { rowsOut[i].qualityPValueHolm[m] = qualityAdjusted[t] }
         // The source model's view: medians per site, and each target site against the source, Holm over its own family.
         if modelView.count == ids.count {
+            let modelView = withFragmented(modelView, sourceMembers: sourceMembers)
             let measures = Array(Set(modelView.compactMap { $0 }.flatMap(\.keys))).sorted()
             var viewTests: [(Int, String, Double)] = []
             for i in rowsOut.indices {
@@ -190,7 +191,7 @@ public struct SiteAnalysis: Sendable {
                 var medians: [String: Double] = [:]
                 for m in measures {
                     let a = members.compactMap { modelView[$0]?[m] }.filter(\.isFinite)
-                    if !a.isEmpty { medians[m] = m == "empty" ? Stats.mean(a) : Stats.median(a) }
+                    if !a.isEmpty { medians[m] = m == "empty" || m == "fragmented" ? Stats.mean(a) : Stats.median(a) }
                     guard !rowsOut[i].isSource else { continue }
                     let b = sourceMembers.compactMap { modelView[$0]?[m] }.filter(\.isFinite)
                     guard a.count >= 2, b.count >= 2 else { continue }
@@ -283,6 +284,23 @@ public struct SiteAnalysis: Sendable {
         return SiteReport.GeometrySummary(spacingMedian: spacing, shapes: shapes, orientations: Array(Set(g.map(\.orientation))).sorted(),
                                           datatypes: Array(Set(g.map(\.datatype))).sorted(), fieldOfViewMedian: fov,
                                           valueRange: [g.map(\.minimum).min() ?? .nan, g.map(\.maximum).max() ?? .nan])
+    }
+
+    /// The model's view with `fragmented` per case: 1 when some label is predicted in more pieces than the source cases'
+    /// median for that label (two lungs in one label are two pieces at the source too), else 0; a site's value is the share.
+    func withFragmented(_ view: [[String: Double]?], sourceMembers: [Int]) -> [[String: Double]?] {
+        let pieceKeys = Set(view.compactMap { $0 }.flatMap(\.keys).filter { $0.hasSuffix("_pieces") })
+        var typical: [String: Double] = [:]
+        for k in pieceKeys {
+            let v = sourceMembers.compactMap { view[$0]?[k] }.filter(\.isFinite)
+            if !v.isEmpty { typical[k] = Stats.median(v) }
+        }
+        guard !typical.isEmpty else { return view }
+        return view.map { v in
+            guard var v else { return nil }
+            v["fragmented"] = typical.contains { k, median in (v[k] ?? 0) > median } ? 1 : 0
+            return v
+        }
     }
 
     /// Each site's estimated Dice by every method (mean and bootstrap interval over its cases).

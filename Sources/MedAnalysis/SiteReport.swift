@@ -297,6 +297,11 @@ public struct SiteReport: Sendable, Codable {
                 return "\(label) \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "smaller" : "larger")"
             }
             if m.measure == "empty" { return String(format: "%.0f %% empty predictions", 100 * (view["empty"] ?? 0)) }
+            if m.measure == "fragmented" { return String(format: "%.0f %% fragmented predictions", 100 * (view["fragmented"] ?? 0)) }
+            if m.measure.hasSuffix("_boundary_mm") {
+                let label = m.measure.replacingOccurrences(of: "_boundary_mm", with: "").replacingOccurrences(of: "label", with: "label ")
+                return "\(label) boundary \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "shorter" : "longer")"
+            }
             if m.measure == "disagreement" { return String(format: "augmentation disagreement %.1fx the source's", m.ratio) }
             if m.measure == "reference" { return "shapes \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "less" : "more") like the labeled references'" }
             if m.measure.hasSuffix("_compactness") {

@@ -102,12 +102,12 @@ public enum SiteReportPage {
             func cell(_ site: SiteReport.Site, _ m: String) -> String {
                 guard let v = site.modelView?[m] else { return "–" }
                 let p = site.modelViewPValueHolm?[m]
-                let shown = m == "empty" ? String(format: "%.0f %%", 100 * v) : formatNumber(v, digits: 3)
+                let shown = m == "empty" || m == "fragmented" ? String(format: "%.0f %%", 100 * v) : formatNumber(v, digits: 3)
                 return shown + (p.map { $0 < 0.05 ? " *" : "" } ?? "")
             }
             page.table(header: ["site", "role"] + measures, rows: r.sites.map { s in [s.name, s.isSource ? "source" : "target"] + measures.map { cell(s, $0) } },
                        numeric: Set(2..<(2 + measures.count)),
-                       caption: "Medians over each site's cases of the source model's predictions: mean predictive entropy (nats), the disagreement of test-time-augmented predictions (mirrored; with noise) with the plain one (1 − mean Dice), per label the predicted structure's size (mm² for images, mm³ for volumes) and its pieces, and the share of empty predictions. * differs from the source's cases (Mann-Whitney, Holm p < 0.05).")
+                       caption: "Medians over each site's cases of the source model's predictions: mean predictive entropy (nats), the disagreement of test-time-augmented predictions (mirrored; with noise) with the plain one (1 − mean Dice), per label the predicted structure's size (mm² for images, mm³ for volumes), its pieces, boundary and compactness, the best Dice of the predicted shape against the labeled source cases' (reference), and the shares of empty predictions and of fragmented ones (more pieces than the source's median). * differs from the source's cases (Mann-Whitney, Holm p < 0.05).")
         }
 
         // Performance.

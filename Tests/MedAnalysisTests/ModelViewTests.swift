@@ -87,6 +87,9 @@ struct ModelViewSiteTests {
         #expect(same.modelViewPValueHolm!.values.allSatisfy { $0 > 0.05 })
         #expect(abs(shift.modelView!["label1_size_mm"]! - 800) < 30 && shift.modelView!["label1_pieces"] == 6)
         #expect(report.sites.first { $0.name == "SRC" }!.modelViewPValueHolm == nil)
+        // Fragmented: more pieces than the source's median (2.5): half the source's cases (3 pieces), every SHIFT case.
+        #expect(report.sites.first { $0.name == "SRC" }!.modelView!["fragmented"] == 0.5 && shift.modelView!["fragmented"] == 1)
+        #expect(shift.modelViewPValueHolm!["fragmented"]! < 0.05)
         let finding = report.findings.first { $0.hasPrefix("SHIFT:") } ?? ""
         // Medians: pieces 6 against 2.5 (2.4x); size about 800 against 1000 (the uniform noise moves it by a percent or two).
         #expect(finding.contains("the source model's predictions: ") && finding.contains("label 1 in 2.4x the source's pieces"), "\(finding)")

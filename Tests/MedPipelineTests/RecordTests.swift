@@ -85,7 +85,8 @@ struct RecordTests {
     func caseViews() throws {
         let s = Scratch("views"); defer { s.cleanup() }
         let rows = [
-            CaseView(id: "a", site: "S", entropy: 0.25, disagreement: 0.01, reference: 0.9, label: 1, size: 120.5, components: 1, compactness: 0.8, dice: 0.95),
+            CaseView(id: "a", site: "S", entropy: 0.25, disagreement: 0.01, reference: 0.9, label: 1, size: 120.5, components: 1, largestShare: 1, boundary: 42.5,
+                     compactness: 0.8, dice: 0.95),
             CaseView(id: "a", site: "S", entropy: 0.25, disagreement: 0.01, reference: 0.9, label: 2, size: 0, components: 0, compactness: .nan, dice: 0.95),
             CaseView(id: "a", site: "S", severity: 0.5, entropy: 0.4, disagreement: 0.2, label: 1, size: 80, components: 3, compactness: 0.4, dice: 0.6),
             CaseView(id: "b", site: "T", entropy: 0.3, disagreement: 0.05, label: 1, size: 0, components: 0, compactness: .nan),
@@ -96,7 +97,7 @@ struct RecordTests {
         let m = CaseView.measures(back)
         #expect(m.count == 3 && m[0].id == "a" && m[0].severity == 0 && m[1].severity == 0.5 && m[2].id == "b")
         #expect(m[0].measures["label1_size_mm"] == 120.5 && m[0].measures["label2_pieces"] == 0 && m[0].measures["reference"] == 0.9 && m[0].measures["empty"] == 0)
-        #expect(m[0].measures["label2_compactness"] == nil && m[0].dice == 0.95)
+        #expect(m[0].measures["label2_compactness"] == nil && m[0].dice == 0.95 && m[0].measures["label1_boundary_mm"] == 42.5)
         #expect(m[2].measures["empty"] == 1 && m[2].measures["reference"] == nil)
         try "case,site,entropy,disagreement,label,size_mm,components,compactness\na,S,0.2,0.1,1,5,1,0.5\n".write(toFile: s.file("old.csv"), atomically: true, encoding: .utf8)
         #expect(throws: DataError.self) { try CaseView.read(s.file("old.csv")) }

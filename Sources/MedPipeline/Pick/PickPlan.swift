@@ -158,7 +158,7 @@ public struct PickPlan {
     private mutating func addModelView() -> ItemID {
         let (targets, held, log) = (targets, sourceHeld, log)
         let model = modelPath!
-        let key = Self.key(["pick-view v3 (entropy, disagreement, reference shapes, calibration)", sourceItem?.key ?? "file " + FNV1a.file(model), Self.ids(held), Self.ids(targets)])
+        let key = Self.key(["pick-view v4 (entropy, disagreement, reference shapes, calibration, boundary, largest piece)", sourceItem?.key ?? "file " + FNV1a.file(model), Self.ids(held), Self.ids(targets)])
         return add("view", key, "the source model's view of \(targets.count) target images", after: sourceItem.map { [$0] } ?? []) { folder in
             let (unet, configuration) = try Trainer.loadModel(checkpoint: model)
             let size = configuration.imageSize ?? 128

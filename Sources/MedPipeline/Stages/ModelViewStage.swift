@@ -96,7 +96,8 @@ extension CaseView {
         return (1..<model.classes).map { label in
             let st = found[label]
             return CaseView(id: s.id, site: s.site, severity: stress?.severity ?? 0, entropy: entropy / Double(image.shape.z), disagreement: disagreement,
-                            reference: reference, label: label, size: st?.size ?? 0, components: st?.components ?? 0, compactness: st?.compactness ?? .nan,
+                            reference: reference, label: label, size: st?.size ?? 0, components: st?.components ?? 0, largestShare: st?.largestShare ?? .nan,
+                            boundary: st?.boundary ?? 0, compactness: st?.compactness ?? .nan,
                             dice: dice)
         }
     }
