@@ -17,7 +17,8 @@ struct Sites: ParsableCommand, ReadsImages {
         abstract: "Per-site domain shift against the source sites: geometry, image quality, intensities, embeddings; an HTML report.",
         discussion: """
         Reads every case once: geometry, MRQy image-quality measures on an Otsu foreground mask, the intensity \
-        histogram after z-scoring, and (without --embeddings) thumbnail embeddings as medselect embed makes them. Every \
+        histogram after z-scoring, and the embeddings: thumbnails as medselect embed makes them, or with --model that \
+        model's encoder features. Every \
         site is compared with the pooled source sites and with every other site: MMD (RBF kernel, median-heuristic \
         bandwidth, unbiased estimator, permutation p-value (b+1)/(n+1), Holm-corrected), Fréchet distance of Gaussian \
         fits, mean distance to the k nearest source cases, a cross-validated domain classifier (AUC) and a site \
@@ -29,7 +30,7 @@ struct Sites: ParsableCommand, ReadsImages {
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Embeddings (.npy, one row per case) instead of thumbnails; ids from --ids or the .ids.csv beside it. 'model': the --model U-Net's own encoder features (its bottleneck, averaged over positions and slices).") var embeddings: String?
+    @Option(help: "What the embedding measures compare: 'thumbnails' (32 x 32, PCA; the default without --model), 'model' (the --model U-Net's own encoder features, its bottleneck averaged over positions and slices; the default with --model), or an .npy file (one row per case; ids from --ids or the .ids.csv beside it).") var embeddings: String?
     @Option(help: "Ids of the embedding rows (CSV whose first column is the id).") var ids: String?
     @Option(help: "Source site(s), comma-separated: what the model was trained on.") var source: String
     @Option(help: "Per-case results (CSV with a case or id column, dice and hausdorff95_mm): shift against segmentation quality.") var results: String?
@@ -48,6 +49,7 @@ struct Sites: ParsableCommand, ReadsImages {
         guard size >= 8 && size <= 256 else { throw ValidationError("--size must lie in 8...256") }
         if results == nil && (strategy != nil || budget != nil) { throw ValidationError("--strategy and --budget choose rows of --results; give --results") }
         if embeddings == "model" && model == nil { throw ValidationError("--embeddings model uses the source model's encoder; give --model") }
+        if embeddings == "thumbnails" && (ids != nil) { throw ValidationError("--ids names the rows of an --embeddings file") }
     }
 
     func run() throws {
@@ -66,13 +68,15 @@ struct Sites: ParsableCommand, ReadsImages {
             stage.model = (unet, configuration.imageSize ?? 128)
         }
 
-        if embeddings == "model", let model = stage.model {
+        // With a model, its encoder's features are the default embeddings: on phantom sites that differ only in
+        // population they detected the shift at smaller differences than thumbnails (Docs/analysis.md).
+        if embeddings == "model" || (embeddings == nil && stage.model != nil), let model = stage.model {
             let progress = ProgressLine("sites")
             let embedder = CaseEmbedder(method: .unet(model.unet, size: model.size, maxSlices: 16), pca: 0)
             let (rows, dims) = try embedder.embed(samples, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
             progress.finish("embedded \(samples.count) cases with the source model's encoder")
             stage.embeddings = (rows, dims, "the source model's encoder features (its U-Net bottleneck averaged over positions and slices, \(dims) dimensions)")
-        } else if let embeddings {
+        } else if let embeddings, embeddings != "thumbnails" {
             // Embeddings given: checked against the cases before any image is read.
             let m = try NPYReader.readMatrix(embeddings)
             let idsPath = ids ?? CaseEmbedder.idsPath(embeddings)

@@ -156,12 +156,14 @@ struct SitesCLITests {
         let html = try String(contentsOfFile: s.file("out/report.html"), encoding: .utf8)
         #expect(html.contains("Will the model work here?") && html.contains("SiteE: lowest estimates") && html.contains("Estimated against true Dice per site"))
 
-        // The model's own encoder as the embeddings; without a model that is one clear line.
-        let encoder = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--model", s.file("model/checkpoint.safetensors"), "--embeddings", "model",
-                                    "--permutations", "99", "--out", s.file("encoder")])
-        #expect(encoder.status == 0, "\(encoder.stderr)")
-        let described = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("encoder/sites.json")))) as? [String: Any]
-        #expect((described?["embeddings"] as? String ?? "").hasPrefix("the source model's encoder features"), "\(described?["embeddings"] ?? "")")
+        // With a model its encoder gives the embeddings by default; --embeddings thumbnails asks for thumbnails; the
+        // encoder without a model is one clear line.
+        #expect((json["embeddings"] as? String ?? "").hasPrefix("the source model's encoder features"), "\(json["embeddings"] ?? "")")
+        let thumbnails = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--model", s.file("model/checkpoint.safetensors"), "--embeddings", "thumbnails",
+                                       "--permutations", "99", "--out", s.file("thumbs")])
+        #expect(thumbnails.status == 0, "\(thumbnails.stderr)")
+        let described = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("thumbs/sites.json")))) as? [String: Any]
+        #expect((described?["embeddings"] as? String ?? "").hasPrefix("thumbnail embeddings"), "\(described?["embeddings"] ?? "")")
         let missing = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--embeddings", "model", "--out", s.file("nomodel")])
         #expect(missing.status != 0 && missing.stderr.contains("--embeddings model uses the source model's encoder; give --model"))
         #expect(!FileManager.default.fileExists(atPath: s.file("nomodel")))
