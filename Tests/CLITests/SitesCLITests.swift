@@ -167,5 +167,7 @@ struct SitesCLITests {
         let missing = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--embeddings", "model", "--out", s.file("nomodel")])
         #expect(missing.status != 0 && missing.stderr.contains("--embeddings model uses the source model's encoder; give --model"))
         #expect(!FileManager.default.fileExists(atPath: s.file("nomodel")))
+        let stray = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--embeddings", "thumbnails", "--ids", s.file("true.csv"), "--out", s.file("stray")])
+        #expect(stray.status != 0 && stray.stderr.contains("--ids names the rows of an --embeddings file"))
     }
 }
