@@ -142,7 +142,7 @@ extension CaseView {
             scale = Float(exp((2 * u() - 1) * 0.25 * severity))
             shift = (Float((2 * u() - 1) * 0.1 * severity), Float((2 * u() - 1) * 0.1 * severity))
             var channelGains: [Float] = []
-            for _ in 0..<4 { channelGains.append(Float(exp(0.25 * Double(s) * CaseView.gaussianDouble(&g)))) }
+            for _ in 0..<4 { channelGains.append(Float(exp(0.25 * Double(s) * Double(CaseView.gaussian(&g))))) }
             gains = channelGains
             seed = g.next()
         }
@@ -198,7 +198,4 @@ extension CaseView {
             return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
         }
     }
-
-    /// A standard normal draw as a Double.
-    static func gaussianDouble(_ g: inout SplitMix64) -> Double { Double(gaussian(&g)) }
 }
