@@ -92,3 +92,24 @@ public enum ModelView {
         return 1 - dice.reduce(0, +) / Double(dice.count)
     }
 }
+
+extension ModelView {
+    /// The mean over labels 1...labels of the Dice between two label maps of the same grid (a label absent from both
+    /// counts 1): a prediction's Dice against a known label, as the Dice estimate is calibrated on.
+    public static func meanDice(_ a: [Float], _ b: [Float], labels: Int) -> Double {
+        guard labels > 0 else { return .nan }
+        var both = [Int](repeating: 0, count: labels + 1), na = both, nb = both
+        for (x, y) in zip(a, b) {
+            let (p, q) = (Int(x), Int(y))
+            if p > 0 && p <= labels { na[p] += 1 }
+            if q > 0 && q <= labels { nb[q] += 1 }
+            if p == q && p > 0 && p <= labels { both[p] += 1 }
+        }
+        var total = 0.0
+        for l in 1...labels {
+            let n = na[l] + nb[l]
+            total += n == 0 ? 1 : 2 * Double(both[l]) / Double(n)
+        }
+        return total / Double(labels)
+    }
+}

@@ -33,6 +33,13 @@ public struct SiteAnalysis: Sendable {
     public var embeddings: [Float]
     public var dimensions: Int
     public var quality: [[String: Double]?]
+    /// The source model's view of each case (``ModelView`` measures by name), or empty without a model.
+    public var modelView: [[String: Double]?] = []
+    /// With a fitted ``DiceEstimator``: its estimate of every case's Dice (in `ids` order, NaN without a view) by
+    /// each method, and the estimator (for the report's account of its calibration).
+    public var estimates: [DiceEstimator.Method: [Double]] = [:]
+    public var estimator: DiceEstimator?
+    public var calibrationCases = 0
     public var histograms: [Histogram?]
     public var geometry: [Geometry?]
     public var outcomes: [String: Outcome]
@@ -67,6 +74,7 @@ public struct SiteAnalysis: Sendable {
             throw AnalysisError.invalidInput("the source site \(s) is not among the sites (\(siteNames.joined(separator: ", ")))")
         }
         guard !source.isEmpty else { throw AnalysisError.invalidInput("name at least one source site") }
+        guard modelView.isEmpty || modelView.count == n else { throw AnalysisError.invalidInput("\(modelView.count) model-view rows for \(n) cases") }
         for s in siteNames {
             let count = sites.filter { $0 == s }.count
             guard count >= 2 else { throw AnalysisError.invalidInput("site \(s) has \(count) case; every site needs at least 2 to be compared") }
@@ -173,6 +181,29 @@ public struct SiteAnalysis: Sendable {
         }
         let qualityAdjusted = Stats.holm(qualityTests.map(\.2))
         for (t, (i, m, _)) in qualityTests.enumerated() { rowsOut[i].qualityPValueHolm[m] = qualityAdjusted[t] }
+        // The source model's view: medians per site, and each target site against the source, Holm over its own family.
+        if modelView.count == ids.count {
+            let modelView = withFragmented(modelView, sourceMembers: sourceMembers)
+            let measures = Array(Set(modelView.compactMap { $0 }.flatMap(\.keys))).sorted()
+            var viewTests: [(Int, String, Double)] = []
+            for i in rowsOut.indices {
+                let members = sites.indices.filter { sites[$0] == rowsOut[i].name }
+                var medians: [String: Double] = [:]
+                for m in measures {
+                    let a = members.compactMap { modelView[$0]?[m] }.filter(\.isFinite)
+                    if !a.isEmpty { medians[m] = m == "empty" || m == "fragmented" ? Stats.mean(a) : Stats.median(a) }
+                    guard !rowsOut[i].isSource else { continue }
+                    let b = sourceMembers.compactMap { modelView[$0]?[m] }.filter(\.isFinite)
+                    guard a.count >= 2, b.count >= 2 else { continue }
+                    viewTests.append((i, m, Stats.mannWhitneyP(a, b)))
+                }
+                rowsOut[i].modelView = medians
+                if !rowsOut[i].isSource { rowsOut[i].modelViewPValueHolm = [:] }
+            }
+            let viewAdjusted = Stats.holm(viewTests.map(\.2))
+            for (t, (i, m, _)) in viewTests.enumerated() { rowsOut[i].modelViewPValueHolm?[m] = viewAdjusted[t] }
+        }
+        if !estimates.isEmpty { estimateSites(&rowsOut) }
         // Holm over the site-versus-source tests.
         let adjusted = Stats.holm(mmdP)
         var k = 0
@@ -187,6 +218,7 @@ public struct SiteAnalysis: Sendable {
                                 performance: nil, permutations: permutations, seed: seed, maxPerSite: maxPerSite, neighbours: neighbours,
                                 embeddingDimensions: d, frechetDimensions: fd)
         report.performance = correlations(report, targets: targets)
+        report.estimator = estimatorAccount(report)
         report.findings = SiteReport.findings(report)
         return report
     }
@@ -252,6 +284,68 @@ public struct SiteAnalysis: Sendable {
         return SiteReport.GeometrySummary(spacingMedian: spacing, shapes: shapes, orientations: Array(Set(g.map(\.orientation))).sorted(),
                                           datatypes: Array(Set(g.map(\.datatype))).sorted(), fieldOfViewMedian: fov,
                                           valueRange: [g.map(\.minimum).min() ?? .nan, g.map(\.maximum).max() ?? .nan])
+    }
+
+    /// The model's view with `fragmented` per case: 1 when some label is predicted in more pieces than the source cases'
+    /// median for that label (two lungs in one label are two pieces at the source too), else 0; a site's value is the share.
+    func withFragmented(_ view: [[String: Double]?], sourceMembers: [Int]) -> [[String: Double]?] {
+        let pieceKeys = Set(view.compactMap { $0 }.flatMap(\.keys).filter { $0.hasSuffix("_pieces") })
+        var typical: [String: Double] = [:]
+        for k in pieceKeys {
+            let v = sourceMembers.compactMap { view[$0]?[k] }.filter(\.isFinite)
+            if !v.isEmpty { typical[k] = Stats.median(v) }
+        }
+        guard !typical.isEmpty else { return view }
+        return view.map { v in
+            guard var v else { return nil }
+            v["fragmented"] = typical.contains { k, median in (v[k] ?? 0) > median } ? 1 : 0
+            return v
+        }
+    }
+
+    /// Each site's estimated Dice by every method (mean and bootstrap interval over its cases).
+    func estimateSites(_ rows: inout [SiteReport.Site]) {
+        for i in rows.indices {
+            let members = sites.indices.filter { sites[$0] == rows[i].name }
+            var all: [String: SiteReport.EstimatedDice] = [:]
+            for (method, values) in estimates {
+                let e = DiceEstimator.siteEstimate(members.map { values[$0] }, seed: seed)
+                guard e.mean.isFinite else { continue }
+                all[method.rawValue] = SiteReport.EstimatedDice(mean: e.mean, low: e.low, high: e.high, method: method.rawValue)
+            }
+            rows[i].estimatedDiceCandidates = all.isEmpty ? nil : all
+            rows[i].estimatedDice = all[DiceEstimator.defaultMethod.rawValue]
+        }
+    }
+
+    /// The estimator's calibration, and with known Dice each method's agreement with it, per site and per case.
+    func estimatorAccount(_ report: SiteReport) -> SiteReport.Estimator? {
+        guard let estimator, !estimates.isEmpty else { return nil }
+        var check: [String: SiteReport.Check] = [:]
+        if !outcomes.isEmpty {
+            for (method, values) in estimates {
+                var siteEst: [Double] = [], siteTrue: [Double] = [], holding = 0
+                for site in report.sites {
+                    guard let e = site.estimatedDiceCandidates?[method.rawValue], let d = site.meanDice, d.isFinite else { continue }
+                    siteEst.append(e.mean); siteTrue.append(d)
+                    if d >= e.low && d <= e.high { holding += 1 }
+                }
+                let pairs = ids.indices.compactMap { i -> (Double, Double)? in
+                    guard let o = outcomes[ids[i]], o.dice.isFinite, values[i].isFinite else { return nil }
+                    return (values[i], o.dice)
+                }
+                guard !pairs.isEmpty else { continue }
+                func mae(_ a: [Double], _ b: [Double]) -> Double { Stats.mean(zip(a, b).map { abs($0 - $1) }) }
+                check[method.rawValue] = SiteReport.Check(sites: siteEst.count, siteSpearman: Stats.spearman(siteEst, siteTrue), siteMAE: mae(siteEst, siteTrue),
+                                                          intervalsHolding: holding, cases: pairs.count,
+                                                          caseSpearman: Stats.spearman(pairs.map(\.0), pairs.map(\.1)),
+                                                          caseMAE: mae(pairs.map(\.0), pairs.map(\.1)))
+            }
+        }
+        return SiteReport.Estimator(method: DiceEstimator.defaultMethod.rawValue, calibrationCases: calibrationCases,
+                                    calibrationRows: estimator.calibrationRows,
+                                    calibrationError: Dictionary(uniqueKeysWithValues: estimator.calibrationError.map { ($0.key.rawValue, $0.value) }),
+                                    check: outcomes.isEmpty ? nil : check)
     }
 
     func performance(_ members: [Int]) -> (dice: Double, hd95: Double)? {

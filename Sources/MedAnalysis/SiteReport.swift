@@ -36,10 +36,20 @@ public struct SiteReport: Sendable, Codable {
         /// (site, measure) pairs.
         public var qualityPValueHolm: [String: Double] = [:]
         public var geometry: GeometrySummary?
+        /// With a source model (`sites --model`): medians over the site's cases of the model's view (mean predictive
+        /// entropy, per label the predicted structure's size in mm² or mm³ and its pieces, the share of empty
+        /// predictions), and per measure the Mann-Whitney p-value against the source's cases, Holm-adjusted over all
+        /// (site, measure) pairs. Nil without a model.
+        public var modelView: [String: Double]?
+        public var modelViewPValueHolm: [String: Double]?
         /// Differences from the source a pipeline must handle: resampling, reorientation, data type.
         public var flags: [String] = []
         public var meanDice: Double?
         public var meanHausdorff95: Double?
+        /// With a source model: the site's Dice estimated without labels by the default method
+        /// (``DiceEstimator/defaultMethod``), and by every candidate method.
+        public var estimatedDice: EstimatedDice?
+        public var estimatedDiceCandidates: [String: EstimatedDice]?
         /// A sentence on how the site differs.
         public var finding: String = ""
 
@@ -48,8 +58,43 @@ public struct SiteReport: Sendable, Codable {
         enum CodingKeys: String, CodingKey {
             case name, cases, isSource = "is_source", distanceToSource = "distance_to_source", mmdPValue = "mmd_p_value"
             case mmdPValueHolm = "mmd_p_value_holm", mmdMethod = "mmd_method", frechetShrunk = "frechet_shrunk", quality, geometry, flags
-            case qualityPValueHolm = "quality_p_value_holm"
+            case qualityPValueHolm = "quality_p_value_holm", modelView = "model_view", modelViewPValueHolm = "model_view_p_value_holm"
             case meanDice = "mean_dice", meanHausdorff95 = "mean_hausdorff95_mm", finding
+            case estimatedDice = "estimated_dice", estimatedDiceCandidates = "estimated_dice_candidates"
+        }
+    }
+
+    /// A site's mean Dice estimated without labels: the mean of its cases' estimates and a percentile bootstrap 95 %
+    /// interval over its cases, by `method` (a ``DiceEstimator/Method`` raw value).
+    public struct EstimatedDice: Sendable, Codable, Equatable {
+        public var mean: Double, low: Double, high: Double
+        public var method: String
+        public init(mean: Double, low: Double, high: Double, method: String) { self.mean = mean; self.low = low; self.high = high; self.method = method }
+    }
+
+    /// How the Dice estimate was made, and with known Dice (`--results`) how well each method did.
+    public struct Estimator: Sendable, Codable {
+        public var method: String
+        /// Labeled source cases the calibration used, and their rows with the synthetic versions.
+        public var calibrationCases: Int, calibrationRows: Int
+        /// Per method, the mean absolute error on the calibration rows (5-fold cross-validated by case for the fitted ones).
+        public var calibrationError: [String: Double]
+        /// Per method, against the known Dice (nil without --results).
+        public var check: [String: Check]?
+        enum CodingKeys: String, CodingKey {
+            case method, calibrationCases = "calibration_cases", calibrationRows = "calibration_rows", calibrationError = "calibration_mae", check
+        }
+    }
+
+    /// An estimate against the known Dice: per site (the mean estimate against the mean Dice, target sites and source)
+    /// and per case, Spearman's correlation and the mean absolute error; and how many sites' intervals hold their
+    /// known Dice.
+    public struct Check: Sendable, Codable, Equatable {
+        public var sites: Int, siteSpearman: Double, siteMAE: Double, intervalsHolding: Int
+        public var cases: Int, caseSpearman: Double, caseMAE: Double
+        enum CodingKeys: String, CodingKey {
+            case sites, siteSpearman = "site_spearman", siteMAE = "site_mae", intervalsHolding = "intervals_holding", cases
+            case caseSpearman = "case_spearman", caseMAE = "case_mae"
         }
     }
 
@@ -139,9 +184,11 @@ public struct SiteReport: Sendable, Codable {
     public var findings: [String] = []
     /// What the embeddings were (thumbnails, an encoder's file).
     public var embeddingsDescription: String?
+    /// With a source model: how its Dice was estimated without labels, and how well.
+    public var estimator: Estimator?
 
     enum CodingKeys: String, CodingKey {
-        case embeddingsDescription = "embeddings"
+        case embeddingsDescription = "embeddings", estimator = "dice_estimate"
         case source, measures, sites, pairwise, confusion, performance, permutations, seed, maxPerSite = "max_cases_per_site"
         case neighbours = "knn_neighbours", embeddingDimensions = "embedding_dimensions", frechetDimensions = "frechet_dimensions", findings
     }
@@ -197,6 +244,10 @@ public struct SiteReport: Sendable, Codable {
             let named = moves.prefix(2).filter { abs($0.1) >= 0.1 }.map { "\($0.0.uppercased()) \($0.1 > 0 ? "+" : "")\(Int(($0.1 * 100).rounded())) %" }
             if !named.isEmpty { parts.append("quality differs most in " + named.joined(separator: ", ")) }
             if let w = site.distanceToSource["intensity_w1"] ?? nil, w.isFinite { parts.append(String(format: "intensity distribution W1 %.2f", w)) }
+            if let view = modelViewChanges(site, r) { parts.append(view) }
+            if let e = site.estimatedDice, e.mean.isFinite {
+                parts.append(String(format: "estimated Dice %.3f (95 %% interval %.3f to %.3f, %@, without labels)", e.mean, e.low, e.high, e.method))
+            }
             if let dice = site.meanDice, let source = r.performance?.sourceDice {
                 let gap = source - dice
                 parts.append(String(format: "Dice %.3f, %.3f %@ the source", dice, abs(gap), gap >= 0 ? "below" : "above"))
@@ -216,6 +267,50 @@ public struct SiteReport: Sendable, Codable {
             out.append(text + ".")
         }
         return out
+    }
+
+    /// The source model's view of a site against the source, in words: the (at most three) measures whose site median
+    /// differs significantly (Holm p < 0.05) from the source's by at least 5 %, largest relative change first, e.g. "the source model's
+    /// predictions: label 1 18 % smaller, label 1 in 3.1x the source's pieces, entropy +40 %".
+    static func modelViewChanges(_ site: Site, _ r: SiteReport) -> String? {
+        guard let view = site.modelView, let p = site.modelViewPValueHolm else { return nil }
+        let sources = r.sites.filter(\.isSource).compactMap(\.modelView)
+        var moves: [(measure: String, change: Double, ratio: Double)] = []
+        for (m, value) in view where (p[m] ?? 1) < 0.05 {
+            let v = sources.compactMap { $0[m] }
+            guard !v.isEmpty else { continue }
+            let ref = Stats.mean(v)
+            guard ref != 0, ref.isFinite, value.isFinite else { continue }
+            moves.append((m, (value - ref) / abs(ref), value / ref))
+        }
+        // A significant test whose medians hardly differ (e.g. pieces 2 against 2, the spread differing) is not worded.
+        moves = moves.filter { abs($0.change) >= 0.05 }
+        guard !moves.isEmpty else { return nil }
+        moves.sort { abs($0.change) > abs($1.change) || (abs($0.change) == abs($1.change) && $0.measure < $1.measure) }
+        let words = moves.prefix(3).map { m -> String in
+            if m.measure.hasSuffix("_pieces") {
+                return "\(m.measure.replacingOccurrences(of: "_pieces", with: "").replacingOccurrences(of: "label", with: "label ")) in "
+                    + String(format: "%.1fx", m.ratio) + " the source's pieces"
+            }
+            if m.measure.hasSuffix("_size_mm") {
+                let label = m.measure.replacingOccurrences(of: "_size_mm", with: "").replacingOccurrences(of: "label", with: "label ")
+                return "\(label) \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "smaller" : "larger")"
+            }
+            if m.measure == "empty" { return String(format: "%.0f %% empty predictions", 100 * (view["empty"] ?? 0)) }
+            if m.measure == "fragmented" { return String(format: "%.0f %% fragmented predictions", 100 * (view["fragmented"] ?? 0)) }
+            if m.measure.hasSuffix("_boundary_mm") {
+                let label = m.measure.replacingOccurrences(of: "_boundary_mm", with: "").replacingOccurrences(of: "label", with: "label ")
+                return "\(label) boundary \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "shorter" : "longer")"
+            }
+            if m.measure == "disagreement" { return String(format: "augmentation disagreement %.1fx the source's", m.ratio) }
+            if m.measure == "reference" { return "shapes \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "less" : "more") like the labeled references'" }
+            if m.measure.hasSuffix("_compactness") {
+                let label = m.measure.replacingOccurrences(of: "_compactness", with: "").replacingOccurrences(of: "label", with: "label ")
+                return "\(label) \(Int(abs(m.change * 100).rounded())) % \(m.change < 0 ? "less" : "more") compact"
+            }
+            return "\(m.measure) \(m.change > 0 ? "+" : "")\(Int((m.change * 100).rounded())) %"
+        }
+        return "the source model's predictions: " + words.joined(separator: ", ") + " (Holm p < 0.05)"
     }
 
     static func formatP(_ p: Double) -> String { !p.isFinite ? "–" : p < 0.001 ? "< 0.001" : String(format: "%.3f", p) }

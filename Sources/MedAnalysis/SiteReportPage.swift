@@ -17,14 +17,16 @@ public enum SiteReportPage {
 
     /// - map: N x 2 coordinates of the cases (in `caseSites` order) for the embedding map.
     /// - histograms: per case (in `caseSites` order).
+    /// - worst: per target site, its cases with the lowest estimated Dice, with the predicted contour (in `typical`).
     public static func render(_ r: SiteReport, caseSites: [String], map: [Float], histograms: [Histogram?], examples: [Examples],
-                              origin: String) -> String {
+                              worst: [Examples] = [], origin: String) -> String {
         let names = r.sites.map(\.name)
         var page = HTMLReport(title: "Site shift report: \(origin)",
                               subtitle: "Source: \(r.source.joined(separator: ", ")). \(r.sites.count) sites, \(r.sites.map(\.cases).reduce(0, +)) cases. "
                                   + (r.embeddingsDescription.map { "Embeddings: \($0)." } ?? ""))
         page.heading("Findings")
         page.list(r.findings, emphasiseFirst: true)
+        willItWork(r, worst: worst, into: &page)
 
         // Ranked table.
         page.heading("Sites ranked by shift from the source")
@@ -93,6 +95,21 @@ public enum SiteReportPage {
         page.figures(bars)
         page.paragraph("Source sites in orange. Measures per case on an Otsu foreground mask (Docs/analysis.md gives the definitions); a volume's value is the mean over up to 16 axial slices.")
 
+        // The source model's view.
+        if r.sites.contains(where: { $0.modelView != nil }) {
+            page.heading("The source model's view (no labels)")
+            let measures = Array(Set(r.sites.compactMap(\.modelView).flatMap(\.keys))).sorted()
+            func cell(_ site: SiteReport.Site, _ m: String) -> String {
+                guard let v = site.modelView?[m] else { return "–" }
+                let p = site.modelViewPValueHolm?[m]
+                let shown = m == "empty" || m == "fragmented" ? String(format: "%.0f %%", 100 * v) : formatNumber(v, digits: 3)
+                return shown + (p.map { $0 < 0.05 ? " *" : "" } ?? "")
+            }
+            page.table(header: ["site", "role"] + measures, rows: r.sites.map { s in [s.name, s.isSource ? "source" : "target"] + measures.map { cell(s, $0) } },
+                       numeric: Set(2..<(2 + measures.count)),
+                       caption: "Medians over each site's cases of the source model's predictions: mean predictive entropy (nats), the disagreement of test-time-augmented predictions (mirrored; with noise) with the plain one (1 − mean Dice), per label the predicted structure's size (mm² for images, mm³ for volumes), its pieces, boundary and compactness, the best Dice of the predicted shape against the labeled source cases' (reference), and the shares of empty predictions and of fragmented ones (more pieces than the source's median). * differs from the source's cases (Mann-Whitney, Holm p < 0.05).")
+        }
+
         // Performance.
         if let perf = r.performance, !perf.correlations.isEmpty {
             page.heading("Shift against segmentation quality")
@@ -147,5 +164,43 @@ public enum SiteReportPage {
         page.heading("How these numbers were computed")
         page.paragraph("MMD²: unbiased estimator with a Gaussian kernel whose bandwidth is the median distance between pooled cases; p-value from \(r.permutations) random relabellings as (b + 1)/(n + 1), adjusted for the number of sites (Holm). Fréchet: distance between Gaussian fits (FID's formula) on \(r.frechetDimensions) dimensions; covariances of sites with no more cases than dimensions are shrunk (Ledoit-Wolf). kNN: mean distance of a site's cases to their \(r.neighbours) nearest source cases. Classifier AUC: logistic regression, 5-fold cross-validation. Intensities: each image z-scored, 64 bins over [−4, 4]; W1 in z-units, JS in bits. At most \(r.maxPerSite) cases per site enter the embedding measures. Seed \(r.seed).")
         return page.html
+    }
+
+    /// "Will the model work here?": per site the Dice estimated without labels with its interval (and the true Dice
+    /// when known), what moved most in the model's view, the cases estimated worst with their predicted contours, and
+    /// how the estimate was made.
+    static func willItWork(_ r: SiteReport, worst: [Examples], into page: inout HTMLReport) {
+        guard let estimator = r.estimator, r.sites.contains(where: { $0.estimatedDice != nil }) else { return }
+        page.heading("Will the model work here?")
+        func n(_ v: Double?) -> String { guard let v, v.isFinite else { return "–" }; return String(format: "%.3f", v) }
+        let hasDice = r.sites.contains { $0.meanDice != nil }
+        let ordered = r.sites.filter { !$0.isSource }.sorted { ($0.estimatedDice?.mean ?? 2) < ($1.estimatedDice?.mean ?? 2) } + r.sites.filter(\.isSource)
+        var header = ["site", "estimated Dice", "95 % interval"]
+        if hasDice { header.append("true Dice") }
+        header.append("the model's view against the source's")
+        page.table(header: header, rows: ordered.map { s in
+            var row = [s.name + (s.isSource ? " (source)" : ""), n(s.estimatedDice?.mean), "\(n(s.estimatedDice?.low)) – \(n(s.estimatedDice?.high))"]
+            if hasDice { row.append(n(s.meanDice)) }
+            let moved = SiteReport.modelViewChanges(s, r).map {
+                $0.replacingOccurrences(of: "the source model's predictions: ", with: "").replacingOccurrences(of: " (Holm p < 0.05)", with: "")
+            }
+            row.append(s.isSource ? "(reference)" : moved ?? "no significant change")
+            return row
+        }, numeric: Set(1..<(hasDice ? 4 : 3)),
+        caption: "Target sites from the lowest estimate; the changes named are significant (Mann-Whitney, Holm p < 0.05) and at least 5 %. The interval covers the sampling of the site's cases only; how far the estimator itself is off on phantoms with known Dice is in Docs/analysis.md.")
+        if hasDice, let check = estimator.check?[estimator.method] {
+            let sites = r.sites.filter { $0.estimatedDice != nil && $0.meanDice != nil }
+            var sc = ScatterPlot(title: "Estimated against true Dice per site", xLabel: "true mean Dice", yLabel: "estimated mean Dice (\(estimator.method))",
+                                 points: sites.map { .init(x: $0.meanDice!, y: $0.estimatedDice!.mean, label: $0.name) })
+            sc.identityLine = true
+            sc.subtitle = String(format: "per site Spearman %.2f, mean absolute error %.3f; per case Spearman %.2f (%d cases)", check.siteSpearman, check.siteMAE,
+                                 check.caseSpearman, check.cases)
+            page.figures([(sc.svg, nil)])
+        }
+        if !worst.isEmpty {
+            page.raw(ImageGrid(rows: worst.map { e in (e.site + ": lowest estimates", e.typical.map { .init(pngDataURI: $0.uri, caption: $0.caption) }) }).html)
+        }
+        let errors = estimator.calibrationError.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", $0.value))" }.joined(separator: ", ")
+        page.paragraph("Estimated by \(estimator.method): the source model's view of each case (test-time-augmentation agreement, entropy, the predicted structures' sizes, pieces and compactness against the source's, and the best Dice of the predicted shape against the labeled references' shapes) mapped to Dice by a fit on \(estimator.calibrationCases) labeled source cases, each also under synthetic scanner changes (\(estimator.calibrationRows) rows in all). Mean absolute error on those rows, cross-validated by case: \(errors). Contours: the source model's prediction (yellow) on the middle slice.")
     }
 }

@@ -6,8 +6,9 @@ import MedFoundation
 /// Per-site domain-shift statistics on plain arrays: distances between samples of embeddings (maximum mean
 /// discrepancy with a permutation test, Fréchet distance between Gaussian fits, nearest-neighbour distance, a
 /// cross-validated domain classifier), between intensity distributions (Wasserstein-1, Jensen-Shannon), image-quality
-/// measures on a foreground mask (MRQy's), and correlations of shift with segmentation quality with bootstrap
-/// intervals. The command (`medselect sites`) gathers the inputs and hands the results to MedReport.
+/// measures on a foreground mask (MRQy's), the source model's view of each case and its Dice estimated without labels
+/// (``ModelView``, ``ShapeReferences``, ``DiceEstimator``), and correlations of shift with segmentation quality with
+/// bootstrap intervals. The command (`medselect sites`) gathers the inputs and hands the results to MedReport.
 public enum MedAnalysisModule {}
 
 /// Errors of the analyses: inputs a caller can fix.

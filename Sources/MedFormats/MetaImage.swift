@@ -216,7 +216,7 @@ public enum MetaImageReader {
             guard start <= file.count else {
                 throw FormatError.truncated(path: dataPath, reason: "no compressed data after the header")
             }
-            raw = try inflate(Array(file[start...]), expected: need, path: dataPath)
+            raw = try Zlib.inflate(Array(file[start...]), expected: need, path: dataPath)
         } else {
             guard let size = FileIO.fileSize(dataPath) else {
                 if h.dataFile != nil {   // name the file the user gave, and the one its header points at
@@ -236,46 +236,6 @@ public enum MetaImageReader {
         if h.bigEndian { ElementConversion.swapBytes(&raw, elementSize: h.storedType.byteCount) }
         return (h, raw)
     }
-
-    /// Inflates a zlib or gzip stream into exactly `expected` bytes.
-    static func inflate(_ input: [UInt8], expected: Int, path: String) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: expected)
-        var stream = z_stream()
-        var rc = inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-        guard rc == Z_OK else { throw FormatError.corrupt(path: path, reason: "zlib could not start") }
-        defer { inflateEnd(&stream) }
-        var produced = 0
-        input.withUnsafeBufferPointer { inp in
-            out.withUnsafeMutableBufferPointer { outp in
-                stream.next_in = UnsafeMutablePointer(mutating: inp.baseAddress)
-                stream.avail_in = UInt32(inp.count)
-                stream.next_out = outp.baseAddress
-                stream.avail_out = UInt32(outp.count)
-                rc = CZlib.inflate(&stream, Z_FINISH)
-                produced = outp.count - Int(stream.avail_out)
-            }
-        }
-        if rc == Z_DATA_ERROR || rc == Z_NEED_DICT || rc == Z_MEM_ERROR {
-            let msg = stream.msg.map { String(cString: $0) } ?? "invalid data"
-            throw FormatError.corrupt(path: path, reason: "compressed data is damaged (zlib: \(msg))")
-        }
-        if produced < expected {
-            throw FormatError.truncated(path: path, reason: "compressed data holds \(produced) of \(expected) bytes")
-        }
-        return out
-    }
-
-    /// Compresses with zlib (as ITK writes `.zraw` / compressed `.mha`).
-    static func deflate(_ input: [UInt8], level: Int32 = 6) throws -> [UInt8] {
-        var bound = compressBound(uLong(input.count))
-        var out = [UInt8](repeating: 0, count: Int(bound))
-        let rc = out.withUnsafeMutableBufferPointer { o in
-            input.withUnsafeBufferPointer { i in compress2(o.baseAddress, &bound, i.baseAddress, uLong(i.count), level) }
-        }
-        guard rc == Z_OK else { throw FormatError.writeFailed(path: "<memory>", reason: "zlib compression failed (\(rc))") }
-        out.removeLast(out.count - Int(bound))
-        return out
-    }
 }
 
 /// Writes MetaImage: `.mha` (header and data in one file) or `.mhd` with a `.raw` (or `.zraw` when compressed) beside.
@@ -286,13 +246,7 @@ public enum MetaImageWriter {
     ]
 
     public static func write(_ image: MedicalImage, to path: String, storedType: VoxelType? = nil, compressed: Bool = false) throws {
-        var type = storedType ?? image.info.storedType
-        if type == .rgb24 || type == .rgba32 || type == .bool { type = .uint8 }
-        if type == .float16 { type = .float32 }
-        if image.kind == .labelMap && storedType == nil {
-            let s = image.statistics
-            type = (s?.min ?? 0) >= 0 && (s?.max ?? 0) <= 255 ? .uint8 : .int16
-        }
+        let type = ElementConversion.writableType(of: image, requested: storedType)
         guard let name = names[type] else {
             throw FormatError.cannotRepresent(path: path, reason: "MetaImage cannot store \(type.rawValue)")
         }
@@ -307,7 +261,7 @@ public enum MetaImageWriter {
             for i in 0..<n { for c in 0..<ch { voxels[i * ch + c] = image.voxels[c * n + i] } }
         }
         var data = try ElementConversion.encode(voxels, as: type, path: path)
-        if compressed { data = try MetaImageReader.deflate(data) }
+        if compressed { data = try Zlib.deflate(data, path: path) }
         // RAS -> LPS
         let a = image.affine
         let sp = a.spacing

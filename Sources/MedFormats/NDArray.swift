@@ -139,6 +139,20 @@ enum ElementConversion {
     /// Encodes Float32 values as `type` (host byte order). Integer types round to nearest and must fit exactly:
     /// values outside the type's range or not integral (after rounding by more than 1e-3) are refused, so that a
     /// writer never stores a silently wrong value.
+    /// The integer or float type a writer stores `image` as: `requested` when given, else the image's own type
+    /// (colour and bool as uint8, float16 as float32); a label map without a request as uint8 when its labels fit,
+    /// else int16.
+    static func writableType(of image: MedicalImage, requested: VoxelType?) -> VoxelType {
+        var type = requested ?? image.info.storedType
+        if type == .rgb24 || type == .rgba32 || type == .bool { type = .uint8 }
+        if type == .float16 { type = .float32 }
+        if image.kind == .labelMap && requested == nil {
+            let s = image.statistics
+            type = (s?.min ?? 0) >= 0 && (s?.max ?? 0) <= 255 ? .uint8 : .int16
+        }
+        return type
+    }
+
     static func encode(_ values: [Float], as type: VoxelType, path: String) throws -> [UInt8] {
         let n = values.count
         var out = [UInt8](repeating: 0, count: n * (type == .rgb24 || type == .rgba32 ? 1 : type.byteCount))

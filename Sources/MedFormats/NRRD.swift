@@ -1,7 +1,6 @@
 import Foundation
 import MedFoundation
 import MedImage
-internal import CZlib
 
 /// What an NRRD header says: the parsed fields, the axes split into space axes and one optional value axis (a vector,
 /// RGB colour or list: the channels), and the geometry converted to RAS+.
@@ -252,7 +251,7 @@ public enum NRRDReader {
             raw = Array(file[start..<(start + need)])
         case "gzip":
             guard start <= file.count else { throw FormatError.truncated(path: dataPath, reason: "no data after the header") }
-            file = try MetaImageReader.inflate(Array(file[start...]), expected: need, path: dataPath)
+            file = try Zlib.inflate(Array(file[start...]), expected: need, path: dataPath)
             let skip = h.byteSkip == -1 ? file.count - need : h.byteSkip
             guard skip >= 0, file.count - skip >= need else { throw FormatError.truncated(path: dataPath, reason: "byte skip \(h.byteSkip) leaves less than the data") }
             raw = Array(file[skip..<(skip + need)])
@@ -357,13 +356,7 @@ public enum NRRDWriter {
     }
 
     public static func write(_ image: MedicalImage, to path: String, options: Options = Options()) throws {
-        var type = options.storedType ?? image.info.storedType
-        if type == .rgb24 || type == .rgba32 || type == .bool { type = .uint8 }
-        if type == .float16 { type = .float32 }
-        if image.kind == .labelMap && options.storedType == nil {
-            let s = image.statistics
-            type = (s?.min ?? 0) >= 0 && (s?.max ?? 0) <= 255 ? .uint8 : .int16
-        }
+        let type = ElementConversion.writableType(of: image, requested: options.storedType)
         guard let name = names[type] else { throw FormatError.cannotRepresent(path: path, reason: "NRRD cannot store \(type.rawValue)") }
         let lower = path.lowercased()
         let detached = lower.hasSuffix(".nhdr")
@@ -378,7 +371,7 @@ public enum NRRDWriter {
             for i in 0..<n { for c in 0..<channels { voxels[i * channels + c] = image.voxels[c * n + i] } }
         }
         var data = try ElementConversion.encode(voxels, as: type, path: path)
-        if options.gzip { data = try gzip(data, path: path) }
+        if options.gzip { data = try Zlib.deflate(data, gzip: true, path: path) }
         let a = image.affine
         func vector(_ column: Int) -> String {
             "(" + (0..<3).map { r in format((r < 2 ? -1 : 1) * a[r, column]) }.joined(separator: ",") + ")"
@@ -405,27 +398,4 @@ public enum NRRDWriter {
 
     /// Shortest text that reads back as the same Double ("0" for zero, no "-0").
     static func format(_ v: Double) -> String { v == 0 ? "0" : "\(v)" }
-
-    /// A gzip stream (zlib's deflate with the gzip wrapper), as NRRD's gzip encoding holds.
-    static func gzip(_ input: [UInt8], path: String) throws -> [UInt8] {
-        var stream = z_stream()
-        guard deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw FormatError.writeFailed(path: path, reason: "zlib could not start")
-        }
-        defer { deflateEnd(&stream) }
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 32)
-        var rc: Int32 = 0, produced = 0
-        input.withUnsafeBufferPointer { inp in
-            out.withUnsafeMutableBufferPointer { outp in
-                stream.next_in = UnsafeMutablePointer(mutating: inp.baseAddress)
-                stream.avail_in = UInt32(inp.count)
-                stream.next_out = outp.baseAddress
-                stream.avail_out = UInt32(outp.count)
-                rc = CZlib.deflate(&stream, Z_FINISH)
-                produced = outp.count - Int(stream.avail_out)
-            }
-        }
-        guard rc == Z_STREAM_END else { throw FormatError.writeFailed(path: path, reason: "gzip compression failed (\(rc))") }
-        return Array(out.prefix(produced))
-    }
 }

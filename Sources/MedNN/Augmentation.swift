@@ -115,7 +115,7 @@ public struct Augmenter: Sendable {
     }
 
     /// Approximate Gaussian blur of one plane in place (three box passes per axis, edges clamped).
-    static func blur(_ data: inout [Float], base: Int, h: Int, w: Int, sigma: Float) {
+    public static func blur(_ data: inout [Float], base: Int, h: Int, w: Int, sigma: Float) {
         let r = max(1, Int(((4 * sigma * sigma + 1).squareRoot() - 1) / 2 + 0.5))
         let inv = 1 / Float(2 * r + 1)
         func pass(_ line: inout [Float]) {

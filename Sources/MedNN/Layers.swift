@@ -161,8 +161,7 @@ public final class BatchNorm2d: Layer {
 
     func apply(_ x: Tensor, relu: Bool) throws -> Tensor {
         guard isTraining else {
-            let y = try x.batchNormInference(gamma: gamma, beta: beta, mean: runningMean.data, variance: runningVariance.data)
-            return relu ? y.relu() : y
+            return try x.batchNormInference(gamma: gamma, beta: beta, mean: runningMean.data, variance: runningVariance.data, relu: relu)
         }
         let (y, mean, variance) = relu ? try x.batchNormReLU(gamma: gamma, beta: beta) : try x.batchNorm(gamma: gamma, beta: beta)
         var (m, v) = (runningMean.data, runningVariance.data)

@@ -78,6 +78,8 @@ public struct ScatterPlot: Sendable {
     /// Legend names by group index (an empty name: no legend entry, e.g. to reach a later colour).
     public var groups: [String] = []
     public var fitLine = false
+    /// The line y = x (dashed), e.g. for estimates against true values.
+    public var identityLine = false
     /// Text under the title (e.g. the correlation).
     public var subtitle: String?
     public var width: Double = 560
@@ -91,7 +93,8 @@ public struct ScatterPlot: Sendable {
     public var svg: String {
         let p = points.filter { $0.x.isFinite && $0.y.isFinite }
         let pad = { (lo: Double, hi: Double) -> (Double, Double) in let m = (hi - lo) * 0.06 + 1e-12; return (lo - m, hi + m) }
-        let (x0, x1) = pad(p.map(\.x).min() ?? 0, p.map(\.x).max() ?? 1), (y0, y1) = pad(p.map(\.y).min() ?? 0, p.map(\.y).max() ?? 1)
+        var (x0, x1) = pad(p.map(\.x).min() ?? 0, p.map(\.x).max() ?? 1), (y0, y1) = pad(p.map(\.y).min() ?? 0, p.map(\.y).max() ?? 1)
+        if identityLine { (x0, x1) = (min(x0, y0), max(x1, y1)); (y0, y1) = (x0, x1) }   // one scale on both axes
         // The legend has its own column right of the plot, so it never covers points.
         let legendWidth = groups.contains { !$0.isEmpty } ? Double(groups.map(\.count).max() ?? 0) * 7 + 28 : 0
         let frame = PlotFrame(width: width, height: height, left: 64, right: 20 + legendWidth, top: subtitle == nil ? 36 : 52, bottom: 44,
@@ -100,6 +103,11 @@ public struct ScatterPlot: Sendable {
         s += "<text x=\"\(f(width / 2))\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">\(escapeXML(title))</text>"
         if let subtitle { s += "<text x=\"\(f(width / 2))\" y=\"36\" text-anchor=\"middle\" fill=\"#444\">\(escapeXML(subtitle))</text>" }
         s += frame.axes(xLabel: xLabel, yLabel: yLabel)
+        if identityLine {
+            let (a, b) = (max(frame.x.lower, frame.y.lower), min(frame.x.upper, frame.y.upper))
+            s += "<line x1=\"\(f(frame.px(a)))\" y1=\"\(f(frame.py(a)))\" x2=\"\(f(frame.px(b)))\" y2=\"\(f(frame.py(b)))\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>"
+                + "<text x=\"\(f(frame.px(b) - 4))\" y=\"\(f(frame.py(b) + 14))\" text-anchor=\"end\" fill=\"#666\">y = x</text>"
+        }
         if fitLine && p.count >= 2 {
             let mx = p.map(\.x).reduce(0, +) / Double(p.count), my = p.map(\.y).reduce(0, +) / Double(p.count)
             let sxx = p.reduce(0.0) { $0 + ($1.x - mx) * ($1.x - mx) }, sxy = p.reduce(0.0) { $0 + ($1.x - mx) * ($1.y - my) }

@@ -1,5 +1,6 @@
 import Foundation
 import MedCompute
+import MedFoundation
 
 /// N samples x D features, row-major Float32, with an id per row.
 public struct Embeddings: Sendable {
@@ -164,10 +165,7 @@ public struct NearestNeighbors: Sendable {
                         for c in 0..<tc {
                             let v = row[c] + tnp[t0 + c]
                             if v >= worst || (excludeSelf && t0 + c == q) { continue }
-                            var p = k - 1
-                            while p > 0 && bestD[p - 1] > v { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
-                            bestD[p] = v; bestI[p] = Int32(t0 + c)
-                            worst = bestD[k - 1]
+                            worst = insertBest(v, Int32(t0 + c), bestD, bestI, k)
                         }
                     }
                     t0 += tc
@@ -186,6 +184,25 @@ public struct NearestNeighbors: Sendable {
         }
         return NearestNeighbors(indices: idx, distances: dist, k: k)
     }
+}
+
+/// Puts (v, index) into the ascending k-best lists `bestD`/`bestI` (v must beat the last entry) and returns the new
+/// worst distance: the merge step of every k-nearest search here.
+@inline(__always) func insertBest(_ v: Float, _ index: Int32, _ bestD: UnsafeMutablePointer<Float>, _ bestI: UnsafeMutablePointer<Int32>,
+                                  _ k: Int) -> Float {
+    var p = k - 1
+    while p > 0 && bestD[p - 1] > v { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
+    bestD[p] = v; bestI[p] = index
+    return bestD[k - 1]
+}
+
+/// The first `count` of 0..<n in a seeded partial Fisher-Yates shuffle (in shuffle order): a sample without
+/// replacement that draws `count` numbers from the generator.
+func seededSample(_ n: Int, count: Int, seed: UInt64) -> [Int] {
+    var g = SplitMix64(seed: seed)
+    var order = Array(0..<n)
+    for i in 0..<min(count, n) { order.swapAt(i, i + Int(g.next() % UInt64(n - i))) }
+    return Array(order.prefix(count))
 }
 
 /// Runs body(row) for every row over the cores (``MedCompute/parallelRanges(_:chunk:_:)``, a few ranges per thread).

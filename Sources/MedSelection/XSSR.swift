@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import MedFoundation
 
 /// XSSR: greedy selection by density, novelty and diversity, with the novelty-diversity trade-off calibrated
 /// automatically.
@@ -66,12 +67,36 @@ public enum XSSR {
         public var coverageCurve: [(alpha: Double, meanRadius: Double, maxRadius: Double)]
         /// Seconds spent per stage: "density", "novelty", "greedy" (all α runs together).
         public var timings: [String: Double] = [:]
+        /// The approximate searches' recall (density, novelty), when ``Scale/approximate`` ran them.
+        public var neighbourSearch: [String: NearestNeighbors.ApproximateReport] = [:]
+        /// Rows of the pool the α sweep ran on (nil: the whole pool), and the final run's coverage on the whole pool.
+        public var sweepRows: Int? = nil
+        public var finalCoverage: (meanRadius: Double, maxRadius: Double)? = nil
+    }
+
+    /// How XSSR meets a large pool. `exact`: exact kNN and the α sweep on the whole pool (the method as defined).
+    /// `approximate`: kNN by an inverted file (recall measured and reported), and the α sweep on a seeded random
+    /// subsample of `sweepRows` pool rows with the budget scaled to it (the same normalised terms), then one greedy
+    /// run on the whole pool at the α the sweep chose. `auto`: approximate from `autoThreshold` pool rows on.
+    public enum Scale: Sendable {
+        case exact
+        case approximate(NearestNeighbors.ApproximateSettings, sweepRows: Int)
+        case auto
+
+        public static let autoThreshold = 200_000
+        public static let defaultSweepRows = 50_000
+        public static var defaultApproximate: Scale { .approximate(NearestNeighbors.ApproximateSettings(), sweepRows: defaultSweepRows) }
+
+        func resolved(pool: Int) -> Scale {
+            if case .auto = self { return pool >= Self.autoThreshold ? Self.defaultApproximate : .exact }
+            return self
+        }
     }
 
     public static let defaultAlphaGrid: [Double] = (0...10).map { Double($0) / 10 }
 
     public static func select(pool: Embeddings, source: Embeddings? = nil, labeled: [Int] = [], budget: Int, k: Int = 10,
-                              terms: Terms = .all, alphaGrid: [Double] = defaultAlphaGrid,
+                              terms: Terms = .all, alphaGrid: [Double] = defaultAlphaGrid, scale: Scale = .exact,
                               progress: (@Sendable (String) -> Void)? = nil) throws -> Result {
         let n = pool.count
         let labeledSet = Set(labeled)
@@ -101,9 +126,18 @@ public enum XSSR {
                 }
             }
         }
+        let plan = scale.resolved(pool: n)
+        var searches: [String: NearestNeighbors.ApproximateReport] = [:]
         var density = [Float](repeating: 0, count: n)
         if terms.contains(.density) && kPool >= 1 {
-            let nn = try NearestNeighbors.exact(queries: pool, targets: pool, k: kPool, excludeSelf: true, progress: knnProgress("density"))
+            let nn: NearestNeighbors
+            if case .approximate(let settings, _) = plan {
+                let (found, report) = try NearestNeighbors.approximate(queries: pool, targets: pool, k: kPool, excludeSelf: true, settings: settings,
+                                                                       progress: knnProgress("density"))
+                (nn, searches["density"]) = (found, report)
+            } else {
+                nn = try NearestNeighbors.exact(queries: pool, targets: pool, k: kPool, excludeSelf: true, progress: knnProgress("density"))
+            }
             for i in 0..<n {
                 var s: Float = 0
                 for t in 0..<kPool { s += nn.distances[i * kPool + t] }
@@ -115,7 +149,13 @@ public enum XSSR {
         if useNovelty, let s = source {
             let kS = min(k, s.count)
             lap("density")
-            let nn = try NearestNeighbors.exact(queries: pool, targets: s, k: kS, progress: knnProgress("novelty"))
+            let nn: NearestNeighbors
+            if case .approximate(let settings, _) = plan {
+                let (found, report) = try NearestNeighbors.approximate(queries: pool, targets: s, k: kS, settings: settings, progress: knnProgress("novelty"))
+                (nn, searches["novelty"]) = (found, report)
+            } else {
+                nn = try NearestNeighbors.exact(queries: pool, targets: s, k: kS, progress: knnProgress("novelty"))
+            }
             for i in 0..<n {
                 var sum: Float = 0
                 for t in 0..<kS { sum += nn.distances[i * kS + t] }
@@ -128,22 +168,45 @@ public enum XSSR {
         let nHat = normalised(novelty, over: candidates)
         // α only matters when both novelty and diversity are on.
         let grid = useNovelty && terms.contains(.diversity) ? alphaGrid : [alphaGrid[0]]
+        // The α sweep: on the whole pool, or (approximate) on a seeded subsample with the budget scaled to it.
+        var sweepRows: [Int]? = nil
+        if case .approximate(_, let rows) = plan, grid.count > 1, rows < n {
+            sweepRows = seededSample(n, count: rows, seed: 0x5eed).sorted()
+        }
+        let sweepPool = sweepRows.map { pool.rows($0) } ?? pool
+        let sweepLabeled = sweepRows.map { r in Set(r.enumerated().filter { labeledSet.contains($0.element) }.map(\.offset)) } ?? labeledSet
+        let sweepBudget = sweepRows.map { r in max(1, min(r.count - sweepLabeled.count, Int((Double(budget) * Double(r.count) / Double(n)).rounded()))) } ?? budget
+        func slice(_ v: [Float]) -> [Float] { sweepRows.map { $0.map { v[$0] } } ?? v }
         var best: (picks: [Pick], alpha: Double, mean: Double, max: Double)? = nil
         var curve: [(Double, Double, Double)] = []
         for alpha in grid {
-            let (picks, minD) = greedy(pool: pool, labeled: labeledSet, budget: budget, dHat: terms.contains(.density) ? dHat : nil,
-                                       nHat: useNovelty ? nHat : nil, diversity: terms.contains(.diversity), alpha: alpha)
+            let (picks, minD) = greedy(pool: sweepPool, labeled: sweepLabeled, budget: sweepBudget, dHat: terms.contains(.density) ? slice(dHat) : nil,
+                                       nHat: useNovelty ? slice(nHat) : nil, diversity: terms.contains(.diversity), alpha: alpha)
             let radii = minD.map { Double($0.squareRoot()) }
-            let mean = radii.reduce(0, +) / Double(n), mx = radii.max() ?? 0
+            let mean = radii.reduce(0, +) / Double(sweepPool.count), mx = radii.max() ?? 0
             curve.append((alpha, mean, mx))
-            progress?(String(format: "alpha %.2f: mean coverage radius %.4f, max %.4f", alpha, mean, mx))
+            progress?(String(format: "alpha %.2f: mean coverage radius %.4f, max %.4f", alpha, mean, mx) + (sweepRows == nil ? "" : " (on \(sweepPool.count) rows)"))
             if best == nil || mean < best!.mean - 1e-12 || (abs(mean - best!.mean) <= 1e-12 && mx < best!.max) {
                 best = (picks, alpha, mean, mx)
             }
         }
+        var finalCoverage: (meanRadius: Double, maxRadius: Double)? = nil
+        if sweepRows != nil {
+            lap("sweep")
+            let (picks, minD) = greedy(pool: pool, labeled: labeledSet, budget: budget, dHat: terms.contains(.density) ? dHat : nil,
+                                       nHat: useNovelty ? nHat : nil, diversity: terms.contains(.diversity), alpha: best!.alpha)
+            let radii = minD.map { Double($0.squareRoot()) }
+            finalCoverage = (radii.reduce(0, +) / Double(n), radii.max() ?? 0)
+            best = (picks, best!.alpha, finalCoverage!.meanRadius, finalCoverage!.maxRadius)
+            progress?(String(format: "alpha %.2f on the whole pool: mean coverage radius %.4f, max %.4f", best!.alpha, finalCoverage!.meanRadius, finalCoverage!.maxRadius))
+        }
         lap("greedy")
-        return Result(picks: best!.picks, alpha: best!.alpha, coverageCurve: curve.map { (alpha: $0.0, meanRadius: $0.1, maxRadius: $0.2) },
-                      timings: timings)
+        var result = Result(picks: best!.picks, alpha: best!.alpha, coverageCurve: curve.map { (alpha: $0.0, meanRadius: $0.1, maxRadius: $0.2) },
+                            timings: timings)
+        result.neighbourSearch = searches
+        result.sweepRows = sweepRows?.count
+        result.finalCoverage = finalCoverage
+        return result
     }
 
     /// Min-max normalisation over `rows` (others unchanged); a constant term becomes 0.

@@ -1,4 +1,5 @@
 import Foundation
+internal import CMedKernels
 
 extension Tensor {
     /// Normalises each group of elements to zero mean and unit variance (biased variance, as PyTorch's training
@@ -61,6 +62,33 @@ extension Tensor {
 
     /// Batch normalisation with fixed statistics (inference).
     public func batchNormInference(gamma: Tensor?, beta: Tensor?, mean: [Float], variance: [Float], eps: Float = 1e-5) throws -> Tensor {
+        try batchNormInference(gamma: gamma, beta: beta, mean: mean, variance: variance, eps: eps, relu: false)
+    }
+
+    /// Batch normalisation with running statistics, then an optional ReLU. Without gradients (prediction) one fused
+    /// pass in the input's layout: y = relu?(x · a + b) with a = γ/σ and b = β − μ·γ/σ per channel (``BlockedNorm``'s
+    /// kernel); with gradients, the differentiable composition of elementwise operations.
+    public func batchNormInference(gamma: Tensor?, beta: Tensor?, mean: [Float], variance: [Float], eps: Float = 1e-5, relu: Bool) throws -> Tensor {
+        let c = shape[1]
+        guard mean.count == c, variance.count == c else { throw TensorError.shapeMismatch("batchNormInference statistics for \(mean.count) channels, input \(shape)") }
+        let needsGrad = GradMode.isEnabled && (requiresGrad || gamma?.requiresGrad == true || beta?.requiresGrad == true)
+        if !needsGrad && rank >= 2 && c % layout.block == 0 {
+            let (n, block) = (shape[0], layout.block), inner = shape[2...].reduce(1, *)
+            let (scale, shift) = BlockedNorm.affine(c: c, block: block, gamma: gamma?.data, beta: beta?.data, mean: mean, variance: variance, eps: eps)
+            let x = storage
+            let out = [Float](unsafeUninitializedCapacity: x.count) { ob, initialized in
+                x.withUnsafeBufferPointer { xb in scale.withUnsafeBufferPointer { sb in shift.withUnsafeBufferPointer { hb in
+                    mk_norm_apply(xb.baseAddress!, ob.baseAddress!, n, c / block, inner, Int32(block), sb.baseAddress!, hb.baseAddress!, 0, relu ? 1 : 0)
+                } } }
+                initialized = x.count
+            }
+            return Tensor(shape: shape, storage: out, layout: layout, requiresGrad: false)
+        }
+        let y = try generalBatchNormInference(gamma: gamma, beta: beta, mean: mean, variance: variance, eps: eps)
+        return relu ? y.relu() : y
+    }
+
+    func generalBatchNormInference(gamma: Tensor?, beta: Tensor?, mean: [Float], variance: [Float], eps: Float) throws -> Tensor {
         let c = shape[1]
         let bshape = [1, c] + [Int](repeating: 1, count: rank - 2)
         let scale = Tensor(shape: bshape, data: variance.map { 1 / ($0 + eps).squareRoot() })

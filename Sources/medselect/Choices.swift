@@ -2,6 +2,7 @@ import ArgumentParser
 import MedMetrics
 import MedNN
 import MedPipeline
+import MedSelection
 
 // Choice options are enums: ArgumentParser checks them while parsing and lists their values in the help, so no
 // command checks a string by hand. Enums of the libraries become arguments here (their raw values are the words).
@@ -56,3 +57,16 @@ extension RunName: ExpressibleByArgument {
 }
 
 extension Worklist.Format: ExpressibleByArgument {}
+
+/// How XSSR meets a large pool (`select --knn`, `bench scale --scale`): exact, approximate, or auto (approximate from
+/// 200,000 rows on).
+enum XSSRScale: String, CaseIterable, ExpressibleByArgument {
+    case exact, approximate, auto
+    var scale: XSSR.Scale {
+        switch self {
+        case .exact: return .exact
+        case .approximate: return .defaultApproximate
+        case .auto: return .auto
+        }
+    }
+}

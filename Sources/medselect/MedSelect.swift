@@ -20,7 +20,7 @@ struct MedSelect: ParsableCommand {
         abstract: "Choose which medical images are worth annotating, and prove it.",
         discussion: "Errors print one line `error: <path>: <reason>` and exit with status 1.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Pretrain.self, Embed.self, EmbedMerge.self, Uncertainty.self, Select.self, Sites.self, Phantom.self, Index.self, Summary.self, Export.self, Cache.self, Train.self, Predict.self, Run.self, Advise.self, WorklistCommand.self, ImportLabels.self, Bench.self]
+        subcommands: [Pick.self, Inspect.self, Convert.self, Metrics.self, Evaluate.self, DistanceMap.self, Pretrain.self, Embed.self, EmbedMerge.self, Uncertainty.self, Select.self, Sites.self, Phantom.self, Index.self, Summary.self, Export.self, Cache.self, Train.self, Predict.self, Run.self, Advise.self, WorklistCommand.self, ImportLabels.self, Bench.self]
     )
 }
 

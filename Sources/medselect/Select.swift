@@ -41,6 +41,7 @@ struct Select: ParsableCommand, ReadsImages {
     @Option(help: "acquisition: CSV of per-case uncertainty (columns id and uncertainty, as medselect uncertainty writes).")
     var uncertainty: String?
     @Option(help: "acquisition: weight of uncertainty against diversity (1 = uncertainty only, 0 = k-center).") var alpha: Double = 0.5
+    @Option(help: "xssr: nearest neighbours and the alpha sweep exact, approximate (an inverted file with its recall measured and reported, the sweep on a 50,000-row subsample, one full run) or auto (approximate from 200,000 pool rows).") var knn = XSSRScale.auto
 
     func validate() throws {
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
@@ -162,7 +163,7 @@ struct Select: ParsableCommand, ReadsImages {
         }
         let t1 = Date()
         var stage = SelectionStage(strategy: strategy, budget: count)
-        stage.seed = seed; stage.labeled = labeledRows; stage.source = sourceMatrix; stage.k = k; stage.terms = terms; stage.xssrAlpha = xssrAlpha
+        stage.seed = seed; stage.labeled = labeledRows; stage.source = sourceMatrix; stage.k = k; stage.terms = terms; stage.xssrAlpha = xssrAlpha; stage.xssrScale = knn.scale
         stage.perplexity = perplexity; stage.clusters = try clusters.map(Self.parseClusterRange); stage.delta = delta; stage.alpha = alpha
         if let stratifyBy { stage.groups = try Self.readGroups(stratifyBy, ids: pool.ids); stage.groupsSource = stratifyBy }
         if let uncertainty, strategy == .acquisition {

@@ -5,6 +5,7 @@ import MedAnalysis
 import MedData
 import MedFormats
 import MedImage
+import MedNN
 import MedReport
 import MedSelection
 import Synchronization
@@ -16,7 +17,8 @@ struct Sites: ParsableCommand, ReadsImages {
         abstract: "Per-site domain shift against the source sites: geometry, image quality, intensities, embeddings; an HTML report.",
         discussion: """
         Reads every case once: geometry, MRQy image-quality measures on an Otsu foreground mask, the intensity \
-        histogram after z-scoring, and (without --embeddings) thumbnail embeddings as medselect embed makes them. Every \
+        histogram after z-scoring, and the embeddings: thumbnails as medselect embed makes them, or with --model that \
+        model's encoder features. Every \
         site is compared with the pooled source sites and with every other site: MMD (RBF kernel, median-heuristic \
         bandwidth, unbiased estimator, permutation p-value (b+1)/(n+1), Holm-corrected), Fréchet distance of Gaussian \
         fits, mean distance to the k nearest source cases, a cross-validated domain classifier (AUC) and a site \
@@ -28,12 +30,13 @@ struct Sites: ParsableCommand, ReadsImages {
     )
     @OptionGroup var limits: ReadLimitOptions
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Embeddings (.npy, one row per case) instead of thumbnails; ids from --ids or the .ids.csv beside it.") var embeddings: String?
+    @Option(help: "What the embedding measures compare: 'thumbnails' (32 x 32, PCA; the default without --model), 'model' (the --model U-Net's own encoder features, its bottleneck averaged over positions and slices; the default with --model), or an .npy file (one row per case; ids from --ids or the .ids.csv beside it).") var embeddings: String?
     @Option(help: "Ids of the embedding rows (CSV whose first column is the id).") var ids: String?
     @Option(help: "Source site(s), comma-separated: what the model was trained on.") var source: String
     @Option(help: "Per-case results (CSV with a case or id column, dice and hausdorff95_mm): shift against segmentation quality.") var results: String?
     @Option(help: "With --results from an experiment's cases.csv: the strategy whose rows to use (default none: the unadapted source model).") var strategy: RunName?
     @Option(help: "With --results from an experiment's cases.csv: the budget whose rows to use (as the file writes it, e.g. 5% or 13).") var budget: String?
+    @Option(help: "The source model (a medselect train checkpoint): its predictions on every case (entropy, structure sizes and pieces, empty predictions) are compared per site, without labels. Its view of the cases it was trained on is optimistic: restrict the source to held-out cases (e.g. --sites) for a fair reference.") var model: String?
     @Option(help: "Permutations of the MMD tests.") var permutations = 1000
     @Option(help: "At most this many cases per site enter the embedding measures (drawn with the seed).") var maxPerSite = 2000
     @Option(help: "Thumbnail side for the on-the-fly embeddings (as medselect embed --size).") var size = 32
@@ -45,6 +48,8 @@ struct Sites: ParsableCommand, ReadsImages {
         guard maxPerSite >= 2 else { throw ValidationError("--max-per-site must be at least 2") }
         guard size >= 8 && size <= 256 else { throw ValidationError("--size must lie in 8...256") }
         if results == nil && (strategy != nil || budget != nil) { throw ValidationError("--strategy and --budget choose rows of --results; give --results") }
+        if embeddings == "model" && model == nil { throw ValidationError("--embeddings model uses the source model's encoder; give --model") }
+        if embeddings == "thumbnails" && (ids != nil) { throw ValidationError("--ids names the rows of an --embeddings file") }
     }
 
     func run() throws {
@@ -58,9 +63,21 @@ struct Sites: ParsableCommand, ReadsImages {
         var stage = SiteAnalysisStage(samples: samples, source: sourceSites)
         stage.permutations = permutations; stage.seed = seed; stage.maxPerSite = maxPerSite; stage.thumbnailSize = size
         stage.readOptions = limits.readOptions; stage.origin = dataset.origin
+        if let model {
+            let (unet, configuration) = try Trainer.loadModel(checkpoint: model)
+            stage.model = (unet, configuration.imageSize ?? 128)
+        }
 
-        // Embeddings given: checked against the cases before any image is read.
-        if let embeddings {
+        // With a model, its encoder's features are the default embeddings: on phantom sites that differ only in
+        // population they detected the shift at smaller differences than thumbnails (Docs/analysis.md).
+        if embeddings == "model" || (embeddings == nil && stage.model != nil), let model = stage.model {
+            let progress = ProgressLine("sites")
+            let embedder = CaseEmbedder(method: .unet(model.unet, size: model.size, maxSlices: 16), pca: 0)
+            let (rows, dims) = try embedder.embed(samples, origin: dataset.origin) { done, total, what in progress.update(done, of: total, unit: what) }
+            progress.finish("embedded \(samples.count) cases with the source model's encoder")
+            stage.embeddings = (rows, dims, "the source model's encoder features (its U-Net bottleneck averaged over positions and slices, \(dims) dimensions)")
+        } else if let embeddings, embeddings != "thumbnails" {
+            // Embeddings given: checked against the cases before any image is read.
             let m = try NPYReader.readMatrix(embeddings)
             let idsPath = ids ?? CaseEmbedder.idsPath(embeddings)
             guard FileManager.default.fileExists(atPath: idsPath) else {

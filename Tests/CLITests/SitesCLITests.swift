@@ -114,4 +114,60 @@ struct SitesCLITests {
         _ = s.write(Array("case,dice\nnobody,0.5\n".utf8), "res.csv")
         try oneLine(["--source", "MCU", "--results", s.file("res.csv")], "none of its case ids is a case of the data (first: nobody)")
     }
+
+    @Test("--model: the Dice estimated without labels falls between the known Dice of the sites either side of it, and the report says where the model will work")
+    func estimate() throws {
+        let s = Scratch("cli-sites-estimate")
+        defer { s.cleanup() }
+        // A source model trained on one phantom's MCU; a second phantom of the same settings is analysed (its MCU cases,
+        // labeled and never trained on, calibrate the estimate) and predicted + evaluated for the true Dice.
+        for (seed, name) in [("3", "d1"), ("4", "d2")] {
+            #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--preset", "hard", "--count", "16", "--size", "64", "--seed", seed, "--out", s.file(name), "--quiet"]).status == 0)
+        }
+        let trained = try Tool.run(["train", "--data", s.file("d1"), "--sites", "MCU", "--size", "32", "--epochs", "12", "--out", s.file("model")])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        let sites = ["MCU", "CHN", "SiteC", "SiteD", "SiteE"]
+        var truth = ""
+        for site in sites {
+            #expect(try Tool.run(["predict", "--checkpoint", s.file("model/checkpoint.safetensors"), "--input", s.file("d2/\(site)/CXR_png"), "--out", s.file("pred/\(site)")]).status == 0)
+            #expect(try Tool.run(["evaluate", "--pred", s.file("pred/\(site)"), "--ref-data", s.file("d2"), "--csv", s.file("\(site).csv")]).status == 0)
+            let lines = try String(contentsOfFile: s.file("\(site).csv"), encoding: .utf8).split(separator: "\n")
+            truth += (truth.isEmpty ? lines : Array(lines.dropFirst())).joined(separator: "\n") + "\n"
+        }
+        try truth.write(toFile: s.file("true.csv"), atomically: true, encoding: .utf8)
+        let r = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--model", s.file("model/checkpoint.safetensors"), "--results", s.file("true.csv"),
+                              "--permutations", "99", "--out", s.file("out")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("out/sites.json")))) as? [String: Any] ?? [:]
+        let rows = Dictionary(uniqueKeysWithValues: (json["sites"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "", $0) })
+        func estimate(_ site: String) -> Double { (rows[site]?["estimated_dice"] as? [String: Any])?["mean"] as? Double ?? .nan }
+        func dice(_ site: String) -> Double { rows[site]?["mean_dice"] as? Double ?? .nan }
+        // The middle site's estimate lies between the true Dice of the sites nearer and farther from the source; the far
+        // sites' estimates lie below the near ones'.
+        #expect(dice("SiteD") < estimate("SiteC") && estimate("SiteC") < dice("CHN"), "SiteC estimate \(estimate("SiteC")), CHN \(dice("CHN")), SiteD \(dice("SiteD"))")
+        #expect(max(estimate("SiteD"), estimate("SiteE")) < min(estimate("CHN"), estimate("MCU")))
+        let e = rows["SiteC"]?["estimated_dice"] as? [String: Any] ?? [:]
+        #expect((e["low"] as? Double ?? 1) <= estimate("SiteC") && estimate("SiteC") <= (e["high"] as? Double ?? 0) && e["method"] as? String == "capped-regression")
+        let account = json["dice_estimate"] as? [String: Any] ?? [:]
+        #expect(account["calibration_cases"] as? Int == 16 && (account["check"] as? [String: Any])?.count == 6, "\(account)")
+        // cases.csv: the estimate per case beside the true Dice; the report answers the question with contours.
+        let header = try String(contentsOfFile: s.file("out/cases.csv"), encoding: .utf8).split(separator: "\n")[0]
+        #expect(header.contains(",estimated_dice,estimated_dice_agreement,") && header.hasSuffix(",dice,hausdorff95_mm"))
+        let html = try String(contentsOfFile: s.file("out/report.html"), encoding: .utf8)
+        #expect(html.contains("Will the model work here?") && html.contains("SiteE: lowest estimates") && html.contains("Estimated against true Dice per site"))
+
+        // With a model its encoder gives the embeddings by default; --embeddings thumbnails asks for thumbnails; the
+        // encoder without a model is one clear line.
+        #expect((json["embeddings"] as? String ?? "").hasPrefix("the source model's encoder features"), "\(json["embeddings"] ?? "")")
+        let thumbnails = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--model", s.file("model/checkpoint.safetensors"), "--embeddings", "thumbnails",
+                                       "--permutations", "99", "--out", s.file("thumbs")])
+        #expect(thumbnails.status == 0, "\(thumbnails.stderr)")
+        let described = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("thumbs/sites.json")))) as? [String: Any]
+        #expect((described?["embeddings"] as? String ?? "").hasPrefix("thumbnail embeddings"), "\(described?["embeddings"] ?? "")")
+        let missing = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--embeddings", "model", "--out", s.file("nomodel")])
+        #expect(missing.status != 0 && missing.stderr.contains("--embeddings model uses the source model's encoder; give --model"))
+        #expect(!FileManager.default.fileExists(atPath: s.file("nomodel")))
+        let stray = try Tool.run(["sites", "--data", s.file("d2"), "--source", "MCU", "--embeddings", "thumbnails", "--ids", s.file("true.csv"), "--out", s.file("stray")])
+        #expect(stray.status != 0 && stray.stderr.contains("--ids names the rows of an --embeddings file"))
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import MedImage
 @testable import MedAnalysis
 
@@ -51,5 +52,51 @@ struct ModelViewTests {
         #expect(abs(ModelView.disagreement(plain, [[0, 0, 1, 1, 1, 1, 0, 0]]) - 0.5) < 1e-12)
         #expect(abs(ModelView.disagreement(plain, [plain, [0, 0, 1, 1, 1, 1, 0, 0]]) - 0.25) < 1e-12)
         #expect(ModelView.disagreement([0, 0], [[0, 0]]) == 0)
+    }
+}
+
+@Suite("The model's view in the site analysis")
+struct ModelViewSiteTests {
+    @Test("a site whose predictions are smaller and in more pieces differs significantly in those measures only; the finding says so in words")
+    func siteComparison() throws {
+        // Three sites of 30 cases: the source, a site the model sees alike, and one with label 1 predicted 20 % smaller
+        // in three times the pieces. Entropy is the same everywhere (noise only).
+        var g = SplitMix(state: 7)
+        let per = 30, names = ["SRC", "SAME", "SHIFT"]
+        var ids: [String] = [], sites: [String] = [], views: [[String: Double]?] = []
+        for (k, name) in names.enumerated() {
+            for c in 0..<per {
+                ids.append("\(name)\(c)"); sites.append(name)
+                let size = (k == 2 ? 800.0 : 1000.0) + Double.random(in: -30...30, using: &g)
+                let pieces = k == 2 ? Double(5 + c % 3) : Double(2 + c % 2)
+                views.append(["entropy": 0.3 + Double.random(in: -0.05...0.05, using: &g), "label1_size_mm": size, "label1_pieces": pieces, "empty": 0])
+            }
+        }
+        let n = ids.count
+        var embeddings: [Float] = []
+        for i in 0..<n { embeddings += (0..<4).map { Float(i % 7) * 0.01 + Float($0) } }
+        var analysis = SiteAnalysis(ids: ids, sites: sites, embeddings: embeddings, dimensions: 4, quality: [[String: Double]?](repeating: nil, count: n),
+                                    histograms: [Histogram?](repeating: nil, count: n), geometry: [SiteAnalysis.Geometry?](repeating: nil, count: n),
+                                    source: ["SRC"])
+        analysis.permutations = 99
+        analysis.modelView = views
+        let report = try analysis.run()
+        let shift = report.sites.first { $0.name == "SHIFT" }!, same = report.sites.first { $0.name == "SAME" }!
+        #expect(shift.modelViewPValueHolm!["label1_size_mm"]! < 0.001 && shift.modelViewPValueHolm!["label1_pieces"]! < 0.001)
+        #expect(shift.modelViewPValueHolm!["entropy"]! > 0.05)
+        #expect(same.modelViewPValueHolm!.values.allSatisfy { $0 > 0.05 })
+        #expect(abs(shift.modelView!["label1_size_mm"]! - 800) < 30 && shift.modelView!["label1_pieces"] == 6)
+        #expect(report.sites.first { $0.name == "SRC" }!.modelViewPValueHolm == nil)
+        // Fragmented: more pieces than the source's median (2.5): half the source's cases (3 pieces), every SHIFT case.
+        #expect(report.sites.first { $0.name == "SRC" }!.modelView!["fragmented"] == 0.5 && shift.modelView!["fragmented"] == 1)
+        #expect(shift.modelViewPValueHolm!["fragmented"]! < 0.05)
+        let finding = report.findings.first { $0.hasPrefix("SHIFT:") } ?? ""
+        // Medians: pieces 6 against 2.5 (2.4x); size about 800 against 1000 (the uniform noise moves it by a percent or two).
+        #expect(finding.contains("the source model's predictions: ") && finding.contains("label 1 in 2.4x the source's pieces"), "\(finding)")
+        #expect(["19", "20", "21"].contains { finding.contains("label 1 \($0) % smaller") }, "\(finding)")
+        #expect(!(report.findings.first { $0.hasPrefix("SAME:") } ?? "").contains("source model's predictions"))
+        // Without a model's view, nothing of it appears.
+        analysis.modelView = []
+        #expect(try analysis.run().sites.allSatisfy { $0.modelView == nil })
     }
 }

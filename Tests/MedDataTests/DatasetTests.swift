@@ -104,6 +104,42 @@ struct AdapterTests {
         #expect(Set(both.sites.map(\.name)) == ["MCU", "CHN"] && both.samples.count == 24)
     }
 
+    @Test("plain image trees: a case per image, sites from the first sub-folder, masks listed and never read, loose files beside site folders left out, repeated stems named by their path")
+    func imageTree() throws {
+        let scratch = Scratch("adapter-images")
+        defer { scratch.cleanup() }
+        let root = scratch.file("hospital")
+        let image = [Float](repeating: 7, count: 16)
+        for (site, files) in [("A", ["IM1.png", "IM2.png", "deep/IM3.png"]), ("B", ["IM1.png", "IM4.png"])] {
+            for f in files { try writeMask(image, 4, 4, to: "\(root)/\(site)/\(f)") }
+        }
+        // Masks in both conventions: a mask folder, and mask-like names. Not PNG files: opening one would fail.
+        for f in ["A/labels/IM1.png", "A/IM2_seg.png", "B/ManualMask/IM4.png", "B/IM4.seg.nrrd", "B/IM1_mask.png"] {
+            try FileManager.default.createDirectory(atPath: (root + "/" + f as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data("not an image".utf8).write(to: URL(fileURLWithPath: root + "/" + f))
+        }
+        try writeMask(image, 4, 4, to: root + "/contact_sheet.png")
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: root + "/A/readme.txt"))
+        #expect(try DatasetAdapters.detect(root).name == "images")
+        let d = try DatasetAdapters.load(root)
+        #expect(d.samples.map(\.id).sorted() == ["A__IM1", "B__IM1", "IM2", "IM3", "IM4"])
+        #expect(Dictionary(uniqueKeysWithValues: d.samples.map { ($0.id, $0.site) }) == ["A__IM1": "A", "B__IM1": "B", "IM2": "A", "IM3": "A", "IM4": "B"])
+        #expect(d.samples.allSatisfy { !$0.isLabeled } && d.report.labeled == 0)
+        let notRead = d.report.problems.filter { $0.reason.hasPrefix("looks like a mask") }.map { String($0.path.dropFirst(root.count + 1)) }.sorted()
+        #expect(notRead == ["A/IM2_seg.png", "A/labels/IM1.png", "B/IM1_mask.png", "B/IM4.seg.nrrd", "B/ManualMask/IM4.png"])
+        #expect(d.report.problems.contains { $0.path.hasSuffix("/contact_sheet.png") && $0.reason.contains("beside the site folders") })
+        #expect(d.report.problems.contains { $0.path.hasSuffix("/readme.txt") })
+        for s in d.samples { #expect(try s.loadImage().voxels.allSatisfy { $0 == 7 }) }
+        // One folder of images and nothing else: the folder's name is the site.
+        let flat = try ImageTreeAdapter.load(root + "/B")
+        #expect(flat.samples.map(\.site) == ["B", "B"] && flat.samples.map(\.id).sorted() == ["IM1", "IM4"])
+        // Nothing but masks to read.
+        #expect(!ImageTreeAdapter.detect(scratch.file("none")))
+        try FileManager.default.createDirectory(atPath: scratch.file("masks-only/labels"), withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: scratch.file("masks-only/labels/a.png")))
+        #expect(!ImageTreeAdapter.detect(scratch.file("masks-only")))
+    }
+
     @Test("JSRT: raw big-endian 2048x2048 images, half-resolution SCR masks upsampled, wrong sizes refused")
     func jsrt() throws {
         let scratch = Scratch("adapter-jsrt")

@@ -80,4 +80,46 @@ struct RecordTests {
         let r = try ResultRow.read(s.file("results.csv"))
         #expect(r.count == 2 && r[1] == rows[1] && r[0].strategy == rows[0].strategy && r[0].hausdorff95.isNaN && r[0].dice == 0.75)
     }
+
+    @Test("view.csv round-trips every column, NaN included, and groups a case's label rows into its measures by severity; an old header is refused")
+    func caseViews() throws {
+        let s = Scratch("views"); defer { s.cleanup() }
+        let rows = [
+            CaseView(id: "a", site: "S", entropy: 0.25, disagreement: 0.01, reference: 0.9, label: 1, size: 120.5, components: 1, largestShare: 1, boundary: 42.5,
+                     compactness: 0.8, dice: 0.95),
+            CaseView(id: "a", site: "S", entropy: 0.25, disagreement: 0.01, reference: 0.9, label: 2, size: 0, components: 0, compactness: .nan, dice: 0.95),
+            CaseView(id: "a", site: "S", severity: 0.5, entropy: 0.4, disagreement: 0.2, label: 1, size: 80, components: 3, compactness: 0.4, dice: 0.6),
+            CaseView(id: "b", site: "T", entropy: 0.3, disagreement: 0.05, label: 1, size: 0, components: 0, compactness: .nan),
+        ]
+        try CaseView.write(rows, to: s.file("view.csv"))
+        let back = try CaseView.read(s.file("view.csv"))
+        #expect(back.count == 4 && back[0] == rows[0] && back[2].severity == 0.5 && back[2].components == 3 && back[2].dice == 0.6 && back[1].compactness.isNaN && back[3].dice.isNaN && back[3].reference.isNaN)
+        let m = CaseView.measures(back)
+        #expect(m.count == 3 && m[0].id == "a" && m[0].severity == 0 && m[1].severity == 0.5 && m[2].id == "b")
+        #expect(m[0].measures["label1_size_mm"] == 120.5 && m[0].measures["label2_pieces"] == 0 && m[0].measures["reference"] == 0.9 && m[0].measures["empty"] == 0)
+        #expect(m[0].measures["label2_compactness"] == nil && m[0].dice == 0.95 && m[0].measures["label1_boundary_mm"] == 42.5)
+        #expect(m[2].measures["empty"] == 1 && m[2].measures["reference"] == nil)
+        try "case,site,entropy,disagreement,label,size_mm,components,compactness\na,S,0.2,0.1,1,5,1,0.5\n".write(toFile: s.file("old.csv"), atomically: true, encoding: .utf8)
+        #expect(throws: DataError.self) { try CaseView.read(s.file("old.csv")) }
+    }
+
+    @Test("a calibration case's synthetic scanner change is the same for the same case and version, differs between versions, and keeps the pixel count")
+    func stress() {
+        let a = CaseView.Stress(id: "case7", version: 0, of: 3), b = CaseView.Stress(id: "case7", version: 0, of: 3), c = CaseView.Stress(id: "case7", version: 2, of: 3)
+        var x = (0..<256).map { Float($0 % 16) }, y = x, z = x
+        a.apply(&x, channels: 1, size: 16); b.apply(&y, channels: 1, size: 16); c.apply(&z, channels: 1, size: 16)
+        #expect(x == y && x != z && x.count == 256 && x.allSatisfy(\.isFinite))
+        // The geometric part moves the label with the image: a shift of a quarter of an 8-pixel plane moves a pixel by 2;
+        // a half turn about the centre (3.5, 3.5) takes (1, 2) to (6, 5).
+        var geometric = a
+        geometric.rotation = 0; geometric.scale = 1; geometric.shift = (0.25, 0)
+        var label = [Float](repeating: 0, count: 64)
+        label[1 * 8 + 1] = 1
+        #expect(geometric.warpLabels(label, size: 8).enumerated().filter { $0.element == 1 }.map(\.offset) == [1 * 8 + 3])
+        geometric.shift = (0, 0); geometric.rotation = .pi
+        label = [Float](repeating: 0, count: 64); label[2 * 8 + 1] = 2
+        #expect(geometric.warpLabels(label, size: 8).enumerated().filter { $0.element == 2 }.map(\.offset) == [5 * 8 + 6])
+        // Severities spread over (0, 1]: version k of 3 lies in ((k + 0.25) / 3, (k + 1) / 3].
+        #expect(a.severity > 0.25 / 3 && a.severity <= 1.0 / 3 && c.severity > 2.25 / 3 && c.severity <= 1)
+    }
 }

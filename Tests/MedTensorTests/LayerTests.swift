@@ -90,6 +90,30 @@ struct LayerTests {
         #expect(mean.count == 4 && variance.allSatisfy { $0 > 0 })
     }
 
+    @Test("batch normalisation with running statistics: the fused prediction pass equals the formula, plain and blocked, with and without ReLU")
+    func batchNormInference() throws {
+        let c = 16
+        let x = random([2, c, 3, 5], seed: 40, scale: 3), gamma = random([c], seed: 41), beta = random([c], seed: 42)
+        let mean = (0..<c).map { Float($0) * 0.1 - 0.7 }, variance = (0..<c).map { 0.5 + Float($0) * 0.2 }
+        for relu in [false, true] {
+            // y = γ (x − μ) / √(σ² + ε) + β by hand, element by element.
+            var expected = [Float](repeating: 0, count: x.count)
+            for i in 0..<x.count {
+                let ch = (i / 15) % c
+                let v = gamma.data[ch] * (x.data[i] - mean[ch]) / (variance[ch] + 1e-5).squareRoot() + beta.data[ch]
+                expected[i] = relu ? max(0, v) : v
+            }
+            for layout in [Layout.plain, .blocked8, .blocked16] {
+                let y = try GradMode.disabled { try x.converted(to: layout).batchNormInference(gamma: gamma, beta: beta, mean: mean, variance: variance, relu: relu) }
+                #expect(y.layout == layout)
+                #expect(zip(y.data, expected).allSatisfy { abs($0 - $1) < 1e-5 }, "\(layout) relu \(relu)")
+            }
+            // With gradients the differentiable path gives the same values.
+            let g = try x.batchNormInference(gamma: gamma, beta: beta, mean: mean, variance: variance, relu: relu)
+            #expect(zip(g.data, expected).allSatisfy { abs($0 - $1) < 1e-5 })
+        }
+    }
+
     @Test("losses: cross-entropy (weights, ignore), soft Dice, Dice+CE, masked MSE, NT-Xent")
     func losses() throws {
         let logits = random([2, 3, 2, 2], seed: 34, scale: 2)

@@ -375,6 +375,11 @@ extension DatasetIndex {
 
     /// Copies an imported label file (with a MetaImage header's data file) into ``labelFolder`` under the case's id
     /// and returns the copy's absolute path. The copy is written under a temporary name and renamed.
+    /// A case id as a file name: letters, digits, `-`, `_` and `.` kept, anything else `_`.
+    static func fileStem(_ sampleID: String) -> String {
+        String(sampleID.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+    }
+
     /// A 3D Slicer segmentation (layers merged, often cropped to its segments) as a label map on the image's grid,
     /// kept beside the index as `<id>.nrrd`; returns its path.
     func placeSegmentation(_ path: String, sampleID: String, imagePath: String) throws -> String {
@@ -382,7 +387,7 @@ extension DatasetIndex {
         let placed = try SlicerSegmentation.placed(try SlicerSegmentation.read(path).image, onto: Array(image.shape.prefix(3)),
                                                    affine: Affine(rowMajor: image.affine), path: path)
         try FileManager.default.createDirectory(atPath: labelFolder, withIntermediateDirectories: true)
-        let target = labelFolder + "/" + String(sampleID.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }) + ".nrrd"
+        let target = labelFolder + "/" + Self.fileStem(sampleID) + ".nrrd"
         try ImageIO.write(placed, to: target)
         return target
     }
@@ -392,7 +397,7 @@ extension DatasetIndex {
         try fm.createDirectory(atPath: labelFolder, withIntermediateDirectories: true)
         let name = (path as NSString).lastPathComponent.lowercased()
         let ext = [".nii.gz", ".nii", ".png", ".mha", ".mhd", ".nrrd", ".npy"].first { name.hasSuffix($0) } ?? ("." + (name as NSString).pathExtension)
-        let safe = String(sampleID.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+        let safe = Self.fileStem(sampleID)
         let target = labelFolder + "/" + safe + ext
         let source = URL(fileURLWithPath: path).standardizedFileURL.path
         guard source != target else { return target }

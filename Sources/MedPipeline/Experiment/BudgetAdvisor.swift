@@ -109,7 +109,7 @@ public enum BudgetAdvisor {
     public static func advise(_ rows: [Experiment.ResultRow], target: Double = 0.95, limit: Int, resamples: Int = 200, seed: UInt64 = 0) -> [Advice] {
         let fullPerSeed = Dictionary(grouping: rows.filter { $0.strategy == "full" }, by: \.seed).mapValues { Stats.mean($0.map(\.dice).filter(\.isFinite)) }
         let full = Stats.mean(Array(fullPerSeed.values))
-        let strategies = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && $0.strategy.isFirstSelection || ($0.strategy.strategy != nil && $0.strategy.start == nil && $0.strategy.continuation == nil) }.map(\.strategy))
+        let strategies = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && $0.strategy.strategy != nil }.map(\.strategy))
         return strategies.map { strategy in
             let perSeed = curves(rows, strategy: strategy)
             let budgets = Set(perSeed.values.flatMap { $0.map { Int($0.0) } }).sorted()

@@ -19,40 +19,11 @@ public struct Experiment {
         self.plan = plan; self.run = run; self.log = log
     }
 
-    /// Counts of a worker's pass.
-    public struct Tally: Sendable { public var computed = 0, reused = 0, total = 0 }
+    public typealias Tally = PlanRunner.Tally
 
     /// Works until every item is done. Items computed earlier (by this or any run) are reused, not recomputed.
     public func work(pollInterval: TimeInterval = 0.5) throws -> Tally {
-        let store = plan.store
-        var tally = Tally(total: plan.items.count)
-        tally.reused = plan.items.filter { store.isDone($0.stage, $0.key) }.count
-        while true {
-            let pending = plan.items.filter { !store.isDone($0.stage, $0.key) }
-            if pending.isEmpty { break }
-            let ready = pending.filter { item in item.dependencies.allSatisfy(store.isDone) }
-            var worked = false
-            for item in ready where try store.claim(item.stage, item.key) {
-                let done = plan.items.count - pending.count
-                log("[\(done + 1)/\(plan.items.count)] \(item.label)")
-                do {
-                    try store.compute(item.stage, item.key) { folder in
-                        try item.compute(folder)
-                        // A finished item is never resumed: the optimiser state kept for an exact resume (twice the
-                        // checkpoint's size) goes before the item is published.
-                        TrainingState.discardOptimizerState(folder: folder)
-                    }
-                } catch {
-                    throw ItemFailure(path: store.folder(item.stage, item.key), item: item.label, underlying: error)
-                }
-                tally.computed += 1
-                worked = true
-                break
-            }
-            // Everything ready is held by other workers: wait for them (or for their claims to expire).
-            if !worked { Thread.sleep(forTimeInterval: pollInterval) }
-        }
-        return tally
+        try PlanRunner.work(plan.items, store: plan.store, pollInterval: pollInterval, log: log)
     }
 
     public typealias ResultRow = MedPipeline.ResultRow

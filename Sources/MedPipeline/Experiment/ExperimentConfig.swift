@@ -74,7 +74,8 @@ public struct ExperimentConfig: Sendable, Equatable {
     }
     public var activeLearning = ActiveLearning()
 
-    public static let strategyNames = ["random", "coreset", "xssr", "coldstart", "typiclust", "probcover"]
+    /// The strategies a configuration names (acquisition only continues a selection, in active-learning rounds).
+    public static let strategyNames = Strategy.allCases.filter { $0 != .acquisition }.map(\.rawValue)
 
     /// The problems of a config file, one per line, or the config.
     public enum Problem: MedError {

@@ -117,7 +117,7 @@ public struct ExperimentPlan {
         let source = addSourceModel()
         let encoder = config.encoder.method == "mae" ? addMAE() : config.encoder.method == "hssl" ? addHSSL() : nil
         let embed = addEmbeddings(encoder: encoder)
-        if config.siteAnalysis { addSiteAnalysis() }
+        if config.siteAnalysis { addSiteAnalysis(source: source) }
         addBaseline(source: source)
         let starts = config.train.starts.enumerated().map { i, name in start(name, first: i == 0, source: source, encoder: encoder) }
         for seed in config.seeds {
@@ -218,15 +218,21 @@ public struct ExperimentPlan {
     }
 
     /// The site analysis of the source and target sites (thumbnail embeddings, as `medselect sites` by default).
-    private mutating func addSiteAnalysis() {
-        let (c, log) = (config, log)
+    private mutating func addSiteAnalysis(source: ItemID) {
+        let (c, log, held) = (config, log, sourceHeld)
         let members = dataset.samples.filter { c.sourceSites.contains($0.site) || c.targetSites.contains($0.site) }
-        let key = Self.key(["sites", Self.ids(members), c.sourceSites.joined(separator: ","), "thumbnail 32 permutations 1000 seed 0"])
+        let key = Self.key(["sites", Self.ids(members), c.sourceSites.joined(separator: ","), "thumbnail 32 permutations 1000 seed 0",
+                            "model view of \(source.key), calibrated on \(Self.ids(held))"])
         sitesKey = key
         let origin = c.data ?? c.index ?? ""
-        _ = add("sites", key, "site analysis (\(members.count) cases)") { folder in
+        let checkpoint = store.folder(source) + "/checkpoint.safetensors"
+        _ = add("sites", key, "site analysis (\(members.count) cases) with the source model's view", after: [source]) { folder in
             var stage = SiteAnalysisStage(samples: members, source: c.sourceSites)
             stage.origin = origin
+            // The source model's view; its Dice estimate is calibrated on the source cases it was not trained on.
+            let (unet, configuration) = try Trainer.loadModel(checkpoint: checkpoint)
+            stage.model = (unet, configuration.imageSize ?? c.train.size)
+            stage.calibration = Set(held.map(\.id))
             let report = try stage.run(out: folder)
             log("site analysis: \(report.sites.count) sites compared")
         }

@@ -110,6 +110,7 @@ public enum ExperimentReport {
         r.activeLearning()
         try r.poolMap()
         r.shiftCorrelation()
+        r.estimatedDice()
         r.files()
         try AtomicFile.write(r.page.html, to: run + "/report.html")
     }
@@ -307,21 +308,8 @@ struct ReportSections {
             for s in strategies where s.start == nil {   // strategy@start: the same picks
                 guard let run = plan.runs.first(where: { $0.strategy == s && $0.budget == b && $0.seed == seed }), let key = run.selectKey,
                       let picked = try? Selection.read(plan.store.folder("select", key) + "/selection.json").selected else { continue }
-                let chosen = Set(picked)
-                // Sites in the palette's first colours, the picks in its last (black), drawn last so they sit on top.
-                let selectedGroup = max(chartColors.count - 1, c.targetSites.count)
-                var points: [ScatterPlot.Point] = []
-                for (i, id) in ids.enumerated() where !chosen.contains(id) {
-                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), group: c.targetSites.firstIndex(of: plan.pool[i].site) ?? 0))
-                }
-                // Picks are numbered in selection order (the thumbnails below carry the same numbers and the ids).
-                let rank = Dictionary(picked.enumerated().map { ($0.element, $0.offset + 1) }, uniquingKeysWith: { a, _ in a })
-                for (i, id) in ids.enumerated() where chosen.contains(id) {
-                    points.append(.init(x: Double(map[2 * i]), y: Double(map[2 * i + 1]), label: rank[id].map(String.init), group: selectedGroup))
-                }
-                var plot = ScatterPlot(title: "\(s): picks (seed \(seed), budget \(b))", xLabel: "principal component 1", yLabel: "principal component 2", points: points)
-                plot.groups = c.targetSites + [String](repeating: "", count: selectedGroup - c.targetSites.count) + ["selected"]
-                plot.width = 480; plot.height = 320
+                let plot = CaseThumbnail.picksPlot(map: map, ids: ids, sites: plan.pool.map(\.site), siteOrder: c.targetSites, picked: picked,
+                                                   title: "\(s): picks (seed \(seed), budget \(b))")
                 charts.append((plot.svg, nil))
             }
             if !charts.isEmpty {
@@ -381,6 +369,27 @@ struct ReportSections {
                 }
             }
         }
+    }
+
+    /// The source model's Dice per target site estimated without labels (the site analysis) against what it scored
+    /// on the held-out target cases (the `none` rows).
+    mutating func estimatedDice() {
+        guard let key = plan.sitesKey, let data = try? Data(contentsOf: URL(fileURLWithPath: plan.store.folder("sites", key) + "/sites.json")),
+              let report = try? JSONDecoder().decode(SiteReport.self, from: data), let method = report.estimator?.method else { return }
+        var points: [ScatterPlot.Point] = [], est: [Double] = [], truth: [Double] = []
+        for site in report.sites where !site.isSource {
+            let v = rows.filter { $0.strategy.isNone && $0.site == site.name }.map(\.dice).filter(\.isFinite)
+            guard let e = site.estimatedDice?.mean, e.isFinite, !v.isEmpty else { continue }
+            points.append(.init(x: Stats.mean(v), y: e, label: site.name)); est.append(e); truth.append(Stats.mean(v))
+        }
+        guard points.count >= 2 else { return }
+        page.heading("Will the source model work there? Estimated against true Dice")
+        var plot = ScatterPlot(title: "Source model per target site: Dice estimated without labels against Dice measured", xLabel: "Dice on the held-out target cases (none)",
+                               yLabel: "estimated Dice (\(method))", points: points)
+        plot.identityLine = true
+        plot.subtitle = String(format: "Spearman %.2f, mean absolute error %.3f over %d sites", Stats.spearman(est, truth),
+                               Stats.mean(zip(est, truth).map { abs($0 - $1) }), points.count)
+        page.figures([(plot.svg, "The estimate uses no target label: the source model's view of every target case, calibrated on the source's held-out cases (sites/report.html, 'Will the model work here?'). The measured Dice is the unadapted model's on the held-out target cases.")])
     }
 
     /// What the run folder holds.

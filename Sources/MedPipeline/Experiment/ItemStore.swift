@@ -79,8 +79,11 @@ public final class ItemStore: @unchecked Sendable {
             throw error
         }
         guard rename(workPath, folder(stage, key)) == 0 else {
+            let reason = String(cString: strerror(errno))
             unlink(lockPath)
-            throw DataError.badConfiguration(path: folder(stage, key), reason: "could not publish the item (\(String(cString: strerror(errno))))")
+            // Another worker published it first (on NFS a cached lookup can hide a published item): keep theirs.
+            if isDone(stage, key) { try? FileManager.default.removeItem(atPath: workPath); return }
+            throw DataError.badConfiguration(path: folder(stage, key), reason: "could not publish the item (\(reason))")
         }
         unlink(lockPath)
     }

@@ -17,8 +17,9 @@ public struct CaseEmbedder {
         case thumbnail(side: Int)
         /// A pretrained encoder: slices as in pretraining, nothing masked, pooled per slice, averaged per case.
         case encoder(MaskedAutoencoder, maxSlices: Int, pool: MaskedAutoencoder.Pooling)
-        /// An HSSL-pretrained U-Net: slices as in its pretraining (gray), the bottleneck's output averaged over
-        /// positions, then over the case's slices.
+        /// A U-Net's encoder (HSSL-pretrained, or a trained source model: `sites --embeddings model`): slices as in
+        /// its training (gray for one channel), the bottleneck's output averaged over positions, then over the case's
+        /// slices.
         case unet(UNet, size: Int, maxSlices: Int)
     }
     public var method: Method
@@ -98,7 +99,11 @@ public struct CaseEmbedder {
         case .unet(let unet, let side, let maxSlices):
             let slices = Mutex([Int: Result<ImageSlices, Error>]())
             parallelFor(total) { i in
-                let r = Result { try samples[i].slices(size: side, maxSlices: maxSlices, options: options).grayscale() }
+                // Gray for a one-channel U-Net (HSSL's); a colour source model sees its channels.
+                let r = Result { () -> ImageSlices in
+                    let s = try samples[i].slices(size: side, maxSlices: maxSlices, options: options)
+                    return unet.inChannels == 1 ? s.grayscale() : s
+                }
                 slices.withLock { $0[i] = r }
                 progress(done.add(1, ordering: .relaxed).newValue, total, "cases read")
             }
@@ -107,7 +112,10 @@ public struct CaseEmbedder {
             for i in 0..<total {
                 let r = Result { () -> [Float] in
                     let s = try byIndex[i]!.get()
-                    let x = Tensor(shape: [s.count, 1, s.size, s.size], data: s.values)
+                    guard s.channels == unet.inChannels else {
+                        throw DataError.badDataset(path: samples[i].images[0], reason: "\(s.channels) channels; the U-Net takes \(unet.inChannels)")
+                    }
+                    let x = Tensor(shape: [s.count, s.channels, s.size, s.size], data: s.values)
                     let e = try GradMode.disabled { try unet.encode(x).mean(axes: [2, 3]) }.data
                     let d = e.count / max(1, s.count)
                     return (0..<d).map { j in (0..<s.count).reduce(0) { $0 + e[$1 * d + j] } / Float(s.count) }

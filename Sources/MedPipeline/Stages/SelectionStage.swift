@@ -19,6 +19,9 @@ public struct SelectionStage {
     /// XSSR: a fixed alpha instead of the coverage sweep over 0, 0.1, ..., 1 (the experiment runs the ablations at
     /// the full method's alpha, so that dropping a term is the only difference).
     public var xssrAlpha: Double? = nil
+    /// XSSR on large pools: exact, approximate (inverted-file kNN, the α sweep on a subsample), or auto (approximate
+    /// from 200,000 rows on; below that exactly the method as defined).
+    public var xssrScale = XSSR.Scale.auto
     /// Cold start: t-SNE perplexity and the numbers of clusters tried (nil: 2...min(budget, 50)).
     public var perplexity: Double = 30
     public var clusters: ClosedRange<Int>? = nil
@@ -42,7 +45,6 @@ public struct SelectionStage {
         public var parameters: [String: JSONValue] = [:]
         /// Cold start's 2-D map (N x 2), when computed.
         public var map: [Float]? = nil
-        public var selectedIDs: [String] { picks.map(\.id) }
 
         /// The selection record of this outcome (`labeled`: ids labeled before it).
         public func selection(strategy: String, budget: Int, seed: UInt64, round: Int? = nil, labeled: [String]) -> Selection {
@@ -110,8 +112,13 @@ public struct SelectionStage {
         case .xssr:
             let termSet = try XSSR.Terms(parsing: terms)
             let r = try XSSR.select(pool: pool, source: source, labeled: labeledRows, budget: count, k: k, terms: termSet,
-                                    alphaGrid: xssrAlpha.map { [$0] } ?? XSSR.defaultAlphaGrid)
+                                    alphaGrid: xssrAlpha.map { [$0] } ?? XSSR.defaultAlphaGrid, scale: xssrScale)
             if let xssrAlpha { parameters["alpha_fixed"] = .number(xssrAlpha) }
+            for (term, search) in r.neighbourSearch.sorted(by: { $0.key < $1.key }) {
+                extra["\(term)_knn"] = ["method": "inverted file", "lists": .int(search.lists), "probes": .int(search.probes),
+                                        "recall": .number(search.recall), "recall_sample": .int(search.sampled)]
+            }
+            if let rows = r.sweepRows { extra["alpha_sweep_rows"] = .int(rows) }
             picks = r.picks.map { Selection.Pick(index: $0.index, id: pool.ids[$0.index], score: Double($0.score),
                                                  terms: ["density": .number($0.density), "novelty": .number($0.novelty), "diversity": .number($0.diversity)]) }
             extra["alpha"] = .number(r.alpha)

@@ -6,6 +6,7 @@ import MedData
 import MedFormats
 import MedImage
 import MedSelection
+import MedNN
 import MedFoundation
 
 /// The site-analysis stage: every case read once (geometry, MRQy image quality, intensity histogram, thumbnail
@@ -25,6 +26,13 @@ public struct SiteAnalysisStage {
     public var readOptions: ReadOptions = .default
     /// Where the cases come from, for the report and errors.
     public var origin = ""
+    /// The source model (a U-Net and its training size): its view of every case joins the comparison (`sites --model`).
+    public var model: (unet: UNet, size: Int)? = nil
+    /// Ids of the labeled source cases that calibrate the Dice estimate and give the reference shapes (default: every
+    /// labeled case of the source sites; give the ones the model was not trained on when they are known).
+    public var calibration: Set<String>? = nil
+    /// Rows of the model's view already computed (`pick`'s view item), instead of running the model again.
+    public var views: [CaseView]? = nil
 
     public init(samples: [Sample], source: [String]) { self.samples = samples; self.source = source }
 
@@ -72,6 +80,25 @@ public struct SiteAnalysisStage {
                                     quality: all.map(\.quality), histograms: all.map(\.histogram), geometry: all.map(\.geometry),
                                     outcomes: outcomes, source: source)
         analysis.permutations = permutations; analysis.seed = seed; analysis.maxPerSite = maxPerSite
+        var viewRows = views
+        if let model, views == nil {
+            // The labeled source cases are the references' shapes and the calibration of the Dice estimate.
+            let labeled = samples.filter { source.contains($0.site) && $0.isLabeled && (calibration?.contains($0.id) ?? true) }
+            step("the source model's view of \(samples.count) cases (\(labeled.count) labeled source cases calibrate the Dice estimate)")
+            let references = try CaseView.references(labeled, labels: model.unet.classes - 1, size: model.size)
+            viewRows = try CaseView.compute(samples, model: model.unet, size: model.size, references: references.count > 0 ? references : nil,
+                                            calibrate: Set(labeled.map(\.id))) { done, total in reading(done, total) }
+        }
+        if let viewRows {
+            let (measures, estimator, calibrationCases) = try Self.viewMeasures(viewRows, samples: samples, seed: seed)
+            analysis.modelView = measures
+            if let estimator {
+                analysis.estimator = estimator; analysis.calibrationCases = calibrationCases
+                for method in DiceEstimator.Method.allCases {
+                    analysis.estimates[method] = measures.map { $0.map { estimator.estimate($0, method: method) } ?? .nan }
+                }
+            }
+        }
         let report: SiteReport
         do { report = try analysis.run(progress: step) } catch let e as AnalysisError { throw DataError.badDataset(path: origin, reason: e.reason) }
         let distances = try analysis.caseDistances()
@@ -80,11 +107,13 @@ public struct SiteAnalysisStage {
         described.embeddingsDescription = embeddingNote
         try AtomicFile.write(try Self.json(described), to: out + "/sites.json")
         try AtomicFile.write(Self.sitesCSV(report), to: out + "/sites.csv")
-        try AtomicFile.write(Self.casesCSV(samples, all, distances, outcomes), to: out + "/cases.csv")
+        try AtomicFile.write(Self.casesCSV(samples, all, distances, outcomes, views: analysis.modelView, estimates: analysis.estimates), to: out + "/cases.csv")
         let examples = try Self.examples(samples, distances: distances, sites: report.sites.map(\.name), options: readOptions)
         let map2D = try CaseThumbnail.map(values, dimensions: dims, count: samples.count, seed: seed)
+        let worst = try Self.worstEstimated(samples, estimates: analysis.estimates[DiceEstimator.defaultMethod] ?? [], sites: report.sites.filter { !$0.isSource }.map(\.name),
+                                            model: model, options: readOptions)
         let html = SiteReportPage.render(described, caseSites: samples.map(\.site), map: map2D, histograms: all.map(\.histogram),
-                                         examples: examples, origin: origin)
+                                         examples: examples, worst: worst, origin: origin)
         try AtomicFile.write(html, to: out + "/report.html")
         return report
     }
@@ -105,6 +134,19 @@ public struct SiteAnalysisStage {
         let sample = stride(from: 0, to: z.voxels.count, by: step).map { z.voxels[$0] }
         return CaseFacts(geometry: geometry, quality: ImageQuality.measure(gray), histogram: Histogram(sample, lower: -4, upper: 4, bins: 64),
                          thumbnail: thumbnail ? try CaseEmbedder.thumbnail(of: image, size: size) : nil)
+    }
+
+    /// The model's view of each case of `samples` as named measures (``CaseView/measures(_:)``; nil for a case
+    /// without rows), and the Dice estimator fitted on the calibration rows (those with a known Dice) when there are
+    /// at least 10, with the number of calibration cases.
+    static func viewMeasures(_ rows: [CaseView], samples: [Sample], seed: UInt64) throws -> ([[String: Double]?], DiceEstimator?, Int) {
+        let grouped = CaseView.measures(rows)
+        let plain = Dictionary(grouped.filter { $0.severity == 0 }.map { ($0.site + "\u{0}" + $0.id, $0.measures) }, uniquingKeysWith: { a, _ in a })
+        let calibration = grouped.filter { $0.dice.isFinite }.map {
+            DiceEstimator.Calibration(view: $0.measures, dice: $0.dice, group: $0.site + "\u{0}" + $0.id, perturbed: $0.severity > 0)
+        }
+        let estimator = calibration.count >= 10 ? try DiceEstimator(calibration: calibration, seed: seed) : nil
+        return (samples.map { plain[$0.site + "\u{0}" + $0.id] }, estimator, Set(calibration.map(\.group)).count)
     }
 
     /// sites.json: sorted keys, and null for the undefined values JSON cannot hold.
@@ -133,14 +175,44 @@ public struct SiteAnalysisStage {
         return s
     }
 
-    static func casesCSV(_ samples: [Sample], _ facts: [CaseFacts], _ distances: [Double], _ outcomes: [String: SiteAnalysis.Outcome]) -> String {
+    /// cases.csv: per case its distance to the source, the quality measures, the model's view (`view_<measure>`
+    /// columns, with a model), the Dice estimated without labels (`estimated_dice` by the default method,
+    /// `estimated_dice_<method>` by each candidate) and the given Dice and HD95.
+    static func casesCSV(_ samples: [Sample], _ facts: [CaseFacts], _ distances: [Double], _ outcomes: [String: SiteAnalysis.Outcome],
+                         views: [[String: Double]?] = [], estimates: [DiceEstimator.Method: [Double]] = [:]) -> String {
         func n(_ v: Double?) -> String { guard let v, v.isFinite else { return "" }; return String(format: "%.6g", v) }
-        var s = (["id", "site", "distance_to_source"] + ImageQuality.measures + ["dice", "hausdorff95_mm"]).joined(separator: ",") + "\n"
+        let viewMeasures = Array(Set(views.compactMap { $0 }.flatMap(\.keys))).sorted()
+        let methods = estimates.isEmpty ? [] : [DiceEstimator.defaultMethod] + DiceEstimator.Method.allCases
+        let estimateColumns = estimates.isEmpty ? [] : ["estimated_dice"] + DiceEstimator.Method.allCases.map { "estimated_dice_" + $0.rawValue }
+        var s = (["id", "site", "distance_to_source"] + ImageQuality.measures + viewMeasures.map { "view_" + $0 } + estimateColumns
+                 + ["dice", "hausdorff95_mm"]).joined(separator: ",") + "\n"
         for (i, c) in samples.enumerated() {
-            s += ([c.id, c.site, n(distances[i])] + ImageQuality.measures.map { n(facts[i].quality?[$0]) }
+            let view = views.count == samples.count ? views[i] : nil
+            s += ([c.id, c.site, n(distances[i])] + ImageQuality.measures.map { n(facts[i].quality?[$0]) } + viewMeasures.map { n(view?[$0]) }
+                  + methods.map { n(estimates[$0]?[i]) }
                   + [n(outcomes[c.id]?.dice), n(outcomes[c.id]?.hausdorff95)]).joined(separator: ",") + "\n"
         }
         return s
+    }
+
+    /// Per site, the three cases with the lowest estimated Dice, with the model's predicted contour when the model is
+    /// at hand (a thumbnail alone otherwise).
+    static func worstEstimated(_ samples: [Sample], estimates: [Double], sites: [String], model: (unet: UNet, size: Int)?,
+                               options: ReadOptions) throws -> [SiteReportPage.Examples] {
+        guard estimates.count == samples.count else { return [] }
+        return try sites.map { site in
+            let members = samples.indices.filter { samples[$0].site == site && estimates[$0].isFinite }.sorted { estimates[$0] < estimates[$1] }
+            let cells = try members.prefix(3).map { i -> (caption: String, uri: String) in
+                var contour: MedicalImage? = nil
+                if let model {
+                    let image = try samples[i].loadImage(options: options)
+                    let channels = image.info.components == .color ? image.shape.t : 1
+                    contour = try Segmentation.predictImage(image, model: model.unet, size: model.size, channels: channels, native: false, tta: false)
+                }
+                return (String(format: "%@ (est. %.2f)", samples[i].id, estimates[i]), try CaseThumbnail.uri(samples[i], options: options, contour: contour))
+            }
+            return SiteReportPage.Examples(site: site, typical: cells, atypical: [])
+        }.filter { !$0.typical.isEmpty }
     }
 
     /// Per site, the three cases nearest to the source (most typical) and the three farthest, as PNG thumbnails.

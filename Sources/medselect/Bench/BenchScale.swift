@@ -20,6 +20,8 @@ struct BenchScale: ParsableCommand {
     @Option(help: "Source rows for XSSR's novelty term.") var sourceCount = 100_000
     @Option(help: "Strategies to run: coreset,xssr.") var only = "coreset,xssr"
     @Option(help: "XSSR alpha grid (comma-separated; default 0,0.1,...,1).") var alphas: String?
+    @Option(help: "XSSR at scale: approximate (inverted-file kNN, the α sweep on a subsample, one full run) or exact (the method as defined).") var scale = XSSRScale.approximate
+    @Option(help: "Also run exact and approximate XSSR on a pool of this many rows (drawn the same way) and compare their picks (0: no comparison).") var compare = 0
     @Option(help: "Seed of the synthetic data.") var seed: UInt64 = 0
     @Flag(help: "One JSON object per figure.") var json = false
 
@@ -61,10 +63,47 @@ struct BenchScale: ParsableCommand {
             let source = try Embeddings(values: SyntheticData.blobs(sourceCount, dimensions, centres: centres, blobs: 0..<15, seed: seed &+ 2),
                                         count: sourceCount, dimensions: dimensions)
             let start = Date()
-            let result = try XSSR.select(pool: pool, source: source, budget: budget, alphaGrid: grid) { message in log(message) }
-            try report("xssr", Date().timeIntervalSince(start), ["alpha": result.alpha, "alpha_grid": grid.count,
-                                                                 "source_rows": sourceCount, "timings": result.timings])
+            let result = try XSSR.select(pool: pool, source: source, budget: budget, alphaGrid: grid, scale: scale.scale) { message in log(message) }
+            try report("xssr-\(scale.rawValue)", Date().timeIntervalSince(start), Self.figures(result, grid: grid, sourceRows: sourceCount))
         }
+        if compare > 0 {
+            // The same draw at a size where the exact method is affordable: exact and approximate side by side.
+            let rows = compare, small = max(1, Int((Double(rows) * fraction).rounded()))
+            let pool = try Embeddings(values: SyntheticData.blobs(rows, dimensions, centres: centres, blobs: 0..<20, seed: seed &+ 3), count: rows, dimensions: dimensions)
+            let sourceRows = max(1, rows / 10)
+            let source = try Embeddings(values: SyntheticData.blobs(sourceRows, dimensions, centres: centres, blobs: 0..<15, seed: seed &+ 4),
+                                        count: sourceRows, dimensions: dimensions)
+            var results: [XSSR.Result] = []
+            for (name, mode) in [("exact", XSSR.Scale.exact), ("approximate", XSSR.Scale.defaultApproximate)] {
+                let start = Date()
+                let r = try XSSR.select(pool: pool, source: source, budget: small, alphaGrid: grid, scale: mode) { message in log("\(name): \(message)") }
+                var f = Self.figures(r, grid: grid, sourceRows: sourceRows)
+                f["N"] = rows; f["budget"] = small
+                try report("compare-xssr-\(name)", Date().timeIntervalSince(start), f)
+                results.append(r)
+            }
+            let (e, a) = (results[0], results[1])
+            let picksE = Set(e.picks.map(\.index)), picksA = Set(a.picks.map(\.index))
+            let coverage = { (r: XSSR.Result) -> Double in r.finalCoverage?.meanRadius ?? r.coverageCurve.first { $0.alpha == r.alpha }!.meanRadius }
+            let (ce, ca) = (coverage(e), coverage(a))
+            log(String(format: "compare at %d rows: alpha exact %.1f, approximate %.1f; mean coverage radius exact %.4f, approximate %.4f (%+.2f %%); picks in common %d of %d",
+                       rows, e.alpha, a.alpha, ce, ca, 100 * (ca - ce) / ce, picksE.intersection(picksA).count, small))
+            try report("compare-xssr", 0, ["N": rows, "alpha_exact": e.alpha, "alpha_approximate": a.alpha, "coverage_exact": ce, "coverage_approximate": ca,
+                                           "coverage_change_percent": 100 * (ca - ce) / ce, "common_picks": picksE.intersection(picksA).count, "budget": small])
+        }
+    }
+
+    static func figures(_ r: XSSR.Result, grid: [Double], sourceRows: Int) -> [String: Any] {
+        var f: [String: Any] = ["alpha": r.alpha, "alpha_grid": grid.count, "source_rows": sourceRows,
+                                "timings": r.timings.mapValues { ($0 * 10).rounded() / 10 }]
+        for (name, search) in r.neighbourSearch {
+            f["\(name)_knn"] = ["lists": search.lists, "probes": search.probes, "recall": search.recall, "sampled": search.sampled,
+                                "tried": search.tried.map { ["probes": $0.probes, "recall": $0.recall] }]
+        }
+        if let rows = r.sweepRows { f["sweep_rows"] = rows }
+        if let c = r.finalCoverage { f["mean_coverage_radius"] = c.meanRadius; f["max_coverage_radius"] = c.maxRadius }
+        else if let c = r.coverageCurve.first(where: { $0.alpha == r.alpha }) { f["mean_coverage_radius"] = c.meanRadius; f["max_coverage_radius"] = c.maxRadius }
+        return f
     }
 
     func log(_ message: String) {
