@@ -4,19 +4,152 @@
 #include <gdcmTrace.h>
 #include <gdcmImageHelper.h>
 #include <gdcmImage.h>
-#include <gdcmImageChangePhotometricInterpretation.h>
 #include <gdcmImageChangePlanarConfiguration.h>
 #include <gdcmImageApplyLookupTable.h>
 #include <gdcmAttribute.h>
 #include <gdcmTransferSyntax.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <cstdint>
 #include <exception>
+#include <mutex>
+#include <set>
 #include <string>
+#include <fcntl.h>
+#include <unistd.h>
+
+/* The codecs GDCM calls (OpenJPEG, libjpeg, CharLS) print their own complaints on stderr; a damaged file must reach
+   the user as one line with the reason. While any GDCM call runs, file descriptor 2 points at a scratch file (the
+   first caller redirects, the last one restores, so reads on several threads proceed together), and the first line
+   written there is added to the error when decoding fails and no other read shared the window. Other threads' stderr
+   lines written in that window land in the scratch file too. */
+class QuietStderr {
+    struct Shared { std::mutex lock; int users = 0, saved = -1; FILE *scratch = nullptr; };
+    static Shared &shared() { static Shared s; return s; }
+    bool alone = true;
+public:
+    QuietStderr() {
+        Shared &s = shared();
+        std::lock_guard<std::mutex> g(s.lock);
+        if (s.users == 0) {
+            fflush(stderr);
+            s.scratch = tmpfile();
+            s.saved = s.scratch ? dup(2) : -1;
+            if (s.saved >= 0) dup2(fileno(s.scratch), 2);
+        } else {
+            alone = false;
+        }
+        s.users += 1;
+    }
+    /* The first line the codecs wrote, if this read had the window to itself. */
+    std::string firstLine() {
+        Shared &s = shared();
+        std::lock_guard<std::mutex> g(s.lock);
+        if (!alone || s.users != 1 || !s.scratch) return "";
+        fflush(stderr);
+        char line[256] = {0};
+        long at = ftell(s.scratch);
+        rewind(s.scratch);
+        std::string text = fgets(line, sizeof(line), s.scratch) ? std::string(line) : std::string();
+        fseek(s.scratch, at, SEEK_SET);
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+        return text;
+    }
+    ~QuietStderr() {
+        Shared &s = shared();
+        std::lock_guard<std::mutex> g(s.lock);
+        s.users -= 1;
+        if (s.users == 0) {
+            fflush(stderr);
+            if (s.saved >= 0) { dup2(s.saved, 2); close(s.saved); s.saved = -1; }
+            if (s.scratch) { fclose(s.scratch); s.scratch = nullptr; }
+        }
+    }
+};
+
+/* YBR_FULL / YBR_FULL_422 8-bit samples to RGB in place, full range (PS3.3 C.7.6.3.1.2): R = Y + 1.402 Cr',
+   G = Y - (0.114 * 1.772 / 0.587) Cb' - (0.299 * 1.402 / 0.587) Cr', B = Y + 1.772 Cb' with Cb' = Cb - 128 and
+   Cr' = Cr - 128, in single precision, rounded half up and clipped to 0...255: what SimpleITK and pydicom give. */
+static void ybrToRGB(unsigned char *p, size_t length) {
+    const float gb = -0.114f * 1.772f / 0.587f, gr = -0.299f * 1.402f / 0.587f;
+    auto clip = [](float v) { v = std::floor(v + 0.5f); return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v); };
+    for (size_t x = 0; x + 2 < length; x += 3) {
+        const float y = p[x], cb = float(p[x + 1]) - 128, cr = float(p[x + 2]) - 128;
+        p[x] = clip(y + 1.402f * cr);
+        p[x + 1] = clip(y + gb * cb + gr * cr);
+        p[x + 2] = clip(y + 1.772f * cb);
+    }
+}
+
+static bool isYBR(const gdcm::Image &image) {
+    gdcm::PhotometricInterpretation pi = image.GetPhotometricInterpretation();
+    return (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422)
+        && image.GetPixelFormat().GetSamplesPerPixel() == 3 && image.GetPixelFormat().GetBitsAllocated() == 8;
+}
 
 static void fail(char *message, size_t size, const std::string &text) {
     if (message && size) { std::strncpy(message, text.c_str(), size - 1); message[size - 1] = 0; }
+}
+
+/* Native (not encapsulated) pixel data that the file ends inside, or shorter than rows x columns x frames x samples:
+   GDCM reads such a file and pads it (pydicom's MR_truncated.dcm, with a warning on stderr only); SimpleITK and
+   pydicom refuse it, and so do we. `position` is where the header read stopped, at the Pixel Data element's value:
+   its declared length (just before) and the bytes the file has from there on are checked. */
+static bool nativePixelDataComplete(const char *path, const gdcm::File &file, size_t position, char *message, size_t size) {
+    const gdcm::DataSet &ds = file.GetDataSet();
+    const gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
+    if (ts.IsEncapsulated() || ts == gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) return true;
+    auto number = [&](uint16_t group, uint16_t element, bool text) -> uint64_t {
+        const gdcm::Tag t(group, element);
+        if (!ds.FindDataElement(t)) return 0;
+        const gdcm::ByteValue *v = ds.GetDataElement(t).GetByteValue();
+        if (!v || v->GetLength() == 0) return 0;
+        if (text) return uint64_t(std::strtoull(std::string(v->GetPointer(), v->GetLength()).c_str(), nullptr, 10));
+        const unsigned char *b = reinterpret_cast<const unsigned char *>(v->GetPointer());
+        return v->GetLength() >= 2 ? uint64_t(b[0] | b[1] << 8) : 0;   // GDCM holds values little-endian
+    };
+    const uint64_t rows = number(0x0028, 0x0010, false), columns = number(0x0028, 0x0011, false);
+    const uint64_t samples = std::max<uint64_t>(1, number(0x0028, 0x0002, false)), bits = number(0x0028, 0x0100, false);
+    const uint64_t frames = std::max<uint64_t>(1, number(0x0028, 0x0008, true));
+    if (rows == 0 || columns == 0 || bits == 0 || frames > (1u << 24)) return true;   // GDCM's own checks decide
+    // The stream stands where the element's value starts, after its tag, VR and length (8 bytes implicit VR, 12
+    // explicit with OB/OW).
+    const bool implicitVR = ts.GetNegociatedType() == gdcm::TransferSyntax::Implicit;
+    const size_t headerBytes = implicitVR ? 8 : 12;
+    if (position < headerBytes) return true;
+    FILE *f = std::fopen(path, "rb");
+    if (!f) return true;
+    unsigned char h[12] = {0};
+    const bool got = std::fseek(f, long(position - headerBytes), SEEK_SET) == 0 && std::fread(h, 1, headerBytes, f) == headerBytes;
+    std::fseek(f, 0, SEEK_END);
+    const long end = std::ftell(f);
+    std::fclose(f);
+    if (!got) return true;
+    const bool big = ts == gdcm::TransferSyntax::ExplicitVRBigEndian;
+    auto u16 = [&](const unsigned char *b) { return big ? uint32_t(b[0] << 8 | b[1]) : uint32_t(b[0] | b[1] << 8); };
+    auto u32 = [&](const unsigned char *b) { return big ? (uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3])
+                                                        : (uint32_t(b[3]) << 24 | uint32_t(b[2]) << 16 | uint32_t(b[1]) << 8 | b[0]); };
+    if (u16(h) != 0x7fe0 || u16(h + 2) != 0x0010) return true;
+    const uint32_t declared = implicitVR ? u32(h + 4) : u32(h + 8);
+    if (declared == 0xffffffffu) return true;
+    const uint64_t available = end > 0 && uint64_t(end) > position ? std::min<uint64_t>(declared, uint64_t(end) - position) : 0;
+    uint64_t needed = (rows * columns * frames * samples * bits + 7) / 8;
+    const gdcm::Tag photometric(0x0028, 0x0004);
+    if (ds.FindDataElement(photometric) && ds.GetDataElement(photometric).GetByteValue()) {
+        const gdcm::ByteValue *v = ds.GetDataElement(photometric).GetByteValue();
+        if (std::string(v->GetPointer(), v->GetLength()).rfind("YBR_FULL_422", 0) == 0) needed = needed * 2 / 3;   // 4:2:2
+    }
+    if (available < needed) {
+        char text[200];
+        std::snprintf(text, sizeof(text), "the pixel data holds %llu bytes, fewer than rows x columns x frames x samples need (%llu)",
+                      (unsigned long long)available, (unsigned long long)needed);
+        fail(message, size, text);
+        return false;
+    }
+    return true;
 }
 
 /* Debian's GDCM is built with assertions, and its image reader asserts (aborting the process) on some inconsistent
@@ -32,17 +165,21 @@ static bool consistentFrames(const char *path, char *message, size_t size) {
     gdcm::ImageHelper::SetForceRescaleInterceptSlope(true);
     gdcm::Reader header;
     header.SetFileName(path);
-    if (!header.Read()) { fail(message, size, "not a DICOM file GDCM can read (a damaged or truncated header)"); return false; }
+    // Everything before the pixel data (whose value is not read: the image reader decodes it next); the stream then
+    // stands at the Pixel Data element.
+    const std::set<gdcm::Tag> skip = {gdcm::Tag(0x7fe0, 0x0010)};
+    if (!header.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010), skip)) { fail(message, size, "not a DICOM file GDCM can read (a damaged or truncated header)"); return false; }
     const gdcm::DataSet &ds = header.GetFile().GetDataSet();
+    if (!nativePixelDataComplete(path, header.GetFile(), header.GetStreamCurrentPosition(), message, size)) return false;
     const gdcm::Tag pointer(0x0028, 0x0009);
     if (!ds.FindDataElement(pointer)) return true;
     const gdcm::ByteValue *bv = ds.GetDataElement(pointer).GetByteValue();
     if (!bv || bv->GetLength() % 4 != 0) { fail(message, size, "its Frame Increment Pointer (0028,0009) is not a list of tags"); return false; }
-    const bool little = header.GetFile().GetHeader().GetDataSetTransferSyntax() != gdcm::TransferSyntax::ExplicitVRBigEndian;
     for (uint32_t k = 0; k < bv->GetLength() / 4; k++) {
         const unsigned char *b = reinterpret_cast<const unsigned char *>(bv->GetPointer()) + 4 * k;
-        uint16_t group = little ? uint16_t(b[0] | b[1] << 8) : uint16_t(b[0] << 8 | b[1]);
-        uint16_t element = little ? uint16_t(b[2] | b[3] << 8) : uint16_t(b[2] << 8 | b[3]);
+        // GDCM holds the value in little-endian order whatever the file's (it swaps big-endian data sets on reading).
+        uint16_t group = uint16_t(b[0] | b[1] << 8);
+        uint16_t element = uint16_t(b[2] | b[3] << 8);
         gdcm::Tag named(group, element);
         char text[64];
         if (!ds.FindDataElement(named)) {
@@ -58,7 +195,8 @@ static bool consistentFrames(const char *path, char *message, size_t size) {
     return true;
 }
 
-/* The image as the project wants it: YBR colour converted to RGB, colour interleaved. */
+/* The image as the project wants it: palette colour through its table, colour interleaved. YBR colour stays YBR here
+   (GDCM's decoders hand it over as stored) and becomes RGB after decoding (ybrToRGB), as ITK's GDCMImageIO does it. */
 static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &out, char *message, size_t size) {
     if (!consistentFrames(path, message, size)) return false;
     reader.SetFileName(path);
@@ -66,7 +204,6 @@ static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &o
     // GDCM's filters hold their input by a reference-counted pointer: their input must be an image GDCM owns (the
     // reader's, a filter's output), never a copy on our stack, or the filter frees it when it goes (a crash on
     // pydicom's ExplVR_BigEnd.dcm). Both filters live until the result is copied out.
-    gdcm::ImageChangePhotometricInterpretation photometric;
     gdcm::ImageChangePlanarConfiguration planar;
     gdcm::ImageApplyLookupTable palette;
     const gdcm::Image *current = &reader.GetImage();
@@ -77,12 +214,6 @@ static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &o
         if (!palette.Apply()) { fail(message, size, "its palette colour lookup table could not be applied"); return false; }
         current = &palette.GetOutput();
         pi = current->GetPhotometricInterpretation();
-    }
-    if (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422) {
-        photometric.SetInput(*current);
-        photometric.SetPhotometricInterpretation(gdcm::PhotometricInterpretation::RGB);
-        if (!photometric.Change()) { fail(message, size, "YBR colour could not be converted to RGB"); return false; }
-        current = &photometric.GetOutput();
     }
     if (current->GetPixelFormat().GetSamplesPerPixel() == 3 && current->GetPlanarConfiguration() == 1) {
         planar.SetInput(*current);
@@ -95,6 +226,7 @@ static bool prepared(const char *path, gdcm::ImageReader &reader, gdcm::Image &o
 }
 
 extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t size) {
+    QuietStderr quiet;
     try {
         gdcm::ImageReader reader;
         gdcm::Image image;
@@ -109,12 +241,15 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
         info->bits_allocated = pf.GetBitsAllocated();
         info->bits_stored = pf.GetBitsStored();
         info->pixel_representation = pf.GetPixelRepresentation();
-        std::strncpy(info->photometric, gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation()), sizeof(info->photometric) - 1);
+        // YBR is delivered as RGB (cgdcm_read_pixels converts it).
+        std::strncpy(info->photometric, isYBR(image) ? "RGB" : gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation()), sizeof(info->photometric) - 1);
         info->planar_configuration = image.GetPlanarConfiguration();
         info->slope = image.GetSlope();
         info->intercept = image.GetIntercept();
         const gdcm::DataSet &ds = reader.GetFile().GetDataSet();
-        info->has_rescale = ds.FindDataElement(gdcm::Tag(0x0028, 0x1053)) || ds.FindDataElement(gdcm::Tag(0x0028, 0x1052));
+        // At the top level, or (enhanced objects) in the functional groups' Pixel Value Transformation, which GDCM reads.
+        info->has_rescale = ds.FindDataElement(gdcm::Tag(0x0028, 0x1053)) || ds.FindDataElement(gdcm::Tag(0x0028, 0x1052))
+            || info->slope != 1 || info->intercept != 0;
         const double *sp = image.GetSpacing();
         const double *o = image.GetOrigin();
         const double *d = image.GetDirectionCosines();
@@ -161,12 +296,25 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
 }
 
 extern "C" int cgdcm_read_pixels(const char *path, void *buffer, size_t length, char *message, size_t size) {
+    QuietStderr quiet;
     try {
         gdcm::ImageReader reader;
         gdcm::Image image;
         if (!prepared(path, reader, image, message, size)) return 1;
         if (image.GetBufferLength() != length) { fail(message, size, "the pixel data's size changed between reads"); return 1; }
-        if (!image.GetBuffer(static_cast<char *>(buffer))) { fail(message, size, "the pixel data could not be decoded (damaged, or shorter than rows x columns x frames)"); return 1; }
+        if (!image.GetBuffer(static_cast<char *>(buffer))) {
+            const std::string codec = quiet.firstLine();
+            fail(message, size, "the pixel data could not be decoded (damaged, or shorter than rows x columns x frames)" + (codec.empty() ? std::string() : ": " + codec));
+            return 1;
+        }
+        if (isYBR(image)) ybrToRGB(static_cast<unsigned char *>(buffer), length);
+        // GDCM 3.0.21 byte-swaps 32-bit samples of explicit VR big endian files as 16-bit words, leaving the two
+        // halves of each value exchanged (pydicom's rtdose_expb.dcm: 0x0EE80013 for 1,249,000 = 0x00130EE8; SimpleITK
+        // shows the same wrong values). The halves are put back, so the values are pydicom's.
+        if (image.GetTransferSyntax() == gdcm::TransferSyntax::ExplicitVRBigEndian && image.GetPixelFormat().GetBitsAllocated() == 32) {
+            uint32_t *w = static_cast<uint32_t *>(buffer);
+            for (size_t i = 0; i < length / 4; i++) w[i] = (w[i] << 16) | (w[i] >> 16);
+        }
         return 0;
     } catch (const std::exception &e) {
         fail(message, size, std::string("GDCM: ") + e.what());

@@ -105,7 +105,7 @@ public enum DICOMReader {
                 values[i] = Float(v)
             }
         }
-        if h.photometric == "MONOCHROME1" {
+        if h.photometric.trimmingCharacters(in: .whitespaces) == "MONOCHROME1" {
             let top = Float((1 << min(h.bitsStored, 31)) - 1)
             for i in values.indices { values[i] = top - values[i] }
         }

@@ -39,6 +39,7 @@ public enum ImageIO {
             throw FormatError.unsupported(path: path, reason: "gzip file that does not hold a NIfTI image")
         }
         if isNIfTISize(head) { return .nifti }
+        if isBareDICOM(head, path: lower) { return .dicom }
         if let text = String(bytes: head.prefix(200), encoding: .isoLatin1) {
             let first = text.split(separator: "\n").first.map(String.init) ?? ""
             let key = first.split(separator: "=").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
@@ -56,15 +57,20 @@ public enum ImageIO {
         return le == 348 || le == 540 || le.byteSwapped == 348 || le.byteSwapped == 540
     }
 
+    /// A DICOM data set without the 128-byte preamble and "DICM" (old ACR-NEMA style files, which GDCM and
+    /// SimpleITK read): named .dcm/.dicom, or starting with a group 0x0002/0x0008 element in explicit VR.
+    static func isBareDICOM(_ head: [UInt8], path: String) -> Bool {
+        guard head.count >= 8, (head[0] == 0x02 || head[0] == 0x08), head[1] == 0 else { return false }
+        if path.hasSuffix(".dcm") || path.hasSuffix(".dicom") { return true }
+        return (0x41...0x5a).contains(head[4]) && (0x41...0x5a).contains(head[5])
+    }
+
     static func describeUnknown(_ head: [UInt8], path: String) -> String {
         if head.starts(with: [0x49, 0x49, 0x2a, 0]) || head.starts(with: [0x4d, 0x4d, 0, 0x2a]) {
             return "TIFF is not supported; convert it to PNG first (e.g. `convert in.tif out.png` with ImageMagick, or tifffile + Pillow)"
         }
-        if head.count >= 132 && Array(head[128..<132]) == Array("DICM".utf8) {
-            return "DICOM is not supported; convert the series to NIfTI first (e.g. dcm2niix)"
-        }
         if head.starts(with: [0xff, 0xd8, 0xff]) { return "JPEG is not supported; use PNG (lossless) instead" }
-        return "unknown file format (not NIfTI, PNG, MetaImage, NRRD or NPY)"
+        return "unknown file format (not NIfTI, PNG, MetaImage, NRRD, NPY or DICOM)"
     }
 
     /// Reads any supported image as a ``MedicalImage``.
