@@ -10,8 +10,36 @@ public struct ScannerInfo: Sendable, Codable, Equatable {
     public var model: String?
     public var fieldStrength: Double?
     public var protocolName: String?
+    /// From DICOM headers (``MedFormats/DICOMAcquisition``): modality, station, institution, device serial number,
+    /// software versions, tube voltage (kVp), slice thickness and pixel spacing (mm, as written), acquisition
+    /// "YYYY-MM". Never a patient identifier or a full date.
+    public var modality: String?
+    public var station: String?
+    public var institution: String?
+    public var deviceSerial: String?
+    public var software: String?
+    public var kvp: String?
+    public var sliceThickness: String?
+    public var pixelSpacing: String?
+    public var acquisitionMonth: String?
+
     public init(vendor: String? = nil, model: String? = nil, fieldStrength: Double? = nil, protocolName: String? = nil) {
         self.vendor = vendor; self.model = model; self.fieldStrength = fieldStrength; self.protocolName = protocolName
+    }
+
+    /// The facts a DICOM series' headers give (empty values left out).
+    public init(dicom a: DICOMAcquisition) {
+        func v(_ s: String) -> String? { s.isEmpty ? nil : s }
+        self.init(vendor: v(a.manufacturer), model: v(a.model), fieldStrength: Double(a.fieldStrength))
+        modality = v(a.modality); station = v(a.station); institution = v(a.institution); deviceSerial = v(a.deviceSerial)
+        software = v(a.software); kvp = v(a.kvp); sliceThickness = v(a.sliceThickness); pixelSpacing = v(a.pixelSpacing)
+        acquisitionMonth = v(a.acquisitionMonth)
+    }
+
+    /// "SIEMENS Prisma": the vendor's first word and the model, the default DICOM site.
+    public var scannerName: String? {
+        let name = [vendor?.split(separator: " ").first.map(String.init), model].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        return name.isEmpty ? nil : name
     }
 }
 

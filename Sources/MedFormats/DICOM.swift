@@ -44,8 +44,17 @@ public enum DICOMReader {
         var info = cgdcm_info()
         var message = [CChar](repeating: 0, count: 512)
         guard cgdcm_read_info(path, &info, &message, message.count) == 0 else {
-            throw FormatError.unsupported(path: path, reason: String(cString: message))
+            throw FormatError.unsupported(path: path, reason: text(message))
         }
+        return try header(info, path: path, options: options)
+    }
+
+    static func text(_ message: [CChar]) -> String {
+        String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The header of GDCM's facts, checked: an image MedSelect reads, within the size limit, pixel data long enough.
+    static func header(_ info: cgdcm_info, path: String, options: ReadOptions) throws -> DICOMHeader {
         func text<T>(_ tuple: T) -> String {
             withUnsafeBytes(of: tuple) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         }
@@ -63,20 +72,10 @@ public enum DICOMReader {
         guard Int64(info.buffer_length) >= needed else {
             throw FormatError.truncated(path: path, reason: "the pixel data holds \(info.buffer_length) bytes, less than rows x columns x frames x samples need (\(needed))")
         }
-        var sp = [info.spacing.0, info.spacing.1, info.spacing.2].map { $0 > 0 && $0.isFinite ? $0 : 1 }
+        let sp = [info.spacing.0, info.spacing.1, info.spacing.2].map { $0 > 0 && $0.isFinite ? $0 : 1 }
         // A single frame keeps the third spacing GDCM gives (SpacingBetweenSlices or SliceThickness, else 1), as SimpleITK does.
         let d = [info.direction.0, info.direction.1, info.direction.2, info.direction.3, info.direction.4, info.direction.5]
-        let rowDir = Array(d[0..<3]), colDir = Array(d[3..<6])
-        let normal = [rowDir[1] * colDir[2] - rowDir[2] * colDir[1], rowDir[2] * colDir[0] - rowDir[0] * colDir[2], rowDir[0] * colDir[1] - rowDir[1] * colDir[0]]
-        let origin = [info.origin.0, info.origin.1, info.origin.2]
-        var affine = Affine.identity
-        for r in 0..<3 {
-            let flip: Double = r < 2 ? -1 : 1   // LPS -> RAS
-            affine[r, 0] = flip * rowDir[r] * sp[0] + 0
-            affine[r, 1] = flip * colDir[r] * sp[1] + 0
-            affine[r, 2] = flip * normal[r] * sp[2] + 0
-            affine[r, 3] = flip * origin[r] + 0
-        }
+        let affine = Self.affine(row: Array(d[0..<3]), column: Array(d[3..<6]), origin: [info.origin.0, info.origin.1, info.origin.2], spacing: sp)
         return DICOMHeader(columns: cols, rows: rows, frames: frames, samplesPerPixel: samples, bitsAllocated: Int(info.bits_allocated),
                            bitsStored: Int(info.bits_stored), signed: info.pixel_representation == 1, photometric: text(info.photometric),
                            slope: info.slope, intercept: info.intercept, hasRescale: info.has_rescale != 0, affine: affine,
@@ -84,43 +83,50 @@ public enum DICOMReader {
                            modality: text(info.modality), bufferLength: Int(info.buffer_length))
     }
 
-    public static func read(_ path: String, options: ReadOptions = .default) throws -> MedicalImage {
-        let h = try readHeader(path, options: options)
-        var raw = [UInt8](repeating: 0, count: h.bufferLength)
-        var message = [CChar](repeating: 0, count: 512)
-        let rc = raw.withUnsafeMutableBytes { cgdcm_read_pixels(path, $0.baseAddress, $0.count, &message, message.count) }
-        guard rc == 0 else { throw FormatError.corrupt(path: path, reason: String(cString: message)) }
-        let n = h.columns * h.rows * h.frames, samples = h.samplesPerPixel
-        // One bit per pixel: the first pixel in the lowest bit of the first byte (DICOM's order).
-        var values = h.bitsAllocated == 1
-            ? (0..<(n * samples)).map { Float((raw[$0 >> 3] >> UInt8($0 & 7)) & 1) }
-            : raw.withUnsafeBytes { ElementConversion.toFloat($0, type: h.storedType, count: n * samples, slope: nil, inter: 0) }
-        // The stored bits only: sign-extended (or masked) at BitsStored, as the value's meaning is defined there.
-        if h.bitsStored > 0 && h.bitsStored < h.bitsAllocated && h.bitsAllocated <= 32 {
-            let bits = h.bitsStored, range = Double(1 << bits)
-            for i in values.indices {
-                var v = Double(values[i]).truncatingRemainder(dividingBy: range)
-                if v < 0 { v += range }
-                if h.signed && v >= range / 2 { v -= range }
-                values[i] = Float(v)
-            }
+    /// Voxel to RAS+ world from DICOM's LPS row and column directions, the slice normal (row x column), origin and
+    /// spacing (column step, row step, slice step).
+    static func affine(row: [Double], column: [Double], origin: [Double], spacing sp: [Double], normal given: [Double]? = nil) -> Affine {
+        let normal = given ?? [row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2], row[0] * column[1] - row[1] * column[0]]
+        var affine = Affine.identity
+        for r in 0..<3 {
+            let flip: Double = r < 2 ? -1 : 1   // LPS -> RAS
+            affine[r, 0] = flip * row[r] * sp[0] + 0
+            affine[r, 1] = flip * column[r] * sp[1] + 0
+            affine[r, 2] = flip * normal[r] * sp[2] + 0
+            affine[r, 3] = flip * origin[r] + 0
         }
-        if h.photometric.trimmingCharacters(in: .whitespaces) == "MONOCHROME1" {
-            let top = Float((1 << min(h.bitsStored, 31)) - 1)
-            for i in values.indices { values[i] = top - values[i] }
+        return affine
+    }
+
+    public static func read(_ path: String, options: ReadOptions = .default) throws -> MedicalImage {
+        guard FileManager.default.fileExists(atPath: path) else { throw FormatError.notFound(path: path) }
+        var info = cgdcm_info()
+        info.max_bytes = options.maxBytes > 0 ? Int(options.maxBytes) : 0
+        var message = [CChar](repeating: 0, count: 512)
+        var pixels: UnsafeMutableRawPointer? = nil
+        defer { cgdcm_free(pixels) }
+        guard cgdcm_read_image(path, &info, &pixels, &message, message.count) == 0, let pixels else {
+            let reason = text(message)
+            if reason.hasPrefix("the pixel data could not be decoded") { throw FormatError.corrupt(path: path, reason: reason) }
+            throw FormatError.unsupported(path: path, reason: reason)
+        }
+        let h = try header(info, path: path, options: options)
+        let raw = UnsafeRawBufferPointer(start: pixels, count: h.bufferLength)
+        let n = h.columns * h.rows * h.frames, samples = h.samplesPerPixel
+        let rescale = h.hasRescale && (h.slope != 1 || h.intercept != 0)
+        let invert = h.photometric.trimmingCharacters(in: .whitespaces) == "MONOCHROME1"
+        // Stored bits, MONOCHROME1 inversion, rescale and colour planes in one pass (CGDCM, optimised C++).
+        var values = [Float](repeating: 0, count: n * samples)
+        values.withUnsafeMutableBufferPointer { v in
+            cgdcm_to_float(raw.baseAddress, n, Int32(samples), Int32(h.bitsAllocated), Int32(h.bitsStored), h.signed ? 1 : 0,
+                           invert ? 1 : 0, rescale ? h.slope : 1, rescale ? h.intercept : 0, v.baseAddress)
         }
         var stored = h.storedType
-        if h.hasRescale && (h.slope != 1 || h.intercept != 0) {
-            for i in values.indices { values[i] = Float(Double(values[i]) * h.slope + h.intercept) }
+        if rescale {
             if h.slope != h.slope.rounded() || h.intercept != h.intercept.rounded() { stored = .float32 }
             else if stored == .uint16 || stored == .uint8, values.contains(where: { $0 < 0 }) { stored = .int32 }
         }
-        if samples > 1 {
-            var planar = [Float](repeating: 0, count: n * samples)
-            for i in 0..<n { for c in 0..<samples { planar[c * n + i] = values[i * samples + c] } }
-            values = planar
-        }
-        let info = ImageInfo(storedType: stored, format: "dicom", spacingIsKnown: true, components: samples > 1 ? .color : .scalar)
-        return MedicalImage(shape: ImageShape(h.columns, h.rows, h.frames, samples), voxels: values, affine: h.affine, info: info)
+        let imageInfo = ImageInfo(storedType: stored, format: "dicom", spacingIsKnown: true, components: samples > 1 ? .color : .scalar)
+        return MedicalImage(shape: ImageShape(h.columns, h.rows, h.frames, samples), voxels: values, affine: h.affine, info: imageInfo)
     }
 }

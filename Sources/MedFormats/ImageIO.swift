@@ -23,6 +23,9 @@ public enum ImageIO {
     /// Detects the format from the file's first bytes (the extension only breaks ties, e.g. `.img` data files).
     public static func detect(_ path: String) throws -> ImageFormat {
         let lower = path.lowercased()
+        // A folder is read as a DICOM series (DICOMSeriesReader).
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return .dicom }
         if lower.hasSuffix(".img") || lower.hasSuffix(".img.gz") {
             return .nifti      // an ANALYZE/NIfTI data file: the reader finds its .hdr
         }
@@ -80,12 +83,20 @@ public enum ImageIO {
         case .png: return try PNGReader.read(path, options: options)
         case .metaImage: return try MetaImageReader.read(path, options: options)
         case .npy: return try image(from: try NPYReader.read(path, options: options), path: path)
-        case .dicom: return try DICOMReader.read(path, options: options)
+        case .dicom: return try readDICOM(path, options: options)
         case .nrrd:
             // A 3D Slicer segmentation reads as its merged label map (SlicerSegmentation).
             if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) { return try SlicerSegmentation.read(path, options: options).image }
             return try NRRDReader.read(path, options: options)
         }
+    }
+
+    /// A DICOM file on its own, or a folder's series (the one there, or `options.dicomSeries`).
+    static func readDICOM(_ path: String, options: ReadOptions) throws -> MedicalImage {
+        var isDir: ObjCBool = false
+        let folder = FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+        guard folder || options.dicomSeries != nil else { return try DICOMReader.read(path, options: options) }
+        return try DICOMSeriesReader.read(try DICOMSeriesReader.series(path, uid: options.dicomSeries), options: options)
     }
 
     /// Reads the array that `convert` writes to `.npy` (the reference-library contract in ``MedFormatsModule``).
@@ -95,7 +106,7 @@ public enum ImageIO {
         case .png: return try PNGReader.readArray(path, options: options)
         case .metaImage: return try MetaImageReader.readArray(path, options: options)
         case .npy: return try NPYReader.read(path, options: options)
-        case .dicom: return array(from: try DICOMReader.read(path, options: options), path: path)
+        case .dicom: return array(from: try readDICOM(path, options: options), path: path)
         case .nrrd:
             if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) {
                 return array(from: try SlicerSegmentation.read(path, options: options).image, path: path)
@@ -239,6 +250,15 @@ extension ImageIO {
                                  affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
                                  storedType: h.storedType.rawValue, spacingIsKnown: true)
         case .dicom:
+            var isDir: ObjCBool = false
+            if options.dicomSeries != nil || (FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue) {
+                // A series: its geometry comes from all its slices (read in full; a header-only path is future work).
+                let im = try readDICOM(path, options: options)
+                let a = im.affine
+                return ImageGeometry(format: "dicom", shape: [im.shape.x, im.shape.y, im.shape.z, im.shape.t], spacing: a.spacing,
+                                     affine: (0..<16).map { a[$0 / 4, $0 % 4] }, orientation: a.orientationCodes,
+                                     storedType: im.info.storedType.rawValue, spacingIsKnown: true)
+            }
             let h = try DICOMReader.readHeader(path, options: options)
             return ImageGeometry(format: "dicom", shape: [h.columns, h.rows, h.frames, h.samplesPerPixel], spacing: h.affine.spacing,
                                  affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,

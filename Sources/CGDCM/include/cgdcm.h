@@ -24,12 +24,28 @@ typedef struct {
     char transfer_syntax[96];
     char modality[16];
     size_t buffer_length;         /* bytes of decoded pixel data */
+    size_t max_bytes;             /* in: cgdcm_read_image refuses more decoded bytes than this (0: no limit) */
 } cgdcm_info;
 
 /* Reads the header and the decoded pixel data's size. Returns 0 on success, else fills `message`. */
 int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t message_size);
-/* Decodes the pixel data into `buffer` (at least info.buffer_length bytes), colour as RGB interleaved. */
-int cgdcm_read_pixels(const char *path, void *buffer, size_t length, char *message, size_t message_size);
+/* Reads the header and decodes the pixel data in one pass: *pixels (info.buffer_length bytes, colour as RGB
+   interleaved) is allocated here and freed with cgdcm_free. Set info->max_bytes before the call. */
+int cgdcm_read_image(const char *path, cgdcm_info *info, void **pixels, char *message, size_t message_size);
+void cgdcm_free(void *pixels);
+
+/* The header's values of `count` tags (group << 16 | element) as text, as GDCM's StringFilter gives them (numbers in
+   binary VRs printed, multiple values separated by '\\'), without reading the pixel data: value i is written at
+   out + offsets[i], zero-terminated and cut to what fits ("" when absent). Returns 0 on success. */
+int cgdcm_read_tags(const char *path, const uint32_t *tags, int count, char *out, size_t out_size, size_t *offsets,
+                    char *message, size_t message_size);
+
+/* The decoded samples as values, as SimpleITK gives them: stored bits only (sign-extended at bits_stored when signed,
+   masked otherwise; one bit per pixel unpacked, first pixel in the lowest bit), MONOCHROME1 inverted within the stored
+   range ((2^bits_stored - 1) - v) when `invert`, then v * slope + intercept; colour (interleaved in `raw`) written
+   plane after plane. `count` pixels of `samples` samples each. */
+void cgdcm_to_float(const void *raw, size_t count, int samples, int bits_allocated, int bits_stored, int is_signed,
+                    int invert, double slope, double intercept, float *out);
 
 #ifdef __cplusplus
 }
