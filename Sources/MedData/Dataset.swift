@@ -101,6 +101,8 @@ public struct Sample: Sendable, Codable, Equatable {
     public func loadImage(options: ReadOptions = .default) throws -> MedicalImage {
         guard let first = images.first else { throw DataError.badDataset(path: id, reason: "sample has no image file") }
         if let reader = RawImageReaders.named(tags["reader"]) { return try reader.readImage(first) }
+        var options = options
+        if let uid = tags["series_uid"] { options.dicomSeries = uid }   // a DICOM series in its folder
         var image = try ImageIO.read(first, options: options)
         guard images.count > 1 else { return image }
         for path in images.dropFirst() {
@@ -205,7 +207,10 @@ public struct Dataset: Sendable {
 
     /// Deterministic split: within each site (or overall), samples are shuffled with the seed and cut by the
     /// fractions (largest remainder), named in order. Returns split name -> samples; `split` fields are set.
+    /// Cases that carry a patient key (`tags["patient"]`, DICOM) are split by patient instead: all of a patient's
+    /// cases, in whichever site, land in one part (``patientSplit(seed:fractions:)``).
     public func split(seed: UInt64, fractions: [(String, Double)], stratifyBySite: Bool = true) -> [String: [Sample]] {
+        if samples.contains(where: { $0.tags["patient"] != nil }) { return patientSplit(seed: seed, fractions: fractions) }
         let groups: [[Sample]] = stratifyBySite ? sites.map(\.name).compactMap { bySite[$0] } : [samples]
         var out: [String: [Sample]] = [:]
         for group in groups {
@@ -227,6 +232,32 @@ public struct Dataset: Sendable {
                 for var s in items[start..<(start + counts[i])] { s.split = name; out[name, default: []].append(s) }
                 start += counts[i]
             }
+        }
+        return out
+    }
+
+    /// The split by patient: patients (cases without a key count as their own patient) shuffled with the seed and
+    /// handed out in turn to the part furthest below its share of cases, so no patient is on both sides.
+    public func patientSplit(seed: UInt64, fractions: [(String, Double)]) -> [String: [Sample]] {
+        var byPatient: [String: [Sample]] = [:]
+        for s in samples { byPatient[s.tags["patient"].map { "p:" + $0 } ?? "c:" + s.id, default: []].append(s) }
+        var rng = PhantomRandom(seed: seed, streams: [11, 7])
+        var units = byPatient.keys.sorted()
+        units.shuffle(using: &rng)
+        let total = fractions.reduce(0) { $0 + $1.1 }
+        var counts = [Int](repeating: 0, count: fractions.count)
+        var out: [String: [Sample]] = [:]
+        var assigned = 0
+        for u in units {
+            let cases = byPatient[u]!.sorted { $0.id < $1.id }
+            // The part with the largest deficit against its share once these cases are added.
+            let next = assigned + cases.count
+            let i = fractions.indices.max { a, b in
+                (fractions[a].1 / total * Double(next) - Double(counts[a]), b) < (fractions[b].1 / total * Double(next) - Double(counts[b]), a)
+            }!
+            counts[i] += cases.count
+            assigned = next
+            for var s in cases { s.split = fractions[i].0; out[fractions[i].0, default: []].append(s) }
         }
         return out
     }

@@ -106,7 +106,7 @@ public struct DICOMSeries: Sendable {
     /// id; nil when the files carry no patient id.
     public func patientKey(salt: String) -> String? {
         let id = files[0].patientID
-        return id.isEmpty ? nil : SHA256.hex(Array((salt + "\u{0}" + id).utf8))
+        return id.isEmpty ? nil : SHA256.hex(of: Array((salt + "\u{0}" + id).utf8))
     }
 
     /// One line for listings: UID, description, number of files.

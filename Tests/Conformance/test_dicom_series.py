@@ -216,3 +216,48 @@ def test_wrong_lengths_refused(tmp_path, medselect):
     (tmp_path / "vr.dcm").write_bytes(bytes(data))
     r = medselect.run("convert", tmp_path / "vr.dcm", tmp_path / "x.npy", check=False)
     assert r.returncode != 0 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_index_sites_from_scanners_without_identifiers(tmp_path, medselect):
+    """A PACS-like export: two vendors, three series, two patients; the index makes one case per series, names sites
+    by scanner, keeps the scanner facts, groups by a salted patient key, and holds no identifier anywhere."""
+    import sqlite3
+    _, a = oblique_image(seed=0)
+    _, b = volume((24, 20, 6), seed=3)
+    b.SetSpacing((1.0, 1.0, 3.0))
+    root = tmp_path / "export"
+    write_series(a, root / "study1" / "t1", "1.2.826.0.1.3680043.2.1125.2.1", patient="PAT-0042")
+    write_series(b, root / "study1" / "t2", "1.2.826.0.1.3680043.2.1125.2.2", patient="PAT-0042", number=2, description="T2 COR")
+    write_series(b, root / "study2" / "t2", "1.2.826.0.1.3680043.2.1125.2.3", patient="PAT-0077", manufacturer="GE MEDICAL SYSTEMS",
+                 model="Signa", number=2, description="T2 COR")
+    db = tmp_path / "index.sqlite"
+    r = medselect.run("index", root, "--db", db, "--quiet")
+    assert r.stdout.startswith("dicom: 3 samples (0 labeled) in 2 sites"), r.stdout
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT id, site, tags_json, scanner_json FROM samples ORDER BY id").fetchall()
+    assert len(rows) == 3
+    assert sorted({r[1] for r in rows}) == ["GE Signa", "SIEMENS Prisma"]
+    import json
+    tags = [json.loads(r[2]) for r in rows]
+    keys = {t["series_uid"]: t["patient"] for t in tags}
+    assert keys["1.2.826.0.1.3680043.2.1125.2.1"] == keys["1.2.826.0.1.3680043.2.1125.2.2"] != keys["1.2.826.0.1.3680043.2.1125.2.3"]
+    scanner = json.loads(rows[0][3])
+    assert scanner["acquisitionMonth"] == "2019-03" and scanner["modality"] == "MR" and scanner["fieldStrength"] == 3
+    # No identifier in any byte of the database: patient name, id, birth date, accession number, full dates.
+    blob = b"".join(open(p, "rb").read() for p in [db] + [db.with_name(db.name + s) for s in ["-wal"] if db.with_name(db.name + s).exists()])
+    for secret in [b"DOE", b"JANE", b"PAT-0042", b"PAT-0077", b"19700101", b"ACC778899", b"20190314"]:
+        assert secret not in blob, secret
+    # The salt is the index's own: indexing again keeps the keys; another index gives other keys.
+    medselect.run("index", root, "--db", db, "--quiet")
+    again = {json.loads(t)["series_uid"]: json.loads(t)["patient"] for (t,) in sqlite3.connect(db).execute("SELECT tags_json FROM samples")}
+    assert again == keys
+    medselect.run("index", root, "--db", tmp_path / "other.sqlite", "--quiet")
+    other = {json.loads(t)["series_uid"]: json.loads(t)["patient"] for (t,) in sqlite3.connect(tmp_path / "other.sqlite").execute("SELECT tags_json FROM samples")}
+    assert other.keys() == keys.keys() and all(other[k] != keys[k] for k in keys)
+    # --site-from institution: one site; summary lists the sites.
+    medselect.run("index", root, "--db", tmp_path / "inst.sqlite", "--site-from", "institution", "--quiet")
+    assert {s for (s,) in sqlite3.connect(tmp_path / "inst.sqlite").execute("SELECT site FROM samples")} == {"General Hospital"}
+    inst = medselect.run("summary", "--db", tmp_path / "inst.sqlite").stdout
+    assert "SIEMENS Prisma 3T MR (2)" in inst and "GE Signa 3T MR (1)" in inst, inst
+    summary = medselect.run("summary", "--db", db).stdout
+    assert "SIEMENS Prisma" in summary and "GE Signa" in summary
