@@ -292,6 +292,24 @@ static bool decode(const gdcm::Image &image, void *buffer, size_t length, QuietS
     return true;
 }
 
+/* ImagePositionPatient of item `index` of an enhanced object's Per-frame Functional Groups (5200,9230), through its
+   Plane Position Sequence (0020,9113). */
+static bool framePosition(const gdcm::DataSet &ds, size_t index, double out[3]) {
+    const gdcm::Tag perFrame(0x5200, 0x9230), plane(0x0020, 0x9113), ipp(0x0020, 0x0032);
+    if (!ds.FindDataElement(perFrame)) return false;
+    gdcm::SmartPointer<gdcm::SequenceOfItems> frames = ds.GetDataElement(perFrame).GetValueAsSQ();
+    if (!frames || index >= frames->GetNumberOfItems()) return false;
+    const gdcm::DataSet &item = frames->GetItem(index + 1).GetNestedDataSet();
+    if (!item.FindDataElement(plane)) return false;
+    gdcm::SmartPointer<gdcm::SequenceOfItems> planes = item.GetDataElement(plane).GetValueAsSQ();
+    if (!planes || planes->GetNumberOfItems() < 1) return false;
+    const gdcm::DataSet &p = planes->GetItem(1).GetNestedDataSet();
+    if (!p.FindDataElement(ipp) || !p.GetDataElement(ipp).GetByteValue()) return false;
+    const gdcm::ByteValue *bv = p.GetDataElement(ipp).GetByteValue();
+    std::string text(bv->GetPointer(), bv->GetLength());
+    return std::sscanf(text.c_str(), "%lf\\%lf\\%lf", &out[0], &out[1], &out[2]) == 3;
+}
+
 /* The facts of a prepared image (and its reader's data set) that MedFormats needs. */
 static void describe(const gdcm::ImageReader &reader, const gdcm::Image &image, cgdcm_info *info) {
     const size_t limit = info->max_bytes;
@@ -350,6 +368,8 @@ static void describe(const gdcm::ImageReader &reader, const gdcm::Image &image, 
         }
     }
     info->buffer_length = image.GetBufferLength();
+    if (info->frames > 1 && framePosition(ds, 0, info->first_frame) && framePosition(ds, info->frames - 1, info->last_frame))
+        info->has_frame_positions = 1;
 }
 
 extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t size) {

@@ -75,7 +75,18 @@ public enum DICOMReader {
         let sp = [info.spacing.0, info.spacing.1, info.spacing.2].map { $0 > 0 && $0.isFinite ? $0 : 1 }
         // A single frame keeps the third spacing GDCM gives (SpacingBetweenSlices or SliceThickness, else 1), as SimpleITK does.
         let d = [info.direction.0, info.direction.1, info.direction.2, info.direction.3, info.direction.4, info.direction.5]
-        let affine = Self.affine(row: Array(d[0..<3]), column: Array(d[3..<6]), origin: [info.origin.0, info.origin.1, info.origin.2], spacing: sp)
+        var affine = Self.affine(row: Array(d[0..<3]), column: Array(d[3..<6]), origin: [info.origin.0, info.origin.1, info.origin.2], spacing: sp)
+        // An enhanced multi-frame object: frames advance from the first frame's position to the last one's, which may
+        // run against row x column; as SimpleITK, the third axis follows them (step |last - first| / (frames - 1)).
+        if info.has_frame_positions != 0 && frames > 1 {
+            let first = [info.first_frame.0, info.first_frame.1, info.first_frame.2], last = [info.last_frame.0, info.last_frame.1, info.last_frame.2]
+            let step = (0..<3).map { last[$0] - first[$0] }
+            let length = (step[0] * step[0] + step[1] * step[1] + step[2] * step[2]).squareRoot()
+            if length > 0 {
+                affine = Self.affine(row: Array(d[0..<3]), column: Array(d[3..<6]), origin: first,
+                                     spacing: [sp[0], sp[1], length / Double(frames - 1)], normal: step.map { $0 / length })
+            }
+        }
         return DICOMHeader(columns: cols, rows: rows, frames: frames, samplesPerPixel: samples, bitsAllocated: Int(info.bits_allocated),
                            bitsStored: Int(info.bits_stored), signed: info.pixel_representation == 1, photometric: text(info.photometric),
                            slope: info.slope, intercept: info.intercept, hasRescale: info.has_rescale != 0, affine: affine,

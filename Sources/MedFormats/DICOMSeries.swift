@@ -153,7 +153,7 @@ public enum DICOMSeriesReader {
     /// A series that is not one regular volume is still listed (reading it gives the reason).
     public static func scan(_ root: String) throws -> [DICOMSeries] {
         let all = try headers(root)
-        guard !all.isEmpty else { throw FormatError.unsupported(path: root, reason: "no DICOM files here") }
+        guard !all.isEmpty else { throw FormatError.unreadable(path: root, reason: "a folder without DICOM files (give an image file, or a folder holding a DICOM series)") }
         var groups: [String: [DICOMFileHeader]] = [:]
         for h in all { groups[h.seriesUID.isEmpty ? "(no SeriesInstanceUID) " + h.path : h.seriesUID, default: []].append(h) }
         return groups.map { uid, files in

@@ -21,6 +21,8 @@ typedef struct {
     double origin[3];             /* LPS */
     double direction[6];          /* row and column direction cosines (LPS) */
     int has_patient_geometry;     /* ImagePositionPatient and ImageOrientationPatient present */
+    int has_frame_positions;      /* an enhanced multi-frame object's first and last frame positions (LPS) below */
+    double first_frame[3], last_frame[3];
     char transfer_syntax[96];
     char modality[16];
     size_t buffer_length;         /* bytes of decoded pixel data */
