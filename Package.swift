@@ -45,6 +45,13 @@ let package = Package(
             cSettings: fuzzC,
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]
         ),
+        .target(
+            name: "CGDCM",
+            // Optimised in debug builds too: the per-sample conversion runs here.
+            cxxSettings: [.unsafeFlags(["-I/usr/include/gdcm-3.0", "-O2"])],
+            linkerSettings: [.linkedLibrary("gdcmMSFF"), .linkedLibrary("gdcmDSED"), .linkedLibrary("gdcmCommon"), .linkedLibrary("gdcmDICT"),
+                             .linkedLibrary("gdcmIOD"), .linkedLibrary("stdc++")]
+        ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
@@ -52,7 +59,7 @@ let package = Package(
         // Under every other module: the seeded random source, FNV-1a, atomic writes, the error protocol.
         .target(name: "MedFoundation"),
         .target(name: "MedImage", dependencies: ["MedFoundation", "MedCompute"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
-        .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib"], swiftSettings: fuzzSwift),
+        .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib", "CGDCM"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedData", dependencies: ["MedFoundation", "MedCompute", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
         .target(name: "MedMetrics", dependencies: ["MedFoundation", "MedImage"], swiftSettings: optimizedInDebug),
         // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the

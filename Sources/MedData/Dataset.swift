@@ -10,8 +10,36 @@ public struct ScannerInfo: Sendable, Codable, Equatable {
     public var model: String?
     public var fieldStrength: Double?
     public var protocolName: String?
+    /// From DICOM headers (``MedFormats/DICOMAcquisition``): modality, station, institution, device serial number,
+    /// software versions, tube voltage (kVp), slice thickness and pixel spacing (mm, as written), acquisition
+    /// "YYYY-MM". Never a patient identifier or a full date.
+    public var modality: String?
+    public var station: String?
+    public var institution: String?
+    public var deviceSerial: String?
+    public var software: String?
+    public var kvp: String?
+    public var sliceThickness: String?
+    public var pixelSpacing: String?
+    public var acquisitionMonth: String?
+
     public init(vendor: String? = nil, model: String? = nil, fieldStrength: Double? = nil, protocolName: String? = nil) {
         self.vendor = vendor; self.model = model; self.fieldStrength = fieldStrength; self.protocolName = protocolName
+    }
+
+    /// The facts a DICOM series' headers give (empty values left out).
+    public init(dicom a: DICOMAcquisition) {
+        func v(_ s: String) -> String? { s.isEmpty ? nil : s }
+        self.init(vendor: v(a.manufacturer), model: v(a.model), fieldStrength: Double(a.fieldStrength))
+        modality = v(a.modality); station = v(a.station); institution = v(a.institution); deviceSerial = v(a.deviceSerial)
+        software = v(a.software); kvp = v(a.kvp); sliceThickness = v(a.sliceThickness); pixelSpacing = v(a.pixelSpacing)
+        acquisitionMonth = v(a.acquisitionMonth)
+    }
+
+    /// "SIEMENS Prisma": the vendor's first word and the model, the default DICOM site.
+    public var scannerName: String? {
+        let name = [vendor?.split(separator: " ").first.map(String.init), model].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        return name.isEmpty ? nil : name
     }
 }
 
@@ -73,6 +101,8 @@ public struct Sample: Sendable, Codable, Equatable {
     public func loadImage(options: ReadOptions = .default) throws -> MedicalImage {
         guard let first = images.first else { throw DataError.badDataset(path: id, reason: "sample has no image file") }
         if let reader = RawImageReaders.named(tags["reader"]) { return try reader.readImage(first) }
+        var options = options
+        if let uid = tags["series_uid"] { options.dicomSeries = uid }   // a DICOM series in its folder
         var image = try ImageIO.read(first, options: options)
         guard images.count > 1 else { return image }
         for path in images.dropFirst() {
@@ -177,7 +207,10 @@ public struct Dataset: Sendable {
 
     /// Deterministic split: within each site (or overall), samples are shuffled with the seed and cut by the
     /// fractions (largest remainder), named in order. Returns split name -> samples; `split` fields are set.
+    /// Cases that carry a patient key (`tags["patient"]`, DICOM) are split by patient instead: all of a patient's
+    /// cases, in whichever site, land in one part (``patientSplit(seed:fractions:)``).
     public func split(seed: UInt64, fractions: [(String, Double)], stratifyBySite: Bool = true) -> [String: [Sample]] {
+        if samples.contains(where: { $0.tags["patient"] != nil }) { return patientSplit(seed: seed, fractions: fractions) }
         let groups: [[Sample]] = stratifyBySite ? sites.map(\.name).compactMap { bySite[$0] } : [samples]
         var out: [String: [Sample]] = [:]
         for group in groups {
@@ -199,6 +232,32 @@ public struct Dataset: Sendable {
                 for var s in items[start..<(start + counts[i])] { s.split = name; out[name, default: []].append(s) }
                 start += counts[i]
             }
+        }
+        return out
+    }
+
+    /// The split by patient: patients (cases without a key count as their own patient) shuffled with the seed and
+    /// handed out in turn to the part furthest below its share of cases, so no patient is on both sides.
+    public func patientSplit(seed: UInt64, fractions: [(String, Double)]) -> [String: [Sample]] {
+        var byPatient: [String: [Sample]] = [:]
+        for s in samples { byPatient[s.tags["patient"].map { "p:" + $0 } ?? "c:" + s.id, default: []].append(s) }
+        var rng = PhantomRandom(seed: seed, streams: [11, 7])
+        var units = byPatient.keys.sorted()
+        units.shuffle(using: &rng)
+        let total = fractions.reduce(0) { $0 + $1.1 }
+        var counts = [Int](repeating: 0, count: fractions.count)
+        var out: [String: [Sample]] = [:]
+        var assigned = 0
+        for u in units {
+            let cases = byPatient[u]!.sorted { $0.id < $1.id }
+            // The part with the largest deficit against its share once these cases are added.
+            let next = assigned + cases.count
+            let i = fractions.indices.max { a, b in
+                (fractions[a].1 / total * Double(next) - Double(counts[a]), b) < (fractions[b].1 / total * Double(next) - Double(counts[b]), a)
+            }!
+            counts[i] += cases.count
+            assigned = next
+            for var s in cases { s.split = fractions[i].0; out[fractions[i].0, default: []].append(s) }
         }
         return out
     }

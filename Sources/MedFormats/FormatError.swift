@@ -58,6 +58,8 @@ public enum FormatError: MedError, Sendable, Equatable {
 public struct ReadOptions: Sendable {
     /// Largest decoded image (bytes of the on-disk element type, and of the Float32 working copy) a reader may allocate.
     public var maxBytes: Int64
+    /// For a DICOM folder holding several series: the SeriesInstanceUID to read (`--series`).
+    public var dicomSeries: String? = nil
 
     /// Default limit: the process's ``MedImage/MemoryLimit`` when one is set (the command line sets it from
     /// `--max-memory`), else `MEDSELECT_MAX_BYTES` from the environment when it is a positive number, else 4 GiB.

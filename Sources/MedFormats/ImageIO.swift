@@ -4,7 +4,7 @@ internal import CZlib
 
 /// The formats MedSelect reads and writes.
 public enum ImageFormat: String, Sendable, CaseIterable {
-    case nifti, png, metaImage = "metaimage", npy, nrrd
+    case nifti, png, metaImage = "metaimage", npy, nrrd, dicom
 
     /// The format an output path asks for, by its extension.
     public static func forOutput(_ path: String) throws -> ImageFormat {
@@ -23,6 +23,9 @@ public enum ImageIO {
     /// Detects the format from the file's first bytes (the extension only breaks ties, e.g. `.img` data files).
     public static func detect(_ path: String) throws -> ImageFormat {
         let lower = path.lowercased()
+        // A folder is read as a DICOM series (DICOMSeriesReader).
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return .dicom }
         if lower.hasSuffix(".img") || lower.hasSuffix(".img.gz") {
             return .nifti      // an ANALYZE/NIfTI data file: the reader finds its .hdr
         }
@@ -31,6 +34,7 @@ public enum ImageIO {
         if head.starts(with: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) { return .png }
         if head.starts(with: NPYReader.magic) { return .npy }
         if head.starts(with: Array("NRRD000".utf8)) { return .nrrd }
+        if head.count >= 132 && Array(head[128..<132]) == Array("DICM".utf8) { return .dicom }
         if head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b {
             let inner = (try? NIfTIReader.gzipPrefix(path, count: 4)) ?? []
             if isNIfTISize(inner) { return .nifti }
@@ -38,6 +42,7 @@ public enum ImageIO {
             throw FormatError.unsupported(path: path, reason: "gzip file that does not hold a NIfTI image")
         }
         if isNIfTISize(head) { return .nifti }
+        if isBareDICOM(head, path: lower) { return .dicom }
         if let text = String(bytes: head.prefix(200), encoding: .isoLatin1) {
             let first = text.split(separator: "\n").first.map(String.init) ?? ""
             let key = first.split(separator: "=").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
@@ -55,15 +60,20 @@ public enum ImageIO {
         return le == 348 || le == 540 || le.byteSwapped == 348 || le.byteSwapped == 540
     }
 
+    /// A DICOM data set without the 128-byte preamble and "DICM" (old ACR-NEMA style files, which GDCM and
+    /// SimpleITK read): named .dcm/.dicom, or starting with a group 0x0002/0x0008 element in explicit VR.
+    static func isBareDICOM(_ head: [UInt8], path: String) -> Bool {
+        guard head.count >= 8, (head[0] == 0x02 || head[0] == 0x08), head[1] == 0 else { return false }
+        if path.hasSuffix(".dcm") || path.hasSuffix(".dicom") { return true }
+        return (0x41...0x5a).contains(head[4]) && (0x41...0x5a).contains(head[5])
+    }
+
     static func describeUnknown(_ head: [UInt8], path: String) -> String {
         if head.starts(with: [0x49, 0x49, 0x2a, 0]) || head.starts(with: [0x4d, 0x4d, 0, 0x2a]) {
             return "TIFF is not supported; convert it to PNG first (e.g. `convert in.tif out.png` with ImageMagick, or tifffile + Pillow)"
         }
-        if head.count >= 132 && Array(head[128..<132]) == Array("DICM".utf8) {
-            return "DICOM is not supported; convert the series to NIfTI first (e.g. dcm2niix)"
-        }
         if head.starts(with: [0xff, 0xd8, 0xff]) { return "JPEG is not supported; use PNG (lossless) instead" }
-        return "unknown file format (not NIfTI, PNG, MetaImage, NRRD or NPY)"
+        return "unknown file format (not NIfTI, PNG, MetaImage, NRRD, NPY or DICOM)"
     }
 
     /// Reads any supported image as a ``MedicalImage``.
@@ -73,11 +83,20 @@ public enum ImageIO {
         case .png: return try PNGReader.read(path, options: options)
         case .metaImage: return try MetaImageReader.read(path, options: options)
         case .npy: return try image(from: try NPYReader.read(path, options: options), path: path)
+        case .dicom: return try readDICOM(path, options: options)
         case .nrrd:
             // A 3D Slicer segmentation reads as its merged label map (SlicerSegmentation).
             if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) { return try SlicerSegmentation.read(path, options: options).image }
             return try NRRDReader.read(path, options: options)
         }
+    }
+
+    /// A DICOM file on its own, or a folder's series (the one there, or `options.dicomSeries`).
+    static func readDICOM(_ path: String, options: ReadOptions) throws -> MedicalImage {
+        var isDir: ObjCBool = false
+        let folder = FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+        guard folder || options.dicomSeries != nil else { return try DICOMReader.read(path, options: options) }
+        return try DICOMSeriesReader.read(try DICOMSeriesReader.series(path, uid: options.dicomSeries), options: options)
     }
 
     /// Reads the array that `convert` writes to `.npy` (the reference-library contract in ``MedFormatsModule``).
@@ -87,6 +106,7 @@ public enum ImageIO {
         case .png: return try PNGReader.readArray(path, options: options)
         case .metaImage: return try MetaImageReader.readArray(path, options: options)
         case .npy: return try NPYReader.read(path, options: options)
+        case .dicom: return array(from: try readDICOM(path, options: options), path: path)
         case .nrrd:
             if SlicerSegmentation.isSegmentation(try NRRDReader.readHeader(path, options: options)) {
                 return array(from: try SlicerSegmentation.read(path, options: options).image, path: path)
@@ -158,6 +178,7 @@ public enum ImageIO {
             try MetaImageWriter.write(image, to: path, storedType: options.storedType,
                                       compressed: options.compress || path.lowercased().hasSuffix(".mha") && options.compress)
         case .npy: try NPYWriter.write(array(from: image, path: path), to: path)
+        case .dicom: throw FormatError.unsupported(path: path, reason: "writing DICOM is not supported; write NIfTI, NRRD or MetaImage")
         case .nrrd:
             var o = NRRDWriter.Options()
             o.storedType = options.storedType
@@ -226,6 +247,20 @@ extension ImageIO {
             while shape.count < 3 { shape.append(1) }
             shape.append(h.channels)
             return ImageGeometry(format: "metaimage", shape: shape, spacing: h.affine.spacing,
+                                 affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
+                                 storedType: h.storedType.rawValue, spacingIsKnown: true)
+        case .dicom:
+            var isDir: ObjCBool = false
+            if options.dicomSeries != nil || (FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue) {
+                // A series: its geometry comes from all its slices (read in full; a header-only path is future work).
+                let im = try readDICOM(path, options: options)
+                let a = im.affine
+                return ImageGeometry(format: "dicom", shape: [im.shape.x, im.shape.y, im.shape.z, im.shape.t], spacing: a.spacing,
+                                     affine: (0..<16).map { a[$0 / 4, $0 % 4] }, orientation: a.orientationCodes,
+                                     storedType: im.info.storedType.rawValue, spacingIsKnown: true)
+            }
+            let h = try DICOMReader.readHeader(path, options: options)
+            return ImageGeometry(format: "dicom", shape: [h.columns, h.rows, h.frames, h.samplesPerPixel], spacing: h.affine.spacing,
                                  affine: (0..<16).map { h.affine[$0 / 4, $0 % 4] }, orientation: h.affine.orientationCodes,
                                  storedType: h.storedType.rawValue, spacingIsKnown: true)
         case .nrrd:

@@ -15,17 +15,18 @@ func runOne(_ data: UnsafeRawBufferPointer) {
         _ = try? PNGReader.decode(bytes, path: "fuzz.png", options: options)
     case "npy":
         _ = try? NPYReader.decode(bytes, path: "fuzz.npy", options: options)
-    case "nifti", "nifti-gz", "metaimage", "nrrd":
-        let ext = ["nifti": ".nii", "nifti-gz": ".nii.gz", "metaimage": ".mha", "nrrd": ".nrrd"][fuzzTarget]!
+    case "nifti", "nifti-gz", "metaimage", "nrrd", "dicom":
+        let ext = ["nifti": ".nii", "nifti-gz": ".nii.gz", "metaimage": ".mha", "nrrd": ".nrrd", "dicom": ".dcm"][fuzzTarget]!
         let path = scratch + ext
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         switch fuzzTarget {
         case "metaimage": _ = try? MetaImageReader.read(path, options: options)
         case "nrrd": _ = try? NRRDReader.read(path, options: options)
+        case "dicom": _ = try? DICOMReader.read(path, options: options)
         default: _ = try? NIfTIReader.read(path, options: options)
         }
     default:
-        fatalError("MEDSELECT_FUZZ_TARGET must be png, npy, nifti, nifti-gz, metaimage or nrrd")
+        fatalError("MEDSELECT_FUZZ_TARGET must be png, npy, nifti, nifti-gz, metaimage, nrrd or dicom")
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MedData
 import MedMetrics
 import MedNN
 import MedPipeline
@@ -21,6 +22,7 @@ extension UNet.Normalization: ExpressibleByArgument, CaseIterable {
     public static var allCases: [UNet.Normalization] { [.batch, .instance] }
 }
 extension InitPart: ExpressibleByArgument {}
+extension SiteRule: ExpressibleByArgument {}
 extension MaskedAutoencoder.Pooling: ExpressibleByArgument {}
 extension UncertaintyMeasure: ExpressibleByArgument {}
 

@@ -5,7 +5,7 @@ import MedImage
 
 struct Convert: ParsableCommand, ReadsImages {
     static let configuration = CommandConfiguration(
-        abstract: "Convert an image between NIfTI, PNG, MetaImage and NPY (by OUT's extension).",
+        abstract: "Convert an image between NIfTI, PNG, MetaImage, NRRD and NPY (by OUT's extension); DICOM files and series in.",
         discussion: """
         To .npy: NIfTI/MetaImage give NiBabel's get_fdata() layout (nx, ny, nz[, nt]); PNG gives Pillow's \
         numpy.asarray(Image.open(p)) layout (height, width[, channels]); integer types are kept.

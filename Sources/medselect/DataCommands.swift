@@ -27,6 +27,8 @@ struct Index: ParsableCommand, ReadsImages {
     @Argument(help: "Dataset folder.") var root: String
     @Option(help: "Benchmark adapter (default: detected).") var benchmark: String?
     @Option(help: "SQLite database (created when missing).") var db: String
+    @Option(name: .customLong("site-from"), help: "What a site is: scanner (manufacturer + model, DICOM's default), institution, station or folder (the first sub-folder; the benchmark layouts' default).")
+    var siteFrom: SiteRule?
     @Flag(help: "Also read whole images for intensity percentiles (1, 50, 99).") var statistics = false
     @Flag(help: "Also record each file's SHA-256.") var hash = false
     @Flag(help: "No progress lines on stderr.") var quiet = false
@@ -40,7 +42,7 @@ struct Index: ParsableCommand, ReadsImages {
         let progress = ProgressLine("index", quiet: quiet)
         do {
             let index = try DatasetIndex(path: db)
-            (r, dataset) = try index.update(root: root, benchmark: benchmark, options: .init(statistics: statistics, hash: hash, batchSize: max(1, batchSize)),
+            (r, dataset) = try index.update(root: root, benchmark: benchmark, siteFrom: siteFrom, options: .init(statistics: statistics, hash: hash, batchSize: max(1, batchSize)),
                                             progress: progress.callback)
         } catch {
             if !existed { for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: db + suffix) } }

@@ -9,7 +9,7 @@ struct Inspect: ParsableCommand, ReadsImages {
         discussion: "Example: medselect inspect Samples/prostate/RUNMC/Case00.nii.gz --json"
     )
 
-    @Argument(help: "Image file (NIfTI, PNG, MetaImage or NPY; detected by content).")
+    @Argument(help: "Image file (NIfTI, PNG, MetaImage, NRRD, NPY or DICOM; detected by content), or a folder holding a DICOM series.")
     var file: String
 
     @Flag(help: "Print one JSON object (keys: format, datatype, shape, array_shape, spacing, affine, orientation, ...).")

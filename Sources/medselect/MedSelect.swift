@@ -30,9 +30,13 @@ struct ReadLimitOptions: ParsableArguments {
             help: "Largest image to decode or compute (resampled, padded, stacked), in MiB (default 4096, or MEDSELECT_MAX_BYTES in bytes).")
     var maxMemoryMiB: Int?
 
+    @Option(help: "For a DICOM folder holding several series: the SeriesInstanceUID to read (the error lists them).")
+    var series: String?
+
     var readOptions: ReadOptions {
-        if let m = maxMemoryMiB { return ReadOptions(maxBytes: Int64(m) << 20) }
-        return .default
+        var o = maxMemoryMiB.map { ReadOptions(maxBytes: Int64($0) << 20) } ?? .default
+        o.dicomSeries = series
+        return o
     }
 
     func validate() throws {

@@ -14,7 +14,7 @@ def medselect():
 
     class Runner:
         def run(self, *args, check=True):
-            p = subprocess.run([path, *map(str, args)], capture_output=True, text=True)
+            p = subprocess.run([path, *map(str, args)], capture_output=True, text=True, encoding="utf-8")
             if check and p.returncode != 0:
                 raise AssertionError(f"medselect {' '.join(map(str, args))} failed: {p.stderr}")
             return p

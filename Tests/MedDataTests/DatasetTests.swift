@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MedFoundation
 import TestSupport
 @testable import MedData
 import MedFormats
@@ -417,5 +418,39 @@ struct ExportTests {
         let other = try PreprocessCache(root: scratch.file("cache"), parameters: .init(normalize: "minmax"))
         #expect(other.folder != cache.folder)
         #expect(throws: DataError.self) { try PreprocessCache(root: scratch.path, parameters: .init(normalize: "bogus")) }
+    }
+}
+
+@Suite("Patient-grouped splits")
+struct PatientSplitTests {
+    /// 40 cases of 13 patients over two sites (some patients scanned at both), 5 cases without a key.
+    func dataset() -> Dataset {
+        var samples: [Sample] = []
+        for i in 0..<35 {
+            let patient = "p\(i % 13)"
+            samples.append(Sample(id: "c\(i)", images: ["/x/c\(i).nii"], labels: ["/x/c\(i)_seg.nii"], site: i % 2 == 0 ? "A" : "B",
+                                  tags: ["patient": patient]))
+        }
+        for i in 35..<40 { samples.append(Sample(id: "c\(i)", images: ["/x/c\(i).nii"], labels: ["/x/c\(i)_seg.nii"], site: "A")) }
+        let report = AdapterReport(adapter: "test", samples: samples.count, labeled: samples.count, problems: [], notes: [])
+        return Dataset(name: "t", root: "/x", samples: samples, sites: [Site(name: "A", modality: ""), Site(name: "B", modality: "")], report: report)
+    }
+
+    @Test("no patient on both sides, every case placed once, parts near their shares, seeded")
+    func split() {
+        let d = dataset()
+        for seed: UInt64 in [1, 2, 3] {
+            let (train, held) = d.trainValidationSplit(seed: seed, validationFraction: 0.25)
+            #expect(train.count + held.count == 40)
+            #expect(Set((train + held).map(\.id)).count == 40)
+            let trainPatients = Set(train.compactMap { $0.tags["patient"] }), heldPatients = Set(held.compactMap { $0.tags["patient"] })
+            #expect(trainPatients.isDisjoint(with: heldPatients))
+            // Patients hold up to 3 cases: the held-out part is within one patient of its 10-case share.
+            #expect(abs(held.count - 10) <= 3)
+            let again = d.trainValidationSplit(seed: seed, validationFraction: 0.25)
+            #expect(again.validation.map(\.id) == held.map(\.id))
+        }
+        #expect(d.trainValidationSplit(seed: 1, validationFraction: 0.25).validation.map(\.id)
+                != d.trainValidationSplit(seed: 2, validationFraction: 0.25).validation.map(\.id))
     }
 }

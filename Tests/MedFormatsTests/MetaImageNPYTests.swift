@@ -159,7 +159,9 @@ struct ImageIOTests {
         let tiff = s.write([0x49, 0x49, 0x2a, 0] + [UInt8](repeating: 0, count: 100), "mask-1.tif")
         expectFormatError(tiff, { if case .unsupported(_, let r) = $0 { return r.contains("TIFF") }; return false }) { _ = try ImageIO.read(tiff) }
         let dicom = s.write([UInt8](repeating: 0, count: 128) + Array("DICM".utf8) + [0, 0], "x.dcm")
-        expectFormatError(dicom, { if case .unsupported(_, let r) = $0 { return r.contains("dcm2niix") }; return false }) { _ = try ImageIO.read(dicom) }
+        #expect(try ImageIO.detect(dicom) == .dicom)
+        // A DICOM marker with nothing after it: refused with a reason (GDCM is never left to assert on it).
+        expectFormatError(dicom, { if case .unsupported = $0 { return true }; return false }) { _ = try ImageIO.read(dicom) }
         let empty = s.write([], "empty.nii")
         expectFormatError(empty, { if case .truncated = $0 { return true }; return false }) { _ = try ImageIO.read(empty) }
     }

@@ -18,7 +18,7 @@ public protocol DatasetAdapter: Sendable {
 public enum DatasetAdapters {
     public static let all: [any DatasetAdapter.Type] = [
         NNUNetRawAdapter.self, RIGAPlusAdapter.self, MontgomeryAdapter.self, ShenzhenAdapter.self, JSRTAdapter.self,
-        PROMISE12Adapter.self, ProstateMultiSiteAdapter.self, CheXmaskAdapter.self, GenericFolderAdapter.self, ImageTreeAdapter.self,
+        PROMISE12Adapter.self, ProstateMultiSiteAdapter.self, CheXmaskAdapter.self, DICOMTreeAdapter.self, GenericFolderAdapter.self, ImageTreeAdapter.self,
     ]
 
     public static func named(_ name: String) throws -> any DatasetAdapter.Type {

@@ -1,4 +1,5 @@
 import Foundation
+import MedFoundation
 import MedCompute
 import MedFormats
 import MedImage
@@ -42,6 +43,14 @@ public final class DatasetIndex: @unchecked Sendable {
         try db.query("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", [.text(String(Self.schemaVersion))])
     }
 
+    /// This index's salt for patient keys (``PatientKey``), made on first use.
+    func patientSalt() throws -> String {
+        if let s = try db.query("SELECT value FROM meta WHERE key = 'patient_salt'").first?["value"]?.string { return s }
+        let s = PatientKey.newSalt()
+        try db.query("INSERT OR IGNORE INTO meta(key, value) VALUES ('patient_salt', ?)", [.text(s)])
+        return try db.query("SELECT value FROM meta WHERE key = 'patient_salt'").first?["value"]?.string ?? s
+    }
+
     public struct Options: Sendable {
         /// Read whole images for intensity percentiles (1st, 50th, 99th).
         public var statistics = false
@@ -71,10 +80,14 @@ public final class DatasetIndex: @unchecked Sendable {
 
     /// Indexes `root` (adapter named or detected) incrementally.
     @discardableResult
-    public func update(root rawRoot: String, benchmark: String? = nil, options: Options = Options(),
+    /// `siteFrom` decides what a site is from the cases' scanner facts (``SiteRule``; DICOM's default is the scanner).
+    /// DICOM patient ids become keys salted with this index's own salt (created once, kept in its `meta` table).
+    public func update(root rawRoot: String, benchmark: String? = nil, siteFrom: SiteRule? = nil, options: Options = Options(),
                        progress: (@Sendable (String) -> Void)? = nil) throws -> (UpdateResult, Dataset) {
         let root = URL(fileURLWithPath: rawRoot).standardizedFileURL.path
-        let dataset = try DatasetAdapters.load(root, benchmark: benchmark)
+        let salt = try patientSalt()
+        var dataset = try PatientKey.$salt.withValue(salt) { try DatasetAdapters.load(root, benchmark: benchmark) }
+        if let siteFrom { dataset = try dataset.withSites(from: siteFrom) }
         let now = ISO8601DateFormatter().string(from: Date())
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
@@ -163,7 +176,8 @@ public final class DatasetIndex: @unchecked Sendable {
             let batch = Array(todo[batchStart..<min(todo.count, batchStart + options.batchSize)])
             let results = Mutex([Int: FileFacts]())
             parallelFor(batch.count) { i in
-                let f = FileFacts.read(batch[i].path, role: batch[i].role, statistics: options.statistics, hash: options.hash)
+                let f = FileFacts.read(batch[i].path, role: batch[i].role, statistics: options.statistics, hash: options.hash,
+                                       series: batch[i].sample.tags["series_uid"])
                 results.withLock { $0[i] = f }
             }
             let facts = results.withLock { $0 }
@@ -289,12 +303,16 @@ struct FileFacts: Sendable {
     func int(_ axis: Int) -> SQLiteDatabase.Value { geometry.map { .int(Int64($0.shape[axis])) } ?? .null }
     func real(_ axis: Int) -> SQLiteDatabase.Value { geometry.map { .real($0.spacing[axis]) } ?? .null }
 
-    static func read(_ path: String, role: String, statistics: Bool, hash: Bool) -> FileFacts {
+    static func read(_ path: String, role: String, statistics: Bool, hash: Bool, series: String? = nil) -> FileFacts {
         var f = FileFacts()
+        var readOptions = ReadOptions.default
+        readOptions.dicomSeries = series   // a DICOM series: the case's folder, read as that series
         do {
             let reader = RawImageReaders.forFile(path)
-            f.geometry = try reader?.geometry(path) ?? ImageIO.readGeometry(path)
-            if hash { f.sha256 = try SHA256.hex(ofFile: path) }
+            f.geometry = try reader?.geometry(path) ?? ImageIO.readGeometry(path, options: readOptions)
+            // A folder (DICOM series) has no one file to hash.
+            let isFolder = series != nil
+            if hash && !isFolder { f.sha256 = try SHA256.hex(ofFile: path) }
             if role == "label" {
                 let image = try ImageIO.read(path)
                 let n = image.shape.spatialCount
@@ -304,7 +322,7 @@ struct FileFacts: Sendable {
                 let unit = image.spacing.prefix(image.is2D ? 2 : 3).reduce(1, *)
                 f.labelVolumes = Dictionary(uniqueKeysWithValues: counts.filter { $0.key != 0 }.map { (String(Int($0.key)), Double($0.value) * unit) })
             } else if statistics {
-                let image = try reader?.readImage(path) ?? ImageIO.read(path)
+                let image = try reader?.readImage(path) ?? ImageIO.read(path, options: readOptions)
                 f.percentiles = image.percentiles([1, 50, 99]).map(Double.init)
             }
         } catch {
