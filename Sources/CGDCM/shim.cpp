@@ -117,7 +117,11 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
         const size_t n = std::fread(e, 1, 12, f);
         if (n < 2) { ok = elements > 0; reason = "the file ends inside its file meta information"; break; }
         const uint16_t group = uint16_t(e[0] | e[1] << 8);
-        if (group != 0x0002) break;
+        if (group != 0x0002) {
+            // GDCM asserts when the marker is followed by no meta element at all.
+            if (elements == 0) { ok = false; reason = "no file meta information follows its DICM marker"; }
+            break;
+        }
         if (n < 8) { ok = false; reason = "the file ends inside its file meta information"; break; }
         if (!(e[4] >= 'A' && e[4] <= 'Z' && e[5] >= 'A' && e[5] <= 'Z')) { ok = false; reason = "its file meta information is not explicit VR little endian"; break; }
         const std::string vr(reinterpret_cast<const char *>(e + 4), 2);
