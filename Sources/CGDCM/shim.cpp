@@ -376,14 +376,12 @@ static void describe(const gdcm::ImageReader &reader, const gdcm::Image &image, 
         info->has_frame_positions = 1;
 }
 
-extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t size) {
-    QuietStderr quiet;
+/* Runs one entry point's body so that no C++ exception crosses into Swift: an exception becomes status 1 and a
+   message. */
+template <typename Body>
+static int guarded(char *message, size_t size, Body body) {
     try {
-        gdcm::ImageReader reader;
-        gdcm::Image image;
-        if (!prepared(path, reader, image, message, size)) return 1;
-        describe(reader, image, info);
-        return 0;
+        return body();
     } catch (const std::exception &e) {
         fail(message, size, std::string("GDCM: ") + e.what());
         return 1;
@@ -393,10 +391,21 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
     }
 }
 
+extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t size) {
+    QuietStderr quiet;
+    return guarded(message, size, [&]() -> int {
+        gdcm::ImageReader reader;
+        gdcm::Image image;
+        if (!prepared(path, reader, image, message, size)) return 1;
+        describe(reader, image, info);
+        return 0;
+    });
+}
+
 extern "C" int cgdcm_read_image(const char *path, cgdcm_info *info, void **pixels, char *message, size_t size) {
     QuietStderr quiet;
     *pixels = nullptr;
-    try {
+    return guarded(message, size, [&]() -> int {
         gdcm::ImageReader reader;
         gdcm::Image image;
         if (!prepared(path, reader, image, message, size)) return 1;
@@ -412,13 +421,7 @@ extern "C" int cgdcm_read_image(const char *path, cgdcm_info *info, void **pixel
         if (!decode(image, buffer, length, quiet, message, size)) { std::free(buffer); return 1; }
         *pixels = buffer;
         return 0;
-    } catch (const std::exception &e) {
-        fail(message, size, std::string("GDCM: ") + e.what());
-        return 1;
-    } catch (...) {
-        fail(message, size, "GDCM failed on this file");
-        return 1;
-    }
+    });
 }
 
 extern "C" void cgdcm_free(void *pixels) { std::free(pixels); }
@@ -471,7 +474,7 @@ extern "C" void cgdcm_to_float(const void *raw, size_t count, int samples, int b
 extern "C" int cgdcm_read_tags(const char *path, const uint32_t *tags, int count, char *out, size_t outSize, size_t *offsets,
                                char *message, size_t size) {
     QuietStderr quiet;
-    try {
+    return guarded(message, size, [&]() -> int {
         gdcm::Trace::SetWarning(false); gdcm::Trace::SetError(false); gdcm::Trace::SetDebug(false);
         if (!fileMetaSane(path, message, size)) return 1;
         gdcm::Reader reader;
@@ -501,11 +504,5 @@ extern "C" int cgdcm_read_tags(const char *path, const uint32_t *tags, int count
             at += n + 1;
         }
         return 0;
-    } catch (const std::exception &e) {
-        fail(message, size, std::string("GDCM: ") + e.what());
-        return 1;
-    } catch (...) {
-        fail(message, size, "GDCM failed on this file");
-        return 1;
-    }
+    });
 }
