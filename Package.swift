@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "MedImage", targets: ["MedImage"]),
         .library(name: "MedFormats", targets: ["MedFormats"]),
         .library(name: "MedData", targets: ["MedData"]),
+        .library(name: "MedPACS", targets: ["MedPACS"]),
         .library(name: "MedMetrics", targets: ["MedMetrics"]),
         .library(name: "MedSelection", targets: ["MedSelection"]),
         .library(name: "MedCompute", targets: ["MedCompute"]),
@@ -61,6 +62,8 @@ let package = Package(
         .target(name: "MedImage", dependencies: ["MedFoundation", "MedCompute"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib", "CGDCM"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedData", dependencies: ["MedFoundation", "MedCompute", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
+        // The PACS side: DICOMweb search and retrieval into a local cache (FoundationNetworking, i.e. libcurl).
+        .target(name: "MedPACS", dependencies: ["MedFoundation"]),
         .target(name: "MedMetrics", dependencies: ["MedFoundation", "MedImage"], swiftSettings: optimizedInDebug),
         // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the
         // compiler can vectorise it, and with 512-bit vectors in the AVX-512 versions of the kernels (clang otherwise
@@ -83,7 +86,7 @@ let package = Package(
             name: "medselect",
             dependencies: [
                 "MedImage", "MedFormats", "MedData", "MedMetrics", "MedCompute", "MedSelection", "MedTensor", "MedNN", "MedReport", "MedAnalysis",
-                "MedFoundation", "MedPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MedFoundation", "MedPipeline", "MedPACS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).

@@ -20,11 +20,17 @@ struct Index: ParsableCommand, ReadsImages {
         volumes. Re-running reads only new or changed files (size or modification time) and marks removed ones. Safe to \
         interrupt: files are committed in transactions and the next run completes the work. \
         Benchmarks: \(DatasetAdapters.all.map { $0.name }.joined(separator: ", ")). Schema: Docs/datasets.md.
-        Example: medselect index Samples/prostate --db index.sqlite
+        From a PACS: --dicomweb URL searches it (QIDO-RS, filters with --query KEY=VALUE), retrieves the series found \
+        (WADO-RS) into --cache resumably and indexes the cache as a DICOM tree; credentials only from the environment \
+        (MEDSELECT_DICOMWEB_USER and MEDSELECT_DICOMWEB_PASSWORD, or MEDSELECT_DICOMWEB_TOKEN).
+        Examples: medselect index Samples/prostate --db index.sqlite
+          medselect index --dicomweb http://pacs:8042/dicom-web --query Modality=MR --cache pacs-cache --db index.sqlite
         """
     )
     @OptionGroup var limits: ReadLimitOptions
-    @Argument(help: "Dataset folder.") var root: String
+    @Argument(help: "Dataset folder (not with --dicomweb).") var root: String?
+    @Option(help: "A DICOMweb server (its QIDO-RS/WADO-RS base URL) to index instead of a folder.") var dicomweb: String?
+    @OptionGroup var pacs: DICOMwebOptions
     @Option(help: "Benchmark adapter (default: detected).") var benchmark: String?
     @Option(help: "SQLite database (created when missing).") var db: String
     @Option(name: .customLong("site-from"), help: "What a site is: scanner (manufacturer + model, DICOM's default), institution, station or folder (the first sub-folder; the benchmark layouts' default).")
@@ -35,7 +41,16 @@ struct Index: ParsableCommand, ReadsImages {
     @Flag(help: "Print the adapter's report (every file it could not use).") var verbose = false
     @Option(help: ArgumentHelp("Files per transaction.", visibility: .hidden)) var batchSize = 256
 
+    func validate() throws {
+        if (root == nil) == (dicomweb == nil) { throw ValidationError("give a dataset folder or --dicomweb URL (one of them)") }
+        if dicomweb == nil && (!pacs.query.isEmpty || pacs.cache != nil) { throw ValidationError("--query and --cache go with --dicomweb") }
+    }
+
     func run() throws {
+        let root = try dicomweb.map { url in
+            try pacs.retrieve(url, quiet: quiet)
+        } ?? self.root!
+        let benchmark = dicomweb == nil ? self.benchmark : "dicom"
         // A run that fails before it recorded anything leaves no new, empty database behind.
         let existed = FileManager.default.fileExists(atPath: db)
         let r: DatasetIndex.UpdateResult, dataset: Dataset

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MedCompute
 import MedData
+import MedPACS
 import MedPipeline
 
 /// `medselect pick`: a hospital's unlabeled image folders to an annotation worklist, a report of why, and what to
@@ -11,7 +12,8 @@ struct Pick: ParsableCommand {
         abstract: "Pick the images of your own folders worth annotating first: a worklist, a report and plan.json.",
         discussion: """
         Reads the target folders as plain image trees (PNG, NIfTI, MetaImage, NRRD; one sub-folder per scanner or site, \
-        or none) and never reads a target label: files that look like masks are skipped unread. From a labeled source \
+        or none; a DICOM tree gives a case per series and its scanners as sites; a DICOMweb URL is searched with --query \
+        and its series retrieved into --cache first) and never reads a target label: files that look like masks are skipped unread. From a labeled source \
         dataset it trains the source model and pretrains a masked autoencoder on the source and target images together \
         (unlabeled); or it takes a ready --model and --encoder. Then it embeds every image, compares each site with the \
         source, runs the source model on every target image, and picks the budget's images with the strategy. \
@@ -22,7 +24,8 @@ struct Pick: ParsableCommand {
         Example: medselect pick --target hospital/ --source-data Samples/cxr --source-sites MCU --budget 5% --out plan/
         """
     )
-    @Option(help: "A folder of the hospital's unlabeled images (sub-folders are sites); repeat for several.") var target: [String] = []
+    @Option(help: "A folder of the hospital's unlabeled images (sub-folders are sites; DICOM: scanners are sites), or a DICOMweb URL; repeat for several.") var target: [String] = []
+    @OptionGroup var pacs: DICOMwebOptions
     @Option(help: "The labeled source dataset (any layout medselect reads) the model comes from.") var sourceData: String?
     @Option(help: "Benchmark adapter of --source-data (default: detected).") var sourceBenchmark: String?
     @Option(help: "Only these sites of --source-data (comma-separated).") var sourceSites: String?
@@ -62,7 +65,9 @@ struct Pick: ParsableCommand {
         // Inputs first: nothing is written until they are all good.
         let sourceSiteList = sourceSites.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
         let source = try sourceData.map { try PickInputs.source($0, benchmark: sourceBenchmark, sites: sourceSiteList) } 
-        let targets = try PickInputs.targets(target, sourceSites: Set(source?.samples.map(\.site) ?? []))
+        // DICOMweb targets are retrieved into the cache (--cache, default ./dicomweb-cache) and read from there.
+        let folders = try target.map { t in DICOMwebClient.isURL(t) ? try pacs.retrieve(t, quiet: quiet) : t }
+        let targets = try PickInputs.targets(folders, sourceSites: Set(source?.samples.map(\.site) ?? []))
         let labeledIDs = try labeled.map { try PickInputs.labeled($0, targets: targets.samples) } ?? []
         for path in [model, encoder].compactMap({ $0 }) { try PickInputs.checkChannels(path, of: targets.samples) }
         var settings = PickSettings(targets: target, strategy: strategy, budget: budget)

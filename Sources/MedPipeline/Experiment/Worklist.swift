@@ -9,7 +9,8 @@ import MedFoundation
 /// label maps brought back into an index, each checked against its image.
 ///
 /// Layout: `images/<rank>_<id>_0000.<ext>` (copies, or links), `labels/` where the annotator saves `<id>.<ext>` (the
-/// image's format), and `worklist.csv`: `rank,id,site,image,label,strategy,score,why`.
+/// image's format), and `worklist.csv`: `rank,id,site,image,label,strategy,score,why`. DICOM series are written as
+/// NIfTI (`.nii.gz`), so that no patient identifier in the files reaches the worklist.
 public enum Worklist {
     public struct Entry: Sendable { public var rank: Int, id: String, site: String, image: String, label: String }
 
@@ -62,6 +63,12 @@ public enum Worklist {
             let rank = String(repeating: "0", count: max(0, digits - String(i + 1).count)) + String(i + 1)
             let image: String, label: String
             switch format {
+            case .files where (try? ImageIO.detect(source)) == .dicom:
+                // DICOM files carry the patient's identifiers: the worklist gets the series' voxels and geometry as
+                // NIfTI (what nnU-Net, MONAI and ITK-SNAP open), never a copy of the files.
+                image = "images/\(rank)_\(id)_0000.nii.gz"
+                label = "labels/\(id).nii.gz"
+                try ImageIO.write(try sample.loadImage(), to: folder + "/" + image)
             case .files:
                 let ext = extensionOf(source)
                 image = "images/\(rank)_\(id)_0000\(ext)"

@@ -13,15 +13,17 @@ public enum PickInputs {
         public var notes: [String]
     }
 
-    /// Every image under each folder (``ImageTreeAdapter``): sites from sub-folders, masks skipped and never read.
+    /// Every image under each folder (``ImageTreeAdapter``): sites from sub-folders, masks skipped and never read; a
+    /// folder of DICOM files is read as a DICOM tree instead (``DICOMTreeAdapter``: a case per series, scanners as sites).
     /// A target site named like a source site is renamed "<name> (target)"; ids repeated across folders get their
     /// folder's name in front.
     public static func targets(_ folders: [String], sourceSites: Set<String>) throws -> Targets {
         var samples: [Sample] = [], notes: [String] = []
         for folder in folders {
-            let d = try ImageTreeAdapter.load(folder)
+            // A DICOM tree: a case per series, its scanner as its site; otherwise an image per file, sub-folders as sites.
+            let d = DICOMTreeAdapter.detect(folder) ? try DICOMTreeAdapter.load(folder) : try ImageTreeAdapter.load(folder)
             guard !d.samples.isEmpty else {
-                throw DataError.badDataset(path: folder, reason: "no images found (formats: PNG, NIfTI, MetaImage, NRRD, NPY; masks are skipped)")
+                throw DataError.badDataset(path: folder, reason: "no images found (formats: PNG, NIfTI, MetaImage, NRRD, NPY, DICOM; masks are skipped)")
             }
             let masks = d.report.problems.filter { $0.reason.hasPrefix("looks like a mask") }
             if !masks.isEmpty { notes.append("\(folder): \(masks.count) file(s) that look like masks were skipped unread (e.g. \(masks[0].path)); target labels are never used") }
