@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib", "CGDCM"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedData", dependencies: ["MedFoundation", "MedCompute", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
         // The PACS side: DICOMweb search and retrieval into a local cache (FoundationNetworking, i.e. libcurl).
-        .target(name: "MedPACS", dependencies: ["MedFoundation"]),
+        .target(name: "MedPACS", dependencies: ["MedFoundation"], swiftSettings: fuzzSwift),
         .target(name: "MedMetrics", dependencies: ["MedFoundation", "MedImage"], swiftSettings: optimizedInDebug),
         // Optimised in debug builds too (the test suite trains small networks), without errno from sqrtf so that the
         // compiler can vectorise it, and with 512-bit vectors in the AVX-512 versions of the kernels (clang otherwise
@@ -92,7 +92,7 @@ let package = Package(
         // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).
         .executableTarget(
             name: "medselect-fuzz",
-            dependencies: ["MedFormats"],
+            dependencies: ["MedFormats", "MedPACS"],
             swiftSettings: fuzzing ? [.define("FUZZING"), .unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])] : [],
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
         ),
@@ -107,6 +107,7 @@ let package = Package(
         .testTarget(name: "MedMetricsTests", dependencies: ["MedMetrics", "MedImage", "TestSupport"]),
         .testTarget(name: "MedAnalysisTests", dependencies: ["MedAnalysis", "MedReport", "MedFoundation", "TestSupport"]),
         .testTarget(name: "MedReportTests", dependencies: ["MedReport"]),
+        .testTarget(name: "MedPACSTests", dependencies: ["MedPACS"]),
         .testTarget(name: "MedPipelineTests", dependencies: ["MedPipeline", "MedAnalysis", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["medselect", "TestSupport", "MedFoundation", "MedFormats", "MedImage", "MedSelection", "MedTensor"]),
     ]

@@ -3,6 +3,7 @@
 // named on the command line (useful to reproduce a crash): `medselect-fuzz png crash-file`.
 import Foundation
 import MedFormats
+import MedPACS
 
 let fuzzTarget: String = ProcessInfo.processInfo.environment["MEDSELECT_FUZZ_TARGET"] ?? "png"
 let scratch = "/dev/shm/medselect-fuzz-\(getpid())"
@@ -25,8 +26,17 @@ func runOne(_ data: UnsafeRawBufferPointer) {
         case "dicom": _ = try? DICOMReader.read(path, options: options)
         default: _ = try? NIfTIReader.read(path, options: options)
         }
+    case "dicomweb":
+        // A PACS's answers: the first line is the Content-Type, the rest the body; read as a WADO-RS multipart
+        // answer and as QIDO-RS JSON (series and instances).
+        let newline = bytes.firstIndex(of: 0x0A) ?? bytes.count
+        let contentType = String(decoding: bytes[..<newline], as: UTF8.self)
+        let body = Array(bytes[min(newline + 1, bytes.count)...])
+        if let boundary = Multipart.boundary(contentType: contentType) { _ = try? Multipart.parts(body, boundary: boundary) }
+        _ = try? QIDO.series(body)
+        _ = try? QIDO.instances(body)
     default:
-        fatalError("MEDSELECT_FUZZ_TARGET must be png, npy, nifti, nifti-gz, metaimage, nrrd or dicom")
+        fatalError("MEDSELECT_FUZZ_TARGET must be png, npy, nifti, nifti-gz, metaimage, nrrd, dicom or dicomweb")
     }
 }
 
