@@ -156,7 +156,7 @@ public enum ImageIO {
 
     /// Output options for ``write(_:to:options:)``.
     public struct WriteOptions: Sendable {
-        /// Element type on disk (NIfTI, MetaImage); nil keeps the image's stored type where the format allows.
+        /// Element type on disk (NIfTI, MetaImage, NRRD, NPY); nil keeps the image's stored type where the format allows.
         public var storedType: VoxelType?
         /// PNG bit depth (8 or 16); nil chooses from the values.
         public var pngBitDepth: Int?
@@ -177,7 +177,13 @@ public enum ImageIO {
         case .metaImage:
             try MetaImageWriter.write(image, to: path, storedType: options.storedType,
                                       compressed: options.compress || path.lowercased().hasSuffix(".mha") && options.compress)
-        case .npy: try NPYWriter.write(array(from: image, path: path), to: path)
+        case .npy:
+            var typed = image
+            if let t = options.storedType {   // refused with the reason when the values do not fit the type
+                _ = try ElementConversion.encode(image.voxels, as: t, path: path)
+                typed.info.storedType = t
+            }
+            try NPYWriter.write(array(from: typed, path: path), to: path)
         case .dicom: throw FormatError.unsupported(path: path, reason: "writing DICOM is not supported; write NIfTI, NRRD or MetaImage")
         case .nrrd:
             var o = NRRDWriter.Options()
