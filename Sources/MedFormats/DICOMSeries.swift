@@ -232,6 +232,26 @@ public enum DICOMSeriesReader {
         return sorted.map(\.0)
     }
 
+    /// Geometry as ITK's ImageSeriesReader: the first slice's origin and in-plane axes, the slice step
+    /// |last - first| / (n - 1) of the files in slice order.
+    static func stackAffine(_ ordered: [DICOMFileHeader], inPlane: [Double]) -> Affine {
+        let p0 = ordered.first!.position!, pn = ordered.last!.position!
+        let step = (0..<3).map { pn[$0] - p0[$0] }
+        let spacingZ = dot(step, step).squareRoot() / Double(ordered.count - 1)
+        let o = ordered[0].orientation!
+        return DICOMReader.affine(row: Array(o[0..<3]), column: Array(o[3..<6]), origin: p0, spacing: [inPlane[0], inPlane[1], spacingZ])
+    }
+
+    /// The series' shape (columns, rows, slices, samples), affine and stored type from the headers alone: the slices
+    /// ordered and checked as ``read(_:options:)`` does, the first file's header for the in-plane facts. (A series
+    /// whose slices rescale to different types reads as the widest; this gives the first slice's type.)
+    public static func geometry(_ series: DICOMSeries, options: ReadOptions = .default) throws -> (shape: [Int], affine: Affine, storedType: VoxelType) {
+        let files = try order(series.files)
+        let h = try DICOMReader.readHeader(files[0].path, options: options)
+        if files.count == 1 { return ([h.columns, h.rows, h.frames, h.samplesPerPixel], h.affine, h.storedType) }
+        return ([h.columns, h.rows, files.count, h.samplesPerPixel], stackAffine(files, inPlane: h.affine.spacing), h.storedType)
+    }
+
     /// The series as one image: its slices read on all cores and stacked (a single file is read as it is).
     public static func read(_ series: DICOMSeries, options: ReadOptions = .default) throws -> MedicalImage {
         let files = try order(series.files)
@@ -262,13 +282,7 @@ public enum DICOMSeriesReader {
                 }
             }
         }
-        // Geometry as ITK's ImageSeriesReader: the first slice's origin and in-plane axes, the slice step |last - first| / (n - 1).
-        let p0 = files.first!.position!, pn = files.last!.position!
-        let step = (0..<3).map { pn[$0] - p0[$0] }
-        let spacingZ = dot(step, step).squareRoot() / Double(z - 1)
-        let o = files[0].orientation!
-        let inPlane = first.affine.spacing
-        let affine = DICOMReader.affine(row: Array(o[0..<3]), column: Array(o[3..<6]), origin: p0, spacing: [inPlane[0], inPlane[1], spacingZ])
+        let affine = stackAffine(files, inPlane: first.affine.spacing)
         // The stored type: the widest the slices need (a float slice makes the volume float).
         let types = Set(images.map { $0.info.storedType })
         let stored = types.count == 1 ? first.info.storedType : (types.contains(.float32) ? .float32 : .int32)

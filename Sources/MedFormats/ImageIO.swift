@@ -258,12 +258,11 @@ extension ImageIO {
         case .dicom:
             var isDir: ObjCBool = false
             if options.dicomSeries != nil || (FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue) {
-                // A series: its geometry comes from all its slices (read in full; a header-only path is future work).
-                let im = try readDICOM(path, options: options)
-                let a = im.affine
-                return ImageGeometry(format: "dicom", shape: [im.shape.x, im.shape.y, im.shape.z, im.shape.t], spacing: a.spacing,
-                                     affine: (0..<16).map { a[$0 / 4, $0 % 4] }, orientation: a.orientationCodes,
-                                     storedType: im.info.storedType.rawValue, spacingIsKnown: true)
+                // A series: its slices' headers only (ordered and checked as reading it would).
+                let g = try DICOMSeriesReader.geometry(try DICOMSeriesReader.series(path, uid: options.dicomSeries), options: options)
+                return ImageGeometry(format: "dicom", shape: g.shape, spacing: g.affine.spacing,
+                                     affine: (0..<16).map { g.affine[$0 / 4, $0 % 4] }, orientation: g.affine.orientationCodes,
+                                     storedType: g.storedType.rawValue, spacingIsKnown: true)
             }
             let h = try DICOMReader.readHeader(path, options: options)
             return ImageGeometry(format: "dicom", shape: [h.columns, h.rows, h.frames, h.samplesPerPixel], spacing: h.affine.spacing,

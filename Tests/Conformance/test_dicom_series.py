@@ -241,6 +241,12 @@ def test_index_sites_from_scanners_without_identifiers(tmp_path, medselect):
     tags = [json.loads(r[2]) for r in rows]
     keys = {t["series_uid"]: t["patient"] for t in tags}
     assert keys["1.2.826.0.1.3680043.2.1125.2.1"] == keys["1.2.826.0.1.3680043.2.1125.2.2"] != keys["1.2.826.0.1.3680043.2.1125.2.3"]
+    # The index's geometry comes from the slices' headers alone: equal to SimpleITK's reading of each series.
+    for path, uid, nx, ny, nz, affine in con.execute(
+            "SELECT f.path, json_extract(s.tags_json, '$.series_uid'), f.nx, f.ny, f.nz, f.affine_json FROM files f JOIN samples s ON s.id = f.sample_id"):
+        ref = sitk_series(path, uid)
+        assert (nx, ny, nz) == ref.GetSize()
+        assert np.allclose(np.array(json.loads(affine)).reshape(4, 4), sitk_affine_ras(ref), atol=1e-4)
     scanner = json.loads(rows[0][3])
     assert scanner["acquisitionMonth"] == "2019-03" and scanner["modality"] == "MR" and scanner["fieldStrength"] == 3
     # No identifier in any byte of the database: patient name, id, birth date, accession number, full dates.
