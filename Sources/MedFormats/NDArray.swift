@@ -169,9 +169,23 @@ enum ElementConversion {
         values.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBytes { raw in
                 let s = src.baseAddress!
-                func put<T: BinaryInteger>(_ t: T.Type) {
+                // Through Int64 (one cvttss2si; the range was checked above), not the generic
+                // BinaryInteger-from-Float init, which decomposes every value and took half of a conversion's time;
+                // a whole value needs no rounding (roundf is a library call on baseline x86-64).
+                func put<T: FixedWidthInteger>(_ t: T.Type) {
                     let d = raw.baseAddress!.assumingMemoryBound(to: T.self)
-                    parallelChunks(n) { r in for i in r { d[i] = T(s[i].rounded()) } }
+                    if T.self == UInt64.self {
+                        let d = raw.baseAddress!.assumingMemoryBound(to: UInt64.self)
+                        parallelChunks(n) { r in for i in r { d[i] = UInt64(s[i].rounded()) } }
+                    } else {
+                        // Whole values (nearly always: integer images) skip the rounding call.
+                        parallelChunks(n) { r in
+                            for i in r {
+                                let v = s[i], t = Int64(v)
+                                d[i] = T(truncatingIfNeeded: Float(t) == v ? t : Int64(v.rounded()))
+                            }
+                        }
+                    }
                 }
                 switch type {
                 case .bool: put(UInt8.self)
