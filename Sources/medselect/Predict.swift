@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MedData
 import MedFormats
 import MedImage
 import MedNN
@@ -16,7 +17,8 @@ struct Predict: ParsableCommand, ReadsImages {
         (Gaussian-weighted, 50 % overlap). --tta averages the image and its two mirror images.
         The output folder also gets predictions.csv (prediction,image), the image each label map was made from, so that \
         medselect evaluate --ref-data pairs predictions with their cases even where file names repeat across sites. \
-        A folder that already holds predictions is refused unless --overwrite.
+        A folder that already holds predictions is refused unless --overwrite. A folder of DICOM files is segmented \
+        series by series, each written as <case id>.nii.gz (the ids medselect index gives).
         Example: medselect predict --checkpoint runs/mcu/checkpoint.safetensors --input images/ --out predictions/
         """
     )
@@ -60,7 +62,21 @@ struct Predict: ParsableCommand, ReadsImages {
                 if !includeMasks && Self.looksLikeMask(name, among: nameSet) { skipped.append(name) } else { files.append(input + "/" + name) }
             }
         }
-        let images = files.filter { (try? ImageIO.detect($0)) != nil }
+        // What to segment: each image file as it is, or, for a folder of DICOM files, each series (read by its UID,
+        // written as <case id>.nii.gz with the case ids `index` gives).
+        var images: [(path: String, series: String?, name: String)] = []
+        if dir.boolValue && DICOMTreeAdapter.detect(input) {
+            for sample in try DICOMTreeAdapter.load(input).samples {
+                images.append((sample.images[0], sample.tags["series_uid"], sample.id + ".nii.gz"))
+            }
+        } else {
+            images = files.compactMap { f in
+                guard let format = try? ImageIO.detect(f) else { return nil }
+                let name = (f as NSString).lastPathComponent
+                // A single DICOM file's label map is NIfTI (DICOM is not written).
+                return (f, nil, format == .dicom ? ((name as NSString).deletingPathExtension.isEmpty ? name : (name as NSString).deletingPathExtension) + ".nii.gz" : name)
+            }
+        }
         guard !images.isEmpty else {
             throw CommandError(subject: input, reason: "no image to segment"
                 + (skipped.isEmpty ? "" : " (\(skipped.count) files named like label maps skipped, e.g. \(skipped[0]); --include-masks takes them)"))
@@ -83,15 +99,16 @@ struct Predict: ParsableCommand, ReadsImages {
             made = previous.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
         }
         let progress = ProgressLine("predict")
-        for file in images {
-            progress.update(written, of: images.count, unit: "images", item: (file as NSString).lastPathComponent)
-            let image = try ImageIO.read(file, options: limits.readOptions)
+        for (file, series, name) in images {
+            progress.update(written, of: images.count, unit: "images", item: name)
+            var options = limits.readOptions
+            if series != nil { options.dicomSeries = series }
+            let image = try ImageIO.read(file, options: options)
             let channels = image.info.components == .color ? image.shape.t : 1
             guard channels == model.inChannels else {
                 throw CommandError(subject: file, reason: "\(channels) channels; the model takes \(model.inChannels)")
             }
             let label = try Segmentation.predictImage(image, model: model, size: size, channels: channels, native: native, tta: tta)
-            let name = (file as NSString).lastPathComponent
             try ImageIO.write(label, to: out + "/" + name, options: .init(storedType: .uint8, pngBitDepth: 8))
             made.removeAll { $0.prediction == name }
             made.append((name, file))

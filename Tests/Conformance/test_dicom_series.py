@@ -267,3 +267,34 @@ def test_index_sites_from_scanners_without_identifiers(tmp_path, medselect):
     assert "SIEMENS Prisma 3T MR (2)" in inst and "GE Signa 3T MR (1)" in inst, inst
     summary = medselect.run("summary", "--db", db).stdout
     assert "SIEMENS Prisma" in summary and "GE Signa" in summary
+
+
+def test_embed_predict_sites_take_a_dicom_tree(tmp_path, medselect):
+    """Samples/dicom end to end: `embed` one row per series with the index's case ids, `predict` one label map per
+    series on that series' grid (as SimpleITK reads it), `sites` the scanners compared; no identifier in any output."""
+    import csv
+    import json
+    import sqlite3
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "Samples")
+    dicom = os.path.join(root, "dicom")
+    medselect.run("index", dicom, "--db", tmp_path / "i.sqlite", "--quiet")
+    series = {i: (json.loads(images)[0], json.loads(tags)["series_uid"])
+              for i, images, tags in sqlite3.connect(tmp_path / "i.sqlite").execute("SELECT id, images_json, tags_json FROM samples")}
+    medselect.run("embed", "--data", dicom, "--method", "thumbnail", "--out", tmp_path / "e.npy")
+    ids = [r["id"] for r in csv.DictReader(open(tmp_path / "e.ids.csv"))]
+    assert sorted(ids) == sorted(series) and np.load(tmp_path / "e.npy").shape[0] == 7
+    medselect.run("train", "--data", os.path.join(root, "prostate"), "--sites", "RUNMC", "--size", "32", "--epochs", "1", "--out", tmp_path / "model")
+    medselect.run("predict", "--checkpoint", tmp_path / "model" / "checkpoint.safetensors", "--input", dicom, "--out", tmp_path / "pred")
+    predicted = sorted(p for p in os.listdir(tmp_path / "pred") if p.endswith(".nii.gz"))
+    assert predicted == sorted(i + ".nii.gz" for i in series)
+    for case, (folder, uid) in series.items():
+        label, ref = nib.load(tmp_path / "pred" / f"{case}.nii.gz"), sitk_series(folder, uid)
+        assert label.shape[:3] == ref.GetSize()
+        assert np.allclose(label.affine, sitk_affine_ras(ref), atol=1e-4)
+    medselect.run("sites", "--data", dicom, "--source", "SIEMENS Prisma", "--permutations", "20", "--out", tmp_path / "sites")
+    assert {r["site"] for r in csv.DictReader(open(tmp_path / "sites" / "sites.csv"))} >= {"Philips Ingenia"}
+    for d in ("pred", "sites"):
+        for name in os.listdir(tmp_path / d):
+            data = open(tmp_path / d / name, "rb").read()
+            for secret in [b"PHANTOM^P0", b"MRN-P0", b"19580704", b"ACC10"]:
+                assert secret not in data, (name, secret)
