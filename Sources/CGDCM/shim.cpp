@@ -96,6 +96,58 @@ static void fail(char *message, size_t size, const std::string &text) {
     if (message && size) { std::strncpy(message, text.c_str(), size - 1); message[size - 1] = 0; }
 }
 
+/* The data set's elements, walked from `at` to the end of the file in one encoding: false when an element's or item's
+   defined length runs past the end (or, in explicit VR, a VR is not two capital letters). Sequences and items of
+   undefined length are stepped into, so nested elements are checked too; the walk stops, satisfied, at the first
+   Pixel Data element (checked on its own; encapsulated fragments are no elements). */
+static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEndian) {
+    auto u16 = [&](const unsigned char *b) { return bigEndian ? uint16_t(b[0] << 8 | b[1]) : uint16_t(b[0] | b[1] << 8); };
+    auto u32 = [&](const unsigned char *b) {
+        return bigEndian ? uint32_t(uint32_t(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3]) : uint32_t(b[0] | b[1] << 8 | b[2] << 16 | uint32_t(b[3]) << 24);
+    };
+    for (int count = 0; count < 100000 && at < end; count++) {
+        unsigned char e[12];
+        std::fseek(f, at, SEEK_SET);
+        const size_t n = std::fread(e, 1, 12, f);
+        if (n < 8) return n == 0;   // a few stray bytes at the very end are GDCM's to judge
+        const uint16_t group = u16(e), element = u16(e + 2);
+        if (group == 0x7fe0 && element == 0x0010) return true;
+        uint64_t length;
+        long header;
+        if (group == 0xfffe) {   // an item or a delimiter: tag and a 4-byte length, no VR in either encoding
+            length = u32(e + 4);
+            if (element == 0xe000) {   // step into the item
+                if (length != 0xffffffffu && at + 8 + long(length) > end) return false;
+                at += 8;
+                continue;
+            }
+            at += 8;
+            continue;
+        }
+        if (explicitVR) {
+            if (!(e[4] >= 'A' && e[4] <= 'Z' && e[5] >= 'A' && e[5] <= 'Z')) return false;
+            const std::string vr(reinterpret_cast<const char *>(e + 4), 2);
+            const bool longForm = vr == "OB" || vr == "OW" || vr == "OF" || vr == "SQ" || vr == "UT" || vr == "UN" || vr == "UC" || vr == "UR"
+                || vr == "OD" || vr == "OL" || vr == "OV" || vr == "SV" || vr == "UV";
+            if (longForm) {
+                if (n < 12) return false;
+                length = u32(e + 8);
+                header = 12;
+            } else {
+                length = u16(e + 6);
+                header = 8;
+            }
+        } else {
+            length = u32(e + 4);
+            header = 8;
+        }
+        if (length == 0xffffffffu) { at += header; continue; }   // a sequence of undefined length: its items follow
+        if (at + header + long(length) > end) return false;
+        at += header + long(length);
+    }
+    return true;
+}
+
 /* Debian's GDCM asserts (aborting the process) on a file meta information group that ends early or is malformed
    (gdcmFileMetaInformation.cxx:436, "Should not happen", on a file cut inside group 0002). The group is walked here
    first: explicit VR little endian elements, each inside the file. Files without the preamble are left to GDCM. */
@@ -104,10 +156,17 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
     if (!f) { fail(message, size, "cannot be opened"); return false; }
     unsigned char head[132];
     const size_t got = std::fread(head, 1, sizeof(head), f);
-    if (got < 132 || std::memcmp(head + 128, "DICM", 4) != 0) { std::fclose(f); return true; }
     std::fseek(f, 0, SEEK_END);
     const long end = std::ftell(f);
+    if (got < 132 || std::memcmp(head + 128, "DICM", 4) != 0) {
+        // No file meta information (ACR-NEMA): GDCM guesses the encoding; so do we, refusing only what fits neither.
+        const bool fits = elementsFit(f, 0, end, false, false) || elementsFit(f, 0, end, true, false);
+        std::fclose(f);
+        if (!fits) fail(message, size, "an element's length runs past the end of the file (a damaged or truncated file)");
+        return fits;
+    }
     long at = 132;
+    std::string syntax;
     bool ok = true;
     int elements = 0;
     const char *reason = "";
@@ -138,8 +197,28 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
             header = 8;
         }
         if (length == 0xffffffffu || at + header + long(length) > end) { ok = false; reason = "an element of its file meta information runs past the end of the file"; break; }
+        const uint16_t element = uint16_t(e[2] | e[3] << 8);
+        if (element == 0x0010 && length < 128) {   // TransferSyntaxUID
+            char uid[128];
+            std::fseek(f, at + header, SEEK_SET);
+            const size_t k = std::fread(uid, 1, size_t(length), f);
+            syntax.assign(uid, k);
+            while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+        }
         at += header + long(length);
         elements += 1;
+    }
+    // The data set's elements must fit in the file: GDCM allocates a value's declared length before reading it, so
+    // a few bytes claiming 4 GB made it take gigabytes (fuzzing found such files). Walked in the declared encoding,
+    // and in the other VR form too, because GDCM reads files whose header names the wrong one (SC_rgb_jpeg.dcm);
+    // deflated data sets are left to GDCM.
+    if (ok && syntax != "1.2.840.10008.1.2.1.99") {
+        const bool declaredExplicit = syntax != "1.2.840.10008.1.2";
+        const bool bigEndian = syntax == "1.2.840.10008.1.2.2";
+        if (!elementsFit(f, at, end, declaredExplicit, bigEndian) && !elementsFit(f, at, end, !declaredExplicit, false)) {
+            ok = false;
+            reason = "an element's length runs past the end of the file (a damaged or truncated file)";
+        }
     }
     std::fclose(f);
     if (!ok) fail(message, size, reason);
