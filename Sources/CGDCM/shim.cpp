@@ -98,8 +98,8 @@ static void fail(char *message, size_t size, const std::string &text) {
 
 /* The data set's elements, walked from `at` to the end of the file in one encoding: false when an element's or item's
    defined length runs past the end (or, in explicit VR, a VR is not two capital letters). Sequences and items of
-   undefined length are stepped into, so nested elements are checked too; the walk stops, satisfied, at the first
-   Pixel Data element (checked on its own; encapsulated fragments are no elements). */
+   undefined length are stepped into, so nested elements are checked too; the walk ends at the first Pixel Data
+   element: native data is checked on its own, encapsulated data's fragment items here. */
 static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEndian) {
     auto u16 = [&](const unsigned char *b) { return bigEndian ? uint16_t(b[0] << 8 | b[1]) : uint16_t(b[0] | b[1] << 8); };
     auto u32 = [&](const unsigned char *b) {
@@ -111,7 +111,25 @@ static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEnd
         const size_t n = std::fread(e, 1, 12, f);
         if (n < 8) return n == 0;   // a few stray bytes at the very end are GDCM's to judge
         const uint16_t group = u16(e), element = u16(e + 2);
-        if (group == 0x7fe0 && element == 0x0010) return true;
+        if (group == 0x7fe0 && element == 0x0010) {
+            // Native pixel data is checked on its own; encapsulated data is a list of fragment items up to a
+            // sequence delimiter, each of which must fit (GDCM's codecs trusted a garbled fragment list).
+            const long header = explicitVR ? 12 : 8;
+            if (n < size_t(header)) return false;
+            if ((explicitVR ? u32(e + 8) : u32(e + 4)) != 0xffffffffu) return true;
+            at += header;
+            for (int items = 0; items < 1000000; items++) {
+                unsigned char h[8];
+                std::fseek(f, at, SEEK_SET);
+                if (std::fread(h, 1, 8, f) < 8) return false;
+                const uint16_t g = u16(h), el = u16(h + 2);
+                const uint32_t length = u32(h + 4);
+                if (g == 0xfffe && el == 0xe0dd) return true;
+                if (g != 0xfffe || el != 0xe000 || length == 0xffffffffu || at + 8 + long(length) > end) return false;
+                at += 8 + long(length);
+            }
+            return false;
+        }
         uint64_t length;
         long header;
         if (group == 0xfffe) {   // an item or a delimiter: tag and a 4-byte length, no VR in either encoding
@@ -162,7 +180,7 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
         // No file meta information (ACR-NEMA): GDCM guesses the encoding; so do we, refusing only what fits neither.
         const bool fits = elementsFit(f, 0, end, false, false) || elementsFit(f, 0, end, true, false);
         std::fclose(f);
-        if (!fits) fail(message, size, "an element's length runs past the end of the file (a damaged or truncated file)");
+        if (!fits) fail(message, size, "an element's length runs past the end of the file, or its pixel data fragments are garbled (a damaged or truncated file)");
         return fits;
     }
     long at = 132;
@@ -217,7 +235,7 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
         const bool bigEndian = syntax == "1.2.840.10008.1.2.2";
         if (!elementsFit(f, at, end, declaredExplicit, bigEndian) && !elementsFit(f, at, end, !declaredExplicit, false)) {
             ok = false;
-            reason = "an element's length runs past the end of the file (a damaged or truncated file)";
+            reason = "an element's length runs past the end of the file, or its pixel data fragments are garbled (a damaged or truncated file)";
         }
     }
     std::fclose(f);
