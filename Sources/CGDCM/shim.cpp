@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <csignal>
+#include <unistd.h>
 #include <set>
 #include <string>
 #include <fcntl.h>
@@ -46,6 +48,8 @@ public:
         }
         s.users += 1;
     }
+    /* The real stderr while it is redirected, else -1 (read by the abort handler, without the lock). */
+    static int savedDescriptor() { return shared().saved; }
     /* The first line the codecs wrote, if this read had the window to itself. */
     std::string firstLine() {
         Shared &s = shared();
@@ -96,6 +100,15 @@ static void fail(char *message, size_t size, const std::string &text) {
     if (message && size) { std::strncpy(message, text.c_str(), size - 1); message[size - 1] = 0; }
 }
 
+/* One of the value representations of PS3.5 6.2 (GDCM asserts on any other in the file meta group). */
+static bool knownVR(const unsigned char *v) {
+    static const char *const all[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+                                      "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US",
+                                      "UT", "UV"};
+    for (const char *vr : all) if (v[0] == (unsigned char)vr[0] && v[1] == (unsigned char)vr[1]) return true;
+    return false;
+}
+
 /* The data set's elements, walked from `at` to the end of the file in one encoding: false when an element's or item's
    defined length runs past the end (or, in explicit VR, a VR is not two capital letters). Sequences and items of
    undefined length are stepped into, so nested elements are checked too; the walk ends at the first Pixel Data
@@ -143,7 +156,7 @@ static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEnd
             continue;
         }
         if (explicitVR) {
-            if (!(e[4] >= 'A' && e[4] <= 'Z' && e[5] >= 'A' && e[5] <= 'Z')) return false;
+            if (!knownVR(e + 4)) return false;
             const std::string vr(reinterpret_cast<const char *>(e + 4), 2);
             const bool longForm = vr == "OB" || vr == "OW" || vr == "OF" || vr == "SQ" || vr == "UT" || vr == "UN" || vr == "UC" || vr == "UR"
                 || vr == "OD" || vr == "OL" || vr == "OV" || vr == "SV" || vr == "UV";
@@ -200,7 +213,7 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
             break;
         }
         if (n < 8) { ok = false; reason = "the file ends inside its file meta information"; break; }
-        if (!(e[4] >= 'A' && e[4] <= 'Z' && e[5] >= 'A' && e[5] <= 'Z')) { ok = false; reason = "its file meta information is not explicit VR little endian"; break; }
+        if (!knownVR(e + 4)) { ok = false; reason = "its file meta information is not explicit VR little endian (an unknown VR)"; break; }
         const std::string vr(reinterpret_cast<const char *>(e + 4), 2);
         const bool longForm = vr == "OB" || vr == "OW" || vr == "OF" || vr == "SQ" || vr == "UT" || vr == "UN" || vr == "UC" || vr == "UR"
             || vr == "OD" || vr == "OL" || vr == "OV" || vr == "SV" || vr == "UV";
@@ -473,10 +486,44 @@ static void describe(const gdcm::ImageReader &reader, const gdcm::Image &image, 
         info->has_frame_positions = 1;
 }
 
-/* Runs one entry point's body so that no C++ exception crosses into Swift: an exception becomes status 1 and a
-   message. */
+/* The file a thread is reading through GDCM, for the abort handler below. */
+static thread_local const char *readingPath = nullptr;
+static struct sigaction previousAbort;
+
+/* Debian's GDCM is built with assertions, and a malformed file that passes the checks above can still trip one. An
+   abort while a thread reads a file becomes one line on the real stderr and exit status 1 (what every other bad
+   file gives), not a crash with no message (the codecs' stderr is redirected then); any other abort goes on to the
+   handler that was there before. Only async-signal-safe calls here. */
+static void abortedInGDCM(int signal) {
+    const char *path = readingPath;
+    if (!path) {
+        sigaction(SIGABRT, &previousAbort, nullptr);
+        raise(signal);
+        return;
+    }
+    const int saved = QuietStderr::savedDescriptor();
+    const int fd = saved >= 0 ? saved : 2;
+    const char *parts[] = {"error: ", path, ": GDCM aborted on this file (a malformed header Debian's GDCM asserts on)\n"};
+    for (const char *p : parts) { ssize_t ignored = write(fd, p, std::strlen(p)); (void)ignored; }
+    _exit(1);
+}
+
+/* Runs one entry point's body so that no C++ exception crosses into Swift (an exception becomes status 1 and a
+   message) and an assertion inside GDCM ends the process with one line (above). */
 template <typename Body>
-static int guarded(char *message, size_t size, Body body) {
+static int guarded(const char *path, char *message, size_t size, Body body) {
+    static std::once_flag installed;
+    std::call_once(installed, [] {
+        struct sigaction a;
+        std::memset(&a, 0, sizeof(a));
+        a.sa_handler = abortedInGDCM;
+        sigemptyset(&a.sa_mask);
+        sigaction(SIGABRT, &a, &previousAbort);
+    });
+    struct Reading {
+        explicit Reading(const char *p) { readingPath = p; }
+        ~Reading() { readingPath = nullptr; }
+    } reading(path);
     try {
         return body();
     } catch (const std::exception &e) {
@@ -490,7 +537,7 @@ static int guarded(char *message, size_t size, Body body) {
 
 extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message, size_t size) {
     QuietStderr quiet;
-    return guarded(message, size, [&]() -> int {
+    return guarded(path, message, size, [&]() -> int {
         gdcm::ImageReader reader;
         gdcm::Image image;
         if (!prepared(path, reader, image, message, size)) return 1;
@@ -502,7 +549,7 @@ extern "C" int cgdcm_read_info(const char *path, cgdcm_info *info, char *message
 extern "C" int cgdcm_read_image(const char *path, cgdcm_info *info, void **pixels, char *message, size_t size) {
     QuietStderr quiet;
     *pixels = nullptr;
-    return guarded(message, size, [&]() -> int {
+    return guarded(path, message, size, [&]() -> int {
         gdcm::ImageReader reader;
         gdcm::Image image;
         if (!prepared(path, reader, image, message, size)) return 1;
@@ -571,7 +618,7 @@ extern "C" void cgdcm_to_float(const void *raw, size_t count, int samples, int b
 extern "C" int cgdcm_read_tags(const char *path, const uint32_t *tags, int count, char *out, size_t outSize, size_t *offsets,
                                char *message, size_t size) {
     QuietStderr quiet;
-    return guarded(message, size, [&]() -> int {
+    return guarded(path, message, size, [&]() -> int {
         gdcm::Trace::SetWarning(false); gdcm::Trace::SetError(false); gdcm::Trace::SetDebug(false);
         if (!fileMetaSane(path, message, size)) return 1;
         gdcm::Reader reader;
