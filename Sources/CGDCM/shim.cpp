@@ -490,7 +490,8 @@ static void describe(const gdcm::ImageReader &reader, const gdcm::Image &image, 
 static thread_local const char *readingPath = nullptr;
 static struct sigaction previousAbort;
 
-/* Debian's GDCM is built with assertions, and a malformed file that passes the checks above can still trip one. An
+/* Debian's GDCM is built with assertions, and a malformed file that passes the checks above can still trip one (or
+   make a codec corrupt the heap, which glibc then aborts on: Debian's OpenJPEG 2.5.0 on a damaged JPEG 2000 stream). An
    abort while a thread reads a file becomes one line on the real stderr and exit status 1 (what every other bad
    file gives), not a crash with no message (the codecs' stderr is redirected then); any other abort goes on to the
    handler that was there before. Only async-signal-safe calls here. */
@@ -503,7 +504,7 @@ static void abortedInGDCM(int signal) {
     }
     const int saved = QuietStderr::savedDescriptor();
     const int fd = saved >= 0 ? saved : 2;
-    const char *parts[] = {"error: ", path, ": GDCM aborted on this file (a malformed header Debian's GDCM asserts on)\n"};
+    const char *parts[] = {"error: ", path, ": reading stopped inside GDCM or a codec it calls (a damaged file they abort on; Docs/formats.md#dicom, known limits)\n"};
     for (const char *p : parts) { ssize_t ignored = write(fd, p, std::strlen(p)); (void)ignored; }
     _exit(1);
 }
