@@ -109,11 +109,14 @@ static bool knownVR(const unsigned char *v) {
     return false;
 }
 
-/* The data set's elements, walked from `at` to the end of the file in one encoding: false when an element's or item's
-   defined length runs past the end (or, in explicit VR, a VR is not two capital letters). Sequences and items of
+enum Walk { Fits, Overrun, WrongForm };
+
+/* The data set's elements, walked from `at` to the end of the file in one encoding: Overrun when an element's or
+   item's defined length runs past the end or the pixel data's fragment list is garbled, WrongForm when an explicit VR
+   walk meets an unknown VR (the data may be implicit VR under an explicit header). Sequences and items of
    undefined length are stepped into, so nested elements are checked too; the walk ends at the first Pixel Data
    element: native data is checked on its own, encapsulated data's fragment items here. */
-static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEndian) {
+static Walk walkElements(FILE *f, long at, long end, bool explicitVR, bool bigEndian) {
     auto u16 = [&](const unsigned char *b) { return bigEndian ? uint16_t(b[0] << 8 | b[1]) : uint16_t(b[0] | b[1] << 8); };
     auto u32 = [&](const unsigned char *b) {
         return bigEndian ? uint32_t(uint32_t(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3]) : uint32_t(b[0] | b[1] << 8 | b[2] << 16 | uint32_t(b[3]) << 24);
@@ -122,33 +125,35 @@ static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEnd
         unsigned char e[12];
         std::fseek(f, at, SEEK_SET);
         const size_t n = std::fread(e, 1, 12, f);
-        if (n < 8) return n == 0;   // a few stray bytes at the very end are GDCM's to judge
+        if (n < 8) return n == 0 ? Fits : Overrun;
         const uint16_t group = u16(e), element = u16(e + 2);
         if (group == 0x7fe0 && element == 0x0010) {
-            // Native pixel data is checked on its own; encapsulated data is a list of fragment items up to a
-            // sequence delimiter, each of which must fit (GDCM's codecs trusted a garbled fragment list).
+            // A defined length must fit (native data's length against rows x columns is checked on its own);
+            // encapsulated data is a list of fragment items up to a sequence delimiter, each of which must fit
+            // (GDCM's codecs trusted a garbled fragment list, and a length of 4 GB).
             const long header = explicitVR ? 12 : 8;
-            if (n < size_t(header)) return false;
-            if ((explicitVR ? u32(e + 8) : u32(e + 4)) != 0xffffffffu) return true;
+            if (n < size_t(header)) return Overrun;
+            const uint32_t length = explicitVR ? u32(e + 8) : u32(e + 4);
+            if (length != 0xffffffffu) return at + header + long(length) > end ? Overrun : Fits;
             at += header;
             for (int items = 0; items < 1000000; items++) {
                 unsigned char h[8];
                 std::fseek(f, at, SEEK_SET);
-                if (std::fread(h, 1, 8, f) < 8) return false;
+                if (std::fread(h, 1, 8, f) < 8) return Overrun;
                 const uint16_t g = u16(h), el = u16(h + 2);
                 const uint32_t length = u32(h + 4);
-                if (g == 0xfffe && el == 0xe0dd) return true;
-                if (g != 0xfffe || el != 0xe000 || length == 0xffffffffu || at + 8 + long(length) > end) return false;
+                if (g == 0xfffe && el == 0xe0dd) return Fits;
+                if (g != 0xfffe || el != 0xe000 || length == 0xffffffffu || at + 8 + long(length) > end) return Overrun;
                 at += 8 + long(length);
             }
-            return false;
+            return Overrun;
         }
         uint64_t length;
         long header;
         if (group == 0xfffe) {   // an item or a delimiter: tag and a 4-byte length, no VR in either encoding
             length = u32(e + 4);
             if (element == 0xe000) {   // step into the item
-                if (length != 0xffffffffu && at + 8 + long(length) > end) return false;
+                if (length != 0xffffffffu && at + 8 + long(length) > end) return Overrun;
                 at += 8;
                 continue;
             }
@@ -156,12 +161,12 @@ static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEnd
             continue;
         }
         if (explicitVR) {
-            if (!knownVR(e + 4)) return false;
+            if (!knownVR(e + 4)) return WrongForm;
             const std::string vr(reinterpret_cast<const char *>(e + 4), 2);
             const bool longForm = vr == "OB" || vr == "OW" || vr == "OF" || vr == "SQ" || vr == "UT" || vr == "UN" || vr == "UC" || vr == "UR"
                 || vr == "OD" || vr == "OL" || vr == "OV" || vr == "SV" || vr == "UV";
             if (longForm) {
-                if (n < 12) return false;
+                if (n < 12) return Overrun;
                 length = u32(e + 8);
                 header = 12;
             } else {
@@ -173,10 +178,10 @@ static bool elementsFit(FILE *f, long at, long end, bool explicitVR, bool bigEnd
             header = 8;
         }
         if (length == 0xffffffffu) { at += header; continue; }   // a sequence of undefined length: its items follow
-        if (at + header + long(length) > end) return false;
+        if (at + header + long(length) > end) return Overrun;
         at += header + long(length);
     }
-    return true;
+    return Fits;
 }
 
 /* Debian's GDCM asserts (aborting the process) on a file meta information group that ends early or is malformed
@@ -191,7 +196,7 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
     const long end = std::ftell(f);
     if (got < 132 || std::memcmp(head + 128, "DICM", 4) != 0) {
         // No file meta information (ACR-NEMA): GDCM guesses the encoding; so do we, refusing only what fits neither.
-        const bool fits = elementsFit(f, 0, end, false, false) || elementsFit(f, 0, end, true, false);
+        const bool fits = walkElements(f, 0, end, false, false) == Fits || walkElements(f, 0, end, true, false) == Fits;
         std::fclose(f);
         if (!fits) fail(message, size, "an element's length runs past the end of the file, or its pixel data fragments are garbled (a damaged or truncated file)");
         return fits;
@@ -240,13 +245,15 @@ static bool fileMetaSane(const char *path, char *message, size_t size) {
         elements += 1;
     }
     // The data set's elements must fit in the file: GDCM allocates a value's declared length before reading it, so
-    // a few bytes claiming 4 GB made it take gigabytes (fuzzing found such files). Walked in the declared encoding,
-    // and in the other VR form too, because GDCM reads files whose header names the wrong one (SC_rgb_jpeg.dcm);
-    // deflated data sets are left to GDCM.
+    // a few bytes claiming 4 GB made it take gigabytes (fuzzing found such files). Walked in the declared encoding;
+    // in implicit VR instead when an explicit walk meets an unknown VR, because GDCM reads files whose header names
+    // the wrong form (SC_rgb_jpeg.dcm); deflated data sets are left to GDCM.
     if (ok && syntax != "1.2.840.10008.1.2.1.99") {
         const bool declaredExplicit = syntax != "1.2.840.10008.1.2";
         const bool bigEndian = syntax == "1.2.840.10008.1.2.2";
-        if (!elementsFit(f, at, end, declaredExplicit, bigEndian) && !elementsFit(f, at, end, !declaredExplicit, false)) {
+        Walk walk = walkElements(f, at, end, declaredExplicit, bigEndian);
+        if (walk == WrongForm) walk = walkElements(f, at, end, false, false);
+        if (walk != Fits) {
             ok = false;
             reason = "an element's length runs past the end of the file, or its pixel data fragments are garbled (a damaged or truncated file)";
         }

@@ -19,12 +19,12 @@ struct Index: ParsableCommand, ReadsImages {
         and reads the header of each image and label file in parallel; label files are read whole for their values and \
         volumes. Re-running reads only new or changed files (size or modification time) and marks removed ones. Safe to \
         interrupt: files are committed in transactions and the next run completes the work. \
-        Benchmarks: \(DatasetAdapters.all.map { $0.name }.joined(separator: ", ")). Schema: Docs/datasets.md.
+        Benchmarks: \(DatasetAdapters.all.map { $0.name }.joined(separator: ", ")). Schema: Docs/datasets.md. \
         From a PACS: --dicomweb URL searches it (QIDO-RS, filters with --query KEY=VALUE), retrieves the series found \
         (WADO-RS) into --cache resumably and indexes the cache as a DICOM tree; credentials only from the environment \
         (MEDSELECT_DICOMWEB_USER and MEDSELECT_DICOMWEB_PASSWORD, or MEDSELECT_DICOMWEB_TOKEN).
-        Examples: medselect index Samples/prostate --db index.sqlite
-          medselect index --dicomweb http://pacs:8042/dicom-web --query Modality=MR --cache pacs-cache --db index.sqlite
+        Example: medselect index Samples/prostate --db index.sqlite; from a PACS: medselect index --dicomweb \
+        http://pacs:8042/dicom-web --query Modality=MR --cache pacs-cache --db index.sqlite
         """
     )
     @OptionGroup var limits: ReadLimitOptions
