@@ -62,12 +62,14 @@ def test_pydicom_test_file(tmp_path, medselect, path):
         assert np.allclose(info["affine"], sitk_affine_ras(img), atol=1e-4)
 
 
-def test_a_codec_that_aborts_ends_with_one_line(medselect):
-    """A fuzzer-made JPEG 2000 file whose damaged codestream makes Debian's OpenJPEG 2.5.0 corrupt the heap (glibc
-    aborts in free; SimpleITK, with its own OpenJPEG, refuses it): medselect must still end with one `error:` line
-    naming the file and status 1, never a bare abort with no message (its codecs' stderr is redirected meanwhile)."""
-    path = os.path.join(os.path.dirname(__file__), "fixtures", "dicom-jpeg2000-damaged.dcm")
+@pytest.mark.parametrize("name", ["dicom-jpeg2000-damaged.dcm", "dicom-gdcm-assertion.dcm"])
+def test_an_abort_inside_gdcm_ends_with_one_line(medselect, name):
+    """Fuzzer-made files that abort inside Debian's GDCM or its codecs: a damaged JPEG 2000 codestream makes OpenJPEG
+    2.5.0 corrupt the heap (glibc aborts in free; SimpleITK, with its own OpenJPEG, refuses it), another header trips
+    an assertion in GDCM's PixmapReader. medselect must still end with one `error:` line naming the file and status
+    1, never a bare abort with no message (the codecs' stderr is redirected meanwhile)."""
+    path = os.path.join(os.path.dirname(__file__), "fixtures", name)
     r = medselect.run("inspect", path, check=False)
     assert r.returncode == 1, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "dicom-jpeg2000-damaged.dcm" in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], r.stderr
