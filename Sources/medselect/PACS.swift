@@ -16,7 +16,7 @@ struct DICOMwebOptions: ParsableArguments {
         let cache = DICOMwebCache(folder: folder, client: try DICOMwebClient(url))
         let filters = try DICOMwebCache.filters(query)
         let progress = ProgressLine("dicomweb", quiet: quiet)
-        progress("searching \(DICOMwebClient.isURL(url) ? cache.client.base.absoluteString : url)")
+        progress("searching \(cache.client.base.absoluteString)")
         let o = try cache.sync(filters: filters) { done, total, fetched in progress("\(done)/\(total) series, \(fetched) files fetched") }
         progress.finish("\(o.series) series found: \(o.cached) already in \(folder), \(o.fetched) files (\(megabytes(o.bytes))) fetched")
         if o.series == 0 { throw CommandError(subject: url, reason: "the search found no series\(filters.isEmpty ? "" : " matching the filters on \(filters.map(\.0).joined(separator: ", "))")") }
