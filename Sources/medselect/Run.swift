@@ -23,7 +23,7 @@ struct Run: ParsableCommand {
         """
     )
     @Argument(help: "Experiment configuration (JSON); or use --preset.") var config: String?
-    @Option(help: "A seed paper's protocol instead of a configuration file: xssr (MAE; random, CoreSet, XSSR and its ablations at 5 %), coldstart-al (cold start, then 3 rounds of entropy + diversity against random), hssl (the U-Net pretrained with HSSL on every site, then random picks at 5 % and 10 % and the whole pool, each from scratch and from the pretrained weights). The configuration used goes to RUN/experiment.json.")
+    @Option(help: "A seed paper's protocol instead of a configuration file: xssr (MAE; random, CoreSet, XSSR and its ablations at 5 %), coldstart-al (cold start, then 3 rounds of entropy + diversity against random), hssl (the U-Net pretrained with HSSL on every site, each a domain, and on the same images as one domain; random picks at 5 % trained from scratch and from each pretraining; the whole pool from scratch). The configuration used goes to RUN/experiment.json.")
     var preset: String?
     @Option(help: "--preset: dataset folder.") var data: String?
     @Option(help: "--preset: benchmark adapter for --data.") var benchmark: String?
@@ -34,6 +34,7 @@ struct Run: ParsableCommand {
     @Option(help: "--preset: seeds (comma-separated).") var seeds = "0,1,2"
     @Option(help: "--preset: budget (and budget per active-learning round), a share such as 5% or a count.") var budget = Budget.share(5)
     @Option(help: "--preset: strategies to add (comma-separated, e.g. typiclust,probcover).") var addStrategies: String?
+    @Option(help: "--preset: epochs of the encoder's pretraining (default: MAE 100, HSSL twice --epochs).") var pretrainEpochs: Int?
     @Option(help: "Run folder (shared by all workers).") var out: String
     @Option(help: "Local worker processes.") var workers = 1
     @Flag(help: "Be one worker: compute ready items until none is left (for job arrays).") var worker = false
@@ -49,6 +50,7 @@ struct Run: ParsableCommand {
             guard seeds.split(separator: ",").allSatisfy({ Int($0) != nil }) else { throw ValidationError("--seeds must be integers separated by commas") }
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be at least 1") }
     }
 
     func run() throws {
@@ -161,6 +163,7 @@ struct Run: ParsableCommand {
         o.seeds = seeds.split(separator: ",").compactMap { Int($0) }
         o.budget = budget.description
         o.extraStrategies = (addStrategies ?? "").split(separator: ",").map(String.init)
+        o.pretrainEpochs = pretrainEpochs
         let json = try ExperimentPresets.configuration(preset!, o)
         let text = String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
         let path = out + "/experiment.json"

@@ -170,7 +170,11 @@ struct RunCLITests {
             (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["xssr:density/diversity"], "budgets": [1]}"#,
              ["budget 1 is 1 case"]),
             (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": [2], "site_analysis": "yes", "train": {"start": ["scratch", "warm"]}}"#,
-             ["'site_analysis' must be true or false", "'train.start' warm must be source, scratch or pretrained"]),
+             ["'site_analysis' must be true or false", "'train.start' warm must be source, scratch, pretrained or single-domain"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": [2], "full_data": ["scratch"], "train": {"start": ["source", "single-domain"]}}"#,
+             ["'full_data' names the start 'scratch', which is not in 'train.start'", "'train.start' single-domain needs 'encoder.method' hssl"]),
+            (#"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": [2], "full_data": "scratch"}"#,
+             ["'full_data' must be true, false or a list of starts"]),
         ]
         for (i, (text, expected)) in cases.enumerated() {
             let path = s.write(Array(text.utf8), "bad\(i).json")
@@ -200,15 +204,25 @@ struct RunCLITests {
         // The same preset with other options into the same folder is refused.
         let other = try Tool.run(["run", "--preset", "xssr", "--data", data, "--source-sites", "MCU", "--size", "64", "--budget", "3", "--out", s.file("p")])
         #expect(other.status == 1 && other.stderr.contains("holds another configuration"), "\(other.stderr)")
-        // HSSL: scratch and pretrained starts on the same random picks at 5 % and 10 % (a phantom large enough for 5 %
-        // to be 2 cases or more).
+        // HSSL: scratch, multi-domain and single-domain starts on the same random picks at 5 % (a phantom large enough
+        // for 5 % to be 2 cases or more); the whole pool from scratch only; --pretrain-epochs sets the pretraining's.
         let larger = s.file("cxr20")
         #expect(try Tool.run(["phantom", "--benchmark", "cxr", "--count", "20", "--size", "32", "--seed", "4", "--out", larger, "--quiet"]).status == 0)
-        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", larger, "--source-sites", "MCU", "--size", "32", "--budget", "5%", "--out", s.file("h"), "--plan-only"])
+        let hssl = try Tool.run(["run", "--preset", "hssl", "--data", larger, "--source-sites", "MCU", "--size", "32", "--budget", "5%", "--seeds", "0,1",
+                                 "--pretrain-epochs", "7", "--out", s.file("h"), "--plan-only"])
         #expect(hssl.status == 0, "\(hssl.stderr)")
         let h = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/experiment.json")))) as? [String: Any]
-        #expect((h?["encoder"] as? [String: Any])?["method"] as? String == "hssl" && h?["budgets"] as? [String] == ["5%", "10%"], "\(hssl.stderr)")
-        #expect((h?["train"] as? [String: Any])?["start"] as? [String] == ["scratch", "pretrained"])
+        let hsslEncoder = h?["encoder"] as? [String: Any]
+        #expect(hsslEncoder?["method"] as? String == "hssl" && hsslEncoder?["epochs"] as? Int == 7 && h?["budgets"] as? [String] == ["5%"], "\(hssl.stderr)")
+        #expect((h?["train"] as? [String: Any])?["start"] as? [String] == ["scratch", "pretrained", "single-domain"])
+        #expect(h?["full_data"] as? [String] == ["scratch"])
+        // Items: source, two pretrainings, embeddings, site analysis, baseline; per seed one selection, three
+        // fine-tunings and one full-data reference.
+        let labels = hssl.stdout.split(separator: "\n").filter { $0.hasPrefix("to do") }.map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        #expect(labels.count == 6 + 2 * 5, "\(labels)")
+        #expect(labels.filter { $0.hasPrefix("HSSL pretraining") }.sorted() == ["HSSL pretraining on every site", "HSSL pretraining on every site as one domain"])
+        #expect(labels.filter { $0.hasPrefix("full-data reference") } == ["full-data reference, seed 0", "full-data reference, seed 1"])
+        #expect(labels.filter { $0.hasPrefix("fine-tune on random@single-domain") }.count == 2)
     }
 
     @Test("HSSL in an experiment: the U-Net pretrained on every site, each selection trained from scratch and from the pretrained weights (strategy@pretrained); pretrained without hssl refused")
@@ -231,6 +245,44 @@ struct RunCLITests {
         #expect(FileManager.default.fileExists(atPath: s.file("h/items/encoder")))
         let report = try String(contentsOfFile: s.file("h/report.html"), encoding: .utf8)
         #expect(report.contains("random@pretrained") && report.contains("HSSL-pretrained U-Net fine-tuned"))
+
+        // The single-domain control beside it, in the same run folder: one more pretraining (the same images, one
+        // domain), one more fine-tuning on the same picks; the full-data reference from scratch only, so the
+        // earlier items are all reused.
+        let single = text.replacingOccurrences(of: #""start": ["scratch", "pretrained"]"#, with: #""start": ["scratch", "pretrained", "single-domain"]"#)
+            .replacingOccurrences(of: #""site_analysis": false,"#, with: #""site_analysis": false, "full_data": ["scratch"],"#)
+        let r2 = try Tool.run(["run", s.write(Array(single.utf8), "single.json"), "--out", s.file("h"), "--threads", "1"])
+        #expect(r2.status == 0 && r2.stdout.contains("2 item(s) computed here"), "\(r2.stdout)\(r2.stderr)")
+        let rows2 = try String(contentsOfFile: s.file("h/results.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(Set(rows2.map { $0[0] }) == ["none", "random", "random@pretrained", "random@single-domain", "full"], "\(rows2)")
+        let picks2 = Dictionary(grouping: rows2.filter { $0[0].hasPrefix("random") }, by: { $0[0] }).mapValues { Set($0.map { $0[10] }) }
+        #expect(picks2["random@single-domain"] == picks["random"])
+        // The two pretrainings: every site a domain, and one domain.
+        let encoders = try FileManager.default.contentsOfDirectory(atPath: s.file("h/items/encoder")).filter { !$0.contains(".") }
+        #expect(encoders.count == 2)
+        let domainLists = try encoders.map { folder -> String in
+            // The safetensors header: 8 bytes of length (little-endian), then JSON with "__metadata__".
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: s.file("h/items/encoder/\(folder)/encoder.safetensors")))
+            let length = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            let header = try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + length))) as? [String: Any]
+            return (header?["__metadata__"] as? [String: String])?["domains"] ?? ""
+        }
+        #expect(Set(domainLists) == ["CHN,MCU,SiteC", "all"], "\(domainLists)")
+        // What the multi-domain objective adds is compared with the single-domain start.
+        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/results.json")))) as? [String: Any]
+        let pairs = (results?["comparisons"] as? [[String: Any]] ?? []).map { "\($0["a"] ?? "") vs \($0["b"] ?? "")" }
+        #expect(pairs.contains("random@pretrained vs random@single-domain") && pairs.contains("random@single-domain vs random"), "\(pairs)")
+        #expect(try String(contentsOfFile: s.file("h/report.html"), encoding: .utf8).contains("as one domain"))
+        // Every item of the plan is listed (source, two pretrainings, embeddings, baseline, one selection, three
+        // fine-tunings, the full-data reference), and each records what it cost (one thread: CPU time about the wall time).
+        let folders = results?["item_folders"] as? [String] ?? []
+        #expect(folders.count == 10 && Set(folders).count == 10, "\(folders)")
+        for f in folders {
+            let cost = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/\(f)/cost.json")))) as? [String: Any]
+            let (cpu, wall) = (cost?["cpu_seconds"] as? Double ?? -1, cost?["wall_seconds"] as? Double ?? -1)
+            #expect(cost?["threads"] as? Int == 1 && wall > 0 && cpu >= 0 && cpu < 1.5 * wall + 0.05, "\(f): \(String(describing: cost))")
+        }
         let badText = #"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": ["3"], "train": {"start": "pretrained"}}"#
         let bad = s.write(Array(badText.utf8), "bad.json")
         let b = try Tool.run(["run", bad, "--out", s.file("b")])

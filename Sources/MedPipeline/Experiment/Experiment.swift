@@ -61,10 +61,12 @@ public struct Experiment {
                                           seeds: v.count, diceMean: ExperimentResults.finite(Stats.mean(v)),
                                           diceSD: ExperimentResults.finite(Stats.standardDeviation(v)))
         }
-        // Paired comparisons with random and CoreSet, as the report states them, and with the full XSSR when its
-        // ablations ran (a term's contribution).
+        // Paired comparisons with random and CoreSet, as the report states them, with the full XSSR when its
+        // ablations ran (a term's contribution), and with the single-domain pretraining when it ran (what the
+        // multi-domain objective adds).
         let strategies = Set(rows.map(\.strategy))
         let references: [RunName] = ["random", "coreset"] + (strategies.contains("xssr") && strategies.contains { $0.xssrAblationTerms != nil } ? ["xssr"] : [])
+            + strategies.filter { $0.start == "single-domain" && !$0.isFull }.sorted()
         let comparisons = ExperimentReport.comparisons(rows, references: references).map { c in
             ExperimentResults.Comparison(a: c.strategy.description, b: c.reference.description, budget: c.budget, pairs: c.pairs,
                                          diff: ExperimentResults.finite(c.meanDifference),
@@ -73,7 +75,8 @@ public struct Experiment {
         }
         try ExperimentResults(config: JSONValue(any: plan.config.json) ?? .null, configFile: configPath, medselectVersion: version,
                               poolCases: plan.pool.count, heldOutCases: plan.held.count, items: plan.items.count,
-                              summary: summary, comparisons: comparisons).write(to: run + "/results.json")
+                              summary: summary, comparisons: comparisons,
+                              itemFolders: plan.items.map { "items/\($0.stage)/\($0.key)" }).write(to: run + "/results.json")
         // The site analysis's report and tables beside the results (RUN/sites/).
         if let key = plan.sitesKey, store.isDone("sites", key) {
             try FileManager.default.createDirectory(atPath: run + "/sites", withIntermediateDirectories: true)

@@ -29,7 +29,9 @@ public struct ExperimentConfig: Sendable, Equatable {
         /// Epochs of the source model (trained once on the source sites).
         public var sourceEpochs = 40
         /// source: fine-tune the source model on each selection; scratch: train a fresh U-Net on it; pretrained:
-        /// start from the HSSL encoder-decoder (encoder.method hssl). Several starts (`"start": ["scratch",
+        /// start from the HSSL encoder-decoder (encoder.method hssl); single-domain: start from a second HSSL
+        /// pretraining on the same cases as one domain (its domain term off: the control for HSSL's multi-domain
+        /// objective). Several starts (`"start": ["scratch",
         /// "pretrained"]`) train every selection from each; results name the first start's runs by the strategy and
         /// the others' `strategy@start` (e.g. `random@pretrained`), so that the paired comparisons measure the start.
         public var starts = ["source"]
@@ -55,8 +57,10 @@ public struct ExperimentConfig: Sendable, Equatable {
     /// XSSR's neighbours and terms (ablations).
     public var xssrK = 10
     public var xssrTerms = "density,novelty,diversity"
-    /// Also fine-tune on the whole target pool (per seed): the full-data reference.
+    /// Also fine-tune on the whole target pool (per seed): the full-data reference, from every start or only from
+    /// `fullDataStarts` when that is not empty (`"full_data": ["scratch"]`).
     public var fullData = true
+    public var fullDataStarts: [String] = []
     /// Run the site analysis (`medselect sites` on the source and target sites, thumbnail embeddings) as a stage; the
     /// report then plots each target site's Dice against its distance to the source.
     public var siteAnalysis = true
@@ -73,6 +77,9 @@ public struct ExperimentConfig: Sendable, Equatable {
         public var compareRandom = true
     }
     public var activeLearning = ActiveLearning()
+
+    /// Where fine-tuning can start (`train.start`).
+    public static let startNames = ["source", "scratch", "pretrained", "single-domain"]
 
     /// The strategies a configuration names (acquisition only continues a selection, in active-learning rounds).
     public static let strategyNames = Strategy.allCases.filter { $0 != .acquisition }.map(\.rawValue)
@@ -243,15 +250,15 @@ public struct ExperimentConfig: Sendable, Equatable {
         if let v = t["start"] {
             let list = (v as? String).map { [$0] } ?? (v as? [Any])?.compactMap { $0 as? String } ?? []
             if list.isEmpty || (v as? [Any]).map({ $0.count != list.count }) == true {
-                problems.append("'train.start' must be source, scratch or pretrained, or a list of them")
+                problems.append("'train.start' must be source, scratch, pretrained or single-domain, or a list of them")
             } else {
-                for s in list where !["source", "scratch", "pretrained"].contains(s) { problems.append("'train.start' \(s) must be source, scratch or pretrained") }
+                for s in list where !Self.startNames.contains(s) { problems.append("'train.start' \(s) must be source, scratch, pretrained or single-domain") }
                 if Set(list).count != list.count { problems.append("'train.start' lists a start twice") }
                 c.train.starts = list
             }
         }
-        if c.train.starts.contains("pretrained") && c.encoder.method != "hssl" {
-            problems.append("'train.start' pretrained needs 'encoder.method' hssl (the pretrained encoder-decoder it starts from)")
+        for s in ["pretrained", "single-domain"] where c.train.starts.contains(s) && c.encoder.method != "hssl" {
+            problems.append("'train.start' \(s) needs 'encoder.method' hssl (the pretrained encoder-decoder it starts from)")
         }
         if c.train.size % (1 << c.train.levels) != 0 { problems.append("'train.size' \(c.train.size) is not a multiple of 2^levels = \(1 << c.train.levels)") }
         c.validationFraction = number(o["validation_fraction"], "validation_fraction", 0.01...0.9) ?? c.validationFraction
@@ -273,7 +280,13 @@ public struct ExperimentConfig: Sendable, Equatable {
         c.activeLearning.after = strings(al["after"], "active_learning.after")
         for a in c.activeLearning.after where !c.strategies.contains(a) { problems.append("'active_learning.after' names '\(a)', which is not in 'strategies'") }
         if let r = al["compare_random"] { if isBool(r), let b = r as? Bool { c.activeLearning.compareRandom = b } else { problems.append("'active_learning.compare_random' must be true or false") } }
-        if let f = o["full_data"] { if isBool(f), let b = f as? Bool { c.fullData = b } else { problems.append("'full_data' must be true or false") } }
+        if let f = o["full_data"] {
+            if isBool(f), let b = f as? Bool { c.fullData = b }
+            else if let list = f as? [Any], !list.isEmpty, list.allSatisfy({ $0 is String }) {
+                c.fullDataStarts = list.map { $0 as! String }
+                for s in c.fullDataStarts where !c.train.starts.contains(s) { problems.append("'full_data' names the start '\(s)', which is not in 'train.start'") }
+            } else { problems.append("'full_data' must be true, false or a list of starts (such as [\"scratch\"])") }
+        }
         if let f = o["site_analysis"] { if isBool(f), let b = f as? Bool { c.siteAnalysis = b } else { problems.append("'site_analysis' must be true or false") } }
         return c
     }
@@ -286,7 +299,8 @@ public struct ExperimentConfig: Sendable, Equatable {
     public var json: [String: Any] {
         var o: [String: Any] = ["source_sites": sourceSites, "target_sites": targetSites, "strategies": strategies, "budgets": budgets,
                                 "seeds": seeds.map { Int($0) }, "validation_fraction": validationFraction, "split_seed": Int(splitSeed),
-                                "xssr": ["k": xssrK, "terms": xssrTerms], "full_data": fullData, "site_analysis": siteAnalysis,
+                                "xssr": ["k": xssrK, "terms": xssrTerms],
+                                "full_data": fullData && !fullDataStarts.isEmpty ? fullDataStarts as Any : fullData as Any, "site_analysis": siteAnalysis,
                                 "active_learning": ["rounds": activeLearning.rounds, "budget": activeLearning.budget, "alpha": activeLearning.alpha,
                                                     "measure": activeLearning.measure, "after": activeLearning.after, "compare_random": activeLearning.compareRandom],
                                 "train": ["size": train.size, "epochs": train.epochs, "batch": train.batch, "lr": Double(train.learningRate),

@@ -87,6 +87,8 @@ public struct ExperimentPlan {
     /// Where fine-tuning starts: the weights it loads (nil: from scratch), the item that makes them, the part of the
     /// key that names them, and the start's name in the results (nil for the experiment's first start).
     struct Start {
+        /// As `train.start` names it.
+        var name: String
         var initFrom: String?
         var dependencies: [ItemID]
         var keyPart: String
@@ -116,13 +118,17 @@ public struct ExperimentPlan {
     private mutating func build() {
         let source = addSourceModel()
         let encoder = config.encoder.method == "mae" ? addMAE() : config.encoder.method == "hssl" ? addHSSL() : nil
+        let oneDomain = config.train.starts.contains("single-domain") ? addHSSL(oneDomain: true) : nil
         let embed = addEmbeddings(encoder: encoder)
         if config.siteAnalysis { addSiteAnalysis(source: source) }
         addBaseline(source: source)
-        let starts = config.train.starts.enumerated().map { i, name in start(name, first: i == 0, source: source, encoder: encoder) }
+        let starts = config.train.starts.enumerated().map { i, name in
+            start(name, first: i == 0, source: source, encoder: name == "single-domain" ? oneDomain : encoder)
+        }
+        let fullStarts = config.fullDataStarts.isEmpty ? starts : starts.filter { config.fullDataStarts.contains($0.name) }
         for seed in config.seeds {
             for budget in config.budgets { addSelections(seed: seed, budget: budget, embed: embed, starts: starts) }
-            if config.fullData { addFullData(seed: seed, starts: starts) }
+            if config.fullData { addFullData(seed: seed, starts: fullStarts) }
         }
         // The same item can arise twice (e.g. one budget written as "4" and "10%"): keep the first.
         var seen = Set<ItemID>()
@@ -164,14 +170,17 @@ public struct ExperimentPlan {
         }
     }
 
-    /// HSSL: the U-Net's encoder-decoder pretrained on every case of the data without labels, each site a domain.
-    private mutating func addHSSL() -> ItemID {
+    /// HSSL: the U-Net's encoder-decoder pretrained on every case of the data without labels, each site a domain, or
+    /// with `oneDomain` every case in one domain (the domain term off: the single-domain control, same images).
+    private mutating func addHSSL(oneDomain: Bool = false) -> ItemID {
         let (c, log, all) = (config, log, dataset.samples)
         let e = c.encoder
-        let key = Self.key(["hssl", Self.ids(all), "\(c.train.size) \(c.train.base) \(c.train.levels) \(e.epochs) \(e.batch) \(e.learningRate)"])
-        return add("encoder", key, "HSSL pretraining on every site") { folder in
-            let domains = Array(Set(all.map(\.site))).sorted()
-            let (stack, domainOf) = try PretrainingImages.readDomains(all, domains: all.map(\.site), names: domains, size: c.train.size, maxSlices: 16, options: .default)
+        let key = Self.key(["hssl", Self.ids(all), "\(c.train.size) \(c.train.base) \(c.train.levels) \(e.epochs) \(e.batch) \(e.learningRate)"]
+                           + (oneDomain ? ["one domain"] : []))
+        return add("encoder", key, oneDomain ? "HSSL pretraining on every site as one domain" : "HSSL pretraining on every site") { folder in
+            let caseDomains = oneDomain ? all.map { _ in "all" } : all.map(\.site)
+            let domains = Array(Set(caseDomains)).sorted()
+            let (stack, domainOf) = try PretrainingImages.readDomains(all, domains: caseDomains, names: domains, size: c.train.size, maxSlices: 16, options: .default)
             var mc = HSSLModel.Configuration()
             mc.unet = UNet.Configuration(inChannels: 1, classes: 2, base: c.train.base, levels: c.train.levels)
             mc.imageSize = c.train.size; mc.domains = domains
@@ -180,7 +189,8 @@ public struct ExperimentPlan {
             pc.dataFingerprint = key
             var stage = PretrainingStage(method: .hssl(HSSLModel(mc, seed: 0), pc, domains: domainOf, validationDomains: []), train: stack, folder: folder)
             stage.metadata = ["max_slices": "16", "domains": domains.joined(separator: ",")]
-            stage.epochEnded = { r in log(String(format: "HSSL: epoch %d/%d, loss %.4f", r.epoch, e.epochs, r.trainLoss)) }
+            let name = oneDomain ? "HSSL (one domain)" : "HSSL"
+            stage.epochEnded = { r in log(String(format: "%@: epoch %d/%d, loss %.4f", name, r.epoch, e.epochs, r.trainLoss)) }
             _ = try stage.run()
         }
     }
@@ -250,15 +260,17 @@ public struct ExperimentPlan {
         runs.append(Run(strategy: .none, budget: "0", seed: 0, labeled: 0, trainKey: key, selectKey: nil, round: 0))
     }
 
-    /// A start of fine-tuning (`train.start`): from the source model, the HSSL-pretrained U-Net, or scratch.
+    /// A start of fine-tuning (`train.start`): from the source model, an HSSL-pretrained U-Net (`encoder`: the
+    /// multi-domain one, or the one-domain control for single-domain), or scratch.
     private func start(_ name: String, first: Bool, source: ItemID, encoder: ItemID?) -> Start {
         let suffix = first ? nil : name
         switch name {
-        case "source": return Start(initFrom: store.folder(source) + "/checkpoint.safetensors", dependencies: [source], keyPart: source.key, suffix: suffix)
-        case "pretrained":
-            return Start(initFrom: encoder.map { store.folder($0) + "/encoder.safetensors" }, dependencies: [ItemID(stage: "encoder", key: encoder?.key ?? "")],
+        case "source":
+            return Start(name: name, initFrom: store.folder(source) + "/checkpoint.safetensors", dependencies: [source], keyPart: source.key, suffix: suffix)
+        case "pretrained", "single-domain":
+            return Start(name: name, initFrom: encoder.map { store.folder($0) + "/encoder.safetensors" }, dependencies: [ItemID(stage: "encoder", key: encoder?.key ?? "")],
                          keyPart: "pretrained " + (encoder?.key ?? ""), suffix: suffix)
-        default: return Start(initFrom: nil, dependencies: [], keyPart: "scratch", suffix: suffix)
+        default: return Start(name: name, initFrom: nil, dependencies: [], keyPart: "scratch", suffix: suffix)
         }
     }
 

@@ -20,6 +20,9 @@ public enum ExperimentPresets {
         public var budget = "5%"
         /// Strategies added to the preset's (e.g. typiclust, probcover).
         public var extraStrategies: [String] = []
+        /// Epochs of the encoder's pretraining (default: the MAE's 100; HSSL twice the fine-tuning epochs). A volume
+        /// gives up to 16 slices, so a 3D benchmark may want fewer epochs for the same number of steps.
+        public var pretrainEpochs: Int? = nil
         public init(data: String, sourceSites: [String]) { self.data = data; self.sourceSites = sourceSites }
     }
 
@@ -32,7 +35,7 @@ public enum ExperimentPresets {
         }
         // The MAE at the benchmark configuration's width, at the training size (patch 16 from 128 px, else 8).
         let encoder: [String: Any] = ["method": "mae", "size": o.size, "patch": o.size >= 128 ? 16 : 8, "width": 192, "depth": 6, "heads": 3,
-                                      "decoder_width": 128, "decoder_depth": 2, "decoder_heads": 4, "epochs": 100, "batch": 32, "lr": 5e-4]
+                                      "decoder_width": 128, "decoder_depth": 2, "decoder_heads": 4, "epochs": o.pretrainEpochs ?? 100, "batch": 32, "lr": 5e-4]
         var config: [String: Any] = ["data": (o.data as NSString).standardizingPath.hasPrefix("/") ? o.data : FileManager.default.currentDirectoryPath + "/" + o.data,
                                      "source_sites": o.sourceSites, "target_sites": targets, "seeds": o.seeds,
                                      "train": ["size": o.size, "epochs": o.epochs, "source_epochs": 2 * o.epochs, "batch": 8]]
@@ -52,13 +55,14 @@ public enum ExperimentPresets {
             config["active_learning"] = ["rounds": 4, "budget": o.budget, "alpha": 0.5, "measure": "entropy", "after": ["random", "coldstart"], "compare_random": true]
             config["full_data"] = true
         case "hssl":
-            // HSSL: the U-Net pretrained on every site's images (each site a domain), then random selections at 5 % and
-            // 10 % and the whole pool, each trained from scratch and from the pretrained weights (random@pretrained).
-            config["encoder"] = ["method": "hssl", "epochs": 2 * o.epochs, "batch": 16, "lr": 1e-3]
+            // HSSL: the U-Net pretrained on every site's images (each site a domain, multi-domain) and on the same
+            // images as one domain (single-domain), then random selections at the budget, each trained from scratch
+            // and from both pretrainings (random@pretrained, random@single-domain); the whole pool from scratch.
+            config["encoder"] = ["method": "hssl", "epochs": o.pretrainEpochs ?? 2 * o.epochs, "batch": 16, "lr": 1e-3]
             config["strategies"] = ["random"] + o.extraStrategies
-            config["budgets"] = o.budget == "5%" ? ["5%", "10%"] : [o.budget]
-            config["train"] = ["size": o.size, "epochs": o.epochs, "source_epochs": 2 * o.epochs, "batch": 8, "start": ["scratch", "pretrained"]]
-            config["full_data"] = true
+            config["budgets"] = [o.budget]
+            config["train"] = ["size": o.size, "epochs": o.epochs, "source_epochs": 2 * o.epochs, "batch": 8, "start": ["scratch", "pretrained", "single-domain"]]
+            config["full_data"] = ["scratch"]
         default:
             throw DataError.badConfiguration(path: "--preset \(name)", reason: "unknown preset (\(names.joined(separator: ", ")))")
         }

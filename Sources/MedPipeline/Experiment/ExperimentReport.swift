@@ -44,6 +44,11 @@ public enum ExperimentReport {
         init(_ row: ResultRow) { seed = row.seed; site = row.site }
     }
 
+    /// How the report names each start of fine-tuning (`train.start`).
+    static let startWords = ["source": "the source model fine-tuned", "pretrained": "the HSSL-pretrained U-Net fine-tuned",
+                             "single-domain": "the U-Net pretrained with HSSL on the same images as one domain, fine-tuned",
+                             "scratch": "a U-Net from scratch"]
+
     public static func comparisons(_ rows: [ResultRow], references: [RunName] = ["random", "coreset"]) -> [Comparison] {
         let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
         let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
@@ -163,7 +168,7 @@ struct ReportSections {
         findings.append(String(format: "Without target labels the source model reaches Dice %@ on the held-out target cases; fine-tuned on the whole pool (%d cases), %@.",
                                n(baseline), plan.pool.count, n(full)))
         page.list(findings, emphasiseFirst: false)
-        page.paragraph("Target pool: the target sites' labeled training split (\(plan.pool.count) cases); every run is scored on the same \(plan.held.count) held-out target cases (split seed \(c.splitSeed)). Seeds: \(c.seeds.map(String.init).joined(separator: ", ")). Encoder: \(c.encoder.method). Training: \(c.train.starts.enumerated().map { i, s in (s == "source" ? "the source model fine-tuned" : s == "pretrained" ? "the HSSL-pretrained U-Net fine-tuned" : "a U-Net from scratch") + (i == 0 ? "" : " (strategies marked @\(s))") }.joined(separator: "; ")) for \(c.train.epochs) epochs at \(c.train.size) px.")
+        page.paragraph("Target pool: the target sites' labeled training split (\(plan.pool.count) cases); every run is scored on the same \(plan.held.count) held-out target cases (split seed \(c.splitSeed)). Seeds: \(c.seeds.map(String.init).joined(separator: ", ")). Encoder: \(c.encoder.method). Training: \(c.train.starts.enumerated().map { i, s in ExperimentReport.startWords[s, default: "a U-Net from scratch"] + (i == 0 ? "" : " (strategies marked @\(s))") }.joined(separator: "; ")) for \(c.train.epochs) epochs at \(c.train.size) px.")
 
     }
 

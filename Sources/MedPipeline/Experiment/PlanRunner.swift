@@ -1,4 +1,5 @@
 import Foundation
+import MedCompute
 import MedNN
 
 /// The one work loop of every plan of items (an experiment's grid, `pick`'s stages): take a ready item (its
@@ -22,10 +23,13 @@ public enum PlanRunner {
                 log("[\(done + 1)/\(items.count)] \(item.label)")
                 do {
                     try store.compute(item.stage, item.key) { folder in
+                        let (cpu, wall) = (ItemCost.processCPUSeconds(), Date())
                         try item.compute(folder)
                         // A finished item is never resumed: the optimiser state kept for an exact resume (twice the
                         // checkpoint's size) goes before the item is published.
                         TrainingState.discardOptimizerState(folder: folder)
+                        try ItemCost(cpuSeconds: ItemCost.processCPUSeconds() - cpu, wallSeconds: Date().timeIntervalSince(wall),
+                                     threads: Compute.threads).write(to: folder)
                     }
                 } catch {
                     throw ItemFailure(path: store.folder(item.stage, item.key), item: item.label, underlying: error)

@@ -42,10 +42,13 @@ public struct ExperimentResults: Codable, Sendable {
     public var poolCases: Int, heldOutCases: Int, items: Int
     public var summary: [Cell]
     public var comparisons: [Comparison]
+    /// The plan's items as folders of the run (`items/<stage>/<key>`), for what they cost (their cost.json).
+    public var itemFolders: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case version, config, summary, comparisons, items
         case configFile = "config_file", medselectVersion = "medselect_version", poolCases = "pool_cases", heldOutCases = "held_out_cases"
+        case itemFolders = "item_folders"
     }
 
     /// A number, or nil (null in the file) when it is not finite.
