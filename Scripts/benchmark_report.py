@@ -11,7 +11,7 @@ SOURCES = {"cxr": "MCU", "fundus": "BinRushed", "prostate": "RUNMC"}
 NAMES = {"cxr": "chest X-ray (lungs)", "fundus": "fundus (optic disc and cup)", "prostate": "prostate MRI (gland, axial slices)"}
 TITLES = {"xssr": "XSSR protocol: random, CoreSet, XSSR and its ablations",
           "coldstart-al": "Cold start, then active learning (entropy + diversity against random)",
-          "hssl": "HSSL protocol: from scratch against HSSL-pretrained, on the same random picks"}
+          "hssl": "HSSL protocol: from scratch, single-domain and multi-domain HSSL pretraining, on the same random picks"}
 
 
 def mean(v):
@@ -132,6 +132,20 @@ def load_protocol(run):
     return results, rows, strategies, several
 
 
+def item_cost(run, folder):
+    """(CPU seconds, how known) of one item: its cost.json (measured), else the wall seconds of its training epochs in
+    history.csv (one-thread workers, an estimate), else None (an item computed before costs were recorded and without
+    epochs: selections, embeddings, scores, the site analysis; minutes, not hours)."""
+    path = os.path.join(run, folder)
+    cost = os.path.join(path, "cost.json")
+    if os.path.exists(cost):
+        return json.load(open(cost))["cpu_seconds"], "measured"
+    history = os.path.join(path, "history.csv")
+    if os.path.exists(history):
+        return sum(float(r["seconds"]) for r in csv.DictReader(open(history)) if r.get("seconds")), "estimated"
+    return None, "unknown"
+
+
 def verdict(c):
     words = {"better than": "better", "worse than": "worse"}.get(c.get("verdict", ""), "not distinguishable")
     text = (f"{words} (mean Dice difference {fmt(c['diff'], 4, True)}, 95 % bootstrap interval [{fmt(c['ci'][0], 4, True)}, "
@@ -163,6 +177,7 @@ def main():
         bdir = os.path.join(a.out, b)
         entry = {"protocols": {}}
         doc["benchmarks"][b] = entry
+        counted = set()
         p(f"## {NAMES.get(b, b)}: source {SOURCES.get(b, '?')}")
         p("")
         for proto in ["xssr", "coldstart-al", "hssl"]:
@@ -177,13 +192,25 @@ def main():
             correlation = {k: {"known_distance": spearman([distance.get(x) for x in sites_here], [mean(v["_per_site"].get(x, [])) for x in sites_here]),
                                "measured_mmd": spearman([shift.get(x) for x in sites_here], [mean(v["_per_site"].get(x, [])) for x in sites_here])}
                            for k, v in strategies.items()}
-            seconds = int(open(run + ".seconds").read()) if os.path.exists(run + ".seconds") else None
+            # What the protocol's items cost, each item counted in the first protocol of the benchmark that lists it.
+            tally = {"measured": 0.0, "estimated": 0.0, "unknown": 0, "items": 0}
+            for folder in results.get("item_folders") or []:
+                if folder in counted:
+                    continue
+                counted.add(folder)
+                value, how = item_cost(run, folder)
+                tally["items"] += 1
+                if value is None:
+                    tally["unknown"] += 1
+                else:
+                    tally[how] += value
+            seconds = tally["measured"] + tally["estimated"] if tally["items"] else None
             if seconds is not None:
-                cost.append((b, proto, seconds))
+                cost.append((b, proto, tally))
             first = next((v for k, v in strategies.items() if k not in ("none",) and not k.startswith("full")), None)
             entry["protocols"][proto] = {
                 "seeds": sorted({int(r["seed"]) for r in rows}), "pool": results["pool_cases"], "held_out": results["held_out_cases"],
-                "budget_labels": first["labeled"] if first else None, "cpu_seconds": seconds,
+                "budget_labels": first["labeled"] if first else None,
                 "strategies": {k: dict({x: v[x] for x in ["dice_mean", "dice_sd", "hd95_mean", "percent_of_full", "labeled", "alpha"]},
                                        dice_by_mode=mode_dice.get(k, {}), spearman_site_dice=correlation[k]) for k, v in strategies.items()},
                 "held_out_cases_by_mode": mode_count,
@@ -226,8 +253,10 @@ def main():
                     p(f"| {k} | {fmt(c['known_distance'], 2, True)} |" + (f" {fmt(c['measured_mmd'], 2, True)} |" if shift else ""))
                 p("")
             for c in results.get("comparisons", []):
-                # Each strategy against random and CoreSet once, and only the ablations against the full XSSR.
-                if c["a"] == c["b"] or (c["b"] == "coreset" and c["a"] == "random") or (c["b"] == "xssr" and not c["a"].startswith("xssr:")):
+                # Each strategy against random and CoreSet once, only the ablations against the full XSSR, and only
+                # the multi-domain pretraining against the single-domain one.
+                if c["a"] == c["b"] or (c["b"] == "coreset" and c["a"] == "random") or (c["b"] == "xssr" and not c["a"].startswith("xssr:")) \
+                        or (c["b"].endswith("@single-domain") and not c["a"].endswith("@pretrained")):
                     continue
                 p(f"- {c['a']} against {c['b']} at {c['budget']}: {verdict(c)}.")
             same = [(x, y) for x in strategies for y in strategies if x < y and strategies[x]["_picks"]
@@ -288,6 +317,8 @@ def main():
         most = (top + " (" + ", ".join(f"{t} {100 * v:+.1f}" for t, v in drops) + " points lost without it)") if drops else "not run"
         p(f"| the most influential XSSR term, {b} | diversity | {most} |")
         p(f"| HSSL-pretrained against scratch at 5 %, {b} | +0.7 to +18.6 | {points(comp(b, 'hssl', 'random@pretrained', 'random', '5%'))} |")
+        p(f"| multi-domain against single-domain HSSL at 5 %, {b} | multi-domain ahead (the paper's single domain: one dataset; ours: the same images as one domain) "
+          f"| {points(comp(b, 'hssl', 'random@pretrained', 'random@single-domain', '5%'))} |")
     cs = comp("cxr", "coldstart-al", "coldstart", "random")
     p(f"| cold start against random, chest X-ray | 91.8 -> 92.9 (HD95 32.4 -> 27.7 mm) | {points(cs)} |")
     p("| performance against scanner similarity | correlated | see the site analyses above (Spearman per benchmark) |")
@@ -295,13 +326,20 @@ def main():
     if cost:
         p("## Cost")
         p("")
-        p("| benchmark | protocol | CPU hours (2 cores) |")
-        p("|---|---|---|")
-        for b, proto, s in cost:
-            p(f"| {b} | {proto} | {2 * s / 3600:.1f} |")
+        p("| benchmark | protocol | items | CPU hours | of which measured | items without a record |")
+        p("|---|---|---|---|---|---|")
+        for b, proto, t in cost:
+            total = t["measured"] + t["estimated"]
+            p(f"| {b} | {proto} | {t['items']} | {total / 3600:.1f} | {t['measured'] / 3600:.1f} | {t['unknown']} |")
+            doc["benchmarks"][b]["protocols"][proto]["cpu_hours"] = {"total": total / 3600, "measured": t["measured"] / 3600,
+                                                                      "estimated": t["estimated"] / 3600, "items": t["items"],
+                                                                      "items_without_record": t["unknown"]}
         p("")
-        p("Items shared between the protocols of one benchmark (source model, encoder, embeddings, random picks, full-data")
-        p("references) are counted where they were computed first.")
+        p("Measured: the CPU time each item recorded when it was computed (cost.json: user + system time of its one-thread")
+        p("worker). Items computed before costs were recorded count the wall time of their training epochs (history.csv), an")
+        p("upper bound, since three one-thread workers shared two cores; items with neither (selections, embeddings, scores)")
+        p("take minutes. Items shared between the protocols of one benchmark (source model, site analysis) count once, in the")
+        p("first protocol listed.")
         p("")
     advisor = os.path.join(a.out, "advisor", "advisor-results.md")
     if os.path.exists(advisor):
