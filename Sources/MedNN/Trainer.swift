@@ -109,6 +109,12 @@ public final class Trainer {
 
     var checkpointPath: String { loop.checkpointPath }
 
+    /// Validate after every n-th epoch and the last (``TrainingLoop/validateEvery``; the model is the same for any n).
+    public var validateEvery: Int {
+        get { loop.validateEvery }
+        set { loop.validateEvery = newValue }
+    }
+
     /// Runs (or resumes) training; `progress` receives one line per epoch.
     @discardableResult
     public func fit(train: SegmentationData, validation: SegmentationData?, stopAfterEpoch: Int? = nil,

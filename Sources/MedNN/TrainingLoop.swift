@@ -100,6 +100,11 @@ public final class TrainingLoop<Model: Layer> {
     let differences: (String) -> [String]
     /// Header of the validation column in history.csv ("validation_dice", "validation_loss").
     public var validationColumn = "validation"
+    /// Validate after every n-th epoch and after the last (1: every epoch); the epochs between record NaN. Validation
+    /// never changes the weights (evaluation mode, its own random numbers untouched), so the trained model is the same
+    /// for every n (tested): a larger n only makes the curve coarser and training cheaper when the validation set is
+    /// large against the training set.
+    public var validateEvery = 1
     public private(set) var history: [EpochRecord] = []
 
     /// `configuration` is the run's settings as JSON; `differences` lists how a stored run's settings (JSON) differ
@@ -145,15 +150,19 @@ public final class TrainingLoop<Model: Layer> {
                 lossSum += Double(loss.item); counted += 1
                 task.stepEnded?(epoch, s, loss.item)
             }
-            model.setTraining(false)
-            let score = try task.validate?() ?? .nan
-            model.setTraining(true)
+            let validating = (epoch + 1) % max(1, validateEvery) == 0 || epoch + 1 == epochs
+            var score = Double.nan
+            if validating {
+                model.setTraining(false)
+                score = try task.validate?() ?? .nan
+                model.setTraining(true)
+            }
             let record = EpochRecord(epoch: epoch + 1, trainLoss: counted > 0 ? lossSum / Double(counted) : .nan, validation: score,
                                      learningRate: Double(optimizer.learningRate), seconds: Date().timeIntervalSince(t0))
             history.append(record)
             try save(epoch: epoch + 1)
             progress?(record)
-            if score.isFinite, best.map({ better(score, than: $0) }) ?? true { best = score; sinceBest = 0 } else { sinceBest += 1 }
+            if score.isFinite, best.map({ better(score, than: $0) }) ?? true { best = score; sinceBest = 0 } else if validating { sinceBest += 1 }
             if patience > 0 && sinceBest >= patience { break }
             if let stop = stopAfterEpoch, epoch + 1 >= stop { break }
         }

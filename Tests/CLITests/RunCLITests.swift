@@ -116,6 +116,20 @@ struct RunCLITests {
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect((computed(resumed.stdout) ?? 0) < 12)
         #expect(try String(contentsOfFile: s.file("c/results.csv"), encoding: .utf8) == results)
+
+        // Validating every 2nd epoch (and the last) instead of every epoch: the same items (the setting is not in
+        // their keys) with the same final scores; the curves skip epoch 1 of the fine-tunings and 1 of the source model.
+        let sparse = s.write(Array(try String(contentsOfFile: exp, encoding: .utf8)
+            .replacingOccurrences(of: #""levels": 2}"#, with: #""levels": 2, "validate_every": 2}"#).utf8), "sparse.json")
+        let d = try Tool.run(["run", sparse, "--out", s.file("d"), "--threads", "1"])
+        #expect(d.status == 0 && computed(d.stdout) == 12, "\(d.stderr)")
+        #expect(try String(contentsOfFile: s.file("d/results.csv"), encoding: .utf8) == results)
+        let histories = (FileManager.default.enumerator(atPath: s.file("d/items"))?.compactMap { $0 as? String } ?? []).filter { $0.hasPrefix("train/") && $0.hasSuffix("/history.csv") }
+        #expect(histories.count == 4)
+        for h in histories {
+            let validation = try String(contentsOfFile: s.file("d/items/\(h)"), encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",")[2] }
+            #expect(validation.count == 2 && validation[0] == "nan" && validation[1] != "nan", "\(h): \(validation)")
+        }
     }
 
     @Test("XSSR ablations run at the alpha the full XSSR chose for the same budget and seed (they could only equal it when the sweep chose alpha 0)")

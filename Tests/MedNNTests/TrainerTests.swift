@@ -46,6 +46,28 @@ struct TrainerTests {
         #expect(csv.split(separator: "\n").count == 4)
     }
 
+    @Test("validating every third epoch trains exactly the same weights as validating every epoch; the skipped epochs record NaN")
+    func validateEvery() throws {
+        let scratch = Scratch("trainer-validate-every")
+        defer { scratch.cleanup() }
+        let data = squares(6, size: 16, seed: 2), held = squares(4, size: 16, seed: 3)
+        var config = TrainingConfig()
+        config.epochs = 5; config.batchSize = 3; config.learningRate = 1e-2; config.seed = 9
+        let every = Trainer(model: UNet(base: 2, levels: 2, seed: 4), config: config, folder: scratch.file("a"))
+        try every.fit(train: data, validation: held)
+        let third = Trainer(model: UNet(base: 2, levels: 2, seed: 4), config: config, folder: scratch.file("b"))
+        third.validateEvery = 3
+        try third.fit(train: data, validation: held)
+        for ((name, a), (_, b)) in zip(every.model.stateDict.sorted { $0.key < $1.key }, third.model.stateDict.sorted { $0.key < $1.key }) {
+            #expect(a.data == b.data, "\(name) differs")   // parameters and batch-norm running statistics
+        }
+        #expect(third.history.map(\.trainLoss) == every.history.map(\.trainLoss))
+        // Epochs 3 and 5 (the last) validated, with the values of the every-epoch run; 1, 2 and 4 skipped.
+        #expect(third.history.map { $0.validation.isFinite } == [false, false, true, false, true])
+        #expect(third.history[2].validation == every.history[2].validation && third.history[4].validation == every.history[4].validation)
+        #expect(every.history.allSatisfy { $0.validation.isFinite })
+    }
+
     @Test("training segments squares well (Dice > 0.9 on held-out images)")
     func learns() throws {
         let scratch = Scratch("trainer-learn")

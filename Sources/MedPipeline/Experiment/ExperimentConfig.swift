@@ -36,6 +36,9 @@ public struct ExperimentConfig: Sendable, Equatable {
         /// the others' `strategy@start` (e.g. `random@pretrained`), so that the paired comparisons measure the start.
         public var starts = ["source"]
         public var start: String { starts[0] }
+        /// Score the held-out target cases after every n-th epoch and the last (each item's curve); not part of the
+        /// items' keys, since the trained model and its final scores do not depend on it.
+        public var validateEvery = 1
     }
 
     /// Dataset folder (adapter detected, or `benchmark`), or an index.
@@ -239,7 +242,7 @@ public struct ExperimentConfig: Sendable, Equatable {
                 if Set(c.seeds).count != c.seeds.count { problems.append("'seeds' lists a seed twice") }
             } else { problems.append("'seeds' must be a non-empty list of non-negative integers") }
         }
-        let t = object(o["train"], "train", keys: ["size", "epochs", "batch", "lr", "base", "levels", "source_epochs", "start"])
+        let t = object(o["train"], "train", keys: ["size", "epochs", "batch", "lr", "base", "levels", "source_epochs", "start", "validate_every"])
         c.train.size = int(t["size"], "train.size", 16...1024) ?? c.train.size
         c.train.epochs = int(t["epochs"], "train.epochs", 1...100_000) ?? c.train.epochs
         c.train.batch = int(t["batch"], "train.batch", 2...1024) ?? c.train.batch
@@ -247,6 +250,7 @@ public struct ExperimentConfig: Sendable, Equatable {
         c.train.base = int(t["base"], "train.base", 2...256) ?? c.train.base
         c.train.levels = int(t["levels"], "train.levels", 1...6) ?? c.train.levels
         c.train.sourceEpochs = int(t["source_epochs"], "train.source_epochs", 1...100_000) ?? c.train.sourceEpochs
+        c.train.validateEvery = int(t["validate_every"], "train.validate_every", 1...100_000) ?? c.train.validateEvery
         if let v = t["start"] {
             let list = (v as? String).map { [$0] } ?? (v as? [Any])?.compactMap { $0 as? String } ?? []
             if list.isEmpty || (v as? [Any]).map({ $0.count != list.count }) == true {
@@ -305,7 +309,7 @@ public struct ExperimentConfig: Sendable, Equatable {
                                                     "measure": activeLearning.measure, "after": activeLearning.after, "compare_random": activeLearning.compareRandom],
                                 "train": ["size": train.size, "epochs": train.epochs, "batch": train.batch, "lr": Double(train.learningRate),
                                           "base": train.base, "levels": train.levels, "source_epochs": train.sourceEpochs,
-                                          "start": train.starts.count == 1 ? train.start as Any : train.starts as Any],
+                                          "start": train.starts.count == 1 ? train.start as Any : train.starts as Any, "validate_every": train.validateEvery],
                                 "encoder": encoderJSON]
         if let data { o["data"] = data }
         if let index { o["index"] = index }

@@ -100,6 +100,7 @@ public struct ExperimentPlan {
         var t = SegmentationTraining()
         t.size = config.train.size; t.batch = config.train.batch; t.learningRate = config.train.learningRate
         t.base = config.train.base; t.levels = config.train.levels
+        t.validateEvery = config.train.validateEvery
         return t
     }
     var trainSettings: String {

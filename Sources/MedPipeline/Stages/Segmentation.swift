@@ -116,7 +116,7 @@ public enum Segmentation {
         var chart = LineChart(title: "Training curve", xLabel: "epoch", yLabel: "training loss (Dice + CE)", rightLabel: "validation Dice",
                               series: [.init(name: "training loss", points: h.map { (Double($0.epoch), $0.trainLoss) }, markers: h.count <= 30)])
         if h.contains(where: { $0.validationDice.isFinite }) {
-            chart.series.append(.init(name: "validation Dice", points: h.map { (Double($0.epoch), $0.validationDice) }, rightAxis: true,
+            chart.series.append(.init(name: "validation Dice", points: h.filter { $0.validationDice.isFinite }.map { (Double($0.epoch), $0.validationDice) }, rightAxis: true,
                                       markers: h.count <= 30))
             chart.rightRange = 0...1
         }
@@ -141,6 +141,9 @@ public struct SegmentationTraining {
     public var augmentation = true
     /// Which tensors `initFrom` provides (a U-Net checkpoint or a pretrained HSSL encoder-decoder).
     public var initPart = InitPart.all
+    /// Score the validation cases after every n-th epoch and the last (the curve); the trained model does not depend
+    /// on it.
+    public var validateEvery = 1
     public init() {}
 
     public struct Outcome {
@@ -194,6 +197,7 @@ public struct SegmentationTraining {
             heard(initialized)
         }
         let trainer = Trainer(model: model, config: config, folder: folder)
+        trainer.validateEvery = validateEvery
         let history = try trainer.fit(train: trainData, validation: valData, progress: epochEnded)
         if !history.isEmpty { try Segmentation.writeCurve(history, to: folder + "/curve.svg") }
         let scores = try Segmentation.score(validation, model: model, size: size)
