@@ -62,7 +62,7 @@ struct RunCLITests {
         }
         // The report: one self-contained page with the comparisons, the win matrix, the pool map and the picks.
         let report = try String(contentsOfFile: s.file("a/report.html"), encoding: .utf8)
-        for part in ["Strategies against random and CoreSet", "Win matrix", "The target pool and the picks", "data:image/png;base64,", "<svg",
+        for part in ["Paired comparisons", "Win matrix", "The target pool and the picks", "data:image/png;base64,", "<svg",
                      "Dice against distance to the source"] {
             #expect(report.contains(part), "report.html lacks \(part)")
         }
@@ -287,7 +287,8 @@ struct RunCLITests {
         let results = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/results.json")))) as? [String: Any]
         let pairs = (results?["comparisons"] as? [[String: Any]] ?? []).map { "\($0["a"] ?? "") vs \($0["b"] ?? "")" }
         #expect(pairs.contains("random@pretrained vs random@single-domain") && pairs.contains("random@single-domain vs random"), "\(pairs)")
-        #expect(try String(contentsOfFile: s.file("h/report.html"), encoding: .utf8).contains("as one domain"))
+        let report2 = try String(contentsOfFile: s.file("h/report.html"), encoding: .utf8)
+        #expect(report2.contains("as one domain") && report2.contains("<td>random@pretrained</td><td>random@single-domain</td>"), "the report's comparison with the single-domain start")
         // Every item of the plan is listed (source, two pretrainings, embeddings, baseline, one selection, three
         // fine-tunings, the full-data reference), and each records what it cost (one thread: CPU time about the wall time).
         let folders = results?["item_folders"] as? [String] ?? []

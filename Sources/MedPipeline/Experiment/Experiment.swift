@@ -61,13 +61,8 @@ public struct Experiment {
                                           seeds: v.count, diceMean: ExperimentResults.finite(Stats.mean(v)),
                                           diceSD: ExperimentResults.finite(Stats.standardDeviation(v)))
         }
-        // Paired comparisons with random and CoreSet, as the report states them, with the full XSSR when its
-        // ablations ran (a term's contribution), and with the single-domain pretraining when it ran (what the
-        // multi-domain objective adds).
-        let strategies = Set(rows.map(\.strategy))
-        let references: [RunName] = ["random", "coreset"] + (strategies.contains("xssr") && strategies.contains { $0.xssrAblationTerms != nil } ? ["xssr"] : [])
-            + strategies.filter { $0.start == "single-domain" && !$0.isFull }.sorted()
-        let comparisons = ExperimentReport.comparisons(rows, references: references).map { c in
+        // The paired comparisons the report states.
+        let comparisons = ExperimentReport.comparisons(rows, references: ExperimentReport.references(rows)).map { c in
             ExperimentResults.Comparison(a: c.strategy.description, b: c.reference.description, budget: c.budget, pairs: c.pairs,
                                          diff: ExperimentResults.finite(c.meanDifference),
                                          ci: [ExperimentResults.finite(c.interval.low), ExperimentResults.finite(c.interval.high)],

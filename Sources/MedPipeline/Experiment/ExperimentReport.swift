@@ -49,6 +49,14 @@ public enum ExperimentReport {
                              "single-domain": "the U-Net pretrained with HSSL on the same images as one domain, fine-tuned",
                              "scratch": "a U-Net from scratch"]
 
+    /// What the strategies are compared with: random and CoreSet, the full XSSR when its ablations ran (a term's
+    /// contribution), and the single-domain pretraining when it ran (what the multi-domain objective adds).
+    public static func references(_ rows: [ResultRow]) -> [RunName] {
+        let strategies = Set(rows.map(\.strategy))
+        return ["random", "coreset"] + (strategies.contains("xssr") && strategies.contains { $0.xssrAblationTerms != nil } ? ["xssr"] : [])
+            + strategies.filter { $0.start == "single-domain" && !$0.isFull }.sorted()
+    }
+
     public static func comparisons(_ rows: [ResultRow], references: [RunName] = ["random", "coreset"]) -> [Comparison] {
         let budgets = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
         let strategies = orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
@@ -139,7 +147,7 @@ struct ReportSections {
                           subtitle: "source \(c.sourceSites.joined(separator: ", ")) -> targets \(c.targetSites.joined(separator: ", ")); medselect \(version)")
         strategies = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.strategy))
         budgets = ExperimentReport.orderedUnique(rows.filter { $0.round == 1 && !$0.strategy.isFull }.map(\.budget))
-        comps = ExperimentReport.comparisons(rows)
+        comps = ExperimentReport.comparisons(rows, references: ExperimentReport.references(rows))
         full = Stats.mean(perSeed(.full(), nil))
         baseline = Stats.mean(perSeed(.none, nil))
     }
@@ -254,9 +262,10 @@ struct ReportSections {
         }
     }
 
-    /// The paired comparisons against random and CoreSet, and the win matrix.
+    /// The paired comparisons (against random and CoreSet, ablations against the full XSSR, pretrainings against the
+    /// single-domain one), and the win matrix.
     mutating func pairedComparisons() {
-        page.heading("Strategies against random and CoreSet")
+        page.heading("Paired comparisons")
         page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p", "detectable (80 % power)"],
                    rows: comps.map { [$0.strategy.description, $0.reference.description, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
                                       "[\(String(format: "%+.4f", $0.interval.low)), \(String(format: "%+.4f", $0.interval.high))]", p($0.wilcoxonP),
