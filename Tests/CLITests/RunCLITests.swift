@@ -67,6 +67,8 @@ struct RunCLITests {
             #expect(report.contains(part), "report.html lacks \(part)")
         }
         #expect(!report.contains("<script") && !report.contains("src=\"http") && !report.contains("href=\"http"))   // offline: nothing fetched
+        // Each pair of strategies once in the report's table (results.json keeps both directions).
+        #expect(report.contains("<td>coreset</td><td>random</td>") && !report.contains("<td>random</td><td>coreset</td>"))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("a/results.json")))) as? [String: Any]
         #expect((json?["summary"] as? [[String: Any]])?.count == 5 && json?["config"] != nil && json?["medselect_version"] != nil)
         // The site analysis beside the results.

@@ -266,8 +266,11 @@ struct ReportSections {
     /// single-domain one), and the win matrix.
     mutating func pairedComparisons() {
         page.heading("Paired comparisons")
+        // Each pair of strategies once (random against CoreSet, not CoreSet against random as well).
+        var shown = Set<[String]>()
+        let once = comps.filter { shown.insert([$0.strategy.description, $0.reference.description].sorted() + [$0.budget]).inserted }
         page.table(header: ["strategy", "against", "budget", "pairs", "mean Dice difference", "bootstrap 95 %", "Wilcoxon p", "detectable (80 % power)"],
-                   rows: comps.map { [$0.strategy.description, $0.reference.description, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
+                   rows: once.map { [$0.strategy.description, $0.reference.description, $0.budget, String($0.pairs), String(format: "%+.4f", $0.meanDifference),
                                       "[\(String(format: "%+.4f", $0.interval.low)), \(String(format: "%+.4f", $0.interval.high))]", p($0.wilcoxonP),
                                       $0.minimumDetectable.isFinite ? String(format: "%.4f", $0.minimumDetectable) : "–"] },
                    numeric: [3, 4, 6, 7],
