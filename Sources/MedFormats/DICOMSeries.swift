@@ -260,31 +260,39 @@ public enum DICOMSeriesReader {
             throw FormatError.tooLarge(path: files[0].path, bytes: Int64.max, limit: options.maxBytes)
         }
         try options.check(elements: count, bytesPerElement: 4, path: (files[0].path as NSString).deletingLastPathComponent)
-        let slices = Mutex([Int: Result<MedicalImage, Error>]())
-        parallelFor(files.count) { i in
-            let r = Result { try DICOMReader.read(files[i].path, options: options) }
-            slices.withLock { $0[i] = r }
-        }
-        let read = slices.withLock { $0 }
-        let images = try (0..<files.count).map { try read[$0]!.get() }
-        let first = images[0]
-        guard images.allSatisfy({ $0.shape == first.shape }) else {
-            throw FormatError.unsupported(path: files[0].path, reason: "series \(series.uid): its slices decode to different shapes")
-        }
+        // The first slice gives the shape; the others decode straight into the volume, in parallel (no second copy
+        // of the series in memory).
+        let first = try DICOMReader.read(files[0].path, options: options)
         let plane = first.shape.x * first.shape.y, channels = first.shape.t, z = files.count
-        var voxels = [Float](repeating: 0, count: plane * z * channels)
-        for (k, im) in images.enumerated() {
-            for c in 0..<channels {
-                voxels.withUnsafeMutableBufferPointer { out in
-                    im.voxels.withUnsafeBufferPointer { src in
-                        for i in 0..<plane { out[c * plane * z + k * plane + i] = src[c * plane + i] }
-                    }
+        let failures = Mutex([Int: Error]())
+        let storedTypes = Mutex(Set([first.info.storedType]))
+        let voxels = [Float](unsafeUninitializedCapacity: plane * z * channels) { buffer, initialized in
+            let out = buffer.baseAddress!
+            func place(_ image: MedicalImage, at k: Int) {
+                image.voxels.withUnsafeBufferPointer { src in
+                    for c in 0..<channels { (out + c * plane * z + k * plane).update(from: src.baseAddress! + c * plane, count: plane) }
                 }
             }
+            place(first, at: 0)
+            parallelFor(z - 1) { j in
+                do {
+                    let image = try DICOMReader.read(files[j + 1].path, options: options)
+                    guard image.shape == first.shape else {
+                        throw FormatError.unsupported(path: files[0].path, reason: "series \(series.uid): its slices decode to different shapes")
+                    }
+                    place(image, at: j + 1)
+                    storedTypes.withLock { _ = $0.insert(image.info.storedType) }
+                } catch {
+                    failures.withLock { $0[j + 1] = error }
+                }
+            }
+            initialized = plane * z * channels
         }
+        // The first failing slice in series order, as a serial read would report it.
+        if let failure = failures.withLock({ $0.min { $0.key < $1.key } }) { throw failure.value }
         let affine = stackAffine(files, inPlane: first.affine.spacing)
         // The stored type: the widest the slices need (a float slice makes the volume float).
-        let types = Set(images.map { $0.info.storedType })
+        let types = storedTypes.withLock { $0 }
         let stored = types.count == 1 ? first.info.storedType : (types.contains(.float32) ? .float32 : .int32)
         let info = ImageInfo(storedType: stored, format: "dicom", spacingIsKnown: true, components: first.info.components)
         return MedicalImage(shape: ImageShape(first.shape.x, first.shape.y, z, channels), voxels: voxels, affine: affine, info: info)

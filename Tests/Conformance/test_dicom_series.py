@@ -161,6 +161,27 @@ def test_missing_slice_refused(tmp_path, medselect):
     refused(medselect, tmp_path / "s", "missing slice", "1.2.826.0.1.3680043.2.1125.1.6")
 
 
+def test_damaged_slices_refused_naming_the_first(tmp_path, medselect):
+    # Slices decode in parallel: two with too little pixel data (headers intact, so the series orders fine), and the
+    # error names the first of them in series order, whichever finished first.
+    _, img = oblique_image()
+    uid = "1.2.826.0.1.3680043.2.1125.1.8"
+    write_series(img, tmp_path / "s", uid)
+    damaged = {}
+    for path in sorted((tmp_path / "s").iterdir()):
+        ds = pydicom.dcmread(path)
+        k = int(ds.SOPInstanceUID.rsplit(".", 1)[1]) - 1
+        if k in (3, 8):
+            ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+            ds.save_as(path)
+            damaged[k] = path.name
+    assert len(damaged) == 2
+    for _ in range(3):
+        r = medselect.run("convert", tmp_path / "s", tmp_path / "out.npy", check=False)
+        assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fewer than rows x columns" in r.stderr, r.stderr
+        assert damaged[3] in r.stderr and damaged[8] not in r.stderr, (damaged, r.stderr)
+
+
 def test_gantry_tilt_refused(tmp_path, medselect):
     _, img = volume((20, 20, 8))
     img.SetSpacing((1.0, 1.0, 2.0))
