@@ -110,6 +110,17 @@ struct WorkflowFindingsCLITests {
         }
         // Per-site columns come from the benchmark with --ref-data.
         #expect(try String(contentsOfFile: s.file("m.csv"), encoding: .utf8).hasPrefix("case,site,label,dice"))
+        // With the benchmark's label rule the labels are known: a prediction of label 2 only, where the reference has
+        // label 1 only, is a wrong prediction and scores Dice 0 (a poor model on a shifted site), not a refusal.
+        try FileManager.default.createDirectory(atPath: s.file("pred2"), withIntermediateDirectories: true)
+        for m in masks {
+            let name = m.replacingOccurrences(of: "_mask.png", with: ".png")
+            #expect(try Tool.run(["convert", data + "/CHN/mask/" + m, s.file("pred2/" + name), "--label", "--remap", "255:2"]).status == 0)
+        }
+        let wrong = try Tool.run(["evaluate", "--pred", s.file("pred2"), "--ref-data", data, "--csv", s.file("m2.csv")])
+        #expect(wrong.status == 0, "\(wrong.stderr)")
+        let wrongRows = try String(contentsOfFile: s.file("m2.csv"), encoding: .utf8).split(separator: "\n").dropFirst().filter { $0.contains(",1,") }
+        #expect(wrongRows.count == masks.count && wrongRows.allSatisfy { $0.contains(",1,0.0000,") }, "\(wrongRows)")
         // An output folder that does not exist is refused before any work.
         oneLineError(try Tool.run(["evaluate", "--pred", s.file("pred"), "--ref-data", data, "--csv", s.file("nodir/m.csv")]), "does not exist")
     }

@@ -21,6 +21,10 @@ public enum Evaluation {
         public var remap: [Float: Float]? = nil
         public var hd95 = HD95Pooling.maxOfDirected
         public var empty = EmptyMaskPolicy()
+        /// Refuse label sets that share no foreground value (an encoding mismatch such as 0/1 against 0/255). Off when
+        /// the reference's labels come from a benchmark's label rule: there, a prediction of only the cup where the
+        /// reference has only the disc is a wrong prediction (Dice 0), not a mismatch.
+        public var refuseDisjointLabels = true
         public init() {}
     }
 
@@ -38,7 +42,7 @@ public enum Evaluation {
         if let m = rules.remap { ref = ref.remapped(m) }
         if let problem = pred.labelMapProblem { throw Problem(path: prediction, reason: "not a label map: \(problem)") }
         if let problem = ref.labelMapProblem { throw Problem(path: referencePath, reason: "not a label map: \(problem)") }
-        if rules.labels == nil {
+        if rules.labels == nil && rules.refuseDisjointLabels {
             let n = ref.shape.spatialCount
             let p = Set(pred.voxels[0..<n].lazy.filter { $0 != 0 }), r = Set(ref.voxels[0..<n].lazy.filter { $0 != 0 })
             if !p.isEmpty && !r.isEmpty && p.isDisjoint(with: r) {
@@ -164,10 +168,13 @@ public enum Evaluation {
                 guard let label = try sample.loadLabel(options: options) else {
                     throw Problem(path: sample.images.first ?? sample.id, reason: "case \(sample.id) has no label to score against")
                 }
-                // The table names the benchmark's case (HK_Case00), which file names may not (Case00).
+                // The table names the benchmark's case (HK_Case00), which file names may not (Case00). Its labels are
+                // the benchmark's by its label rule, so disjoint label sets are a wrong prediction, scored as such.
+                var benchmarkRules = rules
+                benchmarkRules.refuseDisjointLabels = false
                 return Scored(caseName: sample.id, site: sites[id],
                               metrics: try score(prediction: predictions[id]!, reference: label, referencePath: sample.labels.first ?? sample.id,
-                                                 rules: rules, options: options))
+                                                 rules: benchmarkRules, options: options))
             }
         }
     }
