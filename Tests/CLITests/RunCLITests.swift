@@ -232,6 +232,8 @@ struct RunCLITests {
         #expect(hsslEncoder?["method"] as? String == "hssl" && hsslEncoder?["epochs"] as? Int == 7 && h?["budgets"] as? [String] == ["5%"], "\(hssl.stderr)")
         #expect((h?["train"] as? [String: Any])?["start"] as? [String] == ["scratch", "pretrained", "single-domain"])
         #expect(h?["full_data"] as? [String] == ["scratch"])
+        let zero = try Tool.run(["run", "--preset", "hssl", "--data", larger, "--source-sites", "MCU", "--pretrain-epochs", "0", "--out", s.file("z"), "--plan-only"])
+        #expect(zero.status != 0 && zero.stderr.contains("--pretrain-epochs must be at least 1") && !FileManager.default.fileExists(atPath: s.file("z/experiment.json")), "\(zero.stderr)")
         // Items: source, two pretrainings, embeddings, site analysis, baseline; per seed one selection, three
         // fine-tunings and one full-data reference.
         let labels = hssl.stdout.split(separator: "\n").filter { $0.hasPrefix("to do") }.map { $0.split(separator: "\t").last.map(String.init) ?? "" }
