@@ -139,11 +139,18 @@ def item_cost(run, folder):
     path = os.path.join(run, folder)
     cost = os.path.join(path, "cost.json")
     if os.path.exists(cost):
-        return json.load(open(cost))["cpu_seconds"], "measured"
+        record = json.load(open(cost))
+        return record["cpu_seconds"], "measured"
     history = os.path.join(path, "history.csv")
     if os.path.exists(history):
         return sum(float(r["seconds"]) for r in csv.DictReader(open(history)) if r.get("seconds")), "estimated"
     return None, "unknown"
+
+
+def item_machine(run, folder):
+    """The processor an item was computed on (cost.json's machine; absent in items of earlier versions)."""
+    cost = os.path.join(run, folder, "cost.json")
+    return (json.load(open(cost)).get("machine") if os.path.exists(cost) else None) or "not recorded"
 
 
 def verdict(c):
@@ -173,6 +180,7 @@ def main():
     p("papers study (scanner shift, rare sub-populations, site differences), not the public benchmarks' numbers (Docs/datasets.md).")
     p("")
     cost = []
+    machines = {}
     for b in benchmarks:
         bdir = os.path.join(a.out, b)
         entry = {"protocols": {}}
@@ -199,6 +207,8 @@ def main():
                     continue
                 counted.add(folder)
                 value, how = item_cost(run, folder)
+                machine = item_machine(run, folder)
+                machines[machine] = machines.get(machine, 0) + 1
                 tally["items"] += 1
                 if value is None:
                     tally["unknown"] += 1
@@ -341,6 +351,11 @@ def main():
         p("take minutes. Items shared between the protocols of one benchmark (source model, site analysis) count once, in the")
         p("first protocol listed.")
         p("")
+        p("Computed on: " + "; ".join(f"{n} items on {m}" for m, n in sorted(machines.items(), key=lambda x: -x[1])) + ". The run")
+        p("went on over several sessions, each on the machine it got; items carried between machines travel as their records")
+        p("(Scripts/benchmark-records), and weights that later items needed were computed again on the machine that needed them.")
+        p("")
+        doc["computed_on"] = machines
     advisor = os.path.join(a.out, "advisor", "advisor-results.md")
     if os.path.exists(advisor):
         p("## Budget advice")

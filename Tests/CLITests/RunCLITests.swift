@@ -297,10 +297,14 @@ struct RunCLITests {
         // fine-tunings, the full-data reference), and each records what it cost (one thread: CPU time about the wall time).
         let folders = results?["item_folders"] as? [String] ?? []
         #expect(folders.count == 10 && Set(folders).count == 10, "\(folders)")
+        // The processor, as /proc/cpuinfo names it.
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.components(separatedBy: "\n").first { $0.hasPrefix("model name") }?.components(separatedBy: ": ").last ?? "?"
         for f in folders {
             let cost = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h/\(f)/cost.json")))) as? [String: Any]
             let (cpu, wall) = (cost?["cpu_seconds"] as? Double ?? -1, cost?["wall_seconds"] as? Double ?? -1)
             #expect(cost?["threads"] as? Int == 1 && wall > 0 && cpu >= 0 && cpu < 1.5 * wall + 0.05, "\(f): \(String(describing: cost))")
+            #expect((cost?["machine"] as? String)?.hasPrefix(model + ", AVX") == true, "\(f): \(String(describing: cost))")
         }
         let badText = #"{"data": "\#(data)", "source_sites": ["MCU"], "target_sites": ["CHN"], "strategies": ["random"], "budgets": ["3"], "train": {"start": "pretrained"}}"#
         let bad = s.write(Array(badText.utf8), "bad.json")

@@ -7,6 +7,10 @@ import MedData
 /// with an exclusive create and kept alive by touching the file; a claim whose holder is gone (same host, process
 /// not running) or that has not been touched for `claimTimeout` seconds is taken over. Any number of processes on
 /// any machines sharing the folder can run items this way (Slurm job arrays, Kubernetes Indexed Jobs).
+///
+/// A store can travel without its weights: a finished item carried to another machine as its record only (its small
+/// files, `carried.json` naming what was left behind; `Scripts/benchmark-records`) counts as done, and is computed
+/// again only when an item still to compute needs its artifacts (``PlanRunner``).
 public final class ItemStore: @unchecked Sendable {
     public let root: String
     /// Seconds after which an untouched claim counts as abandoned (MEDSELECT_CLAIM_TIMEOUT overrides).
@@ -28,9 +32,18 @@ public final class ItemStore: @unchecked Sendable {
         return FileManager.default.fileExists(atPath: folder(stage, key), isDirectory: &dir) && dir.boolValue
     }
 
-    /// Claims the item for this process; false when another live worker holds it (or it is done).
-    public func claim(_ stage: String, _ key: String) throws -> Bool {
-        guard !isDone(stage, key) else { return false }
+    /// A finished item carried here as its record only: its weights (and other large files) stayed behind.
+    public func isCarried(_ stage: String, _ key: String) -> Bool {
+        FileManager.default.fileExists(atPath: folder(stage, key) + "/" + Self.carriedFile)
+    }
+
+    /// The marker of a carried item (written by Scripts/benchmark-records; lists the files left behind).
+    public static let carriedFile = "carried.json"
+
+    /// Claims the item for this process; false when another live worker holds it (or it is done, unless `redo`: a
+    /// carried item whose artifacts are needed again).
+    public func claim(_ stage: String, _ key: String, redo: Bool = false) throws -> Bool {
+        guard !isDone(stage, key) || (redo && isCarried(stage, key)) else { return false }
         try FileManager.default.createDirectory(atPath: "\(root)/\(stage)", withIntermediateDirectories: true)
         let path = lock(stage, key)
         if tryCreate(path) { return true }
@@ -77,6 +90,11 @@ public final class ItemStore: @unchecked Sendable {
         } catch {
             unlink(lockPath)
             throw error
+        }
+        // A carried item computed again: its record gives way to the new item (whose record matches its weights).
+        if isCarried(stage, key) {
+            let old = folder(stage, key) + ".carried-\(host)-\(pid)"
+            if rename(folder(stage, key), old) == 0 { try? FileManager.default.removeItem(atPath: old) }
         }
         guard rename(workPath, folder(stage, key)) == 0 else {
             let reason = String(cString: strerror(errno))

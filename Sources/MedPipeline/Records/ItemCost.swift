@@ -10,14 +10,29 @@ public struct ItemCost: Codable, Sendable, Equatable {
     public var wallSeconds: Double
     /// Compute threads of the worker that computed it.
     public var threads: Int
+    /// The processor it was computed on (model name, and "AVX-512" or "AVX2"): results of one experiment can come from
+    /// several machines when its store travels (absent in items of earlier versions).
+    public var machine: String?
 
-    enum CodingKeys: String, CodingKey { case cpuSeconds = "cpu_seconds", wallSeconds = "wall_seconds", threads }
+    enum CodingKeys: String, CodingKey { case cpuSeconds = "cpu_seconds", wallSeconds = "wall_seconds", threads, machine }
 
     public static let fileName = "cost.json"
 
-    public init(cpuSeconds: Double, wallSeconds: Double, threads: Int) {
-        self.cpuSeconds = cpuSeconds; self.wallSeconds = wallSeconds; self.threads = threads
+    public init(cpuSeconds: Double, wallSeconds: Double, threads: Int, machine: String? = Self.thisMachine) {
+        self.cpuSeconds = cpuSeconds; self.wallSeconds = wallSeconds; self.threads = threads; self.machine = machine
     }
+
+    /// This machine's processor as `machine` records it, from /proc/cpuinfo (nil where there is none).
+    public static let thisMachine: String? = {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n")
+        func field(_ name: String) -> String? {
+            lines.first { $0.hasPrefix(name) }.flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        guard let model = field("model name") else { return nil }
+        let flags = Set((field("flags") ?? "").split(separator: " ").map(String.init))
+        return model + (flags.contains("avx512f") ? ", AVX-512" : flags.contains("avx2") ? ", AVX2" : "")
+    }()
 
     /// User plus system CPU time of this process so far, in seconds (with one item at a time per worker process, the
     /// difference over an item is the item's cost).
