@@ -5,7 +5,7 @@ import PackageDescription
 
 /// Scripts/fuzz sets MEDSELECT_FUZZ=1 to build the reader fuzz target with libFuzzer and AddressSanitizer.
 let fuzzing = Context.environment["MEDSELECT_FUZZ"] == "1"
-/// Coverage instrumentation for the code under fuzzing (the readers and their C adapters).
+/// Coverage instrumentation for the code under fuzzing (the readers and their C adapters, the configuration parsers).
 let fuzzSwift: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
 let fuzzC: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
 
@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "MedFoundation"),
         .target(name: "MedImage", dependencies: ["MedFoundation", "MedCompute"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .target(name: "MedFormats", dependencies: ["MedFoundation", "MedCompute", "MedImage", "CNIfTI", "CPNG", "CZlib", "CGDCM"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
-        .target(name: "MedData", dependencies: ["MedFoundation", "MedCompute", "MedImage", "MedFormats", "CSQLite"], swiftSettings: optimizedInDebug),
+        .target(name: "MedData", dependencies: ["MedFoundation", "MedCompute", "MedImage", "MedFormats", "CSQLite"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         // The PACS side: DICOMweb search and retrieval into a local cache (FoundationNetworking, i.e. libcurl).
         .target(name: "MedPACS", dependencies: ["MedFoundation"], swiftSettings: fuzzSwift),
         .target(name: "MedMetrics", dependencies: ["MedFoundation", "MedImage"], swiftSettings: optimizedInDebug),
@@ -81,7 +81,7 @@ let package = Package(
         .target(name: "MedReport", dependencies: ["MedFoundation"]),
         .target(name: "MedAnalysis", dependencies: ["MedFoundation", "MedImage", "MedCompute", "MedSelection", "MedReport"], swiftSettings: optimizedInDebug),
         .target(name: "MedPipeline", dependencies: ["MedFoundation", "MedImage", "MedFormats", "MedData", "MedMetrics", "MedTensor", "MedNN",
-                                                    "MedSelection", "MedReport", "MedAnalysis"], swiftSettings: optimizedInDebug),
+                                                    "MedSelection", "MedReport", "MedAnalysis"], swiftSettings: fuzzSwift + (fuzzing ? [] : optimizedInDebug)),
         .executableTarget(
             name: "medselect",
             dependencies: [
@@ -89,10 +89,10 @@ let package = Package(
                 "MedFoundation", "MedPipeline", "MedPACS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Fuzz entry points for the readers (built only by Scripts/fuzz with -sanitize=fuzzer).
+        // Fuzz entry points for the readers and the configuration files (built only by Scripts/fuzz with -sanitize=fuzzer).
         .executableTarget(
             name: "medselect-fuzz",
-            dependencies: ["MedFormats", "MedPACS"],
+            dependencies: ["MedFormats", "MedPACS", "MedData", "MedPipeline"],
             swiftSettings: fuzzing ? [.define("FUZZING"), .unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])] : [],
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
         ),

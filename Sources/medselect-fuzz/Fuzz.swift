@@ -1,9 +1,11 @@
-// Fuzz entry point for the readers: built by Scripts/fuzz with `-sanitize=fuzzer`, where libFuzzer supplies `main`
+// Fuzz entry point for the readers and the configuration files: built by Scripts/fuzz with `-sanitize=fuzzer`, where libFuzzer supplies `main`
 // and calls `LLVMFuzzerTestOneInput`. Without the sanitizer this target is a plain program that replays the files
 // named on the command line (useful to reproduce a crash): `medselect-fuzz png crash-file`.
 import Foundation
+import MedData
 import MedFormats
 import MedPACS
+import MedPipeline
 
 let fuzzTarget: String = ProcessInfo.processInfo.environment["MEDSELECT_FUZZ_TARGET"] ?? "png"
 let scratch = "/dev/shm/medselect-fuzz-\(getpid())"
@@ -35,8 +37,21 @@ func runOne(_ data: UnsafeRawBufferPointer) {
         if let boundary = Multipart.boundary(contentType: contentType) { _ = try? Multipart.parts(body, boundary: boundary) }
         _ = try? QIDO.series(body)
         _ = try? QIDO.instances(body)
+    case "config":
+        // The JSON files a user writes or edits: an experiment configuration, phantom sites, an nnU-Net dataset.json,
+        // a selection (medselect select, read by worklist and run) and a pick plan's record.
+        let data = Data(bytes)
+        _ = try? ExperimentConfig.load(data, path: scratch + "/experiment.json")
+        _ = try? PhantomConfig.parse(data, path: "fuzz-sites.json")
+        let folder = scratch + "-nnunet"
+        try? FileManager.default.createDirectory(atPath: folder + "/imagesTr", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: folder + "/dataset.json", contents: data)
+        _ = try? NNUNetRawAdapter.load(folder)
+        _ = FileManager.default.createFile(atPath: scratch + ".json", contents: data)
+        _ = try? Selection.read(scratch + ".json")
+        _ = try? PickRecord.read(scratch + ".json")
     default:
-        fatalError("MEDSELECT_FUZZ_TARGET must be png, npy, nifti, nifti-gz, metaimage, nrrd, dicom or dicomweb")
+        fatalError("MEDSELECT_FUZZ_TARGET must be png, npy, nifti, nifti-gz, metaimage, nrrd, dicom, dicomweb or config")
     }
 }
 
