@@ -75,9 +75,15 @@ struct Run: ParsableCommand {
         log("\(plan.items.count) items: \(plan.pool.count) target pool cases, \(plan.held.count) held-out target cases, \(perWorker) thread(s) per worker")
         if planOnly {
             let store = plan.store
-            let done = plan.items.filter { store.isDone($0.stage, $0.key) }.count
-            for item in plan.items { print("\(store.isDone(item.stage, item.key) ? "done" : "to do")\t\(item.stage)/\(item.key)\t\(item.label)") }
-            print("plan of \(config): \(counted(plan.items.count, "item")), \(done) done, \(plan.items.count - done) to compute; nothing computed (--plan-only)")
+            // "again": carried here without its weights (Scripts/benchmark-records), needed by an item still to compute.
+            let pending = Set(PlanRunner.pendingItems(plan.items, store: store).map(\.id))
+            let again = plan.items.filter { pending.contains($0.id) && store.isDone($0.id) }.count
+            for item in plan.items {
+                let state = !pending.contains(item.id) ? "done" : store.isDone(item.id) ? "again" : "to do"
+                print("\(state)\t\(item.stage)/\(item.key)\t\(item.label)")
+            }
+            print("plan of \(config): \(counted(plan.items.count, "item")), \(plan.items.count - pending.count) done, \(pending.count) to compute"
+                  + (again > 0 ? " (\(again) carried without their weights, computed again)" : "") + "; nothing computed (--plan-only)")
             return
         }
         // Local workers: the same command as separate processes, each one worker. Ctrl-C (or SIGTERM, SIGHUP) on

@@ -23,7 +23,7 @@ def records(*args, check=True):
     return p
 
 
-def make_run(medselect, out, seeds):
+def make_run(medselect, out, seeds, *extra):
     b = out / "cxr"
     if not (b / "data").exists():
         medselect.run("phantom", "--benchmark", "cxr", "--preset", "graded", "--count", 6, "--size", 32, "--seed", 5,
@@ -36,7 +36,7 @@ def make_run(medselect, out, seeds):
               "encoder": {"method": "thumbnail"}, "strategies": ["random"], "budgets": ["2"], "seeds": seeds,
               "site_analysis": False, "train": {"size": 32, "epochs": 1, "source_epochs": 1, "batch": 2}}
     (out / "exp.json").write_text(json.dumps(config))
-    return medselect.run("run", out / "exp.json", "--out", b / "run")
+    return medselect.run("run", out / "exp.json", "--out", b / "run", *extra)
 
 
 def item_folders(items):
@@ -71,6 +71,9 @@ def test_carried_records_resume_on_a_new_machine(medselect, tmp_path):
     fine = {f: (items / f / "validation_metrics.csv").read_bytes() for f in item_folders(items)
             if f.startswith("train/")}
     assert fine
+    plan = make_run(medselect, second, [0, 1], "--plan-only").stdout
+    states = {line.split("\t")[1].split("/")[0]: line.split("\t")[0] for line in plan.splitlines() if line.startswith("again")}
+    assert states.get("source") == "again" and "carried without their weights, computed again" in plan, plan
     make_run(medselect, second, [0, 1])
     assert (source / "checkpoint.safetensors").exists() and not (source / "carried.json").exists()
     for f, data in fine.items():

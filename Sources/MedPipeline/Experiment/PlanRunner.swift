@@ -48,7 +48,7 @@ public enum PlanRunner {
     }
 
     /// The items to compute: those not done, and the carried items they need (through any chain of carried items).
-    static func pendingItems(_ items: [PlanItem], store: ItemStore) -> [PlanItem] {
+    public static func pendingItems(_ items: [PlanItem], store: ItemStore) -> [PlanItem] {
         var pending = Set(items.filter { !store.isDone($0.id) }.map(\.id))
         let byID = Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var frontier = Array(pending)
