@@ -96,6 +96,16 @@ def test_import_refuses_other_phantom_data_and_never_overwrites(medselect, tmp_p
     p = records("import", other, archive, check=False)
     assert p.returncode == 1 and "data.sha256 differs" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (other / "cxr" / "items").exists()
+    # Three imports at once (three Scripts/benchmark started together): every item once, complete, nothing left over.
+    shared = tmp_path / "shared"
+    procs = [subprocess.Popen([sys.executable, RECORDS, "import", str(shared), str(archive)], stderr=subprocess.PIPE) for _ in range(3)]
+    assert all(p.wait() == 0 for p in procs)
+    assert item_folders(shared / "cxr" / "items") == item_folders(first / "cxr" / "items")
+    leftovers = [f for _, dirs, files in os.walk(shared) for f in dirs + files if ".import-" in f or ".part-" in f]
+    assert leftovers == []
+    for f in item_folders(shared / "cxr" / "items"):
+        kept = sorted(n for n in os.listdir(first / "cxr" / "items" / f) if not n.endswith((".safetensors", ".npy")))
+        assert sorted(n for n in os.listdir(shared / "cxr" / "items" / f) if n != "carried.json") == kept
 
 
 def test_damaged_archive_is_one_line(tmp_path):
