@@ -8,8 +8,8 @@ import MedData
 /// not running) or that has not been touched for `claimTimeout` seconds is taken over. Any number of processes on
 /// any machines sharing the folder can run items this way (Slurm job arrays, Kubernetes Indexed Jobs).
 ///
-/// A store can travel without its weights: a finished item carried to another machine as its record only (its small
-/// files, `carried.json` naming what was left behind; `Scripts/benchmark-records`) counts as done, and is computed
+/// A store can travel without its weights: a finished item carried to another machine as its record only (every file
+/// but its weights and embeddings, which `carried.json` names; `Scripts/benchmark-records`) counts as done, and is computed
 /// again only when an item still to compute needs its artifacts (``PlanRunner``).
 public final class ItemStore: @unchecked Sendable {
     public let root: String
@@ -32,7 +32,7 @@ public final class ItemStore: @unchecked Sendable {
         return FileManager.default.fileExists(atPath: folder(stage, key), isDirectory: &dir) && dir.boolValue
     }
 
-    /// A finished item carried here as its record only: its weights (and other large files) stayed behind.
+    /// A finished item carried here as its record only: its weights and embeddings stayed behind.
     public func isCarried(_ stage: String, _ key: String) -> Bool {
         FileManager.default.fileExists(atPath: folder(stage, key) + "/" + Self.carriedFile)
     }
