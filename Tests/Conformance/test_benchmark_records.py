@@ -96,6 +96,18 @@ def test_import_refuses_other_phantom_data_and_never_overwrites(medselect, tmp_p
     p = records("import", other, archive, check=False)
     assert p.returncode == 1 and "data.sha256 differs" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (other / "cxr" / "items").exists()
+    # Imported before the phantom exists (as Scripts/benchmark does), then other data written: `check` refuses the
+    # folder with one line, and passes for the phantom the items came from.
+    late = tmp_path / "late"
+    records("import", late, archive)
+    medselect.run("phantom", "--benchmark", "cxr", "--preset", "graded", "--count", 6, "--size", 32, "--seed", 6,
+                  "--out", late / "cxr" / "data", "--quiet")
+    p = records("check", late, check=False)
+    assert p.returncode == 1 and "data.sha256 differs" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert str(late / "cxr" / "data") in p.stderr
+    os.rename(late / "cxr" / "data", tmp_path / "late-data-other")
+    os.symlink(first / "cxr" / "data", late / "cxr" / "data")
+    assert records("check", late).returncode == 0
     # Three imports at once (three Scripts/benchmark started together): every item once, complete, nothing left over.
     shared = tmp_path / "shared"
     procs = [subprocess.Popen([sys.executable, RECORDS, "import", str(shared), str(archive)], stderr=subprocess.PIPE) for _ in range(3)]
