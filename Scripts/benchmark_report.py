@@ -133,17 +133,26 @@ def load_protocol(run):
 
 
 def item_cost(run, folder):
-    """(CPU seconds, how known) of one item: its cost.json (measured), else the wall seconds of its training epochs in
-    history.csv (one-thread workers, an estimate), else None (an item computed before costs were recorded and without
-    epochs: selections, embeddings, scores, the site analysis; minutes, not hours)."""
+    """(CPU seconds, how known) of one item: its cost.json (measured, summed over every attempt), else the wall seconds
+    of its training epochs in history.csv (one-thread workers, an estimate), else None (an item computed before costs
+    were recorded and without epochs: selections, embeddings, scores, the site analysis; minutes, not hours).
+
+    A cost.json of an earlier version (no "attempts") covers only the attempt that finished the item; when its training
+    epochs (history.csv, every attempt's) took longer than that attempt, the item was resumed, and its CPU time is
+    estimated as the last attempt's CPU share of its wall time over all the epochs' wall time."""
     path = os.path.join(run, folder)
     cost = os.path.join(path, "cost.json")
+    history = os.path.join(path, "history.csv")
+    epochs = (sum(float(r["seconds"]) for r in csv.DictReader(open(history)) if r.get("seconds"))
+              if os.path.exists(history) else None)
     if os.path.exists(cost):
         record = json.load(open(cost))
+        wall = record.get("wall_seconds") or 0
+        if "attempts" not in record and epochs and wall > 0 and epochs > 1.1 * wall:
+            return record["cpu_seconds"] * epochs / wall, "estimated"
         return record["cpu_seconds"], "measured"
-    history = os.path.join(path, "history.csv")
-    if os.path.exists(history):
-        return sum(float(r["seconds"]) for r in csv.DictReader(open(history)) if r.get("seconds")), "estimated"
+    if epochs is not None:
+        return epochs, "estimated"
     return None, "unknown"
 
 
@@ -346,8 +355,10 @@ def main():
                                                                       "items_without_record": t["unknown"]}
         p("")
         p("Measured: the CPU time each item recorded when it was computed (cost.json: user + system time of its one-thread")
-        p("worker). Items computed before costs were recorded count the wall time of their training epochs (history.csv), an")
-        p("upper bound, since three one-thread workers shared two cores; items with neither (selections, embeddings, scores)")
+        p("worker, summed over the attempts of an item that was stopped and resumed). Items computed before costs were")
+        p("recorded count the wall time of their training epochs (history.csv), an upper bound, since three one-thread workers")
+        p("shared two cores; items resumed before attempts were summed count their last attempt's CPU share of its wall time")
+        p("over all their epochs (estimated); items with neither (selections, embeddings, scores)")
         p("take minutes. Items shared between the protocols of one benchmark (source model, site analysis) count once, in the")
         p("first protocol listed.")
         p("")

@@ -74,4 +74,36 @@ struct ItemStoreTests {
         _ = try PlanRunner.work([a], store: store) { _ in }
         #expect(computed == 1 && store.isCarried("a", "k"))
     }
+
+    @Test("an item's cost.json sums the CPU time of every attempt: an interrupted attempt's share is kept in the work folder and added by the attempt that finishes it")
+    func costSumsAttempts() throws {
+        let s = Scratch("cost-attempts"); defer { s.cleanup() }
+        let store = ItemStore(root: s.path)
+        struct Interrupted: Error {}
+        func burn(_ seconds: Double) {
+            let start = ItemCost.processCPUSeconds()
+            var x = 1.0
+            while ItemCost.processCPUSeconds() - start < seconds { for _ in 0..<10_000 { x = x * 1.000001 + 1e-9 } }
+            #expect(x > 0)
+        }
+        var attempt = 0
+        let a = PlanItem(id: ItemID(stage: "a", key: "k"), label: "a", dependencies: []) { folder in
+            attempt += 1
+            if attempt == 1 {
+                // The first attempt spends 0.4 s of CPU, lets the meter record it, and is interrupted.
+                burn(0.4)
+                let partial = folder + "/" + ItemCost.partialFileName
+                for _ in 0..<100 where (ItemCost.read(partial)?.cpuSeconds ?? 0) < 0.4 { Thread.sleep(forTimeInterval: 0.02) }
+                throw Interrupted()
+            }
+            burn(0.2)
+        }
+        #expect(throws: ItemFailure.self) { _ = try PlanRunner.work([a], store: store, costInterval: 0.05) { _ in } }
+        #expect(!store.isDone("a", "k"))
+        _ = try PlanRunner.work([a], store: store, costInterval: 0.05) { _ in }
+        let cost = try #require(ItemCost.read(store.folder("a", "k") + "/" + ItemCost.fileName))
+        #expect(attempt == 2 && cost.attempts == 2)
+        #expect(cost.cpuSeconds >= 0.6, "both attempts' CPU time: \(cost.cpuSeconds)")
+        #expect(!FileManager.default.fileExists(atPath: store.folder("a", "k") + "/" + ItemCost.partialFileName))
+    }
 }

@@ -11,7 +11,9 @@ public enum PlanRunner {
     /// Counts of a worker's pass.
     public struct Tally: Sendable { public var computed = 0, reused = 0, total = 0 }
 
-    public static func work(_ items: [PlanItem], store: ItemStore, pollInterval: TimeInterval = 0.5,
+    /// `costInterval`: how often an item's cost so far is kept in its work folder (``ItemCost/Meter``), for the attempt
+    /// that resumes it after an interruption.
+    public static func work(_ items: [PlanItem], store: ItemStore, pollInterval: TimeInterval = 0.5, costInterval: TimeInterval = 60,
                             log: (String) -> Void) throws -> Tally {
         var tally = Tally(total: items.count)
         tally.reused = items.filter { store.isDone($0.stage, $0.key) }.count
@@ -26,13 +28,12 @@ public enum PlanRunner {
                 log("[\(done + 1)/\(items.count)] \(item.label)")
                 do {
                     try store.compute(item.stage, item.key) { folder in
-                        let (cpu, wall) = (ItemCost.processCPUSeconds(), Date())
+                        let meter = ItemCost.Meter(folder: folder, threads: Compute.threads, interval: costInterval)
                         try item.compute(folder)
                         // A finished item is never resumed: the optimiser state kept for an exact resume (twice the
                         // checkpoint's size) goes before the item is published.
                         TrainingState.discardOptimizerState(folder: folder)
-                        try ItemCost(cpuSeconds: ItemCost.processCPUSeconds() - cpu, wallSeconds: Date().timeIntervalSince(wall),
-                                     threads: Compute.threads).write(to: folder)
+                        try meter.finish()
                     }
                 } catch {
                     throw ItemFailure(path: store.folder(item.stage, item.key), item: item.label, underlying: error)

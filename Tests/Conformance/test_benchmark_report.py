@@ -1,0 +1,53 @@
+"""Scripts/benchmark_report.py: the pieces of the results report that are computed in the script itself.
+
+Spearman's rank correlation against scipy, and each item's CPU cost from its records (cost.json, history.csv) against
+hand-computed values, including items resumed before cost.json summed the attempts.
+"""
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+spec = importlib.util.spec_from_file_location("benchmark_report", os.path.join(ROOT, "Scripts", "benchmark_report.py"))
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+
+
+def item(tmp_path, name, cost=None, epochs=None):
+    folder = tmp_path / "items" / name
+    folder.mkdir(parents=True)
+    if cost is not None:
+        (folder / "cost.json").write_text(json.dumps(cost))
+    if epochs is not None:
+        rows = ["epoch,train_loss,validation_dice,learning_rate,seconds"]
+        rows += [f"{i + 1},0.1,nan,0.001,{s}" for i, s in enumerate(epochs)]
+        (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    return f"items/{name}"
+
+
+def test_item_cost_from_its_records(tmp_path):
+    # Summed over attempts (cost.json with "attempts"): taken as measured, whatever the history says.
+    f = item(tmp_path, "summed", {"cpu_seconds": 300.0, "wall_seconds": 600.0, "threads": 1, "attempts": 3}, [100] * 30)
+    assert report.item_cost(tmp_path, f) == (300.0, "measured")
+    # Computed in one go by an earlier version: the epochs fit in the attempt's wall time, measured.
+    f = item(tmp_path, "one-go", {"cpu_seconds": 90.0, "wall_seconds": 200.0, "threads": 1}, [6] * 30)
+    assert report.item_cost(tmp_path, f) == (90.0, "measured")
+    # Resumed under an earlier version: the epochs took 3000 s, the last attempt 1000 s wall for 540 s CPU, so the
+    # item's CPU time is estimated as 540 x 3000 / 1000 = 1620 s.
+    f = item(tmp_path, "resumed", {"cpu_seconds": 540.0, "wall_seconds": 1000.0, "threads": 1}, [50] * 60)
+    value, how = report.item_cost(tmp_path, f)
+    assert how == "estimated" and value == pytest.approx(1620.0)
+    # No cost record: the epochs' wall time; neither: unknown.
+    f = item(tmp_path, "old", None, [10, 12.5])
+    assert report.item_cost(tmp_path, f) == (22.5, "estimated")
+    f = item(tmp_path, "selection")
+    assert report.item_cost(tmp_path, f) == (None, "unknown")
+
+
+def test_spearman_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    x, y = [0.1, 0.4, 0.4, 0.9, 0.3, 0.7], [3, 1, 2, 2, 5, 0]
+    assert report.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert report.spearman([1, 2], [2, 1]) is None
