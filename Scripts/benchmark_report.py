@@ -138,8 +138,8 @@ def item_cost(run, folder):
     were recorded and without epochs: selections, embeddings, scores, the site analysis; minutes, not hours).
 
     A cost.json of an earlier version (no "attempts") covers only the attempt that finished the item; when its training
-    epochs (history.csv, every attempt's) took longer than that attempt, the item was resumed, and its CPU time is
-    estimated as the last attempt's CPU share of its wall time over all the epochs' wall time."""
+    epochs (history.csv, every attempt's) add up to more than that attempt's wall time, the item was resumed, and its
+    CPU time is estimated as the last attempt's CPU share of its wall time over all the epochs' wall time."""
     path = os.path.join(run, folder)
     cost = os.path.join(path, "cost.json")
     history = os.path.join(path, "history.csv")
@@ -148,7 +148,7 @@ def item_cost(run, folder):
     if os.path.exists(cost):
         record = json.load(open(cost))
         wall = record.get("wall_seconds") or 0
-        if "attempts" not in record and epochs and wall > 0 and epochs > 1.1 * wall:
+        if "attempts" not in record and epochs and wall > 0 and epochs > wall:
             return record["cpu_seconds"] * epochs / wall, "estimated"
         return record["cpu_seconds"], "measured"
     if epochs is not None:
