@@ -137,9 +137,10 @@ def item_cost(run, folder):
     of its training epochs in history.csv (one-thread workers, an estimate), else None (an item computed before costs
     were recorded and without epochs: selections, embeddings, scores, the site analysis; minutes, not hours).
 
-    A cost.json of an earlier version (no "attempts") covers only the attempt that finished the item; when its training
-    epochs (history.csv, every attempt's) add up to more than that attempt's wall time, the item was resumed, and its
-    CPU time is estimated as the last attempt's CPU share of its wall time over all the epochs' wall time."""
+    The training epochs (history.csv, every attempt's) of an item fit in its recorded wall time unless an attempt went
+    uncounted: one of an earlier version's workers (whose cost.json covered only the attempt that finished the item), or
+    the last minute of a killed attempt. Then its CPU time is estimated as the record's CPU share of its wall time over
+    all the epochs' wall time."""
     path = os.path.join(run, folder)
     cost = os.path.join(path, "cost.json")
     history = os.path.join(path, "history.csv")
@@ -148,7 +149,7 @@ def item_cost(run, folder):
     if os.path.exists(cost):
         record = json.load(open(cost))
         wall = record.get("wall_seconds") or 0
-        if "attempts" not in record and epochs and wall > 0 and epochs > wall:
+        if epochs and wall > 0 and epochs > wall:
             return record["cpu_seconds"] * epochs / wall, "estimated"
         return record["cpu_seconds"], "measured"
     if epochs is not None:
@@ -357,8 +358,8 @@ def main():
         p("Measured: the CPU time each item recorded when it was computed (cost.json: user + system time of its one-thread")
         p("worker, summed over the attempts of an item that was stopped and resumed). Items computed before costs were")
         p("recorded count the wall time of their training epochs (history.csv), an upper bound, since three one-thread workers")
-        p("shared two cores; items resumed before attempts were summed count their last attempt's CPU share of its wall time")
-        p("over all their epochs (estimated); items with neither (selections, embeddings, scores)")
+        p("shared two cores; items whose epochs outlast their record (resumed under a version that counted the last attempt")
+        p("only) count the record's CPU share of its wall time over all their epochs (estimated); items with neither (selections, embeddings, scores)")
         p("take minutes. Items shared between the protocols of one benchmark (source model, site analysis) count once, in the")
         p("first protocol listed.")
         p("")

@@ -28,9 +28,12 @@ def item(tmp_path, name, cost=None, epochs=None):
 
 
 def test_item_cost_from_its_records(tmp_path):
-    # Summed over attempts (cost.json with "attempts"): taken as measured, whatever the history says.
-    f = item(tmp_path, "summed", {"cpu_seconds": 300.0, "wall_seconds": 600.0, "threads": 1, "attempts": 3}, [100] * 30)
+    # Summed over three attempts whose epochs (450 s) fit in the recorded wall time: measured.
+    f = item(tmp_path, "summed", {"cpu_seconds": 300.0, "wall_seconds": 600.0, "threads": 1, "attempts": 3}, [15] * 30)
     assert report.item_cost(tmp_path, f) == (300.0, "measured")
+    # An attempt started by an earlier version's worker and finished by this one: 900 s of epochs in 600 s recorded.
+    f = item(tmp_path, "half-counted", {"cpu_seconds": 300.0, "wall_seconds": 600.0, "threads": 1, "attempts": 1}, [30] * 30)
+    assert report.item_cost(tmp_path, f) == (pytest.approx(450.0), "estimated")
     # Computed in one go by an earlier version: the epochs fit in the attempt's wall time, measured.
     f = item(tmp_path, "one-go", {"cpu_seconds": 90.0, "wall_seconds": 200.0, "threads": 1}, [6] * 30)
     assert report.item_cost(tmp_path, f) == (90.0, "measured")
