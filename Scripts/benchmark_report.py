@@ -97,7 +97,9 @@ def strategy_key(row, several_budgets):
     return key
 
 
-def load_protocol(run):
+def load_protocol(run, reference=None):
+    """The protocol's results per strategy; percent_of_full against its own full-data reference, else `reference` (the
+    XSSR protocol's on the same data and held-out cases, for protocols that train none)."""
     results = json.load(open(os.path.join(run, "results.json")))
     rows = list(csv.DictReader(open(os.path.join(run, "results.csv"))))
     budgets = {r["budget"] for r in rows if r["strategy"] not in ("none",) and not r["strategy"].startswith("full")}
@@ -126,7 +128,7 @@ def load_protocol(run):
                          "_per_site": {}}
     for r in rows:
         strategies[strategy_key(r, several)]["_per_site"].setdefault(r["site"], []).append(float(r["dice"]))
-    full = strategies.get("full", {}).get("dice_mean")
+    full = strategies.get("full", {}).get("dice_mean") or reference
     for v in strategies.values():
         v["percent_of_full"] = 100 * v["dice_mean"] / full if full and v["dice_mean"] is not None else None
     return results, rows, strategies, several
@@ -196,13 +198,17 @@ def main():
         entry = {"protocols": {}}
         doc["benchmarks"][b] = entry
         counted = set()
+        reference = None   # the XSSR protocol's full-data Dice: what the protocols without their own are a share of
         p(f"## {NAMES.get(b, b)}: source {SOURCES.get(b, '?')}")
         p("")
         for proto in ["xssr", "coldstart-al", "hssl"]:
             run = os.path.join(bdir, proto)
             if not os.path.exists(os.path.join(run, "results.json")):
                 continue
-            results, rows, strategies, several = load_protocol(run)
+            results, rows, strategies, several = load_protocol(run, reference)
+            own_full = "full" in strategies
+            if proto == "xssr" and own_full:
+                reference = strategies["full"]["dice_mean"]
             modes, distance = phantom_facts(os.path.join(bdir, "data"))
             mode_dice, mode_count = by_mode(run, modes, several)
             shift = measured_shift(bdir)
@@ -231,6 +237,7 @@ def main():
             entry["protocols"][proto] = {
                 "seeds": sorted({int(r["seed"]) for r in rows}), "pool": results["pool_cases"], "held_out": results["held_out_cases"],
                 "budget_labels": first["labeled"] if first else None,
+                "full_reference": "this protocol" if own_full else ("xssr protocol" if reference else None),
                 "strategies": {k: dict({x: v[x] for x in ["dice_mean", "dice_sd", "hd95_mean", "percent_of_full", "labeled", "alpha"]},
                                        dice_by_mode=mode_dice.get(k, {}), spearman_site_dice=correlation[k]) for k, v in strategies.items()},
                 "held_out_cases_by_mode": mode_count,
@@ -246,6 +253,10 @@ def main():
                 alpha = ", ".join(f"{x:g}" for x in v["alpha"]) if v["alpha"] else ""
                 p(f"| {k} | {v['labeled']} | {fmt(v['dice_mean'])} | {fmt(v['dice_sd'])} | {fmt(v['hd95_mean'], 1)} | {fmt(v['percent_of_full'], 1)} | {alpha} |")
             p("")
+            if not own_full and reference:
+                p(f"% of full-data Dice: of the XSSR protocol's full-data reference above ({fmt(reference)}: fine-tuned from the "
+                  "source model on the whole pool, scored on the same held-out cases); this protocol trains none of its own.")
+                p("")
             sites = sorted({r["site"] for r in rows})
             p("Dice per target site (mean over seeds):")
             p("")

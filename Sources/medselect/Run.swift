@@ -35,6 +35,7 @@ struct Run: ParsableCommand {
     @Option(help: "--preset: budget (and budget per active-learning round), a share such as 5% or a count.") var budget = Budget.share(5)
     @Option(help: "--preset: strategies to add (comma-separated, e.g. typiclust,probcover).") var addStrategies: String?
     @Option(help: "--preset: epochs of the encoder's pretraining (default: MAE 100, HSSL twice --epochs).") var pretrainEpochs: Int?
+    @Flag(inversion: .prefixedNo, help: "--preset: train the full-data reference (the whole target pool, per seed); --no-full-data when another run on the same data gives it.") var fullData = true
     @Option(help: "Run folder (shared by all workers).") var out: String
     @Option(help: "Local worker processes.") var workers = 1
     @Flag(help: "Be one worker: compute ready items until none is left (for job arrays).") var worker = false
@@ -170,6 +171,7 @@ struct Run: ParsableCommand {
         o.budget = budget.description
         o.extraStrategies = (addStrategies ?? "").split(separator: ",").map(String.init)
         o.pretrainEpochs = pretrainEpochs
+        o.fullData = fullData
         let json = try ExperimentPresets.configuration(preset!, o)
         let text = String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
         let path = out + "/experiment.json"

@@ -241,6 +241,16 @@ struct RunCLITests {
         #expect(labels.filter { $0.hasPrefix("HSSL pretraining") }.sorted() == ["HSSL pretraining on every site", "HSSL pretraining on every site as one domain"])
         #expect(labels.filter { $0.hasPrefix("full-data reference") } == ["full-data reference, seed 0", "full-data reference, seed 1"])
         #expect(labels.filter { $0.hasPrefix("fine-tune on random@single-domain") }.count == 2)
+        // --no-full-data: the same plan without the full-data references; every other item keeps its key.
+        let without = try Tool.run(["run", "--preset", "hssl", "--data", larger, "--source-sites", "MCU", "--size", "32", "--budget", "5%", "--seeds", "0,1",
+                                    "--pretrain-epochs", "7", "--no-full-data", "--out", s.file("h2"), "--plan-only"])
+        #expect(without.status == 0, "\(without.stderr)")
+        let w = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.file("h2/experiment.json")))) as? [String: Any]
+        #expect(w?["full_data"] as? Bool == false)
+        let items = { (text: String) in Set(text.split(separator: "\n").filter { $0.hasPrefix("to do") }.map { String($0.split(separator: "\t")[1]) }) }
+        let full = Set(hssl.stdout.split(separator: "\n").filter { $0.hasSuffix("\tfull-data reference, seed 0") || $0.hasSuffix("\tfull-data reference, seed 1") }
+            .map { String($0.split(separator: "\t")[1]) })
+        #expect(full.count == 2 && items(without.stdout) == items(hssl.stdout).subtracting(full))
     }
 
     @Test("HSSL in an experiment: the U-Net pretrained on every site, each selection trained from scratch and from the pretrained weights (strategy@pretrained); pretrained without hssl refused")

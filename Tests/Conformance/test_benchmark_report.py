@@ -54,3 +54,31 @@ def test_spearman_against_scipy():
     x, y = [0.1, 0.4, 0.4, 0.9, 0.3, 0.7], [3, 1, 2, 2, 5, 0]
     assert report.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
     assert report.spearman([1, 2], [2, 1]) is None
+
+
+def protocol(tmp_path, name, rows):
+    run = tmp_path / name
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"pool_cases": 40, "held_out_cases": 10}))
+    lines = ["strategy,budget,seed,round,site,labeled,cases,dice,hd95,assd,selection"]
+    lines += [f"{s},{b},{seed},0,{site},{n},5,{d},3.0,1.0," for s, b, seed, site, n, d in rows]
+    (run / "results.csv").write_text("\n".join(lines) + "\n")
+    return str(run)
+
+
+def test_percent_of_full_own_reference_or_the_xssr_protocols(tmp_path):
+    # Dice is the mean over sites per seed, then over seeds: random (0.6 + 0.8) / 2 = 0.7 and (0.8 + 1.0) / 2 = 0.9,
+    # mean 0.8; full 0.9 and 0.95, mean 0.925.
+    xssr = protocol(tmp_path, "xssr", [("random", "5%", 0, "A", 2, 0.6), ("random", "5%", 0, "B", 2, 0.8),
+                                       ("random", "5%", 1, "A", 2, 0.8), ("random", "5%", 1, "B", 2, 1.0),
+                                       ("full", "100%", 0, "A", 40, 0.9), ("full", "100%", 0, "B", 40, 0.9),
+                                       ("full", "100%", 1, "A", 40, 0.95), ("full", "100%", 1, "B", 40, 0.95)])
+    _, _, strategies, _ = report.load_protocol(xssr, reference=0.5)   # its own reference wins
+    assert strategies["random"]["dice_mean"] == pytest.approx(0.8)
+    assert strategies["random"]["percent_of_full"] == pytest.approx(100 * 0.8 / 0.925)
+    # A protocol without a full-data run: a share of the reference given, or none without one.
+    hssl = protocol(tmp_path, "hssl", [("random", "5%", 0, "A", 2, 0.5), ("random", "5%", 0, "B", 2, 0.7)])
+    _, _, strategies, _ = report.load_protocol(hssl, reference=0.925)
+    assert strategies["random"]["percent_of_full"] == pytest.approx(100 * 0.6 / 0.925)
+    _, _, strategies, _ = report.load_protocol(hssl)
+    assert strategies["random"]["percent_of_full"] is None

@@ -23,6 +23,9 @@ public enum ExperimentPresets {
         /// Epochs of the encoder's pretraining (default: the MAE's 100; HSSL twice the fine-tuning epochs). A volume
         /// gives up to 16 slices, so a 3D benchmark may want fewer epochs for the same number of steps.
         public var pretrainEpochs: Int? = nil
+        /// Train the preset's full-data reference (the whole target pool, per seed). Off when another protocol on the
+        /// same data already gives the reference that results are a share of (Scripts/benchmark's HSSL runs).
+        public var fullData = true
         public init(data: String, sourceSites: [String]) { self.data = data; self.sourceSites = sourceSites }
     }
 
@@ -68,6 +71,7 @@ public enum ExperimentPresets {
         default:
             throw DataError.badConfiguration(path: "--preset \(name)", reason: "unknown preset (\(names.joined(separator: ", ")))")
         }
+        if !o.fullData { config["full_data"] = false }
         return config
     }
 }
