@@ -374,7 +374,9 @@ def main():
         p("take minutes. Items shared between the protocols of one benchmark (source model, site analysis) count once, in the")
         p("first protocol listed.")
         p("")
-        p("Computed on: " + "; ".join(f"{n} items on {m}" for m, n in sorted(machines.items(), key=lambda x: -x[1])) + ". The run")
+        p("Computed on: " + "; ".join(f"{n} items whose processor was not recorded (computed before cost.json named it)"
+                                       if m == "not recorded" else f"{n} items on {m}"
+                                       for m, n in sorted(machines.items(), key=lambda x: -x[1])) + ". The run")
         p("went on over several sessions, each on the machine it got; items carried between machines travel as their records")
         p("(Scripts/benchmark-records), and weights that later items needed were computed again on the machine that needed them.")
         p("")
