@@ -159,10 +159,13 @@ def item_cost(run, folder):
     return None, "unknown"
 
 
+UNRECORDED = "not recorded"  # item_machine's answer for items of earlier versions; results.json's computed_on key
+
+
 def item_machine(run, folder):
     """The processor an item was computed on (cost.json's machine; absent in items of earlier versions)."""
     cost = os.path.join(run, folder, "cost.json")
-    return (json.load(open(cost)).get("machine") if os.path.exists(cost) else None) or "not recorded"
+    return (json.load(open(cost)).get("machine") if os.path.exists(cost) else None) or UNRECORDED
 
 
 def verdict(c):
@@ -375,7 +378,7 @@ def main():
         p("first protocol listed.")
         p("")
         p("Computed on: " + "; ".join(f"{n} items whose processor was not recorded (computed before cost.json named it)"
-                                       if m == "not recorded" else f"{n} items on {m}"
+                                       if m == UNRECORDED else f"{n} items on {m}"
                                        for m, n in sorted(machines.items(), key=lambda x: -x[1])) + ". The run")
         p("went on over several sessions, each on the machine it got; items carried between machines travel as their records")
         p("(Scripts/benchmark-records), and weights that later items needed were computed again on the machine that needed them.")
